@@ -1,0 +1,131 @@
+//! Wiring: a data directory becomes a catalog, a blob store, a service, its
+//! background workers, and a listening server.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::blobs::{BlobStore, LocalBlobStore};
+use crate::catalog::Catalog;
+use crate::catalog::sqlite::SqliteCatalog;
+use crate::model::time::now_ms;
+use crate::service::{ServiceConfig, VaultService, admin, reclaim};
+
+/// How often batched access counts are written.
+const ACCESS_FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+pub struct Stores {
+    pub catalog: Arc<dyn Catalog>,
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+/// Opens the embedded stores of a data directory, creating it if needed.
+pub async fn open_data_dir(dir: &Path) -> anyhow::Result<Stores> {
+    tokio::fs::create_dir_all(dir)
+        .await
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    let catalog = SqliteCatalog::open(&dir.join("catalog.sqlite")).await?;
+    let blobs = LocalBlobStore::open(dir).await?;
+    Ok(Stores {
+        catalog: Arc::new(catalog),
+        blobs: Arc::new(blobs),
+    })
+}
+
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub public_url: Option<String>,
+    pub max_upload_bytes: u64,
+    pub reclaim_interval: Duration,
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+    let stores = open_data_dir(&opts.data_dir).await?;
+    if let Some(key) = admin::bootstrap(stores.catalog.as_ref()).await? {
+        println!(
+            "Created organization \"{}\". Its ACCOUNT API key, shown only this once:\n{key}",
+            admin::DEFAULT_ORG
+        );
+    }
+    // One server owns an embedded data directory, so upload intents left in
+    // it belong to a process that is gone: their blobs are reclaimed.
+    let orphans = stores.catalog.requeue_upload_intents(now_ms() + 1).await?;
+    if orphans > 0 {
+        tracing::warn!(
+            orphans,
+            "uploads interrupted by a previous stop will be reclaimed"
+        );
+    }
+    let signer = admin::signer(stores.catalog.as_ref()).await?;
+
+    let listener = TcpListener::bind(&opts.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", opts.listen))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let public_url = opts
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let service = VaultService::new(
+        stores.catalog.clone(),
+        stores.blobs.clone(),
+        signer,
+        ServiceConfig {
+            public_url: public_url.clone(),
+            max_upload_bytes: opts.max_upload_bytes,
+        },
+    );
+    tokio::spawn(reclaim::run_worker(service.clone(), opts.reclaim_interval));
+    tokio::spawn(flush_access_counts(service.clone()));
+
+    println!("vaultplus listening on http://{addr} (public URL {public_url})");
+    tracing::info!(%addr, data_dir = %opts.data_dir.display(), "serving");
+    axum::serve(listener, crate::http::router(service.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    // Counts gathered since the last flush are written before exit.
+    service.access().flush(stores.catalog.as_ref()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn flush_access_counts(service: VaultService) {
+    let mut tick = tokio::time::interval(ACCESS_FLUSH_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(e) = service.access().flush(service.catalog().as_ref()).await {
+            tracing::warn!(error = %format!("{e:#}"), "cannot write access counts; will retry");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,55 @@
+//! Where the bytes live. The catalog says what exists; a blob store only
+//! holds bytes under opaque keys that vaultplus itself generates (never a
+//! client string), so no request can steer a path.
+
+pub mod local;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+pub use local::LocalBlobStore;
+
+/// A body to store, as it arrives.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// What a completed write produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutOutcome {
+    pub size_bytes: u64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    #[error("the body is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("the body ended early or could not be read: {0}")]
+    Body(String),
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+/// An open blob: its length and a stream of the requested bytes.
+pub struct BlobRead {
+    pub len: u64,
+    pub body: ByteStream,
+}
+
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Proves the store is reachable and writable (health checks).
+    async fn ping(&self) -> anyhow::Result<()>;
+    /// Streams `body` under `key`, at most `limit` bytes, hashing as it goes.
+    /// The blob becomes visible under `key` only once complete and durable;
+    /// on any error nothing is left behind under `key`.
+    async fn put(&self, key: &str, body: ByteStream, limit: u64) -> Result<PutOutcome, PutError>;
+    /// Opens `len` bytes from `offset` (the whole blob when `range` is None).
+    /// None when the blob does not exist.
+    async fn get(&self, key: &str, range: Option<(u64, u64)>) -> anyhow::Result<Option<BlobRead>>;
+    /// Deletes the blob; deleting a missing blob succeeds.
+    async fn delete(&self, key: &str) -> anyhow::Result<()>;
+    /// Every key held (consistency checks).
+    async fn list(&self) -> anyhow::Result<Vec<String>>;
+}

@@ -1,0 +1,150 @@
+//! The catalog: every piece of metadata vaultplus keeps (organizations, keys,
+//! connections, media, variants, reclaim work) behind one trait. SQLite is
+//! the embedded default; every backend must pass the shared conformance
+//! suite in [`conformance`].
+
+pub mod conformance;
+pub mod derive;
+pub mod query;
+pub mod sqlite;
+pub mod types;
+
+use async_trait::async_trait;
+
+pub use query::{MediaQuery, QueryPage, SortKey, SortValue};
+pub use types::*;
+
+use crate::model::{ConnectionId, Label, MediaId, OrgName, SettingsPatch, VaultPlusSettings};
+
+pub type Result<T> = anyhow::Result<T>;
+
+#[async_trait]
+pub trait Catalog: Send + Sync + 'static {
+    /// A cheap round trip proving the catalog answers (health checks).
+    async fn ping(&self) -> Result<()>;
+
+    // --- organizations ---------------------------------------------------
+    /// Returns the organization, creating it with these settings if absent.
+    /// The flag tells whether it was created by this call.
+    async fn ensure_org(
+        &self,
+        name: &OrgName,
+        defaults: &VaultPlusSettings,
+        auto_enable: bool,
+        now: i64,
+    ) -> Result<(Org, bool)>;
+    async fn org(&self, id: OrgId) -> Result<Option<Org>>;
+    async fn org_by_name(&self, name: &OrgName) -> Result<Option<Org>>;
+    async fn list_orgs(&self) -> Result<Vec<Org>>;
+    /// Stores new org settings. When `push` is given, the fields it sets are
+    /// also dropped from every connection's overrides, in the same
+    /// transaction; the answer is the number of connections of the org.
+    async fn update_org_settings(
+        &self,
+        id: OrgId,
+        auto_enable: bool,
+        defaults: &VaultPlusSettings,
+        push: Option<&SettingsPatch>,
+        now: i64,
+    ) -> Result<u64>;
+
+    // --- API keys --------------------------------------------------------
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>>;
+    async fn list_api_keys(&self, org: Option<OrgId>) -> Result<Vec<ApiKeyRecord>>;
+    /// Marks the key revoked; false when no such live key exists.
+    async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool>;
+
+    // --- URL signing keys ------------------------------------------------
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
+    /// Inserts the key unless one with its ID exists (several nodes may race
+    /// to create the first key); the answer tells whether it was inserted.
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool>;
+
+    // --- connections -----------------------------------------------------
+    /// Registers a connection; false when the org already has it.
+    async fn insert_connection(
+        &self,
+        org: OrgId,
+        id: &ConnectionId,
+        enabled: bool,
+        now: i64,
+    ) -> Result<bool>;
+    async fn connection(&self, org: OrgId, id: &ConnectionId) -> Result<Option<Connection>>;
+    async fn list_connections(
+        &self,
+        org: OrgId,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<Connection>>;
+    /// Applies a settings change; with `purge` the connection's media is
+    /// purged in the same transaction. None when the connection is unknown.
+    async fn update_connection(
+        &self,
+        org: OrgId,
+        id: &ConnectionId,
+        change: &ConnectionChange,
+        now: i64,
+    ) -> Result<Option<(Connection, Option<PurgeOutcome>)>>;
+    /// Retires the connection's current scope (all its media at once) and
+    /// gives it a fresh, empty one. None when the connection is unknown.
+    async fn purge_connection(
+        &self,
+        org: OrgId,
+        id: &ConnectionId,
+        now: i64,
+    ) -> Result<Option<PurgeOutcome>>;
+    /// Purges, then deletes the connection. None when it is unknown.
+    async fn remove_connection(
+        &self,
+        org: OrgId,
+        id: &ConnectionId,
+        now: i64,
+    ) -> Result<Option<PurgeOutcome>>;
+    async fn scope_totals(&self, scope: ScopeId) -> Result<ScopeTotals>;
+    async fn org_totals(&self, org: OrgId) -> Result<OrgTotals>;
+
+    // --- media -------------------------------------------------------------
+    /// The items among `ids` that have at least one non-removed variant,
+    /// with those variants, in no particular order.
+    async fn media(&self, scope: ScopeId, ids: &[MediaId]) -> Result<Vec<MediaRecord>>;
+    async fn query_media(&self, scope: ScopeId, query: &MediaQuery) -> Result<QueryPage>;
+    /// Deletes every variant of the item and queues their bytes.
+    async fn delete_media(&self, scope: ScopeId, id: &MediaId) -> Result<DeleteOutcome>;
+
+    // --- uploads -----------------------------------------------------------
+    /// Records that bytes are being written under `blob_key`, so that a
+    /// crash mid-write leaves a blob the next start can find and delete.
+    async fn begin_upload(&self, scope: ScopeId, blob_key: &str, now: i64) -> Result<()>;
+    /// Makes a fully written blob the stored variant, atomically, provided
+    /// the scope is still the connection's current one.
+    async fn commit_upload(&self, upload: &NewStoredVariant) -> Result<CommitOutcome>;
+    /// Gives up an upload: its blob goes to the reclaim queue.
+    async fn abort_upload(&self, blob_key: &str, now: i64) -> Result<()>;
+    /// Moves upload intents begun before `started_before` to the reclaim
+    /// queue (their writer is gone). Returns how many.
+    async fn requeue_upload_intents(&self, started_before: i64) -> Result<u64>;
+
+    // --- delivery ----------------------------------------------------------
+    /// The variant, if it is stored in a scope that is still current.
+    async fn deliverable_variant(
+        &self,
+        scope: ScopeId,
+        media: &MediaId,
+        label: &Label,
+    ) -> Result<Option<VariantRecord>>;
+    /// Adds batched access counts; hits on variants that are gone are dropped.
+    async fn record_accesses(&self, hits: &[AccessHit]) -> Result<()>;
+
+    // --- reclaim -----------------------------------------------------------
+    /// Moves up to `limit` variants of one retired scope into the blob
+    /// reclaim queue and deletes their records; drops the scope once empty.
+    /// Returns the number of records handled (0: nothing retired is left).
+    async fn drain_retired_scope(&self, limit: u64) -> Result<u64>;
+    async fn queued_blob_deletions(&self, limit: u64) -> Result<Vec<String>>;
+    async fn forget_blob_deletions(&self, keys: &[String]) -> Result<()>;
+    async fn reclaim_backlog(&self) -> Result<ReclaimBacklog>;
+    /// Every blob key the catalog accounts for (variants, reclaim queue,
+    /// upload intents). Used by consistency checks.
+    async fn referenced_blob_keys(&self) -> Result<Vec<String>>;
+}

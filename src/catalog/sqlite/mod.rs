@@ -1,0 +1,284 @@
+//! The embedded catalog: one SQLite file in WAL mode.
+//!
+//! Writes go through a single pooled connection and open with
+//! `BEGIN IMMEDIATE`, so transactions in this process queue instead of
+//! failing with SQLITE_BUSY; other processes on the same file (the CLI while
+//! the server runs) wait on the busy timeout. Reads use their own pool and
+//! run beside the writer, as WAL allows.
+
+mod accounts;
+mod media;
+mod reclaim;
+mod rows;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use super::*;
+use crate::model::time::now_ms;
+
+pub struct SqliteCatalog {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteCatalog {
+    /// Opens (creating if needed) the catalog file and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before it is answered, so a power
+            // cut loses nothing that a client was told is stored.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("cannot open the catalog at {}", path.display()))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .context("cannot apply catalog migrations")?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    async fn tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn ensure_org(
+        &self,
+        name: &OrgName,
+        defaults: &VaultPlusSettings,
+        auto_enable: bool,
+        now: i64,
+    ) -> Result<(Org, bool)> {
+        let mut tx = self.tx().await?;
+        let out = accounts::ensure_org(&mut tx, name, defaults, auto_enable, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn org(&self, id: OrgId) -> Result<Option<Org>> {
+        accounts::org_where(&self.reader, "id = ?", &id.to_string()).await
+    }
+
+    async fn org_by_name(&self, name: &OrgName) -> Result<Option<Org>> {
+        accounts::org_where(&self.reader, "name = ?", name.as_str()).await
+    }
+
+    async fn list_orgs(&self) -> Result<Vec<Org>> {
+        accounts::list_orgs(&self.reader).await
+    }
+
+    async fn update_org_settings(
+        &self,
+        id: OrgId,
+        auto_enable: bool,
+        defaults: &VaultPlusSettings,
+        push: Option<&SettingsPatch>,
+        now: i64,
+    ) -> Result<u64> {
+        let mut tx = self.tx().await?;
+        let n =
+            accounts::update_org_settings(&mut tx, id, auto_enable, defaults, push, now).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        accounts::insert_api_key(&self.writer, key).await
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        accounts::api_key(&self.reader, id).await
+    }
+
+    async fn list_api_keys(&self, org: Option<OrgId>) -> Result<Vec<ApiKeyRecord>> {
+        accounts::list_api_keys(&self.reader, org).await
+    }
+
+    async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool> {
+        accounts::revoke_api_key(&self.writer, id, now).await
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+        accounts::signing_keys(&self.reader).await
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool> {
+        accounts::insert_signing_key(&self.writer, key).await
+    }
+
+    async fn insert_connection(
+        &self,
+        org: OrgId,
+        id: &ConnectionId,
+        enabled: bool,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.tx().await?;
+        let inserted = accounts::insert_connection(&mut tx, org, id, enabled, now).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn connection(&self, org: OrgId, id: &ConnectionId) -> Result<Option<Connection>> {
+        accounts::connection(&self.reader, org, id.as_str()).await
+    }
+
+    async fn list_connections(
+        &self,
+        org: OrgId,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<Connection>> {
+        accounts::list_connections(&self.reader, org, offset, limit).await
+    }
+
+    async fn update_connection(
+        &self,
+        org: OrgId,
+        id: &ConnectionId,
+        change: &ConnectionChange,
+        now: i64,
+    ) -> Result<Option<(Connection, Option<PurgeOutcome>)>> {
+        let mut tx = self.tx().await?;
+        let out = accounts::update_connection(&mut tx, org, id, change, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn purge_connection(
+        &self,
+        org: OrgId,
+        id: &ConnectionId,
+        now: i64,
+    ) -> Result<Option<PurgeOutcome>> {
+        let mut tx = self.tx().await?;
+        let out = accounts::purge_connection(&mut tx, org, id, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn remove_connection(
+        &self,
+        org: OrgId,
+        id: &ConnectionId,
+        now: i64,
+    ) -> Result<Option<PurgeOutcome>> {
+        let mut tx = self.tx().await?;
+        let out = accounts::remove_connection(&mut tx, org, id, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn scope_totals(&self, scope: ScopeId) -> Result<ScopeTotals> {
+        accounts::scope_totals(&self.reader, scope).await
+    }
+
+    async fn org_totals(&self, org: OrgId) -> Result<OrgTotals> {
+        accounts::org_totals(&self.reader, org).await
+    }
+
+    async fn media(&self, scope: ScopeId, ids: &[MediaId]) -> Result<Vec<MediaRecord>> {
+        media::media(&self.reader, scope, ids).await
+    }
+
+    async fn query_media(&self, scope: ScopeId, query: &MediaQuery) -> Result<QueryPage> {
+        media::query_media(&self.reader, scope, query).await
+    }
+
+    async fn delete_media(&self, scope: ScopeId, id: &MediaId) -> Result<DeleteOutcome> {
+        let mut tx = self.tx().await?;
+        let out = media::delete_media(&mut tx, scope, id, now_ms()).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn begin_upload(&self, scope: ScopeId, blob_key: &str, now: i64) -> Result<()> {
+        media::begin_upload(&self.writer, scope, blob_key, now).await
+    }
+
+    async fn commit_upload(&self, upload: &NewStoredVariant) -> Result<CommitOutcome> {
+        let mut tx = self.tx().await?;
+        let out = media::commit_upload(&mut tx, upload).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn abort_upload(&self, blob_key: &str, now: i64) -> Result<()> {
+        let mut tx = self.tx().await?;
+        media::abort_upload(&mut tx, blob_key, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn requeue_upload_intents(&self, started_before: i64) -> Result<u64> {
+        let mut tx = self.tx().await?;
+        let n = media::requeue_upload_intents(&mut tx, started_before, now_ms()).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn deliverable_variant(
+        &self,
+        scope: ScopeId,
+        media: &MediaId,
+        label: &Label,
+    ) -> Result<Option<VariantRecord>> {
+        media::deliverable_variant(&self.reader, scope, media, label).await
+    }
+
+    async fn record_accesses(&self, hits: &[AccessHit]) -> Result<()> {
+        let mut tx = self.tx().await?;
+        media::record_accesses(&mut tx, hits).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn drain_retired_scope(&self, limit: u64) -> Result<u64> {
+        let mut tx = self.tx().await?;
+        let n = reclaim::drain_retired_scope(&mut tx, limit, now_ms()).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn queued_blob_deletions(&self, limit: u64) -> Result<Vec<String>> {
+        reclaim::queued_blob_deletions(&self.reader, limit).await
+    }
+
+    async fn forget_blob_deletions(&self, keys: &[String]) -> Result<()> {
+        reclaim::forget_blob_deletions(&self.writer, keys).await
+    }
+
+    async fn reclaim_backlog(&self) -> Result<ReclaimBacklog> {
+        reclaim::reclaim_backlog(&self.reader).await
+    }
+
+    async fn referenced_blob_keys(&self) -> Result<Vec<String>> {
+        reclaim::referenced_blob_keys(&self.reader).await
+    }
+}

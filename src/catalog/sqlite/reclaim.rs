@@ -1,0 +1,112 @@
+//! Reclaim bookkeeping: draining retired scopes into the blob queue, and the
+//! queue itself.
+
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+
+use crate::catalog::{ReclaimBacklog, Result};
+
+pub async fn drain_retired_scope(
+    tx: &mut Transaction<'static, Sqlite>,
+    limit: u64,
+    now: i64,
+) -> Result<u64> {
+    let Some(row) = sqlx::query(
+        "SELECT id FROM scopes WHERE retired_at IS NOT NULL ORDER BY retired_at, id LIMIT 1",
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(0);
+    };
+    let scope: i64 = row.try_get("id")?;
+    let limit = limit.max(1) as i64;
+
+    let moved = sqlx::query(
+        "INSERT INTO reclaim_blobs (blob_key, queued_at) \
+         SELECT blob_key, ? FROM variants WHERE rowid IN \
+           (SELECT rowid FROM variants WHERE scope_id = ? LIMIT ?) AND blob_key IS NOT NULL \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(now)
+    .bind(scope)
+    .bind(limit)
+    .execute(&mut **tx)
+    .await?;
+    let _ = moved;
+    let variants = sqlx::query(
+        "DELETE FROM variants WHERE rowid IN (SELECT rowid FROM variants WHERE scope_id = ? LIMIT ?)",
+    )
+    .bind(scope)
+    .bind(limit)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if variants > 0 {
+        return Ok(variants);
+    }
+    let media = sqlx::query(
+        "DELETE FROM media WHERE rowid IN (SELECT rowid FROM media WHERE scope_id = ? LIMIT ?)",
+    )
+    .bind(scope)
+    .bind(limit)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if media > 0 {
+        return Ok(media);
+    }
+    sqlx::query("DELETE FROM scopes WHERE id = ?")
+        .bind(scope)
+        .execute(&mut **tx)
+        .await?;
+    Ok(1)
+}
+
+pub async fn queued_blob_deletions(pool: &SqlitePool, limit: u64) -> Result<Vec<String>> {
+    let rows =
+        sqlx::query("SELECT blob_key FROM reclaim_blobs ORDER BY queued_at, blob_key LIMIT ?")
+            .bind(limit as i64)
+            .fetch_all(pool)
+            .await?;
+    rows.iter().map(|r| Ok(r.try_get("blob_key")?)).collect()
+}
+
+pub async fn forget_blob_deletions(pool: &SqlitePool, keys: &[String]) -> Result<()> {
+    for chunk in keys.chunks(500) {
+        let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM reclaim_blobs WHERE blob_key IN (");
+        let mut sep = qb.separated(", ");
+        for k in chunk {
+            sep.push_bind(k.as_str());
+        }
+        qb.push(")");
+        qb.build().execute(pool).await?;
+    }
+    Ok(())
+}
+
+pub async fn reclaim_backlog(pool: &SqlitePool) -> Result<ReclaimBacklog> {
+    let row = sqlx::query(
+        "SELECT (SELECT count(*) FROM scopes WHERE retired_at IS NOT NULL) AS scopes, \
+                (SELECT count(*) FROM variants v JOIN scopes s ON s.id = v.scope_id \
+                   WHERE s.retired_at IS NOT NULL) AS variants, \
+                (SELECT count(*) FROM reclaim_blobs) AS blobs",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(ReclaimBacklog {
+        retired_scopes: row.try_get::<i64, _>("scopes")? as u64,
+        retired_variants: row.try_get::<i64, _>("variants")? as u64,
+        queued_blobs: row.try_get::<i64, _>("blobs")? as u64,
+    })
+}
+
+pub async fn referenced_blob_keys(pool: &SqlitePool) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT blob_key FROM variants WHERE blob_key IS NOT NULL \
+         UNION SELECT blob_key FROM reclaim_blobs \
+         UNION SELECT blob_key FROM upload_intents",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(|r| Ok(r.try_get("blob_key")?)).collect()
+}

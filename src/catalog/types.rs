@@ -1,0 +1,182 @@
+//! Records the catalog stores and returns.
+
+use crate::model::{MediaId, MediaType, SettingsPatch, VariantStatus, VaultPlusSettings};
+
+pub type OrgId = i64;
+/// A scope holds one generation of a connection's media. Purging retires the
+/// scope and gives the connection a fresh one, which is what makes a purge
+/// one small transaction whatever the number of variants.
+pub type ScopeId = i64;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Org {
+    pub id: OrgId,
+    pub name: String,
+    pub auto_enable: bool,
+    pub default_settings: VaultPlusSettings,
+    pub created_at: i64,
+}
+
+/// Permission areas of the OFAuth API a key can carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyScope {
+    Account,
+    Access,
+    Link,
+    DynamicRules,
+}
+
+impl KeyScope {
+    pub const ALL: [KeyScope; 4] = [Self::Account, Self::Access, Self::Link, Self::DynamicRules];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "ACCOUNT",
+            Self::Access => "ACCESS",
+            Self::Link => "LINK",
+            Self::DynamicRules => "DYNAMIC_RULES",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(raw))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiKeyRecord {
+    /// Public part of the key, used to find the record.
+    pub id: String,
+    pub org_id: OrgId,
+    /// SHA-256 of the secret part; the secret itself is never stored.
+    pub secret_hash: Vec<u8>,
+    pub scopes: Vec<KeyScope>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SigningKeyRecord {
+    pub id: i64,
+    pub secret: Vec<u8>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Connection {
+    pub org_id: OrgId,
+    pub id: String,
+    pub enabled: bool,
+    pub overrides: Option<SettingsPatch>,
+    pub scope_id: ScopeId,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A settings change on a connection.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionChange {
+    pub enabled: Option<bool>,
+    /// `Some(None)` resets the overrides to the org defaults.
+    pub overrides: Option<Option<SettingsPatch>>,
+    /// Purge the connection's media in the same transaction.
+    pub purge: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScopeTotals {
+    /// Variants whose status is not `removed`.
+    pub live_count: u64,
+    pub stored_count: u64,
+    pub stored_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OrgTotals {
+    pub connections: u64,
+    pub enabled_connections: u64,
+    pub live_count: u64,
+    pub stored_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PurgeOutcome {
+    pub purged_count: u64,
+    pub freed_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// Variant records deleted (removed tombstones not counted).
+    pub removed_count: u64,
+    pub freed_bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct VariantRecord {
+    pub label: String,
+    pub status: VariantStatus,
+    pub size_bytes: u64,
+    pub content_type: String,
+    pub access_count: u64,
+    pub created_at: i64,
+    pub stored_at: Option<i64>,
+    pub last_accessed_at: i64,
+    pub blob_key: Option<String>,
+    /// Hex SHA-256 of the stored bytes.
+    pub checksum: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MediaRecord {
+    pub media_id: String,
+    pub media_type: MediaType,
+    pub duration: Option<f64>,
+    pub created_at: i64,
+    /// Latest `stored_at` among its stored variants.
+    pub cached_at: Option<i64>,
+    pub variants: Vec<VariantRecord>,
+}
+
+/// A fully written, checksummed blob ready to become a stored variant.
+#[derive(Clone, Debug)]
+pub struct NewStoredVariant {
+    pub scope_id: ScopeId,
+    pub media_id: MediaId,
+    pub label: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+    pub checksum: String,
+    pub blob_key: String,
+    pub duration: Option<f64>,
+    pub now: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum CommitOutcome {
+    Created(VariantRecord),
+    /// An earlier variant with the same label was replaced; its bytes were
+    /// queued for reclaim.
+    Replaced(VariantRecord),
+    /// The connection was purged (or removed) while the bytes were written;
+    /// nothing was stored and the blob was queued for reclaim.
+    ScopeRetired,
+}
+
+#[derive(Clone, Debug)]
+pub struct AccessHit {
+    pub scope_id: ScopeId,
+    pub media_id: String,
+    pub label: String,
+    pub count: u64,
+    pub last_at: i64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReclaimBacklog {
+    pub retired_scopes: u64,
+    pub retired_variants: u64,
+    pub queued_blobs: u64,
+}

@@ -1,0 +1,105 @@
+//! The command line: `serve`, `keys`, `connections`.
+
+mod connections;
+mod keys;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::app::{self, ServeOptions};
+
+#[derive(Parser, Debug)]
+#[command(name = "vaultplus", version, about = "Self-hostable media cache server speaking the OFAuth Vault+ API", long_about = None)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "VAULTPLUS_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server on a data directory (SQLite catalog + local blobs).
+    Serve(ServeArgs),
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Register, list and remove connections.
+    #[command(subcommand)]
+    Connections(connections::ConnectionsCommand),
+}
+
+/// Where the embedded catalog and blobs live.
+#[derive(Args, Debug, Clone)]
+pub struct DataDirArg {
+    /// Data directory (catalog.sqlite, blobs/, tmp/).
+    #[arg(long, env = "VAULTPLUS_DATA_DIR", default_value = "./vaultplus-data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    /// Address to listen on.
+    #[arg(long, env = "VAULTPLUS_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Base URL that media URLs are built on [default: http://<listen address>].
+    #[arg(long, env = "VAULTPLUS_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Largest upload accepted, in bytes (larger ones get 413).
+    #[arg(long, env = "VAULTPLUS_MAX_UPLOAD_BYTES", default_value_t = 5 * 1024 * 1024 * 1024)]
+    max_upload_bytes: u64,
+    /// Seconds between background reclaim runs (purges also wake it at once).
+    #[arg(long, env = "VAULTPLUS_RECLAIM_INTERVAL_SECS", default_value_t = 30)]
+    reclaim_interval_secs: u64,
+}
+
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    init_logging(cli.log_format, default_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => {
+                app::serve(ServeOptions {
+                    data_dir: a.data.data_dir,
+                    listen: a.listen,
+                    public_url: a.public_url,
+                    max_upload_bytes: a.max_upload_bytes,
+                    reclaim_interval: Duration::from_secs(a.reclaim_interval_secs.max(1)),
+                })
+                .await
+            }
+            Command::Keys(c) => keys::run(c).await,
+            Command::Connections(c) => connections::run(c).await,
+        }
+    })
+}
+
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,79 @@
+//! The HTTP layer: routes, extractors, errors. Thin by design: every
+//! handler parses, calls the service, and serializes.
+
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod request_id;
+pub mod routes;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::service::VaultService;
+use error::ApiError;
+use routes::{account, delivery, health, media, purge, status, upload};
+
+/// Routes and the OpenAPI document they describe, from one list, so the
+/// document cannot miss a route.
+pub fn routes() -> (Router<VaultService>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(media::query_media, purge::purge_media))
+        .routes(routes!(media::batch_media))
+        .routes(routes!(media::get_media, media::delete_media))
+        .routes(routes!(upload::put_variant))
+        .routes(routes!(status::status))
+        .routes(routes!(status::stats))
+        .routes(routes!(media::legacy_list))
+        .routes(routes!(media::legacy_batch))
+        .routes(routes!(purge::legacy_purge))
+        .routes(routes!(status::legacy_status))
+        .routes(routes!(status::legacy_stats))
+        .routes(routes!(media::legacy_get, media::legacy_delete))
+        .routes(routes!(
+            account::get_connection_settings,
+            account::patch_connection_settings
+        ))
+        .routes(routes!(
+            account::get_org_settings,
+            account::patch_org_settings
+        ))
+        .routes(routes!(account::list_connections))
+        .routes(routes!(account::delete_connection))
+        .routes(routes!(delivery::get_media_bytes))
+        .routes(routes!(health::healthz))
+        .split_for_parts()
+}
+
+pub fn router(service: VaultService) -> Router {
+    let (routes, api) = routes();
+    let api = Arc::new(api);
+    routes
+        // HEAD on media URLs goes to the GET handler, which sends no body.
+        .route(
+            "/openapi.json",
+            get(move || {
+                let api = api.clone();
+                async move { Json(api.as_ref().clone()) }
+            }),
+        )
+        .fallback(request_id::fallback)
+        // Uploads stream through the service, which enforces its own limit;
+        // JSON bodies are bounded by their extractor.
+        .layer(DefaultBodyLimit::disable())
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("handler panicked");
+            ApiError::internal().into_response()
+        }))
+        .layer(axum::middleware::from_fn(request_id::middleware))
+        .with_state(service)
+}

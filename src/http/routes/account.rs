@@ -1,0 +1,122 @@
+//! Account API: connection settings, org settings, connections.
+
+use axum::Json;
+use axum::extract::State;
+
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{ApiJson, Auth, PathParams, QueryMap};
+use crate::model::views::{
+    ConnectionListView, ConnectionSettingsPatchResponse, ConnectionSettingsView,
+    DeleteConnectionResponse, OrgSettingsPatchResponse, OrgSettingsView,
+};
+use crate::service::{ConnectionSettingsPatch, OrgSettingsPatch, VaultService};
+
+/// A connection's Vault+ settings and stats.
+#[utoipa::path(get, path = "/v2/account/connections/{connectionId}/settings", tag = "Account",
+    params(("connectionId" = String, Path, description = "Connection ID")),
+    responses((status = 200, body = ConnectionSettingsView), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)),
+    security(("ApiKey" = [])))]
+pub async fn get_connection_settings(
+    State(svc): State<VaultService>,
+    Auth(who): Auth,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<Json<ConnectionSettingsView>> {
+    Ok(Json(svc.connection_settings(&who, &id).await?))
+}
+
+/// Enable or disable Vault+ for a connection, or change its overrides.
+/// Disabling purges the connection's media and answers `purgeResult`.
+#[utoipa::path(patch, path = "/v2/account/connections/{connectionId}/settings", tag = "Account",
+    params(("connectionId" = String, Path, description = "Connection ID")),
+    request_body = ConnectionSettingsPatch,
+    responses((status = 200, body = ConnectionSettingsPatchResponse), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("ApiKey" = [])))]
+pub async fn patch_connection_settings(
+    State(svc): State<VaultService>,
+    Auth(who): Auth,
+    PathParams(id): PathParams<String>,
+    ApiJson(body): ApiJson<ConnectionSettingsPatch>,
+) -> ApiResult<Json<ConnectionSettingsPatchResponse>> {
+    Ok(Json(svc.patch_connection_settings(&who, &id, body).await?))
+}
+
+/// The organization's Vault+ defaults.
+#[utoipa::path(get, path = "/v2/account/settings", tag = "Account",
+    responses((status = 200, body = OrgSettingsView), (status = 401, body = ErrorBody)),
+    security(("ApiKey" = [])))]
+pub async fn get_org_settings(
+    State(svc): State<VaultService>,
+    Auth(who): Auth,
+) -> ApiResult<Json<OrgSettingsView>> {
+    Ok(Json(svc.org_settings(&who).await?))
+}
+
+/// Change the organization's defaults; `applyToExistingConnections` pushes
+/// them to every connection and answers `broadcastResult`.
+#[utoipa::path(patch, path = "/v2/account/settings", tag = "Account",
+    request_body = OrgSettingsPatch,
+    responses((status = 200, body = OrgSettingsPatchResponse), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody)),
+    security(("ApiKey" = [])))]
+pub async fn patch_org_settings(
+    State(svc): State<VaultService>,
+    Auth(who): Auth,
+    ApiJson(body): ApiJson<OrgSettingsPatch>,
+) -> ApiResult<Json<OrgSettingsPatchResponse>> {
+    Ok(Json(svc.patch_org_settings(&who, body).await?))
+}
+
+fn whole(q: &mut QueryMap, name: &str, default: u64, max: u64) -> ApiResult<u64> {
+    let Some(raw) = q.take(name) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<f64>() {
+        Ok(v) if v.fract() == 0.0 && v >= 0.0 && v <= max as f64 => Ok(v as u64),
+        _ => Err(ApiError::bad_request(format!(
+            "invalid query parameter {name}: expected a whole number from 0 to {max}, got {raw:?}"
+        ))),
+    }
+}
+
+/// The organization's connections (`limit`/`offset` paging).
+#[utoipa::path(get, path = "/v2/account/connections", tag = "Account",
+    params(("status" = Option<String>, Query, description = "active, expired or awaiting_2fa"),
+           ("limit" = Option<u64>, Query, description = "1-100, default 20"),
+           ("offset" = Option<u64>, Query, description = "default 0")),
+    responses((status = 200, body = ConnectionListView), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody)),
+    security(("ApiKey" = [])))]
+pub async fn list_connections(
+    State(svc): State<VaultService>,
+    Auth(who): Auth,
+    mut q: QueryMap,
+) -> ApiResult<Json<ConnectionListView>> {
+    let limit = whole(&mut q, "limit", 20, 100)?;
+    if limit == 0 {
+        return Err(ApiError::bad_request(
+            "invalid query parameter limit: expected a whole number from 1 to 100, got \"0\"",
+        ));
+    }
+    let offset = whole(&mut q, "offset", 0, i64::MAX as u64)?;
+    let status = q.take("status");
+    Ok(Json(
+        svc.list_connections(&who, status.as_deref(), limit, offset)
+            .await?,
+    ))
+}
+
+/// Disconnect a connection: its media is purged, then it is removed.
+#[utoipa::path(delete, path = "/v2/account/connections/{connectionId}", tag = "Account",
+    params(("connectionId" = String, Path, description = "Connection ID")),
+    responses((status = 200, body = DeleteConnectionResponse), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)),
+    security(("ApiKey" = [])))]
+pub async fn delete_connection(
+    State(svc): State<VaultService>,
+    Auth(who): Auth,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<Json<DeleteConnectionResponse>> {
+    Ok(Json(svc.delete_connection(&who, &id).await?))
+}

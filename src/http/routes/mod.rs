@@ -1,0 +1,26 @@
+//! Route handlers, one file per resource. Handlers only translate between
+//! HTTP and the service.
+
+pub mod account;
+pub mod delivery;
+pub mod health;
+pub mod media;
+pub mod purge;
+pub mod status;
+pub mod upload;
+
+use utoipa::IntoParams;
+
+/// The connection header every media route takes (OpenAPI only).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct ConnectionIdHeader {
+    /// Connection ID whose Vault+ cache should be read or modified.
+    #[param(
+        rename = "x-connection-id",
+        min_length = 1,
+        example = "conn_v5bsqkzsjfk8cgr7hqbbw09t"
+    )]
+    x_connection_id: String,
+}

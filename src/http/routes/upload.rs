@@ -1,0 +1,89 @@
+//! `PUT /v2/vault-plus/media/{mediaId}/variants/{label}`: store bytes the
+//! client already holds (a vaultplus extension).
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use futures::TryStreamExt;
+
+use super::ConnectionIdHeader;
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{Auth, ConnectionHeader, PathParams, label, media_id};
+use crate::model::views::VariantView;
+use crate::service::{UploadRequest, VaultService};
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a str>> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::bad_request(format!("{name} header must be plain ASCII")))
+        })
+        .transpose()
+}
+
+/// Store (or replace) one variant from the request body.
+///
+/// The body is streamed to storage and checksummed; the variant is `stored`
+/// once the bytes are complete and durable.
+#[utoipa::path(put, path = "/v2/vault-plus/media/{mediaId}/variants/{label}", tag = "Vault+ Media",
+    params(ConnectionIdHeader,
+        ("mediaId" = String, Path, description = "Raw upstream media ID (1-32 digits)"),
+        ("label" = String, Path, description = "Variant label, [A-Za-z0-9_]{1,32}, e.g. full, thumb"),
+        ("x-media-duration" = Option<f64>, Header, description = "Duration in seconds (video/audio)")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The raw bytes; Content-Type must be image/*, video/* or audio/*"),
+    responses(
+        (status = 201, description = "Stored.", body = VariantView),
+        (status = 200, description = "Stored, replacing an earlier variant.", body = VariantView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "Vault+ is disabled for the connection.", body = ErrorBody),
+        (status = 409, description = "The connection was purged during the upload.", body = ErrorBody),
+        (status = 413, description = "Larger than --max-upload-bytes.", body = ErrorBody),
+    ),
+    security(("ApiKey" = [])))]
+pub async fn put_variant(
+    State(svc): State<VaultService>,
+    Auth(who): Auth,
+    ConnectionHeader(conn): ConnectionHeader,
+    PathParams((raw_media, raw_label)): PathParams<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<VariantView>)> {
+    let media_id = media_id(&raw_media)?;
+    let label = label(&raw_label)?;
+    let duration = header_str(&headers, "x-media-duration")?
+        .map(|raw| {
+            raw.trim().parse::<f64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "x-media-duration must be a number of seconds, got {raw:?}"
+                ))
+            })
+        })
+        .transpose()?;
+    let declared_len =
+        header_str(&headers, header::CONTENT_LENGTH.as_str())?.and_then(|v| v.parse::<u64>().ok());
+    let content_type = header_str(&headers, header::CONTENT_TYPE.as_str())?.map(str::to_owned);
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let (replaced, view) = svc
+        .upload(
+            &who,
+            &conn,
+            UploadRequest {
+                media_id,
+                label,
+                content_type,
+                duration,
+                declared_len,
+                body: Box::pin(stream),
+            },
+        )
+        .await?;
+    let status = if replaced {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(view)))
+}

@@ -1,0 +1,15 @@
+//! vaultplus: a self-hostable media cache server speaking the OFAuth Vault+
+//! API.
+//!
+//! Layers, from the outside in: [`http`] (axum routes, thin), [`service`]
+//! (the Vault+ rules), [`catalog`] (metadata behind a trait, SQLite by
+//! default) and [`blobs`] (bytes behind a trait, a local directory by
+//! default). [`app`] wires them together; [`cli`] is the command line.
+
+pub mod app;
+pub mod blobs;
+pub mod catalog;
+pub mod cli;
+pub mod http;
+pub mod model;
+pub mod service;

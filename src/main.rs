@@ -1,0 +1,9 @@
+fn main() -> std::process::ExitCode {
+    match vaultplus::cli::run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

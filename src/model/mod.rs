@@ -1,0 +1,12 @@
+//! Domain vocabulary shared by every layer: identifiers, settings, variant
+//! states and the JSON views the Vault+ API answers with.
+
+pub mod ids;
+pub mod settings;
+pub mod time;
+pub mod variant;
+pub mod views;
+
+pub use ids::{ConnectionId, Label, MediaId, OrgName};
+pub use settings::{SettingsPatch, VaultPlusSettings};
+pub use variant::{MediaType, VariantStatus};

@@ -1,0 +1,340 @@
+//! Vault+ settings: the organization's defaults, a connection's partial
+//! overrides, and the effective settings that result from both.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+pub const IMAGE_QUALITIES: [&str; 3] = ["thumb", "preview", "full"];
+pub const VIDEO_QUALITIES: [&str; 4] = ["preview", "720p", "1080p", "source"];
+pub const PURGE_STRATEGIES: [&str; 4] = [
+    "purge_oldest",
+    "purge_largest",
+    "purge_smallest",
+    "block_new",
+];
+/// Signed URLs live at least a minute (shorter would expire in flight) and at
+/// most a week (longer defeats revocation by expiry).
+pub const MIN_URL_TTL_SECONDS: u64 = 60;
+pub const MAX_URL_TTL_SECONDS: u64 = 7 * 86_400;
+
+/// All 18 settings, as the organization's `defaultSettings` carry them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultPlusSettings {
+    pub auto_cache_vault: bool,
+    pub auto_cache_messages: bool,
+    pub auto_cache_posts: bool,
+    pub auto_cache_stories: bool,
+    pub min_access_count_vault: u64,
+    pub min_access_count_messages: u64,
+    pub min_access_count_posts: u64,
+    pub min_access_count_stories: u64,
+    pub cache_images: bool,
+    pub cache_videos: bool,
+    pub cache_audio: bool,
+    pub image_qualities: Vec<String>,
+    pub video_qualities: Vec<String>,
+    pub retention_days: u64,
+    pub access_expiry_days: u64,
+    pub presigned_url_ttl_seconds: u64,
+    pub storage_limit_bytes: u64,
+    pub storage_limit_purge_strategy: String,
+}
+
+impl Default for VaultPlusSettings {
+    /// The defaults of DECISIONS.md for a new organization.
+    fn default() -> Self {
+        Self {
+            auto_cache_vault: true,
+            auto_cache_messages: false,
+            auto_cache_posts: false,
+            auto_cache_stories: false,
+            min_access_count_vault: 1,
+            min_access_count_messages: 1,
+            min_access_count_posts: 1,
+            min_access_count_stories: 1,
+            cache_images: true,
+            cache_videos: true,
+            cache_audio: true,
+            image_qualities: vec!["thumb".into(), "full".into()],
+            video_qualities: vec!["preview".into(), "source".into()],
+            retention_days: 0,
+            access_expiry_days: 0,
+            presigned_url_ttl_seconds: 3600,
+            storage_limit_bytes: 0,
+            storage_limit_purge_strategy: "purge_oldest".into(),
+        }
+    }
+}
+
+/// A partial settings object: PATCH bodies and per-connection overrides.
+/// Unknown fields are refused so a typo never silently does nothing.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SettingsPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_cache_vault: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_cache_messages: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_cache_posts: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_cache_stories: Option<bool>,
+    #[serde(
+        default,
+        deserialize_with = "opt_whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub min_access_count_vault: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "opt_whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub min_access_count_messages: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "opt_whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub min_access_count_posts: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "opt_whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub min_access_count_stories: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_images: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_videos: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_audio: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_qualities: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_qualities: Option<Vec<String>>,
+    #[serde(
+        default,
+        deserialize_with = "opt_whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retention_days: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "opt_whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_expiry_days: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "opt_whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub presigned_url_ttl_seconds: Option<u64>,
+    #[serde(
+        default,
+        deserialize_with = "opt_whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub storage_limit_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_limit_purge_strategy: Option<String>,
+}
+
+/// Accepts a JSON integer or an integral float (the official SDK types every
+/// count as `float`, so `3600.0` must mean 3600); refuses negatives and
+/// fractions.
+fn opt_whole<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let n: Option<serde_json::Number> = Option::deserialize(d)?;
+    let Some(n) = n else { return Ok(None) };
+    if let Some(u) = n.as_u64() {
+        return Ok(Some(u));
+    }
+    match n.as_f64() {
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Ok(Some(f as u64)),
+        _ => Err(serde::de::Error::custom(format!(
+            "expected a whole number >= 0, got {n}"
+        ))),
+    }
+}
+
+macro_rules! apply_fields {
+    ($target:expr, $patch:expr, $($f:ident),*) => {
+        $( if let Some(v) = &$patch.$f { $target.$f = v.clone(); } )*
+    };
+}
+
+macro_rules! merge_fields {
+    ($target:expr, $patch:expr, $($f:ident),*) => {
+        $( if $patch.$f.is_some() { $target.$f = $patch.$f.clone(); } )*
+    };
+}
+
+macro_rules! clear_fields {
+    ($target:expr, $patch:expr, $($f:ident),*) => {
+        $( if $patch.$f.is_some() { $target.$f = None; } )*
+    };
+}
+
+macro_rules! all_fields {
+    ($m:ident, $a:expr, $b:expr) => {
+        $m!(
+            $a,
+            $b,
+            auto_cache_vault,
+            auto_cache_messages,
+            auto_cache_posts,
+            auto_cache_stories,
+            min_access_count_vault,
+            min_access_count_messages,
+            min_access_count_posts,
+            min_access_count_stories,
+            cache_images,
+            cache_videos,
+            cache_audio,
+            image_qualities,
+            video_qualities,
+            retention_days,
+            access_expiry_days,
+            presigned_url_ttl_seconds,
+            storage_limit_bytes,
+            storage_limit_purge_strategy
+        )
+    };
+}
+
+impl VaultPlusSettings {
+    /// These settings with a patch applied on top.
+    pub fn with(&self, patch: &SettingsPatch) -> Self {
+        let mut out = self.clone();
+        all_fields!(apply_fields, out, patch);
+        out
+    }
+}
+
+impl SettingsPatch {
+    /// Checks every present field against its allowed values and names the
+    /// first one that is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        check_qualities("imageQualities", &self.image_qualities, &IMAGE_QUALITIES)?;
+        check_qualities("videoQualities", &self.video_qualities, &VIDEO_QUALITIES)?;
+        if let Some(ttl) = self.presigned_url_ttl_seconds
+            && !(MIN_URL_TTL_SECONDS..=MAX_URL_TTL_SECONDS).contains(&ttl)
+        {
+            return Err(format!(
+                "presignedUrlTtlSeconds must be between {MIN_URL_TTL_SECONDS} and {MAX_URL_TTL_SECONDS}, got {ttl}"
+            ));
+        }
+        if let Some(s) = &self.storage_limit_purge_strategy
+            && !PURGE_STRATEGIES.contains(&s.as_str())
+        {
+            return Err(format!(
+                "storageLimitPurgeStrategy must be one of {}, got {s:?}",
+                PURGE_STRATEGIES.join(", ")
+            ));
+        }
+        for (name, v) in [
+            ("retentionDays", self.retention_days),
+            ("accessExpiryDays", self.access_expiry_days),
+        ] {
+            if v.is_some_and(|d| d > 36_500) {
+                return Err(format!("{name} must be at most 36500 days"));
+            }
+        }
+        if self
+            .storage_limit_bytes
+            .is_some_and(|b| b > i64::MAX as u64)
+        {
+            return Err("storageLimitBytes is too large".into());
+        }
+        Ok(())
+    }
+
+    /// Overlays `other` on this patch (fields present in `other` win).
+    pub fn merged(&self, other: &SettingsPatch) -> SettingsPatch {
+        let mut out = self.clone();
+        all_fields!(merge_fields, out, other);
+        out
+    }
+
+    /// Removes the fields that `other` sets (used when org defaults are pushed
+    /// to existing connections: the pushed fields stop being overridden).
+    pub fn without_fields_of(&self, other: &SettingsPatch) -> SettingsPatch {
+        let mut out = self.clone();
+        all_fields!(clear_fields, out, other);
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self == &SettingsPatch::default()
+    }
+}
+
+fn check_qualities(
+    name: &str,
+    value: &Option<Vec<String>>,
+    allowed: &[&str],
+) -> Result<(), String> {
+    let Some(list) = value else { return Ok(()) };
+    for (i, q) in list.iter().enumerate() {
+        if !allowed.contains(&q.as_str()) {
+            return Err(format!(
+                "{name}[{i}] must be one of {}, got {q:?}",
+                allowed.join(", ")
+            ));
+        }
+        if list[..i].contains(q) {
+            return Err(format!("{name} lists {q:?} twice"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_overlays_defaults() {
+        let patch: SettingsPatch =
+            serde_json::from_str(r#"{"retentionDays":30,"cacheVideos":false}"#).unwrap();
+        let eff = VaultPlusSettings::default().with(&patch);
+        assert_eq!(eff.retention_days, 30);
+        assert!(!eff.cache_videos);
+        assert_eq!(eff.presigned_url_ttl_seconds, 3600);
+    }
+
+    #[test]
+    fn integral_floats_are_whole_numbers() {
+        let p: SettingsPatch =
+            serde_json::from_str(r#"{"presignedUrlTtlSeconds":3600.0}"#).unwrap();
+        assert_eq!(p.presigned_url_ttl_seconds, Some(3600));
+        assert!(serde_json::from_str::<SettingsPatch>(r#"{"retentionDays":1.5}"#).is_err());
+        assert!(serde_json::from_str::<SettingsPatch>(r#"{"retentionDays":-1}"#).is_err());
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let p: SettingsPatch = serde_json::from_str(r#"{"imageQualities":["huge"]}"#).unwrap();
+        assert!(p.validate().unwrap_err().contains("imageQualities[0]"));
+        let p: SettingsPatch =
+            serde_json::from_str(r#"{"storageLimitPurgeStrategy":"random"}"#).unwrap();
+        assert!(
+            p.validate()
+                .unwrap_err()
+                .contains("storageLimitPurgeStrategy")
+        );
+        assert!(serde_json::from_str::<SettingsPatch>(r#"{"retentionDayz":1}"#).is_err());
+    }
+
+    #[test]
+    fn without_fields_of_clears_pushed_fields() {
+        let overrides: SettingsPatch =
+            serde_json::from_str(r#"{"retentionDays":3,"cacheAudio":false}"#).unwrap();
+        let pushed: SettingsPatch = serde_json::from_str(r#"{"retentionDays":9}"#).unwrap();
+        let left = overrides.without_fields_of(&pushed);
+        assert_eq!(left.retention_days, None);
+        assert_eq!(left.cache_audio, Some(false));
+    }
+}

@@ -1,0 +1,223 @@
+//! The JSON bodies of the Vault+ API, field for field as the reference
+//! gives them. Services build these; the HTTP layer only serializes them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{MediaType, SettingsPatch, VariantStatus, VaultPlusSettings};
+
+/// One stored rendition of a media item. Exactly the ten fields of the
+/// reference, in its order.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VariantView {
+    pub status: VariantStatus,
+    /// Public variant label; equals the key in the `media` map.
+    pub quality: String,
+    pub size_bytes: u64,
+    pub content_type: String,
+    pub access_count: u64,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+    /// Epoch milliseconds at which the variant is due for eviction.
+    pub expires_at: i64,
+    /// Epoch milliseconds; null until the variant is stored.
+    pub stored_at: Option<i64>,
+    pub last_accessed_at: i64,
+    /// Signed URL serving the bytes; needs no API key.
+    pub url: String,
+}
+
+/// A media item with its variants keyed by label.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct MediaItemView {
+    /// Raw upstream media ID.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub media_type: MediaType,
+    /// Seconds for video/audio, null for images.
+    pub duration: Option<f64>,
+    pub media: BTreeMap<String, VariantView>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaPage {
+    pub items: Vec<MediaItemView>,
+    /// Present only when more results exist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct MediaItems {
+    pub items: Vec<MediaItemView>,
+}
+
+/// Connection purge response. Its OpenAPI schema is the seed contract's,
+/// verbatim (see `http::openapi`), so it is written by hand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeResponse {
+    /// Whether the purge request completed.
+    pub success: bool,
+    /// Number of internal cached variants removed for this connection.
+    pub purged_count: u64,
+    /// Total bytes freed by the purge.
+    pub freed_bytes: u64,
+}
+
+/// What a purge removed (inside settings answers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeResult {
+    pub purged_count: u64,
+    pub freed_bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteMediaResponse {
+    /// True if at least one cached variant was removed.
+    pub success: bool,
+    pub media_id: String,
+    pub freed_bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionStatusView {
+    pub connection_id: String,
+    pub stored_count: u64,
+    pub pending_count: u64,
+    pub total_size_bytes: u64,
+}
+
+/// The older SDK's status body, which also carries `totalMedia`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyConnectionStatusView {
+    pub connection_id: String,
+    pub total_media: u64,
+    pub stored_count: u64,
+    pub pending_count: u64,
+    pub total_size_bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgStatsView {
+    pub total_connections: u64,
+    pub connections_with_vault_plus: u64,
+    pub total_storage_bytes: u64,
+    pub total_media_count: u64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionStatsView {
+    pub vault_plus_enabled: bool,
+    pub total_storage_bytes: u64,
+    pub storage_limit_bytes: u64,
+    pub media_count: u64,
+    pub stored_count: u64,
+    pub storage_usage_percent: f64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionVaultPlusView {
+    pub enabled: bool,
+    pub settings_overrides: Option<SettingsPatch>,
+    pub stats: ConnectionStatsView,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionSettingsView {
+    pub connection_id: String,
+    pub vault_plus: ConnectionVaultPlusView,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionSettingsPatchResponse {
+    pub settings: ConnectionSettingsView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge_result: Option<PurgeResult>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgVaultPlusView {
+    pub auto_enable_for_new_connections: bool,
+    pub default_settings: VaultPlusSettings,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgSettingsView {
+    pub vault_plus: OrgVaultPlusView,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionPurgeResult {
+    pub connection_id: String,
+    pub purged_count: u64,
+    pub freed_bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BroadcastResult {
+    pub affected_connections: u64,
+    pub purge_results: Vec<ConnectionPurgeResult>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgSettingsPatchResponse {
+    pub settings: OrgSettingsView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broadcast_result: Option<BroadcastResult>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionVaultPlusFlag {
+    pub enabled: bool,
+}
+
+/// A connection as `GET /v2/account/connections` lists it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionView {
+    pub id: String,
+    /// Always `active`: vaultplus holds no upstream session state.
+    pub status: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub imported: bool,
+    pub permissions: Vec<String>,
+    pub vault_plus: ConnectionVaultPlusFlag,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionListView {
+    pub list: Vec<ConnectionView>,
+    pub has_more: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteConnectionResponse {
+    pub success: bool,
+    pub connection_id: String,
+    pub purge_result: PurgeResult,
+}

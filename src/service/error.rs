@@ -1,0 +1,39 @@
+//! What can go wrong in a Vault+ operation, in terms a caller can act on.
+//! The HTTP layer maps each kind to a status and wire `type`.
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request itself is wrong; the text names the problem.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing, unknown, revoked or under-scoped API key.
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// The `x-connection-id` names no connection of the caller's org.
+    #[error("Connection not found")]
+    ConnectionNotFound,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    InsufficientStorage(String),
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+impl ServiceError {
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Self::BadRequest(msg.into())
+    }
+
+    pub fn vault_disabled() -> Self {
+        Self::Forbidden("Vault+ is not enabled for this connection".into())
+    }
+}

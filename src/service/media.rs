@@ -1,0 +1,319 @@
+//! Reading and deleting media: single item, batch, query, status, stats.
+
+use crate::catalog::{MediaQuery, SortKey};
+use crate::model::time::parse_iso_ms;
+use crate::model::views::{
+    ConnectionStatusView, DeleteMediaResponse, LegacyConnectionStatusView, MediaItemView,
+    MediaItems, MediaPage, OrgStatsView,
+};
+use crate::model::{MediaId, MediaType, VariantStatus};
+
+use super::{ConnectionContext, Principal, ServiceError, ServiceResult, VaultService, cursor};
+
+pub const MAX_BATCH: usize = 100;
+
+/// Query parameters as they arrived, before validation.
+#[derive(Clone, Debug, Default)]
+pub struct MediaQueryParams {
+    pub status: Option<String>,
+    pub media_type: Option<String>,
+    pub content_type: Option<String>,
+    pub duration_min: Option<String>,
+    pub duration_max: Option<String>,
+    pub created_at_from: Option<String>,
+    pub created_at_to: Option<String>,
+    pub cached_at_from: Option<String>,
+    pub cached_at_to: Option<String>,
+    pub stored_at_from: Option<String>,
+    pub stored_at_to: Option<String>,
+    pub sort: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+    /// Older SDK filter (`vault`, `messages`, `posts`, `stories`).
+    pub source: Option<String>,
+}
+
+fn bad(name: &str, why: impl std::fmt::Display) -> ServiceError {
+    ServiceError::BadRequest(format!("invalid query parameter {name}: {why}"))
+}
+
+fn seconds(name: &str, raw: &Option<String>) -> ServiceResult<Option<f64>> {
+    let Some(raw) = raw else { return Ok(None) };
+    match raw.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
+        _ => Err(bad(
+            name,
+            format!("expected a number of seconds >= 0, got {raw:?}"),
+        )),
+    }
+}
+
+fn instant(name: &str, raw: &Option<String>) -> ServiceResult<Option<i64>> {
+    let Some(raw) = raw else { return Ok(None) };
+    parse_iso_ms(raw).map(Some).ok_or_else(|| {
+        bad(
+            name,
+            format!("expected an ISO-8601 date-time such as 2026-06-01T00:00:00.000Z, got {raw:?}"),
+        )
+    })
+}
+
+/// `cachedAtFrom` and its alias `storedAtFrom` mean the same; giving both
+/// with different values is ambiguous.
+fn aliased(a: (&str, &Option<String>), b: (&str, &Option<String>)) -> ServiceResult<Option<i64>> {
+    let x = instant(a.0, a.1)?;
+    let y = instant(b.0, b.1)?;
+    match (x, y) {
+        (Some(x), Some(y)) if x != y => Err(bad(
+            a.0,
+            format!("{} and {} are aliases and disagree", a.0, b.0),
+        )),
+        (x, y) => Ok(x.or(y)),
+    }
+}
+
+impl MediaQueryParams {
+    pub fn parse(&self) -> ServiceResult<(MediaQuery, Option<String>)> {
+        let status = self
+            .status
+            .as_deref()
+            .map(|s| {
+                VariantStatus::parse(s).ok_or_else(|| {
+                    bad("status", format!("expected one of edge_only, pending, storing, stored, removed, got {s:?}"))
+                })
+            })
+            .transpose()?;
+        let media_type = self
+            .media_type
+            .as_deref()
+            .map(|s| {
+                MediaType::parse(s).ok_or_else(|| {
+                    bad(
+                        "type",
+                        format!("expected one of image, video, audio, got {s:?}"),
+                    )
+                })
+            })
+            .transpose()?;
+        if let Some(ct) = &self.content_type
+            && (ct.is_empty() || ct.len() > 255)
+        {
+            return Err(bad(
+                "contentType",
+                "expected a MIME type of 1-255 characters",
+            ));
+        }
+        if let Some(s) = &self.source
+            && !["vault", "messages", "posts", "stories"].contains(&s.as_str())
+        {
+            return Err(bad(
+                "source",
+                format!("expected one of vault, messages, posts, stories, got {s:?}"),
+            ));
+        }
+        let duration_min = seconds("durationMin", &self.duration_min)?;
+        let duration_max = seconds("durationMax", &self.duration_max)?;
+        if let (Some(lo), Some(hi)) = (duration_min, duration_max)
+            && lo > hi
+        {
+            return Err(bad(
+                "durationMin",
+                format!("{lo} is greater than durationMax {hi}"),
+            ));
+        }
+        let sort = match &self.sort {
+            None => SortKey::default(),
+            Some(s) => SortKey::parse(s).ok_or_else(|| {
+                bad("sort", format!("expected one of createdAt_desc, createdAt_asc, cachedAt_desc, cachedAt_asc, duration_desc, duration_asc, got {s:?}"))
+            })?,
+        };
+        let limit = match &self.limit {
+            None => 100,
+            Some(raw) => match raw.trim().parse::<f64>() {
+                Ok(v) if v.fract() == 0.0 && (1.0..=100.0).contains(&v) => v as u32,
+                _ => {
+                    return Err(bad(
+                        "limit",
+                        format!("expected a whole number from 1 to 100, got {raw:?}"),
+                    ));
+                }
+            },
+        };
+        let query = MediaQuery {
+            status,
+            media_type,
+            content_type: self.content_type.clone(),
+            duration_min,
+            duration_max,
+            created_from: instant("createdAtFrom", &self.created_at_from)?,
+            created_to: instant("createdAtTo", &self.created_at_to)?,
+            cached_from: aliased(
+                ("cachedAtFrom", &self.cached_at_from),
+                ("storedAtFrom", &self.stored_at_from),
+            )?,
+            cached_to: aliased(
+                ("cachedAtTo", &self.cached_at_to),
+                ("storedAtTo", &self.stored_at_to),
+            )?,
+            sort,
+            limit,
+            after: None,
+        };
+        Ok((query, self.cursor.clone()))
+    }
+}
+
+impl VaultService {
+    pub async fn get_media(
+        &self,
+        who: &Principal,
+        connection: &str,
+        media_id: &MediaId,
+    ) -> ServiceResult<MediaItemView> {
+        let ctx = self.connection(who, connection).await?;
+        if !ctx.connection.enabled {
+            return Err(ServiceError::NotFound("Media not found".into()));
+        }
+        let scope = ctx.connection.scope_id;
+        let found = self
+            .catalog
+            .media(scope, std::slice::from_ref(media_id))
+            .await?
+            .pop()
+            .ok_or_else(|| ServiceError::NotFound("Media not found".into()))?;
+        Ok(self.item_view(scope, &ctx.settings, found))
+    }
+
+    /// Items for up to 100 IDs, in request order, duplicates folded, misses
+    /// left out.
+    pub async fn batch_media(
+        &self,
+        who: &Principal,
+        connection: &str,
+        ids: &[MediaId],
+    ) -> ServiceResult<MediaItems> {
+        if ids.is_empty() || ids.len() > MAX_BATCH {
+            return Err(ServiceError::bad_request(format!(
+                "mediaIds must hold 1 to {MAX_BATCH} media IDs, got {}",
+                ids.len()
+            )));
+        }
+        let ctx = self.connection(who, connection).await?;
+        let mut unique: Vec<MediaId> = Vec::with_capacity(ids.len());
+        for id in ids {
+            if !unique.contains(id) {
+                unique.push(id.clone());
+            }
+        }
+        if !ctx.connection.enabled {
+            return Ok(MediaItems { items: Vec::new() });
+        }
+        let scope = ctx.connection.scope_id;
+        let mut found = self.catalog.media(scope, &unique).await?;
+        let mut items = Vec::with_capacity(found.len());
+        for id in &unique {
+            if let Some(pos) = found.iter().position(|m| m.media_id == id.as_str()) {
+                items.push(self.item_view(scope, &ctx.settings, found.swap_remove(pos)));
+            }
+        }
+        Ok(MediaItems { items })
+    }
+
+    pub async fn query_media(
+        &self,
+        who: &Principal,
+        connection: &str,
+        params: &MediaQueryParams,
+    ) -> ServiceResult<MediaPage> {
+        let (mut query, raw_cursor) = params.parse()?;
+        let ctx = self.connection(who, connection).await?;
+        if let Some(raw) = raw_cursor {
+            query.after = Some(cursor::decode(&raw, &query).map_err(|e| bad("cursor", e))?);
+        }
+        if !ctx.connection.enabled {
+            return Ok(MediaPage {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let scope = ctx.connection.scope_id;
+        let page = self.catalog.query_media(scope, &query).await?;
+        Ok(MediaPage {
+            next_cursor: page.next.map(|k| cursor::encode(&query, k)),
+            items: page
+                .items
+                .into_iter()
+                .map(|m| self.item_view(scope, &ctx.settings, m))
+                .collect(),
+        })
+    }
+
+    pub async fn delete_media(
+        &self,
+        who: &Principal,
+        connection: &str,
+        media_id: &MediaId,
+    ) -> ServiceResult<DeleteMediaResponse> {
+        let ctx = self.connection(who, connection).await?;
+        let outcome = self
+            .catalog
+            .delete_media(ctx.connection.scope_id, media_id)
+            .await?;
+        if outcome.removed_count > 0 {
+            self.reclaim_soon();
+        }
+        Ok(DeleteMediaResponse {
+            success: outcome.removed_count > 0,
+            media_id: media_id.to_string(),
+            freed_bytes: outcome.freed_bytes,
+        })
+    }
+
+    pub async fn status(
+        &self,
+        who: &Principal,
+        connection: &str,
+    ) -> ServiceResult<LegacyConnectionStatusView> {
+        let ctx = self.connection(who, connection).await?;
+        self.status_of(&ctx).await
+    }
+
+    async fn status_of(
+        &self,
+        ctx: &ConnectionContext,
+    ) -> ServiceResult<LegacyConnectionStatusView> {
+        let t = if ctx.connection.enabled {
+            self.catalog.scope_totals(ctx.connection.scope_id).await?
+        } else {
+            Default::default()
+        };
+        Ok(LegacyConnectionStatusView {
+            connection_id: ctx.connection.id.clone(),
+            total_media: t.live_count,
+            stored_count: t.stored_count,
+            pending_count: t.live_count - t.stored_count,
+            total_size_bytes: t.stored_bytes,
+        })
+    }
+
+    pub async fn org_stats(&self, who: &Principal) -> ServiceResult<OrgStatsView> {
+        let t = self.catalog.org_totals(who.org_id).await?;
+        Ok(OrgStatsView {
+            total_connections: t.connections,
+            connections_with_vault_plus: t.enabled_connections,
+            total_storage_bytes: t.stored_bytes,
+            total_media_count: t.live_count,
+        })
+    }
+}
+
+impl From<LegacyConnectionStatusView> for ConnectionStatusView {
+    fn from(v: LegacyConnectionStatusView) -> Self {
+        Self {
+            connection_id: v.connection_id,
+            stored_count: v.stored_count,
+            pending_count: v.pending_count,
+            total_size_bytes: v.total_size_bytes,
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The Vault+ rules. Everything here speaks in domain terms: no SQL, no HTTP.
+//! Handlers and background workers call into [`VaultService`]; it calls the
+//! catalog and the blob store.
+
+pub mod access;
+pub mod admin;
+mod cursor;
+pub mod delivery;
+pub mod error;
+pub mod keys;
+mod media;
+mod purge;
+pub mod reclaim;
+pub mod settings;
+pub mod signing;
+mod upload;
+mod views;
+
+use std::sync::Arc;
+
+pub use error::{ServiceError, ServiceResult};
+pub use media::MediaQueryParams;
+pub use settings::{ConnectionSettingsPatch, OrgSettingsPatch};
+pub use upload::UploadRequest;
+
+use crate::blobs::BlobStore;
+use crate::catalog::{Catalog, Connection, KeyScope, OrgId};
+use crate::model::{ConnectionId, VaultPlusSettings};
+use access::AccessRecorder;
+use reclaim::ReclaimSignal;
+use signing::UrlSigner;
+
+/// Options that shape answers and limits.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Base of the media URLs handed out, e.g. `https://media.example.com`.
+    pub public_url: String,
+    /// Largest upload accepted, in bytes.
+    pub max_upload_bytes: u64,
+}
+
+/// The authenticated caller: an API key of one organization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub org_id: OrgId,
+    pub key_id: String,
+}
+
+/// A connection of the caller's org, with its effective settings.
+#[derive(Clone, Debug)]
+pub struct ConnectionContext {
+    pub connection: Connection,
+    pub settings: VaultPlusSettings,
+}
+
+#[derive(Clone)]
+pub struct VaultService {
+    catalog: Arc<dyn Catalog>,
+    blobs: Arc<dyn BlobStore>,
+    signer: UrlSigner,
+    access: AccessRecorder,
+    reclaim_signal: ReclaimSignal,
+    config: ServiceConfig,
+}
+
+impl VaultService {
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        blobs: Arc<dyn BlobStore>,
+        signer: UrlSigner,
+        config: ServiceConfig,
+    ) -> Self {
+        Self {
+            catalog,
+            blobs,
+            signer,
+            access: AccessRecorder::default(),
+            reclaim_signal: ReclaimSignal::default(),
+            config,
+        }
+    }
+
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.catalog
+    }
+
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
+    pub fn access(&self) -> &AccessRecorder {
+        &self.access
+    }
+
+    /// Checks an `apiKey` header value. Every Vault+ and Account route needs
+    /// the ACCOUNT scope; anything else is the same 401, so a caller cannot
+    /// tell an unknown key from a revoked or under-scoped one.
+    pub async fn authenticate(&self, presented: Option<&str>) -> ServiceResult<Principal> {
+        let (id, secret) = presented
+            .and_then(keys::split)
+            .ok_or(ServiceError::Unauthorized)?;
+        let record = self
+            .catalog
+            .api_key(id)
+            .await?
+            .ok_or(ServiceError::Unauthorized)?;
+        let valid = keys::secret_matches(&record, secret)
+            && record.revoked_at.is_none()
+            && record.scopes.contains(&KeyScope::Account);
+        if !valid {
+            return Err(ServiceError::Unauthorized);
+        }
+        Ok(Principal {
+            org_id: record.org_id,
+            key_id: record.id,
+        })
+    }
+
+    /// Finds the `x-connection-id` connection within the caller's org.
+    /// Unknown and foreign connections get the same answer (no tenant can
+    /// learn of another's connections).
+    pub async fn connection(
+        &self,
+        who: &Principal,
+        raw_id: &str,
+    ) -> ServiceResult<ConnectionContext> {
+        let id = ConnectionId::parse(raw_id).map_err(|_| ServiceError::ConnectionNotFound)?;
+        let connection = self
+            .catalog
+            .connection(who.org_id, &id)
+            .await?
+            .ok_or(ServiceError::ConnectionNotFound)?;
+        let org = self
+            .catalog
+            .org(who.org_id)
+            .await?
+            .ok_or(ServiceError::Unauthorized)?;
+        let settings = match &connection.overrides {
+            Some(o) => org.default_settings.with(o),
+            None => org.default_settings,
+        };
+        Ok(ConnectionContext {
+            connection,
+            settings,
+        })
+    }
+}

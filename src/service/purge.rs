@@ -1,0 +1,32 @@
+//! Purge: everything of a connection, in one catalog transaction whose cost
+//! does not depend on how much the connection holds. The bytes follow in
+//! the background (see `reclaim`).
+
+use crate::model::ConnectionId;
+use crate::model::time::now_ms;
+use crate::model::views::PurgeResponse;
+
+use super::{Principal, ServiceError, ServiceResult, VaultService};
+
+impl VaultService {
+    pub async fn purge(&self, who: &Principal, connection: &str) -> ServiceResult<PurgeResponse> {
+        let id = ConnectionId::parse(connection).map_err(|_| ServiceError::ConnectionNotFound)?;
+        let outcome = self
+            .catalog
+            .purge_connection(who.org_id, &id, now_ms())
+            .await?
+            .ok_or(ServiceError::ConnectionNotFound)?;
+        self.reclaim_soon();
+        tracing::info!(
+            connection = %id,
+            purged_count = outcome.purged_count,
+            freed_bytes = outcome.freed_bytes,
+            "purged connection"
+        );
+        Ok(PurgeResponse {
+            success: true,
+            purged_count: outcome.purged_count,
+            freed_bytes: outcome.freed_bytes,
+        })
+    }
+}

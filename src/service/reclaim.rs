@@ -1,0 +1,116 @@
+//! Background reclaim: turns retired scopes and queued blob keys into freed
+//! bytes. Purges and deletes only record what to free (so they answer at
+//! once); this worker does the slow part, in batches, and picks up where it
+//! left off after a restart because all its work lives in the catalog.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::Notify;
+
+use crate::blobs::BlobStore;
+use crate::catalog::{Catalog, ReclaimBacklog};
+
+use super::VaultService;
+
+/// Records drained from a retired scope per transaction, and blobs deleted
+/// per round: big enough to amortise a commit, small enough that a round
+/// never holds the catalog's write lock for long.
+const BATCH: u64 = 500;
+/// Blob deletions in flight at once.
+const PARALLEL_DELETES: usize = 16;
+
+#[derive(Clone, Default)]
+pub struct ReclaimSignal(Arc<Notify>);
+
+impl ReclaimSignal {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    pub async fn wait(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// Totals of one reclaim run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReclaimReport {
+    pub records: u64,
+    pub blobs: u64,
+    pub failed_blobs: u64,
+}
+
+impl VaultService {
+    /// Asks the reclaim worker to run now rather than at its next tick.
+    pub fn reclaim_soon(&self) {
+        self.reclaim_signal.wake();
+    }
+
+    pub fn reclaim_signal(&self) -> &ReclaimSignal {
+        &self.reclaim_signal
+    }
+
+    /// Runs reclaim until nothing is left (or only blobs whose deletion
+    /// keeps failing, which stay queued for the next run).
+    pub async fn reclaim_until_idle(&self) -> anyhow::Result<ReclaimReport> {
+        reclaim_until_idle(self.catalog.as_ref(), self.blobs.as_ref()).await
+    }
+
+    pub async fn reclaim_backlog(&self) -> anyhow::Result<ReclaimBacklog> {
+        self.catalog.reclaim_backlog().await
+    }
+}
+
+pub async fn reclaim_until_idle(
+    catalog: &dyn Catalog,
+    blobs: &dyn BlobStore,
+) -> anyhow::Result<ReclaimReport> {
+    let mut report = ReclaimReport::default();
+    loop {
+        let drained = catalog.drain_retired_scope(BATCH).await?;
+        report.records += drained;
+        let keys = catalog.queued_blob_deletions(BATCH).await?;
+        let results: Vec<(String, anyhow::Result<()>)> = futures::stream::iter(keys)
+            .map(|k| async move {
+                let r = blobs.delete(&k).await;
+                (k, r)
+            })
+            .buffer_unordered(PARALLEL_DELETES)
+            .collect()
+            .await;
+        let mut done = Vec::with_capacity(results.len());
+        for (key, r) in results {
+            match r {
+                Ok(()) => done.push(key),
+                Err(e) => {
+                    report.failed_blobs += 1;
+                    tracing::warn!(blob = %key, error = %format!("{e:#}"), "cannot delete blob; will retry");
+                }
+            }
+        }
+        catalog.forget_blob_deletions(&done).await?;
+        report.blobs += done.len() as u64;
+        if drained == 0 && done.is_empty() {
+            return Ok(report);
+        }
+    }
+}
+
+/// The worker loop: runs on wake-ups and at least every `interval`.
+pub async fn run_worker(service: VaultService, interval: Duration) {
+    loop {
+        match service.reclaim_until_idle().await {
+            Ok(r) if r.records + r.blobs > 0 => {
+                tracing::info!(records = r.records, blobs = r.blobs, "reclaimed");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "reclaim run failed"),
+        }
+        tokio::select! {
+            _ = service.reclaim_signal.wait() => {}
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Account routes: connection and organization settings, the connection
+//! list, and disconnecting a connection.
+
+use serde::{Deserialize, Deserializer};
+use utoipa::ToSchema;
+
+use crate::catalog::{Connection, ConnectionChange};
+use crate::model::time::{format_iso_ms, now_ms};
+use crate::model::views::{
+    BroadcastResult, ConnectionListView, ConnectionSettingsPatchResponse, ConnectionSettingsView,
+    ConnectionStatsView, ConnectionVaultPlusFlag, ConnectionVaultPlusView, ConnectionView,
+    DeleteConnectionResponse, OrgSettingsPatchResponse, OrgSettingsView, OrgVaultPlusView,
+    PurgeResult,
+};
+use crate::model::{ConnectionId, SettingsPatch};
+
+use super::{Principal, ServiceError, ServiceResult, VaultService};
+
+/// Body of `PATCH /v2/account/connections/{id}/settings`.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectionSettingsPatch {
+    #[serde(default)]
+    pub vault_plus: Option<ConnectionVaultPlusPatch>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectionVaultPlusPatch {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Partial overrides of the org defaults; `null` resets to the defaults.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<SettingsPatch>)]
+    pub settings: Option<Option<SettingsPatch>>,
+}
+
+/// Body of `PATCH /v2/account/settings`.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrgSettingsPatch {
+    #[serde(default)]
+    pub vault_plus: Option<OrgVaultPlusPatch>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrgVaultPlusPatch {
+    #[serde(default)]
+    pub auto_enable_for_new_connections: Option<bool>,
+    /// Push the changed defaults to every existing connection: the fields
+    /// set in `defaultSettings` stop being overridden per connection.
+    #[serde(default)]
+    pub apply_to_existing_connections: Option<bool>,
+    #[serde(default)]
+    pub default_settings: Option<SettingsPatch>,
+}
+
+/// Tells a field given as `null` (Some(None)) from one left out (None).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn path_connection(raw: &str) -> ServiceResult<ConnectionId> {
+    ConnectionId::parse(raw).map_err(|_| connection_missing())
+}
+
+fn connection_missing() -> ServiceError {
+    ServiceError::NotFound("Connection not found".into())
+}
+
+impl VaultService {
+    async fn settings_view(&self, c: &Connection) -> ServiceResult<ConnectionSettingsView> {
+        let org = self
+            .catalog
+            .org(c.org_id)
+            .await?
+            .ok_or(ServiceError::Unauthorized)?;
+        let effective = match &c.overrides {
+            Some(o) => org.default_settings.with(o),
+            None => org.default_settings,
+        };
+        let t = self.catalog.scope_totals(c.scope_id).await?;
+        let limit = effective.storage_limit_bytes;
+        Ok(ConnectionSettingsView {
+            connection_id: c.id.clone(),
+            vault_plus: ConnectionVaultPlusView {
+                enabled: c.enabled,
+                settings_overrides: c.overrides.clone(),
+                stats: ConnectionStatsView {
+                    vault_plus_enabled: c.enabled,
+                    total_storage_bytes: t.stored_bytes,
+                    storage_limit_bytes: limit,
+                    media_count: t.live_count,
+                    stored_count: t.stored_count,
+                    storage_usage_percent: if limit > 0 {
+                        (t.stored_bytes as f64 * 10_000.0 / limit as f64).round() / 100.0
+                    } else {
+                        0.0
+                    },
+                },
+            },
+        })
+    }
+
+    pub async fn connection_settings(
+        &self,
+        who: &Principal,
+        raw_id: &str,
+    ) -> ServiceResult<ConnectionSettingsView> {
+        let id = path_connection(raw_id)?;
+        let c = self
+            .catalog
+            .connection(who.org_id, &id)
+            .await?
+            .ok_or_else(connection_missing)?;
+        self.settings_view(&c).await
+    }
+
+    pub async fn patch_connection_settings(
+        &self,
+        who: &Principal,
+        raw_id: &str,
+        patch: ConnectionSettingsPatch,
+    ) -> ServiceResult<ConnectionSettingsPatchResponse> {
+        let id = path_connection(raw_id)?;
+        let vp = patch.vault_plus.unwrap_or_default();
+        if let Some(Some(s)) = &vp.settings {
+            s.validate()
+                .map_err(|e| ServiceError::bad_request(format!("vaultPlus.settings: {e}")))?;
+        }
+        let current = self
+            .catalog
+            .connection(who.org_id, &id)
+            .await?
+            .ok_or_else(connection_missing)?;
+        let overrides = vp.settings.map(|s| {
+            s.map(|p| match &current.overrides {
+                Some(old) => old.merged(&p),
+                None => p,
+            })
+            .filter(|p| !p.is_empty())
+        });
+        let change = ConnectionChange {
+            enabled: vp.enabled,
+            overrides,
+            // Disabling Vault+ removes the connection's media (DECISIONS.md).
+            purge: vp.enabled == Some(false),
+        };
+        let (after, purged) = self
+            .catalog
+            .update_connection(who.org_id, &id, &change, now_ms())
+            .await?
+            .ok_or_else(connection_missing)?;
+        if purged.is_some() {
+            self.reclaim_soon();
+        }
+        Ok(ConnectionSettingsPatchResponse {
+            settings: self.settings_view(&after).await?,
+            purge_result: purged.map(|p| PurgeResult {
+                purged_count: p.purged_count,
+                freed_bytes: p.freed_bytes,
+            }),
+        })
+    }
+
+    pub async fn org_settings(&self, who: &Principal) -> ServiceResult<OrgSettingsView> {
+        let org = self
+            .catalog
+            .org(who.org_id)
+            .await?
+            .ok_or(ServiceError::Unauthorized)?;
+        Ok(OrgSettingsView {
+            vault_plus: OrgVaultPlusView {
+                auto_enable_for_new_connections: org.auto_enable,
+                default_settings: org.default_settings,
+            },
+        })
+    }
+
+    pub async fn patch_org_settings(
+        &self,
+        who: &Principal,
+        patch: OrgSettingsPatch,
+    ) -> ServiceResult<OrgSettingsPatchResponse> {
+        let vp = patch.vault_plus.unwrap_or_default();
+        let defaults_patch = vp.default_settings.unwrap_or_default();
+        defaults_patch
+            .validate()
+            .map_err(|e| ServiceError::bad_request(format!("vaultPlus.defaultSettings: {e}")))?;
+        let org = self
+            .catalog
+            .org(who.org_id)
+            .await?
+            .ok_or(ServiceError::Unauthorized)?;
+        let defaults = org.default_settings.with(&defaults_patch);
+        let auto_enable = vp
+            .auto_enable_for_new_connections
+            .unwrap_or(org.auto_enable);
+        let push = vp.apply_to_existing_connections == Some(true);
+        let affected = self
+            .catalog
+            .update_org_settings(
+                who.org_id,
+                auto_enable,
+                &defaults,
+                push.then_some(&defaults_patch),
+                now_ms(),
+            )
+            .await?;
+        Ok(OrgSettingsPatchResponse {
+            settings: self.org_settings(who).await?,
+            broadcast_result: push.then(|| BroadcastResult {
+                affected_connections: affected,
+                // No setting takes media away yet; eviction by settings
+                // comes with retention and limits.
+                purge_results: Vec::new(),
+            }),
+        })
+    }
+
+    /// `status` filters by connection state; vaultplus keeps no upstream
+    /// session, so every connection is `active`.
+    pub async fn list_connections(
+        &self,
+        who: &Principal,
+        status: Option<&str>,
+        limit: u64,
+        offset: u64,
+    ) -> ServiceResult<ConnectionListView> {
+        if let Some(s) = status
+            && !["active", "expired", "awaiting_2fa"].contains(&s)
+        {
+            return Err(ServiceError::bad_request(format!(
+                "invalid query parameter status: expected one of active, expired, awaiting_2fa, got {s:?}"
+            )));
+        }
+        if status.is_some_and(|s| s != "active") {
+            return Ok(ConnectionListView {
+                list: Vec::new(),
+                has_more: false,
+                next_offset: None,
+            });
+        }
+        let mut rows = self
+            .catalog
+            .list_connections(who.org_id, offset, limit + 1)
+            .await?;
+        let has_more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        let count = rows.len() as u64;
+        Ok(ConnectionListView {
+            list: rows
+                .into_iter()
+                .map(|c| ConnectionView {
+                    id: c.id,
+                    status: "active".into(),
+                    created_at: format_iso_ms(c.created_at),
+                    updated_at: format_iso_ms(c.updated_at),
+                    imported: false,
+                    permissions: Vec::new(),
+                    vault_plus: ConnectionVaultPlusFlag { enabled: c.enabled },
+                })
+                .collect(),
+            has_more,
+            next_offset: has_more.then_some(offset + count),
+        })
+    }
+
+    /// Disconnects a connection: its media is purged first, atomically.
+    pub async fn delete_connection(
+        &self,
+        who: &Principal,
+        raw_id: &str,
+    ) -> ServiceResult<DeleteConnectionResponse> {
+        let id = path_connection(raw_id)?;
+        let outcome = self
+            .catalog
+            .remove_connection(who.org_id, &id, now_ms())
+            .await?
+            .ok_or_else(connection_missing)?;
+        self.reclaim_soon();
+        Ok(DeleteConnectionResponse {
+            success: true,
+            connection_id: id.to_string(),
+            purge_result: PurgeResult {
+                purged_count: outcome.purged_count,
+                freed_bytes: outcome.freed_bytes,
+            },
+        })
+    }
+}

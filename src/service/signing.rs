@@ -1,0 +1,221 @@
+//! Signed media URLs. A token names one variant of one scope (a scope is a
+//! connection's current generation of media, so a token can never reach
+//! another connection's media, nor media stored after a purge) and carries
+//! its expiry; an HMAC-SHA256 over all of it makes it unforgeable and
+//! impossible to extend. The newest signing key signs; every key still in
+//! the catalog verifies, so rotation does not break URLs already handed out.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::catalog::{ScopeId, SigningKeyRecord};
+use crate::model::{Label, MediaId};
+
+type HmacSha256 = Hmac<Sha256>;
+const VERSION: u8 = 1;
+
+/// What a valid token grants access to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub scope_id: ScopeId,
+    pub media_id: MediaId,
+    pub label: Label,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+#[derive(Clone)]
+pub struct UrlSigner {
+    /// (key ID, secret), newest last.
+    keys: Vec<(u32, Vec<u8>)>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenError {
+    Malformed,
+    BadSignature,
+    Expired,
+}
+
+impl UrlSigner {
+    pub fn new(records: &[SigningKeyRecord]) -> anyhow::Result<Self> {
+        let mut keys: Vec<(u32, Vec<u8>)> = records
+            .iter()
+            .map(|r| (r.id as u32, r.secret.clone()))
+            .collect();
+        keys.sort_by_key(|(id, _)| *id);
+        anyhow::ensure!(!keys.is_empty(), "no URL signing key in the catalog");
+        Ok(Self { keys })
+    }
+
+    /// The expiry a URL gets when issued at `now_s` with `ttl` seconds:
+    /// rounded up to a tenth of the TTL, so listings within one window hand
+    /// out identical, cacheable URLs.
+    pub fn expiry_for(now_s: u64, ttl: u64) -> u64 {
+        let window = (ttl / 10).max(1);
+        (now_s + ttl).div_ceil(window) * window
+    }
+
+    pub fn sign(&self, grant: &Grant) -> String {
+        let (kid, secret) = self.keys.last().expect("signer holds at least one key");
+        let payload = encode_payload(*kid, grant);
+        let tag = mac(secret, &payload).finalize().into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
+    }
+
+    /// Checks a token at time `now_s` (Unix seconds).
+    pub fn verify(&self, token: &str, now_s: u64) -> Result<Grant, TokenError> {
+        let (payload_b64, tag_b64) = token.split_once('.').ok_or(TokenError::Malformed)?;
+        if token.len() > 512 {
+            return Err(TokenError::Malformed);
+        }
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| TokenError::Malformed)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag_b64)
+            .map_err(|_| TokenError::Malformed)?;
+        let (kid, grant) = decode_payload(&payload).ok_or(TokenError::Malformed)?;
+        let (_, secret) = self
+            .keys
+            .iter()
+            .find(|(id, _)| *id == kid)
+            .ok_or(TokenError::BadSignature)?;
+        // verify_slice compares in constant time.
+        mac(secret, &payload)
+            .verify_slice(&tag)
+            .map_err(|_| TokenError::BadSignature)?;
+        if grant.expires_at <= now_s {
+            return Err(TokenError::Expired);
+        }
+        Ok(grant)
+    }
+}
+
+fn mac(secret: &[u8], payload: &[u8]) -> HmacSha256 {
+    let mut m = <HmacSha256 as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+    m.update(b"vaultplus-media-url");
+    m.update(payload);
+    m
+}
+
+fn encode_payload(kid: u32, g: &Grant) -> Vec<u8> {
+    let mut p = Vec::with_capacity(96);
+    p.push(VERSION);
+    p.extend_from_slice(&kid.to_be_bytes());
+    p.extend_from_slice(&g.scope_id.to_be_bytes());
+    p.extend_from_slice(&g.expires_at.to_be_bytes());
+    for part in [g.media_id.as_str(), g.label.as_str()] {
+        p.push(part.len() as u8);
+        p.extend_from_slice(part.as_bytes());
+    }
+    p
+}
+
+fn decode_payload(p: &[u8]) -> Option<(u32, Grant)> {
+    let (&version, rest) = p.split_first()?;
+    if version != VERSION || rest.len() < 20 {
+        return None;
+    }
+    let kid = u32::from_be_bytes(rest[0..4].try_into().ok()?);
+    let scope_id = i64::from_be_bytes(rest[4..12].try_into().ok()?);
+    let expires_at = u64::from_be_bytes(rest[12..20].try_into().ok()?);
+    let mut rest = &rest[20..];
+    let mut parts = Vec::with_capacity(2);
+    for _ in 0..2 {
+        let (&len, tail) = rest.split_first()?;
+        let len = len as usize;
+        if tail.len() < len {
+            return None;
+        }
+        parts.push(std::str::from_utf8(&tail[..len]).ok()?);
+        rest = &tail[len..];
+    }
+    if !rest.is_empty() {
+        return None;
+    }
+    Some((
+        kid,
+        Grant {
+            scope_id,
+            media_id: MediaId::parse(parts[0]).ok()?,
+            label: Label::parse(parts[1]).ok()?,
+            expires_at,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer(ids: &[i64]) -> UrlSigner {
+        let recs: Vec<_> = ids
+            .iter()
+            .map(|&id| SigningKeyRecord {
+                id,
+                secret: vec![id as u8; 32],
+                created_at: 0,
+            })
+            .collect();
+        UrlSigner::new(&recs).unwrap()
+    }
+
+    fn grant() -> Grant {
+        Grant {
+            scope_id: 7,
+            media_id: MediaId::parse("4492994399").unwrap(),
+            label: Label::parse("full").unwrap(),
+            expires_at: 10_000,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_expiry() {
+        let s = signer(&[1]);
+        let t = s.sign(&grant());
+        assert_eq!(s.verify(&t, 9_999).unwrap(), grant());
+        assert_eq!(s.verify(&t, 10_000), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let s = signer(&[1]);
+        let t = s.sign(&grant());
+        let mut other = grant();
+        other.expires_at = 99_999;
+        let forged = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(encode_payload(1, &other)),
+            t.split_once('.').unwrap().1
+        );
+        assert_eq!(s.verify(&forged, 0), Err(TokenError::BadSignature));
+        assert_eq!(
+            s.verify(&t[..t.len() - 2], 0),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(s.verify("garbage", 0), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn rotation_keeps_old_urls_valid() {
+        let old = signer(&[1]).sign(&grant());
+        let rotated = signer(&[1, 2]);
+        assert!(rotated.verify(&old, 0).is_ok());
+        assert_ne!(rotated.sign(&grant()), old);
+        assert_eq!(signer(&[2]).verify(&old, 0), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn expiry_rounds_up_to_window() {
+        assert_eq!(UrlSigner::expiry_for(1000, 3600), 4680);
+        assert_eq!(UrlSigner::expiry_for(1001, 3600), 4680);
+        assert_eq!(UrlSigner::expiry_for(1081, 3600), 5040);
+    }
+}
