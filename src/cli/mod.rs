@@ -2,6 +2,7 @@
 
 mod connections;
 mod keys;
+mod reclaim;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,6 +37,9 @@ enum Command {
     /// Register, list and remove connections.
     #[command(subcommand)]
     Connections(connections::ConnectionsCommand),
+    /// Inspect or drain the background reclaim of purged bytes.
+    #[command(subcommand)]
+    Reclaim(reclaim::ReclaimCommand),
 }
 
 /// Where the embedded catalog and blobs live.
@@ -88,6 +92,7 @@ pub fn run() -> anyhow::Result<()> {
             }
             Command::Keys(c) => keys::run(c).await,
             Command::Connections(c) => connections::run(c).await,
+            Command::Reclaim(c) => reclaim::run(c).await,
         }
     })
 }

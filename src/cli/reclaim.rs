@@ -1,0 +1,47 @@
+//! `vaultplus reclaim status|run`: the background reclaim's backlog, and a
+//! way to drain it without a server (e.g. after `connections remove`).
+
+use clap::Subcommand;
+
+use super::DataDirArg;
+use crate::app::open_data_dir;
+use crate::service::reclaim::reclaim_until_idle;
+
+#[derive(Subcommand, Debug)]
+pub enum ReclaimCommand {
+    /// Show what is waiting to be freed.
+    Status {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Free everything waiting now, then exit.
+    Run {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+}
+
+pub async fn run(cmd: ReclaimCommand) -> anyhow::Result<()> {
+    match cmd {
+        ReclaimCommand::Status { data } => {
+            let stores = open_data_dir(&data.data_dir).await?;
+            let b = stores.catalog.reclaim_backlog().await?;
+            println!(
+                "retired_scopes={} retired_variants={} queued_blobs={}",
+                b.retired_scopes, b.retired_variants, b.queued_blobs
+            );
+        }
+        ReclaimCommand::Run { data } => {
+            let stores = open_data_dir(&data.data_dir).await?;
+            let r = reclaim_until_idle(stores.catalog.as_ref(), stores.blobs.as_ref()).await?;
+            println!(
+                "records={} blobs={} failed_blobs={}",
+                r.records, r.blobs, r.failed_blobs
+            );
+            if r.failed_blobs > 0 {
+                anyhow::bail!("{} blobs could not be deleted; they stay queued", r.failed_blobs);
+            }
+        }
+    }
+    Ok(())
+}

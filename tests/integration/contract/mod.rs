@@ -1,0 +1,2 @@
+//! Black-box tests written against the reference contract (../shared/reference),
+//! not against the implementation.

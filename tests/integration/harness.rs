@@ -1,0 +1,218 @@
+//! Starts the real `vaultplus` binary on a temporary data directory and a
+//! free port, and talks HTTP to it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_vaultplus");
+
+pub struct TestServer {
+    child: Child,
+    pub base: String,
+    /// The ACCOUNT key of the `default` org, printed at first start.
+    pub key: String,
+    pub dir: TempDir,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    pub async fn start_with(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (child, base, key) = spawn(dir.path(), extra);
+        let server = TestServer {
+            child,
+            base,
+            key: key.expect("first start prints a key"),
+            dir,
+            http: reqwest::Client::new(),
+        };
+        server.wait_healthy().await;
+        server
+    }
+
+    /// Stops the server (SIGKILL) and starts it again on the same data dir.
+    pub async fn restart(&mut self, extra: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, base, _) = spawn(self.dir.path(), extra);
+        self.child = child;
+        self.base = base;
+        self.wait_healthy().await;
+    }
+
+    async fn wait_healthy(&self) {
+        for _ in 0..100 {
+            if let Ok(r) = self.http.get(format!("{}/healthz", self.base)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server did not become healthy");
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs a CLI subcommand against this server's data directory.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).env("VAULTPLUS_DATA_DIR", self.dir.path());
+        cmd.output().expect("run vaultplus")
+    }
+
+    pub fn add_connection(&self, org: &str, id: &str) {
+        let out = self.cli(&["connections", "add", "--org", org, id]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn create_key(&self, org: &str, scopes: &[&str]) -> String {
+        let mut args = vec!["keys", "create", "--org", org];
+        for s in scopes {
+            args.push("--scope");
+            args.push(s);
+        }
+        let out = self.cli(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request with the default key and no connection header.
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .header("apiKey", &self.key)
+    }
+
+    /// A request with the default key and a connection header.
+    pub fn conn(&self, method: Method, path: &str, connection: &str) -> RequestBuilder {
+        self.req(method, path).header("x-connection-id", connection)
+    }
+
+    pub async fn upload(
+        &self,
+        connection: &str,
+        media: &str,
+        label: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Response {
+        self.conn(
+            Method::PUT,
+            &format!("/v2/vault-plus/media/{media}/variants/{label}"),
+            connection,
+        )
+        .header("content-type", content_type)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// Uploads and asserts the answer was 201 or 200.
+    pub async fn put(&self, connection: &str, media: &str, label: &str, ct: &str, bytes: Vec<u8>) -> Value {
+        let r = self.upload(connection, media, label, ct, bytes).await;
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        assert!(status == 201 || status == 200, "upload answered {status}: {body}");
+        body
+    }
+
+    /// Blob files on disk, as relative keys.
+    pub fn blob_files(&self) -> Vec<(String, u64)> {
+        let root = self.dir.path().join("blobs");
+        let mut out = Vec::new();
+        walk(&root, &root, &mut out);
+        out.sort();
+        out
+    }
+
+    /// Runs reclaim to completion through the server's own worker: waits
+    /// until the backlog is empty.
+    pub async fn wait_reclaimed(&self) {
+        for _ in 0..200 {
+            let out = self.cli(&["reclaim", "status"]);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if out.status.success() && text.contains("retired_scopes=0") && text.contains("queued_blobs=0") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("reclaim did not finish");
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else {
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            out.push((rel, e.metadata().map(|m| m.len()).unwrap_or(0)));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(dir: &Path, extra: &[&str]) -> (Child, String, Option<String>) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn vaultplus");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut key = None;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with("vpk_") {
+                key = Some(line.trim().to_owned());
+            } else if let Some(rest) = line.strip_prefix("vaultplus listening on ") {
+                let addr = rest.split_whitespace().next().unwrap().to_owned();
+                let _ = tx.send((addr, key.take()));
+            }
+        }
+    });
+    let (base, key) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server printed its address");
+    (child, base, key)
+}
+
+/// Deterministic pseudo-random bytes of a given size.
+pub fn bytes(seed: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
