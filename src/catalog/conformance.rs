@@ -1,1 +1,794 @@
-pub async fn placeholder() {}
+//! The catalog conformance suite: behaviour every [`Catalog`] backend must
+//! show, written against the trait only. A backend runs it with
+//! [`catalog_conformance!`](crate::catalog_conformance), giving a factory
+//! for a fresh, empty catalog.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use super::derive::totals_of;
+use super::*;
+use crate::model::{Label, MediaId, MediaType, VariantStatus};
+
+/// A fresh catalog and whatever must live as long as it (a temp dir, a
+/// throwaway database).
+pub struct Fixture {
+    pub catalog: Arc<dyn Catalog>,
+    _guard: Box<dyn Any + Send>,
+}
+
+impl Fixture {
+    pub fn new(catalog: Arc<dyn Catalog>, guard: impl Any + Send) -> Self {
+        Self {
+            catalog,
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+/// Instantiates every conformance test for a backend. `$make` is an async
+/// expression yielding a [`Fixture`].
+#[macro_export]
+macro_rules! catalog_conformance {
+    ($make:expr) => {
+        $crate::catalog_conformance!(@tests $make;
+            orgs_are_created_once, api_keys_round_trip, signing_keys_insert_once,
+            connections_are_per_org, connection_settings_change,
+            upload_commit_creates_and_replaces, commit_after_purge_is_refused,
+            purge_is_exact_and_idempotent, purge_hides_everything_at_once,
+            delete_media_is_exact, query_filters, query_sorts_and_pages,
+            keyset_is_stable_under_changes, access_counts_add_up,
+            reclaim_drains_retired_scopes, upload_intents_are_requeued,
+            remove_connection_purges, org_settings_push_clears_overrides,
+            totals_match_records);
+    };
+    (@tests $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let fixture = $make.await;
+                $crate::catalog::conformance::$name(fixture.catalog.clone()).await;
+            }
+        )*
+    };
+}
+
+const NOW: i64 = 1_800_000_000_000;
+
+fn mid(s: &str) -> MediaId {
+    MediaId::parse(s).unwrap()
+}
+
+async fn org(c: &dyn Catalog, name: &str) -> Org {
+    let name = crate::model::OrgName::parse(name).unwrap();
+    c.ensure_org(&name, &VaultPlusSettings::default(), true, NOW)
+        .await
+        .unwrap()
+        .0
+}
+
+async fn conn(c: &dyn Catalog, org: OrgId, id: &str) -> Connection {
+    let id = ConnectionId::parse(id).unwrap();
+    c.insert_connection(org, &id, true, NOW).await.unwrap();
+    c.connection(org, &id).await.unwrap().unwrap()
+}
+
+async fn current_scope(c: &dyn Catalog, org: OrgId, id: &str) -> ScopeId {
+    c.connection(org, &ConnectionId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .scope_id
+}
+
+/// Stores a variant through the upload path, as the service does.
+async fn store(
+    c: &dyn Catalog,
+    scope: ScopeId,
+    media: &str,
+    label: &str,
+    ct: &str,
+    size: u64,
+    at: i64,
+) -> CommitOutcome {
+    let key = format!("{scope}/{}", uuid::Uuid::new_v4().simple());
+    c.begin_upload(scope, &key, at).await.unwrap();
+    c.commit_upload(&NewStoredVariant {
+        scope_id: scope,
+        media_id: mid(media),
+        label: label.into(),
+        content_type: ct.into(),
+        size_bytes: size,
+        checksum: "00".repeat(32),
+        blob_key: key,
+        duration: None,
+        now: at,
+    })
+    .await
+    .unwrap()
+}
+
+async fn store_with_duration(c: &dyn Catalog, scope: ScopeId, media: &str, d: f64, at: i64) {
+    let key = format!("{scope}/{}", uuid::Uuid::new_v4().simple());
+    c.begin_upload(scope, &key, at).await.unwrap();
+    c.commit_upload(&NewStoredVariant {
+        scope_id: scope,
+        media_id: mid(media),
+        label: "full".into(),
+        content_type: "video/mp4".into(),
+        size_bytes: 10,
+        checksum: "00".repeat(32),
+        blob_key: key,
+        duration: Some(d),
+        now: at,
+    })
+    .await
+    .unwrap();
+}
+
+fn query(limit: u32) -> MediaQuery {
+    MediaQuery {
+        limit,
+        ..MediaQuery::default()
+    }
+}
+
+async fn all_ids(c: &dyn Catalog, scope: ScopeId, mut q: MediaQuery) -> Vec<String> {
+    let mut ids = Vec::new();
+    loop {
+        let page = c.query_media(scope, &q).await.unwrap();
+        ids.extend(page.items.iter().map(|m| m.media_id.clone()));
+        match page.next {
+            Some(k) => q.after = Some(k),
+            None => return ids,
+        }
+    }
+}
+
+pub async fn orgs_are_created_once(c: Arc<dyn Catalog>) {
+    let name = crate::model::OrgName::parse("acme").unwrap();
+    let (a, created) = c
+        .ensure_org(&name, &VaultPlusSettings::default(), true, NOW)
+        .await
+        .unwrap();
+    assert!(created);
+    let (b, created_again) = c
+        .ensure_org(&name, &VaultPlusSettings::default(), false, NOW)
+        .await
+        .unwrap();
+    assert!(!created_again);
+    assert_eq!(a, b);
+    assert_eq!(c.org_by_name(&name).await.unwrap(), Some(a.clone()));
+    assert_eq!(c.org(a.id).await.unwrap(), Some(a));
+    assert_eq!(c.list_orgs().await.unwrap().len(), 1);
+}
+
+pub async fn api_keys_round_trip(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "acme").await;
+    let other = org(c.as_ref(), "other").await;
+    let key = ApiKeyRecord {
+        id: "0011223344556677".into(),
+        org_id: o.id,
+        secret_hash: vec![7; 32],
+        scopes: vec![KeyScope::Account, KeyScope::Link],
+        created_at: NOW,
+        revoked_at: None,
+    };
+    c.insert_api_key(&key).await.unwrap();
+    assert_eq!(c.api_key(&key.id).await.unwrap(), Some(key.clone()));
+    assert_eq!(c.api_key("ffffffffffffffff").await.unwrap(), None);
+    assert_eq!(c.list_api_keys(Some(o.id)).await.unwrap().len(), 1);
+    assert!(c.list_api_keys(Some(other.id)).await.unwrap().is_empty());
+    assert!(c.revoke_api_key(&key.id, NOW + 1).await.unwrap());
+    assert!(!c.revoke_api_key(&key.id, NOW + 2).await.unwrap());
+    assert_eq!(
+        c.api_key(&key.id).await.unwrap().unwrap().revoked_at,
+        Some(NOW + 1)
+    );
+}
+
+pub async fn signing_keys_insert_once(c: Arc<dyn Catalog>) {
+    let k = SigningKeyRecord {
+        id: 1,
+        secret: vec![1; 32],
+        created_at: NOW,
+    };
+    assert!(c.insert_signing_key(&k).await.unwrap());
+    let mut other = k.clone();
+    other.secret = vec![2; 32];
+    assert!(!c.insert_signing_key(&other).await.unwrap());
+    assert_eq!(c.signing_keys().await.unwrap(), vec![k]);
+}
+
+pub async fn connections_are_per_org(c: Arc<dyn Catalog>) {
+    let a = org(c.as_ref(), "a").await;
+    let b = org(c.as_ref(), "b").await;
+    let id = ConnectionId::parse("conn_x").unwrap();
+    assert!(c.insert_connection(a.id, &id, true, NOW).await.unwrap());
+    assert!(!c.insert_connection(a.id, &id, false, NOW).await.unwrap());
+    assert!(c.insert_connection(b.id, &id, false, NOW).await.unwrap());
+    let ca = c.connection(a.id, &id).await.unwrap().unwrap();
+    let cb = c.connection(b.id, &id).await.unwrap().unwrap();
+    assert!(ca.enabled && !cb.enabled);
+    assert_ne!(ca.scope_id, cb.scope_id, "tenants never share a scope");
+    for i in 0..5 {
+        conn(c.as_ref(), a.id, &format!("conn_{i}")).await;
+    }
+    let first = c.list_connections(a.id, 0, 4).await.unwrap();
+    let rest = c.list_connections(a.id, 4, 4).await.unwrap();
+    assert_eq!((first.len(), rest.len()), (4, 2));
+    assert_eq!(c.org_totals(a.id).await.unwrap().connections, 6);
+    assert_eq!(c.org_totals(b.id).await.unwrap().enabled_connections, 0);
+}
+
+pub async fn connection_settings_change(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let before = conn(c.as_ref(), o.id, "conn_a").await;
+    let id = ConnectionId::parse("conn_a").unwrap();
+    let patch: crate::model::SettingsPatch =
+        serde_json::from_str(r#"{"retentionDays":5}"#).unwrap();
+    let change = ConnectionChange {
+        enabled: Some(false),
+        overrides: Some(Some(patch.clone())),
+        purge: false,
+    };
+    let (after, purged) = c
+        .update_connection(o.id, &id, &change, NOW + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(purged.is_none());
+    assert!(!after.enabled);
+    assert_eq!(after.overrides, Some(patch));
+    assert_eq!(after.scope_id, before.scope_id);
+    let reset = ConnectionChange {
+        overrides: Some(None),
+        purge: true,
+        ..ConnectionChange::default()
+    };
+    let (after, purged) = c
+        .update_connection(o.id, &id, &reset, NOW + 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.overrides, None);
+    assert_eq!(purged, Some(PurgeOutcome::default()));
+    assert_ne!(after.scope_id, before.scope_id);
+    let missing = ConnectionId::parse("conn_missing").unwrap();
+    assert!(
+        c.update_connection(o.id, &missing, &reset, NOW)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn upload_commit_creates_and_replaces(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    let CommitOutcome::Created(v) =
+        store(c.as_ref(), scope, "42", "full", "image/png", 100, NOW).await
+    else {
+        panic!("first commit creates");
+    };
+    assert_eq!(
+        (v.status, v.size_bytes, v.stored_at),
+        (VariantStatus::Stored, 100, Some(NOW))
+    );
+    let old_key = v.blob_key.clone().unwrap();
+    store(c.as_ref(), scope, "42", "thumb", "image/jpeg", 10, NOW + 5).await;
+    let replaced = store(c.as_ref(), scope, "42", "full", "image/png", 300, NOW + 10).await;
+    let CommitOutcome::Replaced(v2) = replaced else {
+        panic!("second commit of a label replaces");
+    };
+    assert_eq!(
+        v2.created_at, NOW,
+        "a replaced variant keeps its creation time"
+    );
+    assert_eq!(c.queued_blob_deletions(10).await.unwrap(), vec![old_key]);
+    let t = c.scope_totals(scope).await.unwrap();
+    assert_eq!(
+        t,
+        ScopeTotals {
+            live_count: 2,
+            stored_count: 2,
+            stored_bytes: 310
+        }
+    );
+    let m = c.media(scope, &[mid("42")]).await.unwrap().pop().unwrap();
+    assert_eq!(m.media_type, MediaType::Image);
+    assert_eq!(m.cached_at, Some(NOW + 10));
+    assert_eq!(m.created_at, NOW);
+    assert_eq!(m.variants.len(), 2);
+    let keys = c.referenced_blob_keys().await.unwrap();
+    assert_eq!(keys.len(), 3, "two live blobs and one queued");
+}
+
+pub async fn commit_after_purge_is_refused(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    let key = format!("{scope}/inflight");
+    c.begin_upload(scope, &key, NOW).await.unwrap();
+    let id = ConnectionId::parse("conn_a").unwrap();
+    c.purge_connection(o.id, &id, NOW + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let out = c
+        .commit_upload(&NewStoredVariant {
+            scope_id: scope,
+            media_id: mid("1"),
+            label: "full".into(),
+            content_type: "image/png".into(),
+            size_bytes: 5,
+            checksum: "00".repeat(32),
+            blob_key: key.clone(),
+            duration: None,
+            now: NOW + 2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(out, CommitOutcome::ScopeRetired);
+    assert!(c.queued_blob_deletions(10).await.unwrap().contains(&key));
+    let fresh = current_scope(c.as_ref(), o.id, "conn_a").await;
+    assert_eq!(c.scope_totals(fresh).await.unwrap(), ScopeTotals::default());
+    assert!(c.media(fresh, &[mid("1")]).await.unwrap().is_empty());
+}
+
+pub async fn purge_is_exact_and_idempotent(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    let other = conn(c.as_ref(), o.id, "conn_b").await.scope_id;
+    for i in 0..7 {
+        store(
+            c.as_ref(),
+            scope,
+            &i.to_string(),
+            "full",
+            "image/jpeg",
+            1000 + i,
+            NOW,
+        )
+        .await;
+    }
+    store(c.as_ref(), other, "1", "full", "image/jpeg", 5, NOW).await;
+    let id = ConnectionId::parse("conn_a").unwrap();
+    let p = c
+        .purge_connection(o.id, &id, NOW + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        p,
+        PurgeOutcome {
+            purged_count: 7,
+            freed_bytes: 7000 + 21
+        }
+    );
+    let again = c
+        .purge_connection(o.id, &id, NOW + 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, PurgeOutcome::default());
+    assert_eq!(
+        c.scope_totals(other).await.unwrap().stored_bytes,
+        5,
+        "other connection untouched"
+    );
+    let missing = ConnectionId::parse("conn_zz").unwrap();
+    assert!(
+        c.purge_connection(o.id, &missing, NOW)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let org_t = c.org_totals(o.id).await.unwrap();
+    assert_eq!((org_t.live_count, org_t.stored_bytes), (1, 5));
+}
+
+pub async fn purge_hides_everything_at_once(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    store(c.as_ref(), scope, "9", "full", "image/jpeg", 10, NOW).await;
+    let id = ConnectionId::parse("conn_a").unwrap();
+    c.purge_connection(o.id, &id, NOW + 1).await.unwrap();
+    // Reads against the retired scope (a request that looked the
+    // connection up before the purge) see nothing either.
+    assert!(c.media(scope, &[mid("9")]).await.unwrap().is_empty());
+    assert!(
+        c.query_media(scope, &query(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let label = Label::parse("full").unwrap();
+    assert!(
+        c.deliverable_variant(scope, &mid("9"), &label)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        c.delete_media(scope, &mid("9")).await.unwrap(),
+        DeleteOutcome::default()
+    );
+    // New media in the fresh scope is not confused with the purged one.
+    let fresh = current_scope(c.as_ref(), o.id, "conn_a").await;
+    store(c.as_ref(), fresh, "9", "full", "image/jpeg", 3, NOW + 2).await;
+    let m = c.media(fresh, &[mid("9")]).await.unwrap().pop().unwrap();
+    assert_eq!(m.variants[0].size_bytes, 3);
+    assert!(
+        c.deliverable_variant(fresh, &mid("9"), &label)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+pub async fn delete_media_is_exact(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    store(c.as_ref(), scope, "5", "full", "image/jpeg", 100, NOW).await;
+    store(c.as_ref(), scope, "5", "thumb", "image/jpeg", 7, NOW).await;
+    store(c.as_ref(), scope, "6", "full", "image/jpeg", 1, NOW).await;
+    let out = c.delete_media(scope, &mid("5")).await.unwrap();
+    assert_eq!(
+        out,
+        DeleteOutcome {
+            removed_count: 2,
+            freed_bytes: 107
+        }
+    );
+    assert_eq!(
+        c.delete_media(scope, &mid("5")).await.unwrap(),
+        DeleteOutcome::default()
+    );
+    assert_eq!(c.queued_blob_deletions(10).await.unwrap().len(), 2);
+    assert_eq!(
+        c.scope_totals(scope).await.unwrap(),
+        ScopeTotals {
+            live_count: 1,
+            stored_count: 1,
+            stored_bytes: 1
+        }
+    );
+}
+
+pub async fn query_filters(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    store(c.as_ref(), scope, "1", "full", "image/jpeg", 1, NOW).await;
+    store(c.as_ref(), scope, "2", "full", "image/png", 1, NOW + 1000).await;
+    store_with_duration(c.as_ref(), scope, "3", 30.0, NOW + 2000).await;
+    store_with_duration(c.as_ref(), scope, "4", 300.0, NOW + 3000).await;
+    store(c.as_ref(), scope, "5", "full", "audio/mpeg", 1, NOW + 4000).await;
+    let run = |q: MediaQuery| {
+        let c = c.clone();
+        async move {
+            let mut ids = all_ids(c.as_ref(), scope, q).await;
+            ids.sort();
+            ids
+        }
+    };
+    let q = |f: &dyn Fn(&mut MediaQuery)| {
+        let mut q = query(100);
+        f(&mut q);
+        q
+    };
+    assert_eq!(
+        run(q(&|q| q.media_type = Some(MediaType::Video))).await,
+        ["3", "4"]
+    );
+    assert_eq!(
+        run(q(&|q| q.content_type = Some("image/png".into()))).await,
+        ["2"]
+    );
+    assert_eq!(run(q(&|q| q.duration_min = Some(100.0))).await, ["4"]);
+    assert_eq!(run(q(&|q| q.duration_max = Some(100.0))).await, ["3"]);
+    assert_eq!(
+        run(q(&|q| q.created_from = Some(NOW + 1000))).await,
+        ["2", "3", "4", "5"]
+    );
+    assert_eq!(
+        run(q(&|q| q.created_to = Some(NOW + 1000))).await,
+        ["1", "2"]
+    );
+    assert_eq!(
+        run(q(&|q| q.cached_from = Some(NOW + 3000))).await,
+        ["4", "5"]
+    );
+    assert_eq!(run(q(&|q| q.cached_to = Some(NOW))).await, ["1"]);
+    assert_eq!(
+        run(q(&|q| q.status = Some(VariantStatus::Stored))).await,
+        ["1", "2", "3", "4", "5"]
+    );
+    assert!(
+        run(q(&|q| q.status = Some(VariantStatus::Removed)))
+            .await
+            .is_empty()
+    );
+    assert!(
+        run(q(&|q| q.status = Some(VariantStatus::Pending)))
+            .await
+            .is_empty()
+    );
+}
+
+pub async fn query_sorts_and_pages(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    // Same creation time for 9, 10 and 100: ties break by numeric ID.
+    for id in ["100", "9", "10"] {
+        store(c.as_ref(), scope, id, "full", "image/jpeg", 1, NOW).await;
+    }
+    store_with_duration(c.as_ref(), scope, "7", 5.0, NOW + 10).await;
+    store_with_duration(c.as_ref(), scope, "8", 50.0, NOW + 20).await;
+    let sorted = |sort: SortKey| {
+        let c = c.clone();
+        async move {
+            all_ids(
+                c.as_ref(),
+                scope,
+                MediaQuery {
+                    sort,
+                    limit: 2,
+                    ..MediaQuery::default()
+                },
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        sorted(SortKey::CreatedAtDesc).await,
+        ["8", "7", "100", "10", "9"]
+    );
+    assert_eq!(
+        sorted(SortKey::CreatedAtAsc).await,
+        ["9", "10", "100", "7", "8"]
+    );
+    assert_eq!(
+        sorted(SortKey::CachedAtDesc).await,
+        ["8", "7", "100", "10", "9"]
+    );
+    assert_eq!(
+        sorted(SortKey::DurationDesc).await,
+        ["8", "7", "100", "10", "9"]
+    );
+    assert_eq!(
+        sorted(SortKey::DurationAsc).await,
+        ["7", "8", "9", "10", "100"]
+    );
+    let one = c.query_media(scope, &query(5)).await.unwrap();
+    assert!(one.next.is_none(), "no cursor on the last page");
+    let two = c.query_media(scope, &query(4)).await.unwrap();
+    assert!(two.next.is_some());
+}
+
+pub async fn keyset_is_stable_under_changes(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    for i in 0..20 {
+        store(
+            c.as_ref(),
+            scope,
+            &(1000 + i).to_string(),
+            "full",
+            "image/jpeg",
+            1,
+            NOW + i,
+        )
+        .await;
+    }
+    let mut q = query(5);
+    let first = c.query_media(scope, &q).await.unwrap();
+    let seen_first: Vec<String> = first.items.iter().map(|m| m.media_id.clone()).collect();
+    // Between pages: a new item arrives at the head, one already seen and
+    // one not yet seen are deleted.
+    store(
+        c.as_ref(),
+        scope,
+        "5000",
+        "full",
+        "image/jpeg",
+        1,
+        NOW + 100,
+    )
+    .await;
+    c.delete_media(scope, &mid(&seen_first[0])).await.unwrap();
+    c.delete_media(scope, &mid("1003")).await.unwrap();
+    q.after = first.next;
+    let rest = all_ids(c.as_ref(), scope, q).await;
+    let mut all: Vec<String> = seen_first
+        .iter()
+        .cloned()
+        .chain(rest.iter().cloned())
+        .collect();
+    let len = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), len, "no item repeated");
+    for i in 0..20 {
+        let id = (1000 + i).to_string();
+        if id != "1003" {
+            assert!(
+                all.contains(&id),
+                "item {id}, present throughout, was skipped"
+            );
+        }
+    }
+}
+
+pub async fn access_counts_add_up(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    store(c.as_ref(), scope, "1", "full", "image/jpeg", 1, NOW).await;
+    let hit = |n, at| AccessHit {
+        scope_id: scope,
+        media_id: "1".into(),
+        label: "full".into(),
+        count: n,
+        last_at: at,
+    };
+    c.record_accesses(&[hit(3, NOW + 50)]).await.unwrap();
+    c.record_accesses(&[hit(2, NOW + 20), hit(1, NOW + 70)])
+        .await
+        .unwrap();
+    let gone = AccessHit {
+        media_id: "404".into(),
+        ..hit(1, NOW)
+    };
+    c.record_accesses(&[gone]).await.unwrap();
+    let v = c
+        .media(scope, &[mid("1")])
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+        .variants
+        .pop()
+        .unwrap();
+    assert_eq!((v.access_count, v.last_accessed_at), (6, NOW + 70));
+}
+
+pub async fn reclaim_drains_retired_scopes(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    for i in 0..12 {
+        store(
+            c.as_ref(),
+            scope,
+            &i.to_string(),
+            "full",
+            "image/jpeg",
+            10,
+            NOW,
+        )
+        .await;
+    }
+    let id = ConnectionId::parse("conn_a").unwrap();
+    c.purge_connection(o.id, &id, NOW + 1).await.unwrap();
+    let b = c.reclaim_backlog().await.unwrap();
+    assert_eq!((b.retired_scopes, b.retired_variants), (1, 12));
+    let mut rounds = 0;
+    while c.drain_retired_scope(5).await.unwrap() > 0 {
+        rounds += 1;
+        assert!(rounds < 50, "drain terminates");
+    }
+    let b = c.reclaim_backlog().await.unwrap();
+    assert_eq!(
+        (b.retired_scopes, b.retired_variants, b.queued_blobs),
+        (0, 0, 12)
+    );
+    let keys = c.queued_blob_deletions(100).await.unwrap();
+    assert_eq!(c.referenced_blob_keys().await.unwrap().len(), 12);
+    c.forget_blob_deletions(&keys).await.unwrap();
+    assert_eq!(
+        c.reclaim_backlog().await.unwrap(),
+        ReclaimBacklog::default()
+    );
+    assert!(c.referenced_blob_keys().await.unwrap().is_empty());
+}
+
+pub async fn upload_intents_are_requeued(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    c.begin_upload(scope, "1/old", NOW).await.unwrap();
+    c.begin_upload(scope, "1/new", NOW + 100).await.unwrap();
+    assert_eq!(c.requeue_upload_intents(NOW + 50).await.unwrap(), 1);
+    assert_eq!(
+        c.queued_blob_deletions(10).await.unwrap(),
+        vec!["1/old".to_string()]
+    );
+    let keys = c.referenced_blob_keys().await.unwrap();
+    assert!(
+        keys.contains(&"1/new".to_string()),
+        "an intent is a reference"
+    );
+    c.abort_upload("1/new", NOW + 200).await.unwrap();
+    assert_eq!(c.queued_blob_deletions(10).await.unwrap().len(), 2);
+}
+
+pub async fn remove_connection_purges(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    store(c.as_ref(), scope, "1", "full", "image/jpeg", 11, NOW).await;
+    let id = ConnectionId::parse("conn_a").unwrap();
+    let out = c
+        .remove_connection(o.id, &id, NOW + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out,
+        PurgeOutcome {
+            purged_count: 1,
+            freed_bytes: 11
+        }
+    );
+    assert!(c.connection(o.id, &id).await.unwrap().is_none());
+    assert!(c.remove_connection(o.id, &id, NOW).await.unwrap().is_none());
+    assert!(c.media(scope, &[mid("1")]).await.unwrap().is_empty());
+    assert_eq!(c.org_totals(o.id).await.unwrap(), OrgTotals::default());
+    // The ID can be registered again, empty.
+    assert!(c.insert_connection(o.id, &id, true, NOW + 2).await.unwrap());
+    let again = current_scope(c.as_ref(), o.id, "conn_a").await;
+    assert_eq!(c.scope_totals(again).await.unwrap(), ScopeTotals::default());
+}
+
+pub async fn org_settings_push_clears_overrides(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    conn(c.as_ref(), o.id, "conn_a").await;
+    let id = ConnectionId::parse("conn_a").unwrap();
+    let overrides: crate::model::SettingsPatch =
+        serde_json::from_str(r#"{"retentionDays":3,"cacheAudio":false}"#).unwrap();
+    let change = ConnectionChange {
+        overrides: Some(Some(overrides)),
+        ..ConnectionChange::default()
+    };
+    c.update_connection(o.id, &id, &change, NOW).await.unwrap();
+    let pushed: crate::model::SettingsPatch =
+        serde_json::from_str(r#"{"retentionDays":9}"#).unwrap();
+    let defaults = o.default_settings.with(&pushed);
+    let n = c
+        .update_org_settings(o.id, false, &defaults, Some(&pushed), NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let after = c.org(o.id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.auto_enable, after.default_settings.retention_days),
+        (false, 9)
+    );
+    let conn = c.connection(o.id, &id).await.unwrap().unwrap();
+    let left = conn.overrides.unwrap();
+    assert_eq!((left.retention_days, left.cache_audio), (None, Some(false)));
+}
+
+pub async fn totals_match_records(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    for i in 0..30u64 {
+        let media = (i % 11).to_string();
+        let label = ["full", "thumb", "preview"][(i % 3) as usize];
+        store(
+            c.as_ref(),
+            scope,
+            &media,
+            label,
+            "image/jpeg",
+            i * 13 + 1,
+            NOW + i as i64,
+        )
+        .await;
+        if i % 7 == 0 {
+            c.delete_media(scope, &mid(&((i + 3) % 11).to_string()))
+                .await
+                .unwrap();
+        }
+    }
+    let page = c.query_media(scope, &query(100)).await.unwrap();
+    let recomputed = totals_of(page.items.iter().flat_map(|m| m.variants.iter()));
+    assert_eq!(c.scope_totals(scope).await.unwrap(), recomputed);
+}

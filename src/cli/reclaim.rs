@@ -39,7 +39,10 @@ pub async fn run(cmd: ReclaimCommand) -> anyhow::Result<()> {
                 r.records, r.blobs, r.failed_blobs
             );
             if r.failed_blobs > 0 {
-                anyhow::bail!("{} blobs could not be deleted; they stay queued", r.failed_blobs);
+                anyhow::bail!(
+                    "{} blobs could not be deleted; they stay queued",
+                    r.failed_blobs
+                );
             }
         }
     }
