@@ -2,5 +2,7 @@
 
 mod harness;
 
+mod concurrency;
 mod contract;
+mod lifecycle;
 mod smoke;
