@@ -76,7 +76,11 @@ impl TestServer {
 
     pub fn add_connection(&self, org: &str, id: &str) {
         let out = self.cli(&["connections", "add", "--org", org, id]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn create_key(&self, org: &str, scopes: &[&str]) -> String {
@@ -86,7 +90,11 @@ impl TestServer {
             args.push(s);
         }
         let out = self.cli(&args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
@@ -127,11 +135,21 @@ impl TestServer {
     }
 
     /// Uploads and asserts the answer was 201 or 200.
-    pub async fn put(&self, connection: &str, media: &str, label: &str, ct: &str, bytes: Vec<u8>) -> Value {
+    pub async fn put(
+        &self,
+        connection: &str,
+        media: &str,
+        label: &str,
+        ct: &str,
+        bytes: Vec<u8>,
+    ) -> Value {
         let r = self.upload(connection, media, label, ct, bytes).await;
         let status = r.status().as_u16();
         let body: Value = r.json().await.unwrap();
-        assert!(status == 201 || status == 200, "upload answered {status}: {body}");
+        assert!(
+            status == 201 || status == 200,
+            "upload answered {status}: {body}"
+        );
         body
     }
 
@@ -150,7 +168,10 @@ impl TestServer {
         for _ in 0..200 {
             let out = self.cli(&["reclaim", "status"]);
             let text = String::from_utf8_lossy(&out.stdout).to_string();
-            if out.status.success() && text.contains("retired_scopes=0") && text.contains("queued_blobs=0") {
+            if out.status.success()
+                && text.contains("retired_scopes=0")
+                && text.contains("queued_blobs=0")
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -160,7 +181,9 @@ impl TestServer {
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -214,5 +237,7 @@ fn spawn(dir: &Path, extra: &[&str]) -> (Child, String, Option<String>) {
 
 /// Deterministic pseudo-random bytes of a given size.
 pub fn bytes(seed: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
