@@ -196,10 +196,8 @@ mod tests {
             t.split_once('.').unwrap().1
         );
         assert_eq!(s.verify(&forged, 0), Err(TokenError::BadSignature));
-        assert_eq!(
-            s.verify(&t[..t.len() - 2], 0),
-            Err(TokenError::BadSignature)
-        );
+        assert!(s.verify(&t[..t.len() - 2], 0).is_err());
+        assert!(s.verify(&t[..t.len() - 3], 0).is_err());
         assert_eq!(s.verify("garbage", 0), Err(TokenError::Malformed));
     }
 
