@@ -10,6 +10,7 @@ pub mod app;
 pub mod blobs;
 pub mod catalog;
 pub mod cli;
+pub mod demo_upstream;
 pub mod http;
 pub mod model;
 pub mod service;

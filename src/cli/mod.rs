@@ -37,6 +37,8 @@ enum Command {
     /// Register, list and remove connections.
     #[command(subcommand)]
     Connections(connections::ConnectionsCommand),
+    /// Run a local stand-in for the upstream Access API (tests, demos).
+    DemoUpstream(crate::demo_upstream::DemoArgs),
     /// Inspect or drain the background reclaim of purged bytes.
     #[command(subcommand)]
     Reclaim(reclaim::ReclaimCommand),
@@ -71,7 +73,7 @@ struct ServeArgs {
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Serve(_) => "info",
+        Command::Serve(_) | Command::DemoUpstream(_) => "info",
         _ => "warn",
     };
     init_logging(cli.log_format, default_level);
@@ -93,6 +95,7 @@ pub fn run() -> anyhow::Result<()> {
             Command::Keys(c) => keys::run(c).await,
             Command::Connections(c) => connections::run(c).await,
             Command::Reclaim(c) => reclaim::run(c).await,
+            Command::DemoUpstream(a) => crate::demo_upstream::run(a).await,
         }
     })
 }
