@@ -44,6 +44,7 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
     let id = request_id_of(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
+    let has_body = request_has_body(&req);
     let path = loggable_path(req.uri().path()).to_owned();
     let started = Instant::now();
     let span = tracing::info_span!("request", request_id = %id, %method, path = %path);
@@ -58,7 +59,24 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert("x-request-id", v);
     }
+    // A request refused before its body was read (bad key, bad header) may
+    // leave body bytes on the connection, and the server then drops it.
+    // Saying so lets keep-alive clients open a fresh one instead of failing
+    // their next call (RFC 9112, section 9.6).
+    if has_body && (res.status().is_client_error() || res.status().is_server_error()) {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     res
+}
+
+fn request_has_body(req: &Request) -> bool {
+    let h = req.headers();
+    h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
 }
 
 fn finish(res: Response, id: &str, method: &Method) -> Response {

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Compatibility test: the official Python SDK `onlyfans-sdk` 3.1.0, pointed at
+# vaultplus by base_url, must work unchanged for its Vault+ calls.
+#
+# Usage: bash tests/sdk/run.sh path/to/vaultplus
+#
+# The venv lives in ${VAULTPLUS_SDK_VENV:-<repo>/target/sdk-venv} and is reused
+# when it already holds onlyfans-sdk 3.1.0; only PyPI is contacted to fill it.
+# Closes with a line "N passed, M failed"; exits non-zero on any failure.
+set -euo pipefail
+
+if [ "$#" -ne 1 ]; then
+    echo "usage: $0 BINARY" >&2
+    exit 2
+fi
+
+here="$(cd "$(dirname "$0")" && pwd)"
+binary="$1"
+if [ ! -x "$binary" ]; then
+    echo "not an executable: $binary" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+binary="$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")"
+
+venv="${VAULTPLUS_SDK_VENV:-$(cd "$here/../.." && pwd)/target/sdk-venv}"
+python="${PYTHON:-python3}"
+sdk_version="3.1.0"
+
+summary_printed=0
+on_exit() {
+    local rc=$?
+    if [ "$rc" -ne 0 ] && [ "$summary_printed" -eq 0 ]; then
+        echo "sdk compatibility test setup failed (exit $rc)" >&2
+        echo "0 passed, 1 failed"
+    fi
+}
+trap on_exit EXIT
+
+has_sdk() {
+    [ -x "$venv/bin/python" ] && "$venv/bin/python" - "$sdk_version" <<'EOF' 2>/dev/null
+import importlib.metadata as m, sys
+sys.exit(0 if m.version("onlyfans-sdk") == sys.argv[1] else 1)
+EOF
+}
+
+if ! has_sdk; then
+    echo "preparing venv $venv with onlyfans-sdk==$sdk_version" >&2
+    if [ ! -x "$venv/bin/python" ]; then
+        mkdir -p "$(dirname "$venv")"
+        "$python" -m venv "$venv"
+    fi
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "onlyfans-sdk==$sdk_version"
+    has_sdk
+fi
+
+# From here on the runner prints the summary line itself.
+summary_printed=1
+set +e
+PYTHONDONTWRITEBYTECODE=1 VAULTPLUS_BIN="$binary" "$venv/bin/python" - "$here/test_sdk.py" <<'EOF'
+import os
+import sys
+import unittest
+
+test_file = sys.argv[1]
+sys.path.insert(0, os.path.dirname(test_file))
+suite = unittest.defaultTestLoader.loadTestsFromName(
+    os.path.splitext(os.path.basename(test_file))[0])
+result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+# Count tests, not subtests: a test with failing subtests fails once.
+# Errors in setUpModule/setUpClass have no TestCase and count as one each.
+bad_cases, bad_other = set(), 0
+for t, _ in result.failures + result.errors:
+    case = getattr(t, "test_case", t)
+    if isinstance(case, unittest.TestCase):
+        bad_cases.add(case.id())
+    else:
+        bad_other += 1
+for t in result.unexpectedSuccesses:
+    bad_cases.add(t.id())
+failed = len(bad_cases) + bad_other
+passed = max(0, result.testsRun - len(bad_cases) - len(result.skipped))
+sys.stdout.flush()
+print(f"{passed} passed, {failed} failed")
+sys.exit(0 if failed == 0 and passed > 0 else 1)
+EOF
+rc=$?
+exit "$rc"
