@@ -405,7 +405,7 @@ pub async fn purge_hides_everything_at_once(c: Arc<dyn Catalog>) {
     );
     let label = Label::parse("full").unwrap();
     assert!(
-        c.deliverable_variant(scope, &mid("9"), &label)
+        c.current_variant(scope, &mid("9"), &label)
             .await
             .unwrap()
             .is_none()
@@ -420,7 +420,7 @@ pub async fn purge_hides_everything_at_once(c: Arc<dyn Catalog>) {
     let m = c.media(fresh, &[mid("9")]).await.unwrap().pop().unwrap();
     assert_eq!(m.variants[0].size_bytes, 3);
     assert!(
-        c.deliverable_variant(fresh, &mid("9"), &label)
+        c.current_variant(fresh, &mid("9"), &label)
             .await
             .unwrap()
             .is_some()

@@ -14,6 +14,8 @@ use async_trait::async_trait;
 pub use query::{MediaQuery, QueryPage, SortKey, SortValue};
 pub use types::*;
 
+use crate::model::list_plan::ListMode;
+use crate::model::observed::ObservedMedia;
 use crate::model::{ConnectionId, Label, MediaId, OrgName, SettingsPatch, VaultPlusSettings};
 
 pub type Result<T> = anyhow::Result<T>;
@@ -71,6 +73,8 @@ pub trait Catalog: Send + Sync + 'static {
         now: i64,
     ) -> Result<bool>;
     async fn connection(&self, org: OrgId, id: &ConnectionId) -> Result<Option<Connection>>;
+    /// The connection whose current scope this is, if any.
+    async fn connection_of_scope(&self, scope: ScopeId) -> Result<Option<Connection>>;
     async fn list_connections(
         &self,
         org: OrgId,
@@ -126,8 +130,8 @@ pub trait Catalog: Send + Sync + 'static {
     async fn requeue_upload_intents(&self, started_before: i64) -> Result<u64>;
 
     // --- delivery ----------------------------------------------------------
-    /// The variant, if it is stored in a scope that is still current.
-    async fn deliverable_variant(
+    /// The variant (any status but `removed`), if its scope is still current.
+    async fn current_variant(
         &self,
         scope: ScopeId,
         media: &MediaId,
@@ -135,6 +139,69 @@ pub trait Catalog: Send + Sync + 'static {
     ) -> Result<Option<VariantRecord>>;
     /// Adds batched access counts; hits on variants that are gone are dropped.
     async fn record_accesses(&self, hits: &[AccessHit]) -> Result<()>;
+
+    // --- lists ---------------------------------------------------------------
+    /// Applies a list add or sync (rules: `model::list_plan`) in one
+    /// transaction. None when the scope is no longer current.
+    async fn apply_list(
+        &self,
+        scope: ScopeId,
+        list_id: &str,
+        mode: ListMode,
+        items: &[ObservedMedia],
+        now: i64,
+    ) -> Result<Option<ListOutcome>>;
+    /// Stores fresh upstream URLs of known variants (after a new listing).
+    async fn refresh_upstream_urls(&self, scope: ScopeId, items: &[ObservedMedia]) -> Result<()>;
+    async fn lists(&self, scope: ScopeId) -> Result<Vec<ListSummary>>;
+    async fn list_members(&self, scope: ScopeId, list_id: &str) -> Result<Vec<ListMember>>;
+
+    // --- storing jobs --------------------------------------------------------
+    /// Queues storing of a known variant (single flight: one job per
+    /// variant).
+    async fn queue_variant(
+        &self,
+        scope: ScopeId,
+        media: &MediaId,
+        label: &Label,
+        now: i64,
+    ) -> Result<QueueOutcome>;
+    /// Leases up to `limit` due jobs of current scopes to `owner` until
+    /// `lease_until`, marking their variants `storing`.
+    async fn claim_jobs(
+        &self,
+        owner: &str,
+        limit: u64,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Vec<Job>>;
+    /// Extends a lease still held by `owner`; false when it was lost.
+    async fn extend_lease(&self, job_id: i64, owner: &str, lease_until: i64) -> Result<bool>;
+    /// Makes fetched bytes the stored variant and ends the job, provided the
+    /// scope is current and `owner` still holds the job.
+    async fn complete_job(
+        &self,
+        job: &Job,
+        owner: &str,
+        blob: &FetchedBlob,
+        now: i64,
+    ) -> Result<CommitOutcome>;
+    /// Gives the job back to run again at `run_after` (the variant returns
+    /// to `pending` with `error`); `count_attempt` spends one of its tries.
+    async fn retry_job(
+        &self,
+        job_id: i64,
+        owner: &str,
+        error: &str,
+        run_after: i64,
+        count_attempt: bool,
+    ) -> Result<()>;
+    /// Ends the job as failed for good: the variant stays, `edge_only`,
+    /// with `error`, and the job stays listed as failed.
+    async fn fail_job(&self, job_id: i64, owner: &str, error: &str, now: i64) -> Result<()>;
+    async fn jobs(&self, scope: ScopeId, failed_only: bool) -> Result<Vec<JobRecord>>;
+    /// When the next job becomes due, if any is waiting.
+    async fn next_job_due(&self) -> Result<Option<i64>>;
 
     // --- reclaim -----------------------------------------------------------
     /// Moves up to `limit` variants of one retired scope into the blob

@@ -1,5 +1,7 @@
 //! Records the catalog stores and returns.
 
+use crate::model::list_plan::ListCounts;
+use crate::model::observed::Origin;
 use crate::model::{MediaId, MediaType, SettingsPatch, VariantStatus, VaultPlusSettings};
 
 pub type OrgId = i64;
@@ -127,6 +129,13 @@ pub struct VariantRecord {
     pub blob_key: Option<String>,
     /// Hex SHA-256 of the stored bytes.
     pub checksum: Option<String>,
+    pub origin: Origin,
+    /// Short-lived upstream URL, for variants fetched from the upstream.
+    pub upstream_url: Option<String>,
+    /// Size the upstream announced.
+    pub upstream_size: Option<u64>,
+    /// Why the last attempt to store it failed, if it did.
+    pub last_error: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -163,6 +172,9 @@ pub enum CommitOutcome {
     /// The connection was purged (or removed) while the bytes were written;
     /// nothing was stored and the blob was queued for reclaim.
     ScopeRetired,
+    /// The job is no longer this worker's (its lease passed to another, or
+    /// the variant was deleted); the blob was queued for reclaim.
+    Superseded,
 }
 
 #[derive(Clone, Debug)]
@@ -179,4 +191,84 @@ pub struct ReclaimBacklog {
     pub retired_scopes: u64,
     pub retired_variants: u64,
     pub queued_blobs: u64,
+}
+
+/// What a list add or sync did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListOutcome {
+    pub counts: ListCounts,
+    /// Storing jobs created.
+    pub queued: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListSummary {
+    pub list_id: String,
+    pub media_count: u64,
+    pub stored_count: u64,
+    pub total_size_bytes: u64,
+    pub has_baseline: bool,
+    pub first_added_at: i64,
+    pub last_added_at: i64,
+    pub last_synced_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListMember {
+    pub media_id: String,
+    pub first_added_at: i64,
+    pub last_added_at: i64,
+    pub last_seen_at: i64,
+    pub last_synced_at: Option<i64>,
+    /// The item with all its variants (removed ones too), if any remain.
+    pub media: Option<MediaRecord>,
+}
+
+/// A storing job, claimed by a worker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub id: i64,
+    pub scope_id: ScopeId,
+    pub org_id: OrgId,
+    pub connection_id: String,
+    pub media_id: String,
+    pub label: String,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    pub origin: Origin,
+    pub upstream_url: Option<String>,
+    pub upstream_size: Option<u64>,
+    pub content_type: String,
+    pub list_hint: Option<String>,
+}
+
+/// Bytes a worker wrote for a job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FetchedBlob {
+    pub blob_key: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+    pub checksum: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueOutcome {
+    /// Already stored: nothing to do.
+    Stored,
+    /// Queued now, or already queued.
+    Queued,
+    /// No such variant in the connection's current media.
+    Unknown,
+}
+
+/// A job as listed for operators.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRecord {
+    pub media_id: String,
+    pub label: String,
+    pub attempts: u32,
+    pub run_after: i64,
+    pub leased: bool,
+    pub failed_at: Option<i64>,
+    pub last_error: Option<String>,
 }

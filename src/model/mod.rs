@@ -1,7 +1,10 @@
 //! Domain vocabulary shared by every layer: identifiers, settings, variant
 //! states and the JSON views the Vault+ API answers with.
 
+pub mod admission;
 pub mod ids;
+pub mod list_plan;
+pub mod observed;
 pub mod settings;
 pub mod time;
 pub mod variant;

@@ -32,7 +32,7 @@ impl VaultService {
         })?;
         let variant = self
             .catalog
-            .deliverable_variant(grant.scope_id, &grant.media_id, &grant.label)
+            .current_variant(grant.scope_id, &grant.media_id, &grant.label)
             .await?
             .ok_or_else(|| ServiceError::NotFound("Media not found".into()))?;
         Ok(Delivery {

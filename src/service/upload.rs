@@ -149,7 +149,7 @@ impl VaultService {
                 self.reclaim_soon();
                 (true, v)
             }
-            CommitOutcome::ScopeRetired => {
+            CommitOutcome::ScopeRetired | CommitOutcome::Superseded => {
                 self.reclaim_soon();
                 return Err(ServiceError::Conflict(
                     "the connection was purged while this upload was in progress".into(),

@@ -112,6 +112,10 @@ mod tests {
             last_accessed_at: last,
             blob_key: None,
             checksum: None,
+            origin: crate::model::observed::Origin::Upload,
+            upstream_url: None,
+            upstream_size: None,
+            last_error: None,
         }
     }
 

@@ -254,6 +254,16 @@ where
         .transpose()
 }
 
+pub async fn connection_of_scope(pool: &SqlitePool, scope: ScopeId) -> Result<Option<Connection>> {
+    let sql = format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE scope_id = ?");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(scope)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| rows::connection(&r))
+        .transpose()
+}
+
 pub async fn list_connections(
     pool: &SqlitePool,
     org: OrgId,

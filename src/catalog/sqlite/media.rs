@@ -12,6 +12,7 @@ use crate::catalog::{
     AccessHit, CommitOutcome, DeleteOutcome, MediaQuery, MediaRecord, NewStoredVariant, QueryPage,
     Result, ScopeId, SortKey, SortValue, VariantRecord,
 };
+use crate::model::observed::Origin;
 use crate::model::{Label, MediaId, VariantStatus};
 
 /// Condition that the scope is still some connection's current one. Reads
@@ -47,7 +48,7 @@ pub async fn media(pool: &SqlitePool, scope: ScopeId, ids: &[MediaId]) -> Result
 
 /// Loads the variants of `items` (all of them when `removed` is set, else
 /// the non-removed ones) and attaches them in label order.
-async fn attach_variants(
+pub(super) async fn attach_variants(
     pool: &SqlitePool,
     scope: ScopeId,
     mut items: Vec<MediaRecord>,
@@ -187,7 +188,7 @@ pub async fn query_media(pool: &SqlitePool, scope: ScopeId, q: &MediaQuery) -> R
     Ok(QueryPage { items, next })
 }
 
-async fn scope_is_current(tx: &mut Transaction<'static, Sqlite>, scope: ScopeId) -> Result<bool> {
+pub(super) async fn scope_is_current(tx: &mut Transaction<'static, Sqlite>, scope: ScopeId) -> Result<bool> {
     Ok(sqlx::query("SELECT 1 FROM connections WHERE scope_id = ?")
         .bind(scope)
         .fetch_optional(&mut **tx)
@@ -195,7 +196,7 @@ async fn scope_is_current(tx: &mut Transaction<'static, Sqlite>, scope: ScopeId)
         .is_some())
 }
 
-async fn variants_of(
+pub(super) async fn variants_of(
     tx: &mut Transaction<'static, Sqlite>,
     scope: ScopeId,
     media: &str,
@@ -213,7 +214,7 @@ async fn variants_of(
         .collect()
 }
 
-async fn queue_blob(tx: &mut Transaction<'static, Sqlite>, key: &str, now: i64) -> Result<()> {
+pub(super) async fn queue_blob(tx: &mut Transaction<'static, Sqlite>, key: &str, now: i64) -> Result<()> {
     sqlx::query(
         "INSERT INTO reclaim_blobs (blob_key, queued_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
     )
@@ -224,7 +225,7 @@ async fn queue_blob(tx: &mut Transaction<'static, Sqlite>, key: &str, now: i64) 
     Ok(())
 }
 
-async fn bump_scope(
+pub(super) async fn bump_scope(
     tx: &mut Transaction<'static, Sqlite>,
     scope: ScopeId,
     (live, stored, bytes): (i64, i64, i64),
@@ -267,6 +268,11 @@ pub async fn delete_media(
         .execute(&mut **tx)
         .await?;
     sqlx::query("DELETE FROM media WHERE scope_id = ? AND media_id = ?")
+        .bind(scope)
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM jobs WHERE scope_id = ? AND media_id = ?")
         .bind(scope)
         .bind(id.as_str())
         .execute(&mut **tx)
@@ -337,13 +343,18 @@ pub async fn commit_upload(
         last_accessed_at: old.map_or(up.now, |o| o.last_accessed_at),
         blob_key: Some(up.blob_key.clone()),
         checksum: Some(up.checksum.clone()),
+        origin: Origin::Upload,
+        upstream_url: None,
+        upstream_size: None,
+        last_error: None,
     };
     sqlx::query(
         "INSERT INTO variants (scope_id, media_id, label, status, size_bytes, content_type, access_count, \
          created_at, stored_at, last_accessed_at, blob_key, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (scope_id, media_id, label) DO UPDATE SET status = excluded.status, \
          size_bytes = excluded.size_bytes, content_type = excluded.content_type, \
-         stored_at = excluded.stored_at, blob_key = excluded.blob_key, checksum = excluded.checksum",
+         stored_at = excluded.stored_at, blob_key = excluded.blob_key, checksum = excluded.checksum, \
+         origin = 'upload', upstream_url = NULL, upstream_size = NULL, last_error = NULL",
     )
     .bind(up.scope_id)
     .bind(media_id)
@@ -363,6 +374,14 @@ pub async fn commit_upload(
         queue_blob(tx, old_key, up.now).await?;
     }
     forget_intent(tx, &up.blob_key).await?;
+    // The upload satisfies any storing job of this variant; a worker still
+    // fetching it will find its job gone and discard what it fetched.
+    sqlx::query("DELETE FROM jobs WHERE scope_id = ? AND media_id = ? AND label = ?")
+        .bind(up.scope_id)
+        .bind(media_id)
+        .bind(&up.label)
+        .execute(&mut **tx)
+        .await?;
     bump_scope(tx, up.scope_id, counter_delta(old, Some(&new))).await?;
 
     sqlx::query(
@@ -391,7 +410,7 @@ pub async fn commit_upload(
 }
 
 /// Rewrites the media row's derived columns after its variants changed.
-async fn refresh_media(
+pub(super) async fn refresh_media(
     tx: &mut Transaction<'static, Sqlite>,
     scope: ScopeId,
     media_id: &str,
@@ -434,7 +453,7 @@ pub async fn requeue_upload_intents(
     Ok(done.rows_affected())
 }
 
-pub async fn deliverable_variant(
+pub async fn current_variant(
     pool: &SqlitePool,
     scope: ScopeId,
     media: &MediaId,
@@ -442,7 +461,7 @@ pub async fn deliverable_variant(
 ) -> Result<Option<VariantRecord>> {
     let sql = format!(
         "SELECT {VARIANT_COLUMNS} FROM variants v WHERE v.scope_id = ? AND v.media_id = ? \
-         AND v.label = ? AND v.status = 'stored' AND {SCOPE_IS_CURRENT}v.scope_id)"
+         AND v.label = ? AND v.status <> 'removed' AND {SCOPE_IS_CURRENT}v.scope_id)"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(scope)

@@ -7,6 +7,8 @@
 //! run beside the writer, as WAL allows.
 
 mod accounts;
+mod jobs;
+mod lists;
 mod media;
 mod reclaim;
 mod rows;
@@ -21,6 +23,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::*;
+use crate::model::list_plan::ListMode;
+use crate::model::observed::ObservedMedia;
 use crate::model::time::now_ms;
 
 pub struct SqliteCatalog {
@@ -149,6 +153,10 @@ impl Catalog for SqliteCatalog {
         accounts::connection(&self.reader, org, id.as_str()).await
     }
 
+    async fn connection_of_scope(&self, scope: ScopeId) -> Result<Option<Connection>> {
+        accounts::connection_of_scope(&self.reader, scope).await
+    }
+
     async fn list_connections(
         &self,
         org: OrgId,
@@ -243,13 +251,13 @@ impl Catalog for SqliteCatalog {
         Ok(n)
     }
 
-    async fn deliverable_variant(
+    async fn current_variant(
         &self,
         scope: ScopeId,
         media: &MediaId,
         label: &Label,
     ) -> Result<Option<VariantRecord>> {
-        media::deliverable_variant(&self.reader, scope, media, label).await
+        media::current_variant(&self.reader, scope, media, label).await
     }
 
     async fn record_accesses(&self, hits: &[AccessHit]) -> Result<()> {
@@ -257,6 +265,107 @@ impl Catalog for SqliteCatalog {
         media::record_accesses(&mut tx, hits).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn apply_list(
+        &self,
+        scope: ScopeId,
+        list_id: &str,
+        mode: ListMode,
+        items: &[ObservedMedia],
+        now: i64,
+    ) -> Result<Option<ListOutcome>> {
+        let mut tx = self.tx().await?;
+        let out = lists::apply_list(&mut tx, scope, list_id, mode, items, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn refresh_upstream_urls(&self, scope: ScopeId, items: &[ObservedMedia]) -> Result<()> {
+        let mut tx = self.tx().await?;
+        lists::refresh_upstream_urls(&mut tx, scope, items).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn lists(&self, scope: ScopeId) -> Result<Vec<ListSummary>> {
+        lists::lists(&self.reader, scope).await
+    }
+
+    async fn list_members(&self, scope: ScopeId, list_id: &str) -> Result<Vec<ListMember>> {
+        lists::list_members(&self.reader, scope, list_id).await
+    }
+
+    async fn queue_variant(
+        &self,
+        scope: ScopeId,
+        media: &MediaId,
+        label: &Label,
+        now: i64,
+    ) -> Result<QueueOutcome> {
+        let mut tx = self.tx().await?;
+        let out = jobs::queue_variant(&mut tx, scope, media, label, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn claim_jobs(
+        &self,
+        owner: &str,
+        limit: u64,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Vec<Job>> {
+        let mut tx = self.tx().await?;
+        let out = jobs::claim_jobs(&mut tx, owner, limit, lease_until, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn extend_lease(&self, job_id: i64, owner: &str, lease_until: i64) -> Result<bool> {
+        jobs::extend_lease(&self.writer, job_id, owner, lease_until).await
+    }
+
+    async fn complete_job(
+        &self,
+        job: &Job,
+        owner: &str,
+        blob: &FetchedBlob,
+        now: i64,
+    ) -> Result<CommitOutcome> {
+        let mut tx = self.tx().await?;
+        let out = jobs::complete_job(&mut tx, job, owner, blob, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn retry_job(
+        &self,
+        job_id: i64,
+        owner: &str,
+        error: &str,
+        run_after: i64,
+        count_attempt: bool,
+    ) -> Result<()> {
+        let mut tx = self.tx().await?;
+        jobs::retry_job(&mut tx, job_id, owner, error, run_after, count_attempt).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fail_job(&self, job_id: i64, owner: &str, error: &str, now: i64) -> Result<()> {
+        let mut tx = self.tx().await?;
+        jobs::fail_job(&mut tx, job_id, owner, error, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn jobs(&self, scope: ScopeId, failed_only: bool) -> Result<Vec<JobRecord>> {
+        jobs::jobs(&self.reader, scope, failed_only).await
+    }
+
+    async fn next_job_due(&self) -> Result<Option<i64>> {
+        jobs::next_job_due(&self.reader).await
     }
 
     async fn drain_retired_scope(&self, limit: u64) -> Result<u64> {

@@ -5,10 +5,12 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::catalog::{ApiKeyRecord, Connection, KeyScope, MediaRecord, Org, VariantRecord};
+use crate::model::observed::Origin;
 use crate::model::{MediaType, VariantStatus};
 
 pub const VARIANT_COLUMNS: &str = "media_id, label, status, size_bytes, content_type, \
-     access_count, created_at, stored_at, last_accessed_at, blob_key, checksum";
+     access_count, created_at, stored_at, last_accessed_at, blob_key, checksum, origin, \
+     upstream_url, upstream_size, last_error";
 
 pub const MEDIA_COLUMNS: &str = "media_id, media_type, duration, created_at, cached_at";
 
@@ -35,6 +37,12 @@ pub fn variant(row: &SqliteRow) -> anyhow::Result<(String, VariantRecord)> {
             last_accessed_at: row.try_get("last_accessed_at")?,
             blob_key: row.try_get("blob_key")?,
             checksum: row.try_get("checksum")?,
+            origin: Origin::parse(&row.try_get::<String, _>("origin")?).unwrap_or(Origin::Upload),
+            upstream_url: row.try_get("upstream_url")?,
+            upstream_size: row
+                .try_get::<Option<i64>, _>("upstream_size")?
+                .map(|n| n as u64),
+            last_error: row.try_get("last_error")?,
         },
     ))
 }
