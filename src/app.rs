@@ -13,7 +13,9 @@ use crate::blobs::{BlobStore, LocalBlobStore};
 use crate::catalog::Catalog;
 use crate::catalog::sqlite::SqliteCatalog;
 use crate::model::time::now_ms;
+use crate::service::pipeline::{self, PipelineConfig};
 use crate::service::{ServiceConfig, VaultService, admin, reclaim};
+use crate::upstream::UpstreamClient;
 
 /// How often batched access counts are written.
 const ACCESS_FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -43,6 +45,10 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     pub max_upload_bytes: u64,
     pub reclaim_interval: Duration,
+    /// Base URL and API key of the upstream Access API, if media is to be
+    /// fetched from one.
+    pub upstream: Option<(String, String)>,
+    pub pipeline: PipelineConfig,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -75,7 +81,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_owned();
-    let service = VaultService::new(
+    let mut service = VaultService::new(
         stores.catalog.clone(),
         stores.blobs.clone(),
         signer,
@@ -84,7 +90,15 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             max_upload_bytes: opts.max_upload_bytes,
         },
     );
+    if let Some((url, key)) = &opts.upstream {
+        service = service.with_upstream(UpstreamClient::new(url, key)?);
+        tracing::info!(upstream = %url, "media is fetched from the upstream");
+    }
     tokio::spawn(reclaim::run_worker(service.clone(), opts.reclaim_interval));
+    tokio::spawn(pipeline::run_pipeline(
+        service.clone(),
+        opts.pipeline.clone(),
+    ));
     tokio::spawn(flush_access_counts(service.clone()));
 
     println!("vaultplus listening on http://{addr} (public URL {public_url})");

@@ -14,3 +14,4 @@ pub mod demo_upstream;
 pub mod http;
 pub mod model;
 pub mod service;
+pub mod upstream;

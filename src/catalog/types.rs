@@ -146,6 +146,8 @@ pub struct MediaRecord {
     pub created_at: i64,
     /// Latest `stored_at` among its stored variants.
     pub cached_at: Option<i64>,
+    /// A vault list that holds the item (to list again for fresh URLs).
+    pub list_hint: Option<String>,
     pub variants: Vec<VariantRecord>,
 }
 

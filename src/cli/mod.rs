@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::{self, ServeOptions};
+use crate::service::pipeline::PipelineConfig;
 
 #[derive(Parser, Debug)]
 #[command(name = "vaultplus", version, about = "Self-hostable media cache server speaking the OFAuth Vault+ API", long_about = None)]
@@ -68,6 +69,32 @@ struct ServeArgs {
     /// Seconds between background reclaim runs (purges also wake it at once).
     #[arg(long, env = "VAULTPLUS_RECLAIM_INTERVAL_SECS", default_value_t = 30)]
     reclaim_interval_secs: u64,
+    /// Base URL of the upstream Access API that media is fetched from.
+    #[arg(long, env = "VAULTPLUS_UPSTREAM_URL", requires = "upstream_key")]
+    upstream_url: Option<String>,
+    /// API key sent to the upstream (`apiKey` header).
+    #[arg(
+        long,
+        env = "VAULTPLUS_UPSTREAM_KEY",
+        requires = "upstream_url",
+        hide_env_values = true
+    )]
+    upstream_key: Option<String>,
+    /// Storing jobs (upstream fetches, thumbnails) running at once.
+    #[arg(long, env = "VAULTPLUS_FETCH_CONCURRENCY", default_value_t = 8)]
+    fetch_concurrency: usize,
+    /// Failed attempts before a variant is given up (it stays visible, edge_only, with its error).
+    #[arg(long, env = "VAULTPLUS_FETCH_ATTEMPTS", default_value_t = 5)]
+    fetch_attempts: u32,
+    /// First retry delay in milliseconds; doubles per attempt.
+    #[arg(long, env = "VAULTPLUS_RETRY_BASE_MS", default_value_t = 500)]
+    retry_base_ms: u64,
+    /// Longest retry delay in seconds.
+    #[arg(long, env = "VAULTPLUS_RETRY_CAP_SECS", default_value_t = 300)]
+    retry_cap_secs: u64,
+    /// Seconds a claimed job stays a worker's without its heartbeat (then another takes it over).
+    #[arg(long, env = "VAULTPLUS_JOB_LEASE_SECS", default_value_t = 60)]
+    job_lease_secs: u64,
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -89,6 +116,14 @@ pub fn run() -> anyhow::Result<()> {
                     public_url: a.public_url,
                     max_upload_bytes: a.max_upload_bytes,
                     reclaim_interval: Duration::from_secs(a.reclaim_interval_secs.max(1)),
+                    upstream: a.upstream_url.zip(a.upstream_key),
+                    pipeline: PipelineConfig {
+                        concurrency: a.fetch_concurrency.max(1),
+                        lease: Duration::from_secs(a.job_lease_secs.max(3)),
+                        max_attempts: a.fetch_attempts.max(1),
+                        backoff_base: Duration::from_millis(a.retry_base_ms.max(1)),
+                        backoff_cap: Duration::from_secs(a.retry_cap_secs.max(1)),
+                    },
                 })
                 .await
             }

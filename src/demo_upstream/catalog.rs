@@ -133,13 +133,17 @@ pub fn initial_lists() -> Vec<ListSpec> {
             id: LIST_PHOTOS,
             name: "Photos",
             about: "JPEG and PNG photos and a GIF; 5 photos have no thumb",
-            media: (0..PHOTOS.len() as u64).map(|n| at(PHOTOS_AT + n)).collect(),
+            media: (0..PHOTOS.len() as u64)
+                .map(|n| at(PHOTOS_AT + n))
+                .collect(),
         },
         ListSpec {
             id: LIST_VIDEOS,
             name: "Videos",
             about: "MP4 videos with full, preview and a JPEG thumb",
-            media: (0..VIDEOS.len() as u64).map(|n| at(VIDEOS_AT + n)).collect(),
+            media: (0..VIDEOS.len() as u64)
+                .map(|n| at(VIDEOS_AT + n))
+                .collect(),
         },
         ListSpec {
             id: LIST_AUDIO,

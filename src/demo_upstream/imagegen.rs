@@ -55,7 +55,7 @@ fn pattern(w: u32, h: u32, seed: u64, frame: u32) -> RgbImage {
             0.0
         };
         let noise = (mix(seed ^ (u64::from(x) << 32) ^ u64::from(y)) % 17) as f32 - 8.0;
-        let ch = |i: usize| (c0[i] as f32 * (1.0 - t) + c1[i] as f32 * t + ring + noise);
+        let ch = |i: usize| c0[i] as f32 * (1.0 - t) + c1[i] as f32 * t + ring + noise;
         Rgb([clamp(ch(0)), clamp(ch(1)), clamp(ch(2))])
     })
 }
@@ -209,5 +209,24 @@ mod tests {
             let b = render(Encoding::Png, 50, 50, 9, rev + 1).expect("render");
             assert_ne!(a.len(), b.len());
         }
+    }
+}
+#[cfg(test)]
+mod timing_tmp {
+    use super::*;
+    #[test]
+    fn timing_tmp() {
+        let t = std::time::Instant::now();
+        let img = pattern(1200, 800, 1, 0);
+        eprintln!("pattern {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let j = jpeg(&img).unwrap();
+        eprintln!("jpeg {:?} {}", t.elapsed(), j.len());
+        let t = std::time::Instant::now();
+        let p = png(&img).unwrap();
+        eprintln!("png {:?} {}", t.elapsed(), p.len());
+        let t = std::time::Instant::now();
+        let g = gif(320, 240, 1).unwrap();
+        eprintln!("gif {:?} {}", t.elapsed(), g.len());
     }
 }

@@ -2,17 +2,235 @@
 //! (see ../shared/reference/upstream.md), with deterministic vault lists of
 //! real media and injectable faults, for tests, benchmarks and the README's
 //! quick start.
+//!
+//! # Lists
+//! Media IDs are `4492994399 + n`. Bytes depend only on media ID, revision
+//! and rendition, so checksums match across restarts.
+//!
+//! | list | name | contents (`n`) |
+//! | --- | --- | --- |
+//! | 101 | Photos | `n` 0-11: JPEG and PNG photos (full 1200x800, 800x1200 or 640x640; `thumb` ~200 px, `preview` ~600 px, `squarePreview` 300x300, all JPEG) and an animated GIF (`n` 8, `type: gif`). `n` 1, 3, 5, 7, 9 have no `thumb`. |
+//! | 102 | Videos | `n` 100-105: MP4 `full` (0.3-4.5 MB), MP4 `preview` (1/8 of it), JPEG `thumb`; durations 5-45 s. |
+//! | 103 | Audio | `n` 200-203: MP3 `full` only (128 kbit/s), 12-180 s. |
+//! | 104 | Mixed | `n` 0, 1, 5 (shared with 101), 100 (video), 200 (audio), 303 (a PNG of its own), then 300 `canView:false` (files listed and served), 301 `isReady:false` (`files: null`), 302 `hasError:true`. |
+//! | 105 | Large | `n` 10000-10999: 1,000 small JPEGs (160x120 / 120x160, `full` only), encoded on request. |
+//! | 106 | Huge | `n` 20000: one MP4 of exactly 200 MiB (209715200 bytes), generated while it streams. |
+//!
+//! # Routes
+//! - `GET /v2/access/vault/lists?limit&offset`, `GET
+//!   /v2/access/vault/lists/{listId}/media?limit&offset` (headers `apiKey`,
+//!   `x-connection-id`).
+//! - `GET /cdn/{mediaId}/{revision}/{rendition}.{ext}?exp&sig`: signed,
+//!   short-lived; an older revision's URL answers 404.
+//! - `/_demo/`: `POST lists/{listId}/remove/{mediaId}`, `POST
+//!   lists/{listId}/add/{mediaId}`, `POST media/{mediaId}/change`, `GET|PUT
+//!   faults`, `POST reset`, `GET stats`.
 
+mod admin;
+mod api;
+mod catalog;
+mod cdn;
+mod faults;
+mod imagegen;
+mod render;
+mod routes;
+mod state;
+mod synth;
+#[cfg(test)]
+mod tests;
+mod urls;
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
 use clap::Args;
+use tokio::net::TcpListener;
+
+use faults::{FaultSettings, check_rate};
+use routes::Demo;
+use state::World;
+
+/// How long open connections (a slow 200 MiB body, say) get to finish after
+/// SIGINT/SIGTERM before the process stops anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
     /// Address to listen on (`:0` picks a free port).
     #[arg(long, env = "VAULTPLUS_DEMO_LISTEN", default_value = "127.0.0.1:8090")]
     pub listen: String,
+    /// Base of the CDN URLs handed out [default: http://<bound address>].
+    #[arg(long, env = "VAULTPLUS_DEMO_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The key clients must send in the `apiKey` header.
+    #[arg(long, env = "VAULTPLUS_DEMO_API_KEY", default_value = "demo-key")]
+    pub api_key: String,
+    /// Lifetime of the signed CDN URLs in listings.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub url_ttl_secs: u64,
+    /// Seed of the generator that decides rate-based faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Fraction of list-API and CDN requests answered 500.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub error_rate: f64,
+    /// Delay in ms between 64 KiB chunks of CDN bodies.
+    #[arg(long, default_value_t = 0)]
+    pub slow_body_ms: u64,
+    /// Fraction of CDN bodies closed after half, with the full Content-Length.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub truncate_rate: f64,
+    /// Fraction of CDN bodies cut 100 bytes short with a matching Content-Length.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub wrong_length_rate: f64,
+    /// Fraction of CDN requests answered 403 as for an expired URL.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub expired_rate: f64,
+    /// Fraction of list-API and CDN requests answered 429 with `Retry-After: 1`.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub rate_limit_rate: f64,
+    /// The list API answers 401 SESSION_EXPIRED.
+    #[arg(long)]
+    pub session_expired: bool,
+    /// The first N CDN fetches of each rendition answer 500.
+    #[arg(long, default_value_t = 0)]
+    pub fail_first: u32,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    check_rate(v)
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("demo-upstream is not built yet")
+    // `:0` alone means a free port on loopback, like the other commands.
+    let listen = if args.listen.starts_with(':') {
+        format!("127.0.0.1{}", args.listen)
+    } else {
+        args.listen.clone()
+    };
+    let listener = TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let faults = FaultSettings {
+        error_rate: args.error_rate,
+        slow_body_ms: args.slow_body_ms,
+        truncate_rate: args.truncate_rate,
+        wrong_length_rate: args.wrong_length_rate,
+        expired_rate: args.expired_rate,
+        rate_limit_rate: args.rate_limit_rate,
+        session_expired: args.session_expired,
+        fail_first: args.fail_first,
+    };
+    let demo = Arc::new(Demo::new(
+        World::new(faults.clone(), args.seed),
+        urls::Signer::random(),
+        args.api_key.clone(),
+        public_url.clone(),
+        args.url_ttl_secs,
+        args.seed,
+    ));
+
+    // Tests read this exact first line to learn the address.
+    println!("demo-upstream listening on http://{addr}");
+    print_summary(&args, &public_url, &faults);
+    tokio::task::spawn_blocking({
+        let demo = demo.clone();
+        move || warm_up(&demo)
+    });
+
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, routes::router(demo)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let deadline = async move {
+        let _ = stop_rx.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server.into_future() => served?,
+        _ = deadline => tracing::warn!("connections still open; stopping anyway"),
+    }
+    tracing::info!("demo-upstream stopped");
+    Ok(())
+}
+
+fn print_summary(args: &DemoArgs, public_url: &str, faults: &FaultSettings) {
+    println!(
+        "  public URL {public_url}, apiKey {:?}, URL TTL {} s, seed {}",
+        args.api_key, args.url_ttl_secs, args.seed
+    );
+    for l in catalog::initial_lists() {
+        let first = l.media.first().copied().unwrap_or(0);
+        let last = l.media.last().copied().unwrap_or(0);
+        println!(
+            "  list {} {:<6} {:>4} items ({first}..{last}): {}",
+            l.id,
+            l.name,
+            l.media.len(),
+            l.about
+        );
+    }
+    if *faults != FaultSettings::default() {
+        match serde_json::to_string(faults) {
+            Ok(f) => println!("  faults {f}"),
+            Err(e) => tracing::warn!(error = %e, "cannot show faults"),
+        }
+    }
+    println!("  test controls under /_demo/ (faults, stats, reset, list and media changes)");
+}
+
+/// Encodes the images of the small lists ahead of the first listing, so
+/// that listing is quick even in a debug build.
+fn warm_up(demo: &Demo) {
+    let small = [
+        catalog::LIST_PHOTOS,
+        catalog::LIST_VIDEOS,
+        catalog::LIST_MIXED,
+    ];
+    for list in catalog::initial_lists() {
+        if !small.contains(&list.id) {
+            continue;
+        }
+        for spec in list.media.iter().filter_map(|&id| catalog::media(id)) {
+            for r in spec.files.iter().flatten() {
+                if let Err(e) = demo.renderer.size(&spec, r, 0) {
+                    tracing::warn!(error = %format!("{e:#}"), media = spec.id, "cannot render");
+                }
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
 }

@@ -55,11 +55,9 @@ struct ImageCache {
 
 /// The seed every byte of a rendition derives from.
 pub fn seed(media: u64, revision: u32, label: &str) -> u64 {
-    let label_hash = label
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+    let label_hash = label.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     mix(mix(media) ^ mix(u64::from(revision).wrapping_add(0x5eed)) ^ label_hash)
 }
 
@@ -182,6 +180,9 @@ mod tests {
         assert_eq!(r.size(&video, full, 0).expect("size"), full.synth_len);
         let huge = catalog::media(catalog::MEDIA_BASE + 20_000).expect("huge");
         let huge_full = huge.rendition("full").expect("full");
-        assert_eq!(r.size(&huge, huge_full, 0).expect("size"), catalog::HUGE_LEN);
+        assert_eq!(
+            r.size(&huge, huge_full, 0).expect("size"),
+            catalog::HUGE_LEN
+        );
     }
 }

@@ -196,7 +196,11 @@ impl World {
             return rolled;
         }
         self.stats.cdn_requests += 1;
-        self.stats.cdn.entry(format!("{media}/{label}")).or_default().requests += 1;
+        self.stats
+            .cdn
+            .entry(format!("{media}/{label}"))
+            .or_default()
+            .requests += 1;
         let seen = self
             .fail_first_seen
             .entry((media, revision, label))
@@ -210,7 +214,11 @@ impl World {
 
     pub fn cdn_ok(&mut self, media: u64, label: &str) {
         self.stats.cdn_ok += 1;
-        self.stats.cdn.entry(format!("{media}/{label}")).or_default().ok += 1;
+        self.stats
+            .cdn
+            .entry(format!("{media}/{label}"))
+            .or_default()
+            .ok += 1;
     }
 
     pub fn cdn_rejected(&mut self) {
@@ -234,7 +242,10 @@ mod tests {
         assert!(w.remove(catalog::LIST_PHOTOS, PHOTO).expect("list"));
         assert!(!w.remove(catalog::LIST_PHOTOS, PHOTO).expect("list"));
         assert!(w.add(catalog::LIST_PHOTOS, PHOTO).expect("known"));
-        assert!(matches!(w.add(catalog::LIST_PHOTOS, 5), Err(Missing::Media)));
+        assert!(matches!(
+            w.add(catalog::LIST_PHOTOS, 5),
+            Err(Missing::Media)
+        ));
         assert!(matches!(w.add(9, PHOTO), Err(Missing::List)));
         assert_eq!(w.change(PHOTO), Some(1));
         w.reset(1);

@@ -63,6 +63,7 @@ impl Synth {
         }
     }
 
+    #[cfg(test)]
     pub fn chunk_count(&self) -> u64 {
         self.len.div_ceil(CHUNK)
     }
@@ -150,7 +151,10 @@ mod tests {
         assert_eq!(b.len() as u64, s.len);
         assert_eq!(&b[4..12], b"ftypisom");
         assert_eq!(&b[28..32], b"mdat");
-        assert_eq!(u32::from_be_bytes([b[24], b[25], b[26], b[27]]), 200_000 - 24);
+        assert_eq!(
+            u32::from_be_bytes([b[24], b[25], b[26], b[27]]),
+            200_000 - 24
+        );
     }
 
     #[test]

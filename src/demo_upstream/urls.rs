@@ -113,6 +113,9 @@ mod tests {
         assert_eq!(s.verify(&path, exp, "zz", 0), Err(UrlError::BadSignature));
         assert_eq!(s.verify(&path, exp, "", 0), Err(UrlError::BadSignature));
         let other = Signer::with_key([8; 32]);
-        assert_eq!(other.verify(&path, exp, &sig, 0), Err(UrlError::BadSignature));
+        assert_eq!(
+            other.verify(&path, exp, &sig, 0),
+            Err(UrlError::BadSignature)
+        );
     }
 }

@@ -93,6 +93,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::InsufficientStorage(m) => {
                 Self::new(S::INSUFFICIENT_STORAGE, "INSUFFICIENT_STORAGE", m)
             }
+            ServiceError::UpstreamSession { kind, message } => {
+                Self::new(S::UNAUTHORIZED, kind, message)
+            }
+            ServiceError::Upstream(m) => Self::new(S::BAD_GATEWAY, "UPSTREAM_ERROR", m),
             ServiceError::Internal(e) => {
                 // The cause goes to the log (with the request ID), not to
                 // the client.

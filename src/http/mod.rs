@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 
 use crate::service::VaultService;
 use error::ApiError;
-use routes::{account, delivery, health, media, purge, status, upload};
+use routes::{account, delivery, health, lists, media, purge, status, upload};
 
 /// Routes and the OpenAPI document they describe, from one list, so the
 /// document cannot miss a route.
@@ -33,6 +33,12 @@ pub fn routes() -> (Router<VaultService>, utoipa::openapi::OpenApi) {
         .routes(routes!(upload::put_variant))
         .routes(routes!(status::status))
         .routes(routes!(status::stats))
+        .routes(routes!(lists::add_list))
+        .routes(routes!(lists::sync_list))
+        .routes(routes!(lists::lists))
+        .routes(routes!(lists::list_media))
+        .routes(routes!(lists::jobs))
+        .routes(routes!(lists::legacy_store_list))
         .routes(routes!(media::legacy_list))
         .routes(routes!(media::legacy_batch))
         .routes(routes!(purge::legacy_purge))
@@ -49,7 +55,7 @@ pub fn routes() -> (Router<VaultService>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(account::list_connections))
         .routes(routes!(account::delete_connection))
-        .routes(routes!(delivery::get_media_bytes))
+        .routes(routes!(delivery::get_media_bytes, delivery::post_media_url))
         .routes(routes!(health::healthz))
         .split_for_parts()
 }

@@ -17,6 +17,7 @@ use crate::model::views::PurgeResponse;
     modifiers(&SecurityAddon),
     tags(
         (name = "Vault+ Media", description = "Vault+ caching and management."),
+        (name = "Vault+ Lists", description = "Vault lists: add, sync, read; storing jobs."),
         (name = "Vault+ (older paths)", description = "Paths used by the onlyfans-sdk 3.x clients."),
         (name = "Account", description = "Account management endpoints."),
         (name = "Media delivery", description = "Signed media URLs."),

@@ -155,14 +155,22 @@ mod tests {
     fn image_qualities_choose_what_is_stored() {
         let s = VaultPlusSettings::default();
         let o = admit(&s, &item(MediaType::Image, &["full", "thumb", "preview"]));
-        let stored: Vec<_> = o.variants.iter().filter(|v| v.store).map(|v| v.label.as_str()).collect();
+        let stored: Vec<_> = o
+            .variants
+            .iter()
+            .filter(|v| v.store)
+            .map(|v| v.label.as_str())
+            .collect();
         assert_eq!(stored, ["full", "thumb"]);
         assert!(o.variants.iter().any(|v| v.label == "preview" && !v.store));
     }
 
     #[test]
     fn a_missing_thumb_is_derived() {
-        let o = admit(&VaultPlusSettings::default(), &item(MediaType::Image, &["full"]));
+        let o = admit(
+            &VaultPlusSettings::default(),
+            &item(MediaType::Image, &["full"]),
+        );
         let thumb = o.variants.iter().find(|v| v.label == "thumb").unwrap();
         assert_eq!((thumb.origin, thumb.store), (Origin::Derived, true));
     }
@@ -179,8 +187,16 @@ mod tests {
 
     #[test]
     fn fingerprint_ignores_query_and_host() {
-        let a = vec![Rendition { key: "full".into(), url: "http://a/cdn/1/2/full.jpg?exp=1&sig=x".into(), size: Some(5) }];
-        let b = vec![Rendition { key: "full".into(), url: "http://b/cdn/1/2/full.jpg?exp=9&sig=y".into(), size: Some(5) }];
+        let a = vec![Rendition {
+            key: "full".into(),
+            url: "http://a/cdn/1/2/full.jpg?exp=1&sig=x".into(),
+            size: Some(5),
+        }];
+        let b = vec![Rendition {
+            key: "full".into(),
+            url: "http://b/cdn/1/2/full.jpg?exp=9&sig=y".into(),
+            size: Some(5),
+        }];
         assert_eq!(fingerprint(&a), fingerprint(&b));
         assert_eq!(fingerprint(&a), "5:/cdn/1/2/full.jpg");
     }

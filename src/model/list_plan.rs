@@ -151,7 +151,14 @@ mod tests {
 
     fn cached(ids: &[(&str, &str)]) -> HashMap<String, Cached> {
         ids.iter()
-            .map(|(id, fp)| (id.to_string(), Cached { fingerprint: Some(fp.to_string()) }))
+            .map(|(id, fp)| {
+                (
+                    id.to_string(),
+                    Cached {
+                        fingerprint: Some(fp.to_string()),
+                    },
+                )
+            })
             .collect()
     }
 
@@ -161,8 +168,24 @@ mod tests {
             cached: cached(&[("1", "a")]),
             ..Snapshot::default()
         };
-        let p = plan(ListMode::Sync, &snap, &[obs("1", "a", true), obs("2", "b", true), obs("3", "c", false)]);
-        assert_eq!(p.counts, ListCounts { seen: 3, added: 1, adopted: 1, ..ListCounts::default() });
+        let p = plan(
+            ListMode::Sync,
+            &snap,
+            &[
+                obs("1", "a", true),
+                obs("2", "b", true),
+                obs("3", "c", false),
+            ],
+        );
+        assert_eq!(
+            p.counts,
+            ListCounts {
+                seen: 3,
+                added: 1,
+                adopted: 1,
+                ..ListCounts::default()
+            }
+        );
         assert!(p.remove.is_empty() && p.baseline);
         assert_eq!(p.queue, [1]);
         assert_eq!(p.members, [0, 1]);
@@ -181,10 +204,25 @@ mod tests {
         };
         // 1 unchanged, 2 changed, 3 and 4 gone (4 owned by another list),
         // 5 new.
-        let p = plan(ListMode::Sync, &snap, &[obs("1", "a", true), obs("2", "B", true), obs("5", "e", true)]);
+        let p = plan(
+            ListMode::Sync,
+            &snap,
+            &[
+                obs("1", "a", true),
+                obs("2", "B", true),
+                obs("5", "e", true),
+            ],
+        );
         assert_eq!(
             p.counts,
-            ListCounts { seen: 3, added: 1, updated: 1, removed: 1, unchanged: 1, adopted: 0 }
+            ListCounts {
+                seen: 3,
+                added: 1,
+                updated: 1,
+                removed: 1,
+                unchanged: 1,
+                adopted: 0
+            }
         );
         assert_eq!(p.remove, ["2", "3"]);
         assert_eq!(p.drop_members, ["3", "4"]);
@@ -198,10 +236,24 @@ mod tests {
             cached: cached(&[("1", "a"), ("2", "b")]),
             ..Snapshot::default()
         };
-        let p = plan(ListMode::Add, &snap, &[obs("1", "x", true), obs("2", "b", true), obs("3", "c", true)]);
+        let p = plan(
+            ListMode::Add,
+            &snap,
+            &[
+                obs("1", "x", true),
+                obs("2", "b", true),
+                obs("3", "c", true),
+            ],
+        );
         assert_eq!(
             p.counts,
-            ListCounts { seen: 3, added: 1, unchanged: 1, adopted: 1, ..ListCounts::default() }
+            ListCounts {
+                seen: 3,
+                added: 1,
+                unchanged: 1,
+                adopted: 1,
+                ..ListCounts::default()
+            }
         );
         assert!(p.remove.is_empty() && !p.baseline);
     }

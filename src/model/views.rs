@@ -221,3 +221,108 @@ pub struct DeleteConnectionResponse {
     pub connection_id: String,
     pub purge_result: PurgeResult,
 }
+
+/// `POST /v2/vault-plus/lists/{listId}/add`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListAddResponse {
+    pub added: bool,
+    pub list_id: String,
+    pub seen: u64,
+    pub added_items: u64,
+    pub adopted_items: u64,
+    pub unchanged_items: u64,
+}
+
+/// `PUT /v2/vault-plus/lists/{listId}/sync`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListSyncResponse {
+    pub synced: bool,
+    pub list_id: String,
+    pub seen: u64,
+    pub added_items: u64,
+    pub updated_items: u64,
+    pub removed_items: u64,
+    pub unchanged_items: u64,
+    pub adopted_items: u64,
+}
+
+/// `POST /v2/vault-plus/store/list/{listId}` (older SDK path).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyStoreListResponse {
+    pub queued: bool,
+    pub list_id: String,
+    pub estimated_items: u64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListSummaryView {
+    pub list_id: String,
+    pub media_count: u64,
+    pub stored_count: u64,
+    pub total_size_bytes: u64,
+    pub has_baseline: bool,
+    pub first_added_at: String,
+    pub last_added_at: String,
+    pub last_synced_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ListsView {
+    pub items: Vec<ListSummaryView>,
+}
+
+/// One member of a cached list.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListMediaItemView {
+    pub media_id: String,
+    pub of_media_id: String,
+    /// Best status among its variants (stored > storing > pending >
+    /// edge_only > removed); `removed` when nothing of it is held.
+    pub status: VariantStatus,
+    /// Null when nothing of the item is held any more.
+    #[serde(rename = "type")]
+    pub media_type: Option<MediaType>,
+    pub duration: Option<f64>,
+    pub first_added_at: String,
+    pub last_added_at: String,
+    pub last_seen_at: String,
+    pub last_synced_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<BTreeMap<String, VariantView>>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ListMediaView {
+    pub items: Vec<ListMediaItemView>,
+}
+
+/// A storing job (vaultplus extension: where failures stay visible).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobView {
+    pub media_id: String,
+    pub label: String,
+    /// `queued`, `running` or `failed`.
+    pub state: String,
+    pub attempts: u32,
+    pub next_attempt_at: Option<i64>,
+    pub failed_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct JobsView {
+    pub items: Vec<JobView>,
+}
+
+/// Answer to `POST` on a media URL.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct QueueResponse {
+    pub queued: bool,
+    pub status: VariantStatus,
+}

@@ -1,25 +1,42 @@
 //! Serving bytes by signed URL. The token is the credential: no API key.
 //! Any token that is malformed, forged or expired gets the same 403, which
 //! says nothing about whether the media exists; a valid token whose variant
-//! was deleted or purged gets 404 at once.
+//! was deleted or purged gets 404 at once. A variant that is known but not
+//! stored is streamed from the upstream (the media proxy), and enough such
+//! accesses queue it for storing when the connection's rules say so.
+
+use futures::TryStreamExt;
 
 use crate::blobs::ByteStream;
-use crate::catalog::VariantRecord;
+use crate::catalog::{QueueOutcome, VariantRecord};
 use crate::model::time::now_ms;
+use crate::model::views::QueueResponse;
+use crate::model::{MediaType, VariantStatus};
+use crate::upstream::FetchError;
 
 use super::signing::Grant;
-use super::{ServiceError, ServiceResult, VaultService};
+use super::{ConnectionContext, Principal, ServiceError, ServiceResult, VaultService};
 
 pub struct Delivery {
     pub grant: Grant,
     pub variant: VariantRecord,
-    /// Total size of the blob.
-    pub size: u64,
+}
+
+impl Delivery {
+    pub fn is_stored(&self) -> bool {
+        self.variant.status == VariantStatus::Stored
+    }
 }
 
 pub struct DeliveryBody {
-    pub len: u64,
+    /// Bytes this body holds, when known.
+    pub len: Option<u64>,
+    pub content_type: String,
     pub body: ByteStream,
+}
+
+fn not_found() -> ServiceError {
+    ServiceError::NotFound("Media not found".into())
 }
 
 impl VaultService {
@@ -34,41 +51,172 @@ impl VaultService {
             .catalog
             .current_variant(grant.scope_id, &grant.media_id, &grant.label)
             .await?
-            .ok_or_else(|| ServiceError::NotFound("Media not found".into()))?;
-        Ok(Delivery {
-            size: variant.size_bytes,
-            grant,
-            variant,
-        })
+            .ok_or_else(not_found)?;
+        Ok(Delivery { grant, variant })
     }
 
-    /// Opens the bytes (all, or `len` bytes from `offset`).
+    /// Opens stored bytes (all, or `len` bytes from `offset`).
     pub async fn open_media(
         &self,
         d: &Delivery,
         range: Option<(u64, u64)>,
     ) -> ServiceResult<DeliveryBody> {
-        let key = d
-            .variant
-            .blob_key
-            .as_deref()
-            .ok_or_else(|| ServiceError::NotFound("Media not found".into()))?;
+        let key = d.variant.blob_key.as_deref().ok_or_else(not_found)?;
         let read = self.blobs.get(key, range).await?.ok_or_else(|| {
             ServiceError::Internal(anyhow::anyhow!("blob {key} of a stored variant is missing"))
         })?;
         Ok(DeliveryBody {
-            len: read.len,
+            len: Some(read.len),
+            content_type: d.variant.content_type.clone(),
             body: read.body,
         })
     }
 
-    /// Counts one access (successful GET) of the variant.
-    pub fn count_access(&self, d: &Delivery) {
+    async fn owner_of(&self, d: &Delivery) -> ServiceResult<ConnectionContext> {
+        let c = self
+            .catalog
+            .connection_of_scope(d.grant.scope_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let who = Principal {
+            org_id: c.org_id,
+            key_id: String::new(),
+        };
+        self.connection(&who, &c.id).await
+    }
+
+    /// Streams a variant that is not stored from the upstream.
+    pub async fn proxy_media(&self, d: &Delivery) -> ServiceResult<DeliveryBody> {
+        let url = d.variant.upstream_url.clone().ok_or_else(not_found)?;
+        let upstream = self.upstream()?.clone();
+        let resp = match upstream.fetch(&url).await {
+            Err(FetchError::Expired) => {
+                let fresh = self.refreshed_url(d).await?;
+                upstream.fetch(&fresh).await
+            }
+            other => other,
+        };
+        let resp = resp.map_err(|e| match e {
+            FetchError::Gone => not_found(),
+            other => ServiceError::Upstream(other.to_string()),
+        })?;
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| MediaType::from_content_type(v).is_some())
+            .map(str::to_owned)
+            .unwrap_or_else(|| d.variant.content_type.clone());
+        Ok(DeliveryBody {
+            len: resp.content_length(),
+            content_type,
+            body: Box::pin(resp.bytes_stream().map_err(std::io::Error::other)),
+        })
+    }
+
+    async fn refreshed_url(&self, d: &Delivery) -> ServiceResult<String> {
+        let ctx = self.owner_of(d).await?;
+        let media = self
+            .catalog
+            .media(d.grant.scope_id, std::slice::from_ref(&d.grant.media_id))
+            .await?
+            .pop()
+            .ok_or_else(not_found)?;
+        let list = media
+            .list_hint
+            .ok_or_else(|| ServiceError::Upstream("the upstream URL expired".into()))?;
+        self.refresh_urls(&ctx, &list).await?;
+        self.catalog
+            .current_variant(d.grant.scope_id, &d.grant.media_id, &d.grant.label)
+            .await?
+            .and_then(|v| v.upstream_url)
+            .ok_or_else(not_found)
+    }
+
+    /// Counts one access (successful GET) of the variant, and for a variant
+    /// served from the upstream queues storing once the connection's
+    /// auto-cache rule is met.
+    pub async fn count_access(&self, d: &Delivery) {
         self.access.hit(
             d.grant.scope_id,
             d.grant.media_id.as_str(),
             d.grant.label.as_str(),
             now_ms(),
         );
+        if d.variant.status != VariantStatus::EdgeOnly {
+            return;
+        }
+        let Ok(ctx) = self.owner_of(d).await else {
+            return;
+        };
+        let s = &ctx.settings;
+        if ctx.connection.enabled
+            && s.auto_cache_vault
+            && d.variant.access_count + 1 >= s.min_access_count_vault
+        {
+            match self
+                .catalog
+                .queue_variant(
+                    d.grant.scope_id,
+                    &d.grant.media_id,
+                    &d.grant.label,
+                    now_ms(),
+                )
+                .await
+            {
+                Ok(QueueOutcome::Queued) => self.store_soon(),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot queue an auto-cached variant")
+                }
+            }
+        }
+    }
+
+    /// `POST` on a media URL: store this variant now, whatever the rules.
+    pub async fn queue_media_url(&self, token: &str) -> ServiceResult<(bool, QueueResponse)> {
+        let d = self.resolve_media_url(token).await?;
+        if d.is_stored() {
+            return Ok((
+                false,
+                QueueResponse {
+                    queued: false,
+                    status: VariantStatus::Stored,
+                },
+            ));
+        }
+        let ctx = self.owner_of(&d).await?;
+        if !ctx.connection.enabled {
+            return Err(ServiceError::vault_disabled());
+        }
+        match self
+            .catalog
+            .queue_variant(
+                d.grant.scope_id,
+                &d.grant.media_id,
+                &d.grant.label,
+                now_ms(),
+            )
+            .await?
+        {
+            QueueOutcome::Stored => Ok((
+                false,
+                QueueResponse {
+                    queued: false,
+                    status: VariantStatus::Stored,
+                },
+            )),
+            QueueOutcome::Queued => {
+                self.store_soon();
+                Ok((
+                    true,
+                    QueueResponse {
+                        queued: true,
+                        status: VariantStatus::Pending,
+                    },
+                ))
+            }
+            QueueOutcome::Unknown => Err(not_found()),
+        }
     }
 }

@@ -22,6 +22,13 @@ pub enum ServiceError {
     PayloadTooLarge(String),
     #[error("{0}")]
     InsufficientStorage(String),
+    /// The connection's upstream session is gone; `kind` is the upstream's
+    /// own type (`SESSION_EXPIRED` or `SESSION_NOT_PROVIDED`).
+    #[error("{message}")]
+    UpstreamSession { kind: &'static str, message: String },
+    /// The upstream failed or refused after retries.
+    #[error("{0}")]
+    Upstream(String),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }

@@ -8,11 +8,15 @@ mod cursor;
 pub mod delivery;
 pub mod error;
 pub mod keys;
+mod lists;
 mod media;
+pub mod pipeline;
 mod purge;
 pub mod reclaim;
 pub mod settings;
+pub mod signal;
 pub mod signing;
+mod thumbnail;
 mod upload;
 mod views;
 
@@ -26,8 +30,9 @@ pub use upload::UploadRequest;
 use crate::blobs::BlobStore;
 use crate::catalog::{Catalog, Connection, KeyScope, OrgId};
 use crate::model::{ConnectionId, VaultPlusSettings};
+use crate::upstream::UpstreamClient;
 use access::AccessRecorder;
-use reclaim::ReclaimSignal;
+use signal::Signal;
 use signing::UrlSigner;
 
 /// Options that shape answers and limits.
@@ -59,7 +64,9 @@ pub struct VaultService {
     blobs: Arc<dyn BlobStore>,
     signer: UrlSigner,
     access: AccessRecorder,
-    reclaim_signal: ReclaimSignal,
+    reclaim_signal: Signal,
+    pipeline_signal: Signal,
+    upstream: Option<UpstreamClient>,
     config: ServiceConfig,
 }
 
@@ -75,9 +82,17 @@ impl VaultService {
             blobs,
             signer,
             access: AccessRecorder::default(),
-            reclaim_signal: ReclaimSignal::default(),
+            reclaim_signal: Signal::default(),
+            pipeline_signal: Signal::default(),
+            upstream: None,
             config,
         }
+    }
+
+    /// Media is fetched from this upstream (lists, proxy, storing jobs).
+    pub fn with_upstream(mut self, upstream: UpstreamClient) -> Self {
+        self.upstream = Some(upstream);
+        self
     }
 
     pub fn catalog(&self) -> &Arc<dyn Catalog> {

@@ -3,16 +3,15 @@
 //! once); this worker does the slow part, in batches, and picks up where it
 //! left off after a restart because all its work lives in the catalog.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::sync::Notify;
 
 use crate::blobs::BlobStore;
 use crate::catalog::{Catalog, ReclaimBacklog};
 
 use super::VaultService;
+use super::signal::Signal;
 
 /// Records drained from a retired scope per transaction, and blobs deleted
 /// per round: big enough to amortise a commit, small enough that a round
@@ -20,19 +19,6 @@ use super::VaultService;
 const BATCH: u64 = 500;
 /// Blob deletions in flight at once.
 const PARALLEL_DELETES: usize = 16;
-
-#[derive(Clone, Default)]
-pub struct ReclaimSignal(Arc<Notify>);
-
-impl ReclaimSignal {
-    pub fn wake(&self) {
-        self.0.notify_one();
-    }
-
-    pub async fn wait(&self) {
-        self.0.notified().await;
-    }
-}
 
 /// Totals of one reclaim run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,7 +34,7 @@ impl VaultService {
         self.reclaim_signal.wake();
     }
 
-    pub fn reclaim_signal(&self) -> &ReclaimSignal {
+    pub fn reclaim_signal(&self) -> &Signal {
         &self.reclaim_signal
     }
 

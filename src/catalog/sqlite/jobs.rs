@@ -127,7 +127,9 @@ pub async fn claim_jobs(
             attempts: r.try_get::<i64, _>("attempts")? as u32,
             origin: Origin::parse(&r.try_get::<String, _>("origin")?).unwrap_or(Origin::Upstream),
             upstream_url: r.try_get("upstream_url")?,
-            upstream_size: r.try_get::<Option<i64>, _>("upstream_size")?.map(|n| n as u64),
+            upstream_size: r
+                .try_get::<Option<i64>, _>("upstream_size")?
+                .map(|n| n as u64),
             content_type: r.try_get("content_type")?,
             list_hint: r.try_get("list_hint")?,
         });
@@ -147,22 +149,26 @@ pub async fn claim_jobs(
 }
 
 pub async fn extend_lease(pool: &SqlitePool, job: i64, owner: &str, until: i64) -> Result<bool> {
-    let done = sqlx::query("UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND failed_at IS NULL")
-        .bind(until)
-        .bind(job)
-        .bind(owner)
-        .execute(pool)
-        .await?;
+    let done = sqlx::query(
+        "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND failed_at IS NULL",
+    )
+    .bind(until)
+    .bind(job)
+    .bind(owner)
+    .execute(pool)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
 async fn holds(tx: &mut Transaction<'static, Sqlite>, job: i64, owner: &str) -> Result<bool> {
-    Ok(sqlx::query("SELECT 1 FROM jobs WHERE id = ? AND lease_owner = ? AND failed_at IS NULL")
-        .bind(job)
-        .bind(owner)
-        .fetch_optional(&mut **tx)
-        .await?
-        .is_some())
+    Ok(
+        sqlx::query("SELECT 1 FROM jobs WHERE id = ? AND lease_owner = ? AND failed_at IS NULL")
+            .bind(job)
+            .bind(owner)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some(),
+    )
 }
 
 pub async fn complete_job(

@@ -31,7 +31,13 @@ pub async fn apply_list(
     let snap = snapshot(tx, scope, list_id, items).await?;
     let p = plan(mode, &snap, items);
     for id in &p.remove {
-        delete_media(tx, scope, &MediaId::parse(id).map_err(anyhow::Error::msg)?, now).await?;
+        delete_media(
+            tx,
+            scope,
+            &MediaId::parse(id).map_err(anyhow::Error::msg)?,
+            now,
+        )
+        .await?;
     }
     let mut queued = 0;
     for &i in &p.queue {
@@ -95,24 +101,33 @@ async fn snapshot(
     list_id: &str,
     items: &[ObservedMedia],
 ) -> Result<Snapshot> {
-    let has_baseline = sqlx::query("SELECT has_baseline FROM lists WHERE scope_id = ? AND list_id = ?")
-        .bind(scope)
-        .bind(list_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .map(|r| r.try_get::<bool, _>("has_baseline"))
-        .transpose()?
-        .unwrap_or(false);
+    let has_baseline =
+        sqlx::query("SELECT has_baseline FROM lists WHERE scope_id = ? AND list_id = ?")
+            .bind(scope)
+            .bind(list_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.try_get::<bool, _>("has_baseline"))
+            .transpose()?
+            .unwrap_or(false);
     let mut members = HashMap::new();
-    for r in sqlx::query("SELECT media_id, in_baseline FROM list_members WHERE scope_id = ? AND list_id = ?")
-        .bind(scope)
-        .bind(list_id)
-        .fetch_all(&mut **tx)
-        .await?
+    for r in sqlx::query(
+        "SELECT media_id, in_baseline FROM list_members WHERE scope_id = ? AND list_id = ?",
+    )
+    .bind(scope)
+    .bind(list_id)
+    .fetch_all(&mut **tx)
+    .await?
     {
-        members.insert(r.try_get::<String, _>("media_id")?, r.try_get::<bool, _>("in_baseline")?);
+        members.insert(
+            r.try_get::<String, _>("media_id")?,
+            r.try_get::<bool, _>("in_baseline")?,
+        );
     }
-    let mut ids: Vec<String> = items.iter().map(|m| m.media_id.as_str().to_owned()).collect();
+    let mut ids: Vec<String> = items
+        .iter()
+        .map(|m| m.media_id.as_str().to_owned())
+        .collect();
     ids.extend(members.keys().cloned());
     ids.sort();
     ids.dedup();
@@ -150,8 +165,13 @@ async fn snapshot(
         .collect();
     let mut owned_elsewhere = HashSet::new();
     for chunk in gone.chunks(CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT DISTINCT media_id FROM list_members WHERE scope_id = ");
-        qb.push_bind(scope).push(" AND list_id <> ").push_bind(list_id).push(" AND media_id IN (");
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT DISTINCT media_id FROM list_members WHERE scope_id = ",
+        );
+        qb.push_bind(scope)
+            .push(" AND list_id <> ")
+            .push_bind(list_id)
+            .push(" AND media_id IN (");
         let mut sep = qb.separated(", ");
         for id in chunk {
             sep.push_bind(id.as_str());
@@ -249,7 +269,11 @@ async fn record_media(
                 let revive = requeue
                     && v.store
                     && matches!(e.status, VariantStatus::EdgeOnly | VariantStatus::Removed);
-                let status = if revive { VariantStatus::Pending } else { e.status };
+                let status = if revive {
+                    VariantStatus::Pending
+                } else {
+                    e.status
+                };
                 sqlx::query(
                     "UPDATE variants SET status = ?, \
                      upstream_url = CASE WHEN origin = 'upstream' THEN ? ELSE upstream_url END, \
@@ -334,7 +358,11 @@ pub async fn lists(pool: &SqlitePool, scope: ScopeId) -> Result<Vec<ListSummary>
         .collect()
 }
 
-pub async fn list_members(pool: &SqlitePool, scope: ScopeId, list_id: &str) -> Result<Vec<ListMember>> {
+pub async fn list_members(
+    pool: &SqlitePool,
+    scope: ScopeId,
+    list_id: &str,
+) -> Result<Vec<ListMember>> {
     let rows = sqlx::query(
         "SELECT media_id, first_added_at, last_added_at, last_seen_at, last_synced_at FROM list_members lm \
          WHERE scope_id = ? AND list_id = ? AND EXISTS (SELECT 1 FROM connections c WHERE c.scope_id = lm.scope_id) \
@@ -356,7 +384,9 @@ pub async fn list_members(pool: &SqlitePool, scope: ScopeId, list_id: &str) -> R
         });
     }
     for chunk in members.chunks_mut(CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {MEDIA_COLUMNS} FROM media WHERE scope_id = "));
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {MEDIA_COLUMNS} FROM media WHERE scope_id = "
+        ));
         qb.push_bind(scope).push(" AND media_id IN (");
         let mut sep = qb.separated(", ");
         for m in chunk.iter() {

@@ -188,7 +188,10 @@ pub async fn query_media(pool: &SqlitePool, scope: ScopeId, q: &MediaQuery) -> R
     Ok(QueryPage { items, next })
 }
 
-pub(super) async fn scope_is_current(tx: &mut Transaction<'static, Sqlite>, scope: ScopeId) -> Result<bool> {
+pub(super) async fn scope_is_current(
+    tx: &mut Transaction<'static, Sqlite>,
+    scope: ScopeId,
+) -> Result<bool> {
     Ok(sqlx::query("SELECT 1 FROM connections WHERE scope_id = ?")
         .bind(scope)
         .fetch_optional(&mut **tx)
@@ -214,7 +217,11 @@ pub(super) async fn variants_of(
         .collect()
 }
 
-pub(super) async fn queue_blob(tx: &mut Transaction<'static, Sqlite>, key: &str, now: i64) -> Result<()> {
+pub(super) async fn queue_blob(
+    tx: &mut Transaction<'static, Sqlite>,
+    key: &str,
+    now: i64,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO reclaim_blobs (blob_key, queued_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
     )

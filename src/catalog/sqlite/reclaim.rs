@@ -56,10 +56,12 @@ pub async fn drain_retired_scope(
         return Ok(media);
     }
     for table in ["jobs", "list_members", "lists"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE scope_id = ?")))
-            .bind(scope)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE scope_id = ?"
+        )))
+        .bind(scope)
+        .execute(&mut **tx)
+        .await?;
     }
     sqlx::query("DELETE FROM scopes WHERE id = ?")
         .bind(scope)

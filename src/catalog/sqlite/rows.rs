@@ -12,7 +12,7 @@ pub const VARIANT_COLUMNS: &str = "media_id, label, status, size_bytes, content_
      access_count, created_at, stored_at, last_accessed_at, blob_key, checksum, origin, \
      upstream_url, upstream_size, last_error";
 
-pub const MEDIA_COLUMNS: &str = "media_id, media_type, duration, created_at, cached_at";
+pub const MEDIA_COLUMNS: &str = "media_id, media_type, duration, created_at, cached_at, list_hint";
 
 pub const CONNECTION_COLUMNS: &str =
     "org_id, id, enabled, settings_overrides, scope_id, created_at, updated_at";
@@ -61,6 +61,7 @@ pub fn media(row: &SqliteRow) -> anyhow::Result<MediaRecord> {
         duration: row.try_get("duration")?,
         created_at: row.try_get("created_at")?,
         cached_at: row.try_get("cached_at")?,
+        list_hint: row.try_get("list_hint")?,
         variants: Vec::new(),
     })
 }

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod delivery;
 pub mod health;
+pub mod lists;
 pub mod media;
 pub mod purge;
 pub mod status;

@@ -1,0 +1,107 @@
+//! Vault lists: add, sync, read; storing jobs.
+
+use axum::Json;
+use axum::extract::State;
+
+use super::ConnectionIdHeader;
+use crate::http::error::{ApiResult, ErrorBody};
+use crate::http::extract::{Auth, ConnectionHeader, PathParams, QueryMap};
+use crate::model::views::{
+    JobsView, LegacyStoreListResponse, ListAddResponse, ListMediaView, ListSyncResponse, ListsView,
+};
+use crate::service::VaultService;
+
+/// Cache new media of a vault list, without removing anything.
+#[utoipa::path(post, path = "/v2/vault-plus/lists/{listId}/add", tag = "Vault+ Lists",
+    params(ConnectionIdHeader, ("listId" = String, Path, description = "Upstream vault list ID", example = "28489180")),
+    responses((status = 200, body = ListAddResponse), (status = 400, body = ErrorBody),
+              (status = 401, description = "Bad key, unknown connection, or upstream session gone.", body = ErrorBody),
+              (status = 403, description = "Vault+ is disabled for the connection.", body = ErrorBody),
+              (status = 404, description = "List not found upstream.", body = ErrorBody),
+              (status = 502, description = "The upstream failed.", body = ErrorBody)),
+    security(("ApiKey" = [])))]
+pub async fn add_list(
+    State(svc): State<VaultService>,
+    Auth(who): Auth,
+    ConnectionHeader(conn): ConnectionHeader,
+    PathParams(list): PathParams<String>,
+) -> ApiResult<Json<ListAddResponse>> {
+    Ok(Json(svc.add_list(&who, &conn, &list).await?))
+}
+
+/// Make the cached list match the upstream list (first sync records a
+/// baseline and removes nothing).
+#[utoipa::path(put, path = "/v2/vault-plus/lists/{listId}/sync", tag = "Vault+ Lists",
+    params(ConnectionIdHeader, ("listId" = String, Path, description = "Upstream vault list ID", example = "28489180")),
+    responses((status = 200, body = ListSyncResponse), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)),
+    security(("ApiKey" = [])))]
+pub async fn sync_list(
+    State(svc): State<VaultService>,
+    Auth(who): Auth,
+    ConnectionHeader(conn): ConnectionHeader,
+    PathParams(list): PathParams<String>,
+) -> ApiResult<Json<ListSyncResponse>> {
+    Ok(Json(svc.sync_list(&who, &conn, &list).await?))
+}
+
+/// Store all media of a vault list (older SDK path; behaves as add).
+#[utoipa::path(post, path = "/v2/vault-plus/store/list/{listId}", tag = "Vault+ (older paths)",
+    params(ConnectionIdHeader, ("listId" = String, Path, description = "Upstream vault list ID")),
+    responses((status = 200, body = LegacyStoreListResponse), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)),
+    security(("ApiKey" = [])))]
+pub async fn legacy_store_list(
+    State(svc): State<VaultService>,
+    Auth(who): Auth,
+    ConnectionHeader(conn): ConnectionHeader,
+    PathParams(list): PathParams<String>,
+) -> ApiResult<Json<LegacyStoreListResponse>> {
+    Ok(Json(svc.legacy_store_list(&who, &conn, &list).await?))
+}
+
+/// The vault lists cached for the connection.
+#[utoipa::path(get, path = "/v2/vault-plus/lists", tag = "Vault+ Lists",
+    params(ConnectionIdHeader),
+    responses((status = 200, body = ListsView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("ApiKey" = [])))]
+pub async fn lists(
+    State(svc): State<VaultService>,
+    Auth(who): Auth,
+    ConnectionHeader(conn): ConnectionHeader,
+) -> ApiResult<Json<ListsView>> {
+    Ok(Json(svc.lists(&who, &conn).await?))
+}
+
+/// Cached members of one list, from vaultplus records only (the upstream
+/// is not contacted).
+#[utoipa::path(get, path = "/v2/vault-plus/lists/{listId}/media", tag = "Vault+ Lists",
+    params(ConnectionIdHeader, ("listId" = String, Path, description = "Upstream vault list ID")),
+    responses((status = 200, body = ListMediaView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("ApiKey" = [])))]
+pub async fn list_media(
+    State(svc): State<VaultService>,
+    Auth(who): Auth,
+    ConnectionHeader(conn): ConnectionHeader,
+    PathParams(list): PathParams<String>,
+) -> ApiResult<Json<ListMediaView>> {
+    Ok(Json(svc.list_media(&who, &conn, &list).await?))
+}
+
+/// Storing jobs of the connection, with their last errors (vaultplus
+/// extension). `state=failed` lists only those given up.
+#[utoipa::path(get, path = "/v2/vault-plus/jobs", tag = "Vault+ Lists",
+    params(ConnectionIdHeader, ("state" = Option<String>, Query, description = "all (default) or failed")),
+    responses((status = 200, body = JobsView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("ApiKey" = [])))]
+pub async fn jobs(
+    State(svc): State<VaultService>,
+    Auth(who): Auth,
+    ConnectionHeader(conn): ConnectionHeader,
+    mut q: QueryMap,
+) -> ApiResult<Json<JobsView>> {
+    let state = q.take("state");
+    Ok(Json(svc.jobs(&who, &conn, state.as_deref()).await?))
+}

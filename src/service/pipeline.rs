@@ -1,0 +1,391 @@
+//! The storing pipeline: workers claim storing jobs from the catalog (with
+//! a lease, so a dead worker's job is taken over), fetch the bytes from the
+//! upstream (or derive them), stream them to the blob store with a checksum,
+//! and commit. Failures retry with capped exponential backoff; after the
+//! retry budget the variant stays visible, `edge_only`, with its error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use tokio::sync::Semaphore;
+
+use crate::blobs::PutError;
+use crate::catalog::{CommitOutcome, FetchedBlob, Job};
+use crate::model::time::now_ms;
+use crate::model::{ConnectionId, Label, MediaType, VariantStatus};
+use crate::upstream::FetchError;
+
+use super::thumbnail::{THUMB_MAX_SIDE, make_thumbnail};
+use super::{ConnectionContext, ServiceError, VaultService};
+
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// Jobs running at once on this node.
+    pub concurrency: usize,
+    /// How long a claimed job stays this worker's without a heartbeat.
+    pub lease: Duration,
+    /// Failed attempts before a variant is given up.
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            lease: Duration::from_secs(60),
+            max_attempts: 5,
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(300),
+        }
+    }
+}
+
+impl PipelineConfig {
+    fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 1u32 << attempts.min(16);
+        self.backoff_base
+            .saturating_mul(factor)
+            .min(self.backoff_cap)
+    }
+}
+
+enum JobError {
+    Retry {
+        error: String,
+        after: Option<Duration>,
+        count: bool,
+    },
+    Fail(String),
+}
+
+fn retry(error: impl Into<String>) -> JobError {
+    JobError::Retry {
+        error: error.into(),
+        after: None,
+        count: true,
+    }
+}
+
+/// Largest full image read into memory to make a thumbnail.
+const MAX_THUMB_SOURCE: u64 = 64 * 1024 * 1024;
+
+pub async fn run_pipeline(service: VaultService, cfg: PipelineConfig) {
+    let owner = format!("worker-{}", uuid::Uuid::new_v4().simple());
+    let slots = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+    loop {
+        let Ok(first) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let want = 1 + slots.available_permits() as u64;
+        let now = now_ms();
+        let lease_until = now + cfg.lease.as_millis() as i64;
+        let jobs = match service
+            .catalog
+            .claim_jobs(&owner, want, lease_until, now)
+            .await
+        {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot claim storing jobs");
+                Vec::new()
+            }
+        };
+        if jobs.is_empty() {
+            drop(first);
+            let wait = match service.catalog.next_job_due().await {
+                Ok(Some(due)) => Duration::from_millis((due - now_ms()).clamp(20, 1000) as u64),
+                _ => Duration::from_secs(1),
+            };
+            tokio::select! {
+                _ = service.pipeline_signal.wait() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
+        let mut permit = Some(first);
+        for job in jobs {
+            let slot = match permit.take() {
+                Some(p) => p,
+                None => match slots.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
+            let (svc, cfg, owner) = (service.clone(), cfg.clone(), owner.clone());
+            tokio::spawn(async move {
+                svc.run_job(job, &owner, &cfg).await;
+                drop(slot);
+            });
+        }
+    }
+}
+
+impl VaultService {
+    /// Wakes the storing workers (new jobs were queued).
+    pub fn store_soon(&self) {
+        self.pipeline_signal.wake();
+    }
+
+    async fn run_job(&self, job: Job, owner: &str, cfg: &PipelineConfig) {
+        let heartbeat = {
+            let (catalog, owner, lease, id) =
+                (self.catalog.clone(), owner.to_owned(), cfg.lease, job.id);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(lease / 3).await;
+                    let until = now_ms() + lease.as_millis() as i64;
+                    if !matches!(catalog.extend_lease(id, &owner, until).await, Ok(true)) {
+                        return;
+                    }
+                }
+            })
+        };
+        let result = match job.origin {
+            crate::model::observed::Origin::Upstream => self.fetch_job(&job, cfg).await,
+            crate::model::observed::Origin::Derived => self.derive_job(&job).await,
+            crate::model::observed::Origin::Upload => Err(JobError::Fail(
+                "an uploaded variant has no source to fetch from".into(),
+            )),
+        };
+        heartbeat.abort();
+        let now = now_ms();
+        let done = match result {
+            Ok(blob) => match self.catalog.complete_job(&job, owner, &blob, now).await {
+                Ok(CommitOutcome::Created(_) | CommitOutcome::Replaced(_)) => {
+                    tracing::debug!(media = %job.media_id, label = %job.label, size = blob.size_bytes, "stored");
+                    if job.label == "full" {
+                        // A derived thumbnail may be waiting for this.
+                        self.pipeline_signal.wake();
+                    }
+                    Ok(())
+                }
+                Ok(_) => {
+                    self.reclaim_soon();
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            Err(JobError::Retry {
+                error,
+                after,
+                count,
+            }) => {
+                if count && job.attempts + 1 >= cfg.max_attempts {
+                    tracing::warn!(media = %job.media_id, label = %job.label, %error, "giving up after the retry budget");
+                    self.catalog.fail_job(job.id, owner, &error, now).await
+                } else {
+                    let wait = after.unwrap_or_else(|| cfg.backoff(job.attempts));
+                    tracing::debug!(media = %job.media_id, label = %job.label, %error, ?wait, "will retry");
+                    self.catalog
+                        .retry_job(job.id, owner, &error, now + wait.as_millis() as i64, count)
+                        .await
+                }
+            }
+            Err(JobError::Fail(error)) => {
+                tracing::warn!(media = %job.media_id, label = %job.label, %error, "storing failed");
+                self.catalog.fail_job(job.id, owner, &error, now).await
+            }
+        };
+        if let Err(e) = done {
+            // The lease runs out and another attempt follows.
+            tracing::error!(error = %format!("{e:#}"), job = job.id, "cannot record a job's outcome");
+        }
+    }
+
+    /// Writes the bytes of `produce` under a fresh key recorded as an
+    /// upload intent, so that a crash mid-write leaves nothing unaccounted.
+    async fn write_job_blob(
+        &self,
+        job: &Job,
+        body: crate::blobs::ByteStream,
+    ) -> Result<(String, crate::blobs::PutOutcome), JobError> {
+        let key = format!("{}/{}", job.scope_id, uuid::Uuid::new_v4().simple());
+        self.catalog
+            .begin_upload(job.scope_id, &key, now_ms())
+            .await
+            .map_err(|e| retry(format!("catalog: {e:#}")))?;
+        let put = self
+            .blobs
+            .put(&key, body, self.config.max_upload_bytes)
+            .await;
+        match put {
+            Ok(out) => Ok((key, out)),
+            Err(e) => {
+                let _ = self.catalog.abort_upload(&key, now_ms()).await;
+                Err(match e {
+                    PutError::TooLarge { limit } => {
+                        JobError::Fail(format!("larger than the limit of {limit} bytes"))
+                    }
+                    PutError::Body(e) => retry(format!("the body was cut short: {e}")),
+                    PutError::Store(e) => retry(format!("blob store: {e:#}")),
+                })
+            }
+        }
+    }
+
+    async fn job_context(&self, job: &Job) -> Option<ConnectionContext> {
+        let id = ConnectionId::parse(&job.connection_id).ok()?;
+        let principal = super::Principal {
+            org_id: job.org_id,
+            key_id: String::new(),
+        };
+        self.connection(&principal, id.as_str()).await.ok()
+    }
+
+    async fn fetch_job(&self, job: &Job, cfg: &PipelineConfig) -> Result<FetchedBlob, JobError> {
+        let upstream = self.upstream().map_err(|e| retry(e.to_string()))?.clone();
+        let url = job
+            .upstream_url
+            .clone()
+            .ok_or_else(|| JobError::Fail("no upstream URL is known".into()))?;
+        let resp = match upstream.fetch(&url).await {
+            Err(FetchError::Expired) => {
+                // The signed URL expired: list again for a fresh one.
+                let fresh = self.fresh_url(job).await?;
+                upstream.fetch(&fresh).await
+            }
+            other => other,
+        };
+        let resp = resp.map_err(|e| match e {
+            FetchError::Gone => JobError::Fail(e.to_string()),
+            FetchError::RateLimited(after) => JobError::Retry {
+                error: e.to_string(),
+                after: Some(after.unwrap_or_else(|| cfg.backoff(job.attempts))),
+                count: true,
+            },
+            FetchError::Expired | FetchError::Transient(_) => retry(e.to_string()),
+        })?;
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .filter(|v| MediaType::from_content_type(v).is_some())
+            .unwrap_or_else(|| job.content_type.clone());
+        let declared = resp.content_length();
+        if let (Some(d), Some(s)) = (declared, job.upstream_size)
+            && d != s
+        {
+            return Err(retry(format!(
+                "the upstream announced {d} bytes where its listing said {s}"
+            )));
+        }
+        let body = Box::pin(resp.bytes_stream().map_err(std::io::Error::other));
+        let (key, out) = self.write_job_blob(job, body).await?;
+        let expected = declared.or(job.upstream_size);
+        if let Some(want) = expected.filter(|w| *w != out.size_bytes) {
+            let _ = self.catalog.abort_upload(&key, now_ms()).await;
+            self.reclaim_soon();
+            return Err(retry(format!(
+                "received {} bytes where {want} were announced",
+                out.size_bytes
+            )));
+        }
+        Ok(FetchedBlob {
+            blob_key: key,
+            content_type,
+            size_bytes: out.size_bytes,
+            checksum: out.sha256,
+        })
+    }
+
+    async fn fresh_url(&self, job: &Job) -> Result<String, JobError> {
+        let list = job
+            .list_hint
+            .clone()
+            .ok_or_else(|| retry("the rendition URL expired and no list is known to refresh it"))?;
+        let ctx = self
+            .job_context(job)
+            .await
+            .ok_or_else(|| JobError::Fail("the connection is gone".into()))?;
+        self.refresh_urls(&ctx, &list).await.map_err(|e| match e {
+            ServiceError::UpstreamSession { message, .. } => retry(message),
+            other => retry(format!("cannot refresh the expired URL: {other}")),
+        })?;
+        let media = Self::media_id_of(&job.media_id).map_err(|e| JobError::Fail(e.to_string()))?;
+        let label = Label::parse(&job.label).map_err(JobError::Fail)?;
+        let v = self
+            .catalog
+            .current_variant(job.scope_id, &media, &label)
+            .await
+            .map_err(|e| retry(format!("catalog: {e:#}")))?
+            .ok_or_else(|| JobError::Fail("the variant is gone".into()))?;
+        match v.upstream_url {
+            Some(u) if Some(&u) != job.upstream_url.as_ref() => Ok(u),
+            _ => Err(retry("the upstream still lists an expired URL")),
+        }
+    }
+
+    async fn derive_job(&self, job: &Job) -> Result<FetchedBlob, JobError> {
+        let media = Self::media_id_of(&job.media_id).map_err(|e| JobError::Fail(e.to_string()))?;
+        let full_label = Label::parse("full").map_err(JobError::Fail)?;
+        let full = self
+            .catalog
+            .current_variant(job.scope_id, &media, &full_label)
+            .await
+            .map_err(|e| retry(format!("catalog: {e:#}")))?
+            .ok_or_else(|| {
+                JobError::Fail("there is no full variant to make a thumbnail from".into())
+            })?;
+        match full.status {
+            VariantStatus::Stored => {}
+            VariantStatus::Pending | VariantStatus::Storing => {
+                // Wait for the full variant without spending a try.
+                return Err(JobError::Retry {
+                    error: "waiting for the full variant".into(),
+                    after: Some(Duration::from_millis(500)),
+                    count: false,
+                });
+            }
+            _ => return Err(JobError::Fail("the full variant is not stored".into())),
+        }
+        if full.size_bytes > MAX_THUMB_SOURCE {
+            return Err(JobError::Fail(
+                "the full image is too large to thumbnail".into(),
+            ));
+        }
+        let key = full
+            .blob_key
+            .ok_or_else(|| JobError::Fail("the full variant has no bytes".into()))?;
+        let read = self
+            .blobs
+            .get(&key, None)
+            .await
+            .map_err(|e| retry(format!("blob store: {e:#}")))?
+            .ok_or_else(|| retry("the full variant's bytes are missing"))?;
+        let source: Vec<u8> = read
+            .body
+            .try_fold(
+                Vec::with_capacity(read.len as usize),
+                |mut acc, chunk| async move {
+                    acc.extend_from_slice(&chunk);
+                    Ok(acc)
+                },
+            )
+            .await
+            .map_err(|e| retry(format!("cannot read the full variant: {e}")))?;
+        let jpeg = tokio::task::spawn_blocking(move || make_thumbnail(&source, THUMB_MAX_SIDE))
+            .await
+            .map_err(|e| retry(format!("thumbnail task failed: {e}")))?
+            .map_err(JobError::Fail)?;
+        let body = Box::pin(futures::stream::once(async move {
+            Ok(bytes::Bytes::from(jpeg))
+        }));
+        let (key, out) = self.write_job_blob(job, body).await?;
+        Ok(FetchedBlob {
+            blob_key: key,
+            content_type: "image/jpeg".into(),
+            size_bytes: out.size_bytes,
+            checksum: out.sha256,
+        })
+    }
+}

@@ -1,0 +1,197 @@
+//! HTTP calls to the upstream, with the retry rules of upstream.md: 429
+//! honours Retry-After, other 5xx and network errors back off and retry a
+//! few times, and session errors surface as they are.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::RETRY_AFTER;
+
+use super::wire;
+use crate::model::admission::UpstreamMedia;
+
+const PAGE_SIZE: u64 = 100;
+const LIST_ATTEMPTS: u32 = 4;
+/// Longest Retry-After honoured inline before giving up on a listing.
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(10);
+/// A listing this long is refused rather than held in memory.
+const MAX_ITEMS: usize = 200_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("the connection's upstream session has expired")]
+    SessionExpired,
+    #[error("the connection has no upstream session")]
+    SessionNotProvided,
+    #[error("list not found upstream")]
+    ListNotFound,
+    #[error("the upstream is rate limiting requests")]
+    RateLimited,
+    #[error("the upstream failed: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// 403: the signed rendition URL expired; list again for a fresh one.
+    #[error("the rendition URL has expired (403)")]
+    Expired,
+    /// 404: deleted upstream; retrying cannot help.
+    #[error("the media is gone upstream (404)")]
+    Gone,
+    #[error("rate limited by the upstream (429)")]
+    RateLimited(Option<Duration>),
+    #[error("{0}")]
+    Transient(String),
+}
+
+/// A whole vault list: every item it holds (`seen`) and those a cache can
+/// store.
+pub struct Listing {
+    pub seen: u64,
+    pub items: Vec<UpstreamMedia>,
+}
+
+#[derive(Clone)]
+pub struct UpstreamClient {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    resp.headers()
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200u64 << attempt.min(6))
+}
+
+impl UpstreamClient {
+    pub fn new(base: &str, key: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            // A stalled body is an error; a slow but moving one is not.
+            .read_timeout(Duration::from_secs(60))
+            .user_agent(concat!("vaultplus/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            key: key.to_owned(),
+        })
+    }
+
+    /// Pages through a vault list.
+    pub async fn list_media(
+        &self,
+        connection: &str,
+        list_id: &str,
+    ) -> Result<Listing, UpstreamError> {
+        let mut offset = 0u64;
+        let mut seen = 0u64;
+        let mut items = Vec::new();
+        loop {
+            let page = self.page(connection, list_id, offset).await?;
+            let n = page.list.len() as u64;
+            seen += n;
+            items.extend(page.list.iter().filter_map(wire::item));
+            if items.len() > MAX_ITEMS {
+                return Err(UpstreamError::Unavailable(format!(
+                    "list {list_id} holds more than {MAX_ITEMS} items"
+                )));
+            }
+            if !page.has_more || n == 0 {
+                return Ok(Listing { seen, items });
+            }
+            offset = page
+                .next_offset
+                .filter(|o| *o > offset)
+                .unwrap_or(offset + n);
+        }
+    }
+
+    async fn page(
+        &self,
+        connection: &str,
+        list_id: &str,
+        offset: u64,
+    ) -> Result<wire::ListPage, UpstreamError> {
+        let url = format!("{}/v2/access/vault/lists/{list_id}/media", self.base);
+        let mut last = String::new();
+        for attempt in 0..LIST_ATTEMPTS {
+            let sent = self
+                .http
+                .get(&url)
+                .query(&[("limit", PAGE_SIZE), ("offset", offset)])
+                .header("apiKey", &self.key)
+                .header("x-connection-id", connection)
+                .send()
+                .await;
+            let resp = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    last = format!("cannot reach the upstream: {e}");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+            };
+            match resp.status() {
+                s if s.is_success() => {
+                    return resp.json::<wire::ListPage>().await.map_err(|e| {
+                        UpstreamError::Unavailable(format!("unreadable list page: {e}"))
+                    });
+                }
+                StatusCode::UNAUTHORIZED => {
+                    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                    return Err(match body["type"].as_str() {
+                        Some("SESSION_EXPIRED") => UpstreamError::SessionExpired,
+                        _ => UpstreamError::SessionNotProvided,
+                    });
+                }
+                StatusCode::NOT_FOUND => return Err(UpstreamError::ListNotFound),
+                StatusCode::TOO_MANY_REQUESTS => {
+                    let wait = retry_after(&resp).unwrap_or(Duration::from_secs(1));
+                    if wait > MAX_INLINE_WAIT || attempt + 1 == LIST_ATTEMPTS {
+                        return Err(UpstreamError::RateLimited);
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                s if s.is_server_error() => {
+                    last = format!("the upstream answered {s}");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                s => {
+                    return Err(UpstreamError::Unavailable(format!(
+                        "the upstream answered {s}"
+                    )));
+                }
+            }
+        }
+        Err(UpstreamError::Unavailable(last))
+    }
+
+    /// Starts fetching a rendition; the caller streams the body.
+    pub async fn fetch(&self, url: &str) -> Result<reqwest::Response, FetchError> {
+        let resp =
+            self.http.get(url).send().await.map_err(|e| {
+                FetchError::Transient(format!("cannot reach the upstream CDN: {e}"))
+            })?;
+        match resp.status() {
+            s if s.is_success() => Ok(resp),
+            StatusCode::FORBIDDEN => Err(FetchError::Expired),
+            StatusCode::NOT_FOUND | StatusCode::GONE => Err(FetchError::Gone),
+            StatusCode::TOO_MANY_REQUESTS => Err(FetchError::RateLimited(retry_after(&resp))),
+            s => Err(FetchError::Transient(format!(
+                "the upstream CDN answered {s}"
+            ))),
+        }
+    }
+}

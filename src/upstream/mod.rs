@@ -1,0 +1,7 @@
+//! Client for the upstream Access API (../shared/reference/upstream.md):
+//! listing vault lists and fetching rendition bytes.
+
+mod client;
+mod wire;
+
+pub use client::{FetchError, Listing, UpstreamClient, UpstreamError};
