@@ -69,6 +69,14 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             "uploads interrupted by a previous stop will be reclaimed"
         );
     }
+    // Likewise, leases on storing jobs belong to its workers of before.
+    let released = stores.catalog.release_all_leases().await?;
+    if released > 0 {
+        tracing::warn!(
+            released,
+            "storing jobs interrupted by a previous stop resume now"
+        );
+    }
     let signer = admin::signer(stores.catalog.as_ref()).await?;
 
     let listener = TcpListener::bind(&opts.listen)

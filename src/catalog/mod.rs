@@ -200,6 +200,9 @@ pub trait Catalog: Send + Sync + 'static {
     /// with `error`, and the job stays listed as failed.
     async fn fail_job(&self, job_id: i64, owner: &str, error: &str, now: i64) -> Result<()>;
     async fn jobs(&self, scope: ScopeId, failed_only: bool) -> Result<Vec<JobRecord>>;
+    /// Ends every lease at once (an embedded catalog has a single server,
+    /// so at its start no other worker can hold one). Returns how many.
+    async fn release_all_leases(&self) -> Result<u64>;
     /// When the next job becomes due, if any is waiting.
     async fn next_job_due(&self) -> Result<Option<i64>>;
 

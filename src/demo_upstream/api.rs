@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::catalog::{self, Kind};
+use super::catalog::{self, Kind, MediaSpec, Rendition};
 use super::faults::ApiFault;
 use super::routes::{ApiError, AppState, Demo};
 use super::urls::now_unix;
@@ -66,6 +66,7 @@ pub async fn list_media(
     // Sizes may need an image encoded: keep that off the async workers.
     let d = demo.clone();
     let list = tokio::task::spawn_blocking(move || {
+        d.renderer.prefetch(&renditions_of(&page));
         let exp = now_unix() + d.url_ttl_secs;
         page.into_iter()
             .map(|(id, rev)| media_item(&d, id, rev, exp))
@@ -135,6 +136,20 @@ fn paging(query: Option<&str>) -> Result<(usize, usize), ApiError> {
         return Err(ApiError::bad_request("limit must be from 1 to 100"));
     }
     Ok((offset, limit.min(MAX_LIMIT)))
+}
+
+/// Every (media, rendition, revision) of a page, for the renderer to size.
+fn renditions_of(page: &[(u64, u32)]) -> Vec<(MediaSpec, Rendition, u32)> {
+    let mut jobs = Vec::new();
+    for &(id, rev) in page {
+        let Some(spec) = catalog::media(id) else {
+            continue;
+        };
+        for r in spec.files.iter().flatten() {
+            jobs.push((spec.clone(), r.clone(), rev));
+        }
+    }
+    jobs
 }
 
 /// One MediaItem. Blocking: image sizes may need an encode.

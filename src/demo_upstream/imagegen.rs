@@ -6,7 +6,7 @@
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-use image::{Delay, Frame, ImageEncoder, Rgb, RgbImage, Rgba, RgbaImage};
+use image::{Delay, Frame, ImageEncoder, RgbImage, RgbaImage};
 
 use super::catalog::Encoding;
 use super::synth::mix;
@@ -38,26 +38,43 @@ pub fn render(
 
 /// A diagonal two-colour gradient with rings and fine noise: cheap to draw,
 /// plausible as a photo, and not so smooth that encoders shrink it to nothing.
+/// Integer arithmetic and one pass over a flat buffer keep it quick even in
+/// a debug build, where the listing of a fresh process waits on it.
 fn pattern(w: u32, h: u32, seed: u64, frame: u32) -> RgbImage {
-    let c0 = colour(seed);
-    let c1 = colour(seed.rotate_left(23));
-    let cx = (mix(seed ^ 1) % 1000) as f32 / 1000.0;
-    let cy = (mix(seed ^ 2) % 1000) as f32 / 1000.0;
-    let rings = 6.0 + (mix(seed ^ 3) % 10) as f32;
-    let phase = frame as f32 / GIF_FRAMES as f32;
-    RgbImage::from_fn(w, h, |x, y| {
-        let (u, v) = (x as f32 / w as f32, y as f32 / h as f32);
-        let t = (u + v) / 2.0;
-        let d = ((u - cx).powi(2) + (v - cy).powi(2)).sqrt();
-        let ring = if ((d * rings + phase).fract()) < 0.5 {
-            24.0
-        } else {
-            0.0
-        };
-        let noise = (mix(seed ^ (u64::from(x) << 32) ^ u64::from(y)) % 17) as f32 - 8.0;
-        let ch = |i: usize| c0[i] as f32 * (1.0 - t) + c1[i] as f32 * t + ring + noise;
-        Rgb([clamp(ch(0)), clamp(ch(1)), clamp(ch(2))])
-    })
+    let c0 = colour(seed).map(i64::from);
+    let c1 = colour(seed.rotate_left(23)).map(i64::from);
+    let (wi, hi) = (i64::from(w.max(1)), i64::from(h.max(1)));
+    // Ring centre and density relative to the image size, so the renditions
+    // of one media look like scaled copies of each other.
+    let cx = (mix(seed ^ 1) % 1000) as i64 * wi / 1000;
+    let cy = (mix(seed ^ 2) % 1000) as i64 * hi / 1000;
+    let rings = 24 + (mix(seed ^ 3) % 24) as i64;
+    let norm = (wi.max(hi) * wi.max(hi)).max(1);
+    let span = (wi + hi).max(1);
+    let mut noise = (mix(seed ^ 4) as u32) | 1;
+    let mut buf = Vec::with_capacity(w as usize * h as usize * 3);
+    for y in 0..hi {
+        let dy2 = (y - cy) * (y - cy);
+        for x in 0..wi {
+            let t = (x + y) * 256 / span;
+            let d2 = (x - cx) * (x - cx) + dy2;
+            let ring = if (d2 * rings / norm + i64::from(frame)) % 2 == 0 {
+                24
+            } else {
+                0
+            };
+            // xorshift32: a fresh small number per pixel, no hashing.
+            noise ^= noise << 13;
+            noise ^= noise >> 17;
+            noise ^= noise << 5;
+            let n = i64::from(noise % 17) - 8;
+            for c in 0..3 {
+                let v = (c0[c] * (256 - t) + c1[c] * t) / 256 + ring + n;
+                buf.push(v.clamp(0, 255) as u8);
+            }
+        }
+    }
+    RgbImage::from_raw(w, h, buf).unwrap_or_else(|| RgbImage::new(w, h))
 }
 
 fn colour(seed: u64) -> [u8; 3] {
@@ -67,10 +84,6 @@ fn colour(seed: u64) -> [u8; 3] {
         ((m >> 8) & 0xff) as u8,
         ((m >> 16) & 0xff) as u8,
     ]
-}
-
-fn clamp(v: f32) -> u8 {
-    v.clamp(0.0, 255.0) as u8
 }
 
 fn jpeg(img: &RgbImage) -> anyhow::Result<Vec<u8>> {
@@ -101,10 +114,10 @@ fn gif(w: u32, h: u32, seed: u64) -> anyhow::Result<Vec<u8>> {
         enc.set_repeat(Repeat::Infinite)?;
         for f in 0..GIF_FRAMES {
             let rgb = pattern(w, h, seed, f);
-            let rgba = RgbaImage::from_fn(w, h, |x, y| {
-                let Rgb([r, g, b]) = *rgb.get_pixel(x, y);
-                Rgba([r, g, b, 255])
-            });
+            let raw = rgb.as_raw().chunks_exact(3);
+            let raw = raw.flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+            let rgba = RgbaImage::from_raw(w, h, raw)
+                .ok_or_else(|| anyhow::anyhow!("GIF frame buffer has the wrong size"))?;
             let delay = Delay::from_numer_denom_ms(120, 1);
             enc.encode_frame(Frame::from_parts(rgba, 0, 0, delay))?;
         }
@@ -209,24 +222,5 @@ mod tests {
             let b = render(Encoding::Png, 50, 50, 9, rev + 1).expect("render");
             assert_ne!(a.len(), b.len());
         }
-    }
-}
-#[cfg(test)]
-mod timing_tmp {
-    use super::*;
-    #[test]
-    fn timing_tmp() {
-        let t = std::time::Instant::now();
-        let img = pattern(1200, 800, 1, 0);
-        eprintln!("pattern {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let j = jpeg(&img).unwrap();
-        eprintln!("jpeg {:?} {}", t.elapsed(), j.len());
-        let t = std::time::Instant::now();
-        let p = png(&img).unwrap();
-        eprintln!("png {:?} {}", t.elapsed(), p.len());
-        let t = std::time::Instant::now();
-        let g = gif(320, 240, 1).unwrap();
-        eprintln!("gif {:?} {}", t.elapsed(), g.len());
     }
 }

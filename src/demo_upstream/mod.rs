@@ -143,10 +143,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // Tests read this exact first line to learn the address.
     println!("demo-upstream listening on http://{addr}");
     print_summary(&args, &public_url, &faults);
-    tokio::task::spawn_blocking({
-        let demo = demo.clone();
-        move || warm_up(&demo)
-    });
+    // No warm-up of the image cache: test suites start many of these at
+    // once, and most use only some lists; a listing encodes what it lists,
+    // on all cores, and each image only once.
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, routes::router(demo)).with_graceful_shutdown(async move {
@@ -188,28 +187,6 @@ fn print_summary(args: &DemoArgs, public_url: &str, faults: &FaultSettings) {
         }
     }
     println!("  test controls under /_demo/ (faults, stats, reset, list and media changes)");
-}
-
-/// Encodes the images of the small lists ahead of the first listing, so
-/// that listing is quick even in a debug build.
-fn warm_up(demo: &Demo) {
-    let small = [
-        catalog::LIST_PHOTOS,
-        catalog::LIST_VIDEOS,
-        catalog::LIST_MIXED,
-    ];
-    for list in catalog::initial_lists() {
-        if !small.contains(&list.id) {
-            continue;
-        }
-        for spec in list.media.iter().filter_map(|&id| catalog::media(id)) {
-            for r in spec.files.iter().flatten() {
-                if let Err(e) = demo.renderer.size(&spec, r, 0) {
-                    tracing::warn!(error = %format!("{e:#}"), media = spec.id, "cannot render");
-                }
-            }
-        }
-    }
 }
 
 async fn shutdown_signal() {

@@ -4,7 +4,8 @@
 //! never held in memory.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 
@@ -13,7 +14,7 @@ use super::imagegen;
 use super::synth::{Synth, mix};
 
 /// Encoded images kept at most; past it the cache starts over (simple, and
-/// re-encoding is only a few milliseconds per image).
+/// re-encoding is only a few milliseconds per image in a release build).
 const CACHE_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 
 /// What a rendition's body is made of.
@@ -39,6 +40,11 @@ struct Key {
     label: &'static str,
 }
 
+/// One image, encoded once: whoever asks while it is being encoded waits
+/// for that encode instead of starting another (the warm-up and a first
+/// listing often want the same images at the same time).
+type Slot = Arc<OnceLock<Result<Bytes, String>>>;
+
 #[derive(Default)]
 pub struct Renderer {
     images: Mutex<ImageCache>,
@@ -49,7 +55,7 @@ pub struct Renderer {
 
 #[derive(Default)]
 struct ImageCache {
-    map: HashMap<Key, Bytes>,
+    map: HashMap<Key, Slot>,
     total: usize,
 }
 
@@ -71,34 +77,48 @@ impl Renderer {
     pub fn body(&self, spec: &MediaSpec, r: &Rendition, revision: u32) -> anyhow::Result<Body> {
         let seed = seed(spec.id, revision, r.label);
         if !r.encoding.is_image() {
-            return Ok(Body::Synth(Synth::new(
-                r.encoding,
-                seed,
-                r.synth_len,
-                revision,
-            )));
+            let synth = Synth::new(r.encoding, seed, r.synth_len, revision);
+            return Ok(Body::Synth(synth));
         }
         let key = Key {
             media: spec.id,
             revision,
             label: r.label,
         };
-        if let Some(b) = self.lock_images().map.get(&key) {
-            return Ok(Body::Whole(b.clone()));
+        let encode = || {
+            let (w, h) = (r.width.unwrap_or(1), r.height.unwrap_or(1));
+            let bytes = imagegen::render(r.encoding, w, h, seed, revision)?;
+            self.lock_sizes().insert(key.clone(), bytes.len() as u64);
+            anyhow::Ok(Bytes::from(bytes))
+        };
+        if spec.bulk {
+            return Ok(Body::Whole(encode()?));
         }
-        let (w, h) = (r.width.unwrap_or(1), r.height.unwrap_or(1));
-        let bytes = Bytes::from(imagegen::render(r.encoding, w, h, seed, revision)?);
-        self.lock_sizes().insert(key.clone(), bytes.len() as u64);
-        if !spec.bulk {
+        let slot = self
+            .lock_images()
+            .map
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let bytes = slot.get_or_init(|| {
+            let bytes = encode().map_err(|e| format!("{e:#}"))?;
             let mut cache = self.lock_images();
-            if cache.total + bytes.len() > CACHE_LIMIT_BYTES {
+            cache.total += bytes.len();
+            if cache.total > CACHE_LIMIT_BYTES {
+                // Slots still held by waiters finish regardless.
                 cache.map.clear();
                 cache.total = 0;
             }
-            cache.total += bytes.len();
-            cache.map.insert(key, bytes.clone());
+            Ok(bytes)
+        });
+        match bytes {
+            Ok(b) => Ok(Body::Whole(b.clone())),
+            Err(e) => {
+                // Let a later request try again rather than keep the error.
+                self.lock_images().map.remove(&key);
+                Err(anyhow::anyhow!("{e}"))
+            }
         }
-        Ok(Body::Whole(bytes))
     }
 
     /// The exact length `body` would have. Blocking, like [`Self::body`].
@@ -114,13 +134,35 @@ impl Renderer {
         Ok(self.body(spec, r, revision)?.len())
     }
 
+    /// Works out the sizes of every (media, rendition, revision) in `jobs`
+    /// on all cores, so one listing or the warm-up does not encode a dozen
+    /// images one after another. Errors are left for the caller's own
+    /// `size` call to report.
+    pub fn prefetch(&self, jobs: &[(MediaSpec, Rendition, u32)]) {
+        let next = AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(jobs.len());
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    while let Some((spec, r, rev)) = jobs.get(next.fetch_add(1, Ordering::Relaxed))
+                    {
+                        let _ = self.size(spec, r, *rev);
+                    }
+                });
+            }
+        });
+    }
+
     // A panic while holding these locks cannot leave the maps inconsistent
-    // (each update is a single insert or clear), so poisoning is ignored.
-    fn lock_images(&self) -> std::sync::MutexGuard<'_, ImageCache> {
+    // (each update is a single insert, remove or clear), so poisoning is
+    // ignored.
+    fn lock_images(&self) -> MutexGuard<'_, ImageCache> {
         self.images.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_sizes(&self) -> std::sync::MutexGuard<'_, HashMap<Key, u64>> {
+    fn lock_sizes(&self) -> MutexGuard<'_, HashMap<Key, u64>> {
         self.sizes.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -24,6 +24,13 @@ impl AccessRecorder {
         entry.1 = entry.1.max(at);
     }
 
+    /// Hits on a variant not yet written to the catalog.
+    pub fn unflushed(&self, scope: ScopeId, media: &str, label: &str) -> u64 {
+        let map = self.pending.lock().expect("access map lock poisoned");
+        map.get(&(scope, media.to_owned(), label.to_owned()))
+            .map_or(0, |(n, _)| *n)
+    }
+
     /// Writes what has accumulated. On failure the hits are kept for the
     /// next flush, so none is lost to a passing catalog error.
     pub async fn flush(&self, catalog: &dyn Catalog) -> anyhow::Result<usize> {

@@ -150,10 +150,15 @@ impl VaultService {
             return;
         };
         let s = &ctx.settings;
-        if ctx.connection.enabled
-            && s.auto_cache_vault
-            && d.variant.access_count + 1 >= s.min_access_count_vault
-        {
+        // Counts are written in batches: add the hits not written yet
+        // (this one included).
+        let accesses = d.variant.access_count
+            + self.access.unflushed(
+                d.grant.scope_id,
+                d.grant.media_id.as_str(),
+                d.grant.label.as_str(),
+            );
+        if ctx.connection.enabled && s.auto_cache_vault && accesses >= s.min_access_count_vault {
             match self
                 .catalog
                 .queue_variant(

@@ -215,6 +215,7 @@ impl VaultService {
             Ok(out) => Ok((key, out)),
             Err(e) => {
                 let _ = self.catalog.abort_upload(&key, now_ms()).await;
+                self.reclaim_soon();
                 Err(match e {
                     PutError::TooLarge { limit } => {
                         JobError::Fail(format!("larger than the limit of {limit} bytes"))

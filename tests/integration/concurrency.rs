@@ -32,9 +32,15 @@ async fn purge_during_concurrent_uploads_is_exact() {
                 let media = format!("{}", 10_000 + w * 1000 + i);
                 let size = 1 + ((w * 7919 + i * 104_729) % 60_000) as usize;
                 let started = Instant::now();
-                let r = s.upload("conn_a", &media, "full", "image/jpeg", bytes(w as u8, size)).await;
+                let r = s
+                    .upload("conn_a", &media, "full", "image/jpeg", bytes(w as u8, size))
+                    .await;
                 match r.status().as_u16() {
-                    201 => done.lock().await.push(Done { started, media, size: size as u64 }),
+                    201 => done.lock().await.push(Done {
+                        started,
+                        media,
+                        size: size as u64,
+                    }),
                     409 => *conflicts.lock().await += 1,
                     other => panic!("upload answered {other}: {}", r.text().await.unwrap()),
                 }
@@ -75,7 +81,11 @@ async fn purge_during_concurrent_uploads_is_exact() {
 
     // Exact accounting: each created variant was purged once or is present.
     let uploaded: u64 = done.iter().map(|d| d.size).sum();
-    assert_eq!(purged.0 + stored, done.len() as u64, "counts: {purged:?} + {stored}");
+    assert_eq!(
+        purged.0 + stored,
+        done.len() as u64,
+        "counts: {purged:?} + {stored}"
+    );
     assert_eq!(purged.1 + bytes_now, uploaded, "bytes");
 
     // Uploads that started after the last purge was answered must all be
@@ -83,7 +93,9 @@ async fn purge_during_concurrent_uploads_is_exact() {
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut req = s.conn(Method::GET, "/v2/vault-plus/media", "conn_a").query(&[("limit", "100")]);
+        let mut req = s
+            .conn(Method::GET, "/v2/vault-plus/media", "conn_a")
+            .query(&[("limit", "100")]);
         if let Some(c) = &cursor {
             req = req.query(&[("cursor", c)]);
         }
@@ -101,13 +113,21 @@ async fn purge_during_concurrent_uploads_is_exact() {
     }
     assert_eq!(ids.len() as u64, stored);
     for d in done.iter().filter(|d| d.started > last_purge_answered) {
-        assert!(ids.contains(&(d.media.clone(), d.size)), "upload {} after the last purge was lost", d.media);
+        assert!(
+            ids.contains(&(d.media.clone(), d.size)),
+            "upload {} after the last purge was lost",
+            d.media
+        );
     }
 
     // Once reclaim has run, the disk holds exactly what the catalog lists.
     s.wait_reclaimed().await;
     let files = s.blob_files();
-    assert_eq!(files.len() as u64, stored, "orphan or missing blobs: {files:?}");
+    assert_eq!(
+        files.len() as u64,
+        stored,
+        "orphan or missing blobs: {files:?}"
+    );
     assert_eq!(files.iter().map(|(_, n)| n).sum::<u64>(), bytes_now);
     let tmp = std::fs::read_dir(s.data_dir().join("tmp")).unwrap().count();
     assert_eq!(tmp, 0, "no temporary files left");

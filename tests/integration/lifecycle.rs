@@ -12,7 +12,9 @@ use crate::harness::{BIN, TestServer, bytes};
 async fn data_survives_a_kill_and_restart() {
     let mut s = TestServer::start().await;
     s.add_connection("default", "conn_a");
-    let v = s.put("conn_a", "77", "full", "video/mp4", bytes(3, 5000)).await;
+    let v = s
+        .put("conn_a", "77", "full", "video/mp4", bytes(3, 5000))
+        .await;
     s.restart(&[]).await;
     let item: Value = s
         .conn(Method::GET, "/v2/vault-plus/media/77", "conn_a")
@@ -41,7 +43,11 @@ async fn an_upload_cut_by_a_crash_leaves_nothing_behind() {
     let stream = futures::stream::iter((0..16).map(|i| Ok::<_, std::io::Error>(bytes(i, 65536))))
         .chain(futures::stream::pending());
     let req = s
-        .conn(Method::PUT, "/v2/vault-plus/media/5/variants/full", "conn_a")
+        .conn(
+            Method::PUT,
+            "/v2/vault-plus/media/5/variants/full",
+            "conn_a",
+        )
         .header("content-type", "image/jpeg")
         .body(reqwest::Body::wrap_stream(stream))
         .send();
@@ -55,10 +61,16 @@ async fn an_upload_cut_by_a_crash_leaves_nothing_behind() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     s.restart(&[]).await;
-    assert!(upload.await.unwrap().is_err(), "the cut upload was not answered");
+    assert!(
+        upload.await.unwrap().is_err(),
+        "the cut upload was not answered"
+    );
     s.wait_reclaimed().await;
     assert!(s.blob_files().is_empty());
-    assert_eq!(std::fs::read_dir(s.data_dir().join("tmp")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(s.data_dir().join("tmp")).unwrap().count(),
+        0
+    );
     let status: Value = s
         .conn(Method::GET, "/v2/vault-plus/status", "conn_a")
         .send()
@@ -74,21 +86,28 @@ async fn an_upload_cut_by_a_crash_leaves_nothing_behind() {
 async fn oversized_uploads_get_413_and_change_nothing() {
     let s = TestServer::start_with(&["--max-upload-bytes", "1000"]).await;
     s.add_connection("default", "conn_a");
-    let r = s.upload("conn_a", "1", "full", "image/jpeg", bytes(1, 1001)).await;
+    let r = s
+        .upload("conn_a", "1", "full", "image/jpeg", bytes(1, 1001))
+        .await;
     assert_eq!(r.status(), 413);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["type"], "PAYLOAD_TOO_LARGE");
     // Without a Content-Length the limit still holds, mid-stream.
     let chunks = futures::stream::iter((0..4).map(|i| Ok::<_, std::io::Error>(bytes(i, 400))));
     let r = s
-        .conn(Method::PUT, "/v2/vault-plus/media/1/variants/full", "conn_a")
+        .conn(
+            Method::PUT,
+            "/v2/vault-plus/media/1/variants/full",
+            "conn_a",
+        )
         .header("content-type", "image/jpeg")
         .body(reqwest::Body::wrap_stream(chunks))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
-    s.put("conn_a", "1", "full", "image/jpeg", bytes(1, 1000)).await;
+    s.put("conn_a", "1", "full", "image/jpeg", bytes(1, 1000))
+        .await;
     s.wait_reclaimed().await;
     assert_eq!(s.blob_files().len(), 1);
 }
@@ -152,9 +171,15 @@ fn every_subcommand_has_help() {
         vec!["reclaim", "status", "--help"],
         vec!["reclaim", "run", "--help"],
     ] {
-        let out = std::process::Command::new(BIN).args(&args).output().unwrap();
+        let out = std::process::Command::new(BIN)
+            .args(&args)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
     }
 }
 
@@ -162,7 +187,9 @@ fn every_subcommand_has_help() {
 async fn media_urls_serve_bytes_and_count_accesses() {
     let s = TestServer::start().await;
     s.add_connection("default", "conn_a");
-    let v = s.put("conn_a", "8", "full", "image/png", bytes(9, 3000)).await;
+    let v = s
+        .put("conn_a", "8", "full", "image/png", bytes(9, 3000))
+        .await;
     let url = v["url"].as_str().unwrap().to_owned();
     for _ in 0..3 {
         let r = s.http.get(&url).send().await.unwrap();
@@ -186,7 +213,10 @@ async fn media_urls_serve_bytes_and_count_accesses() {
             .unwrap();
         count = item["media"]["full"]["accessCount"].as_u64().unwrap();
         if count >= 3 {
-            assert!(item["media"]["full"]["lastAccessedAt"].as_i64() > item["media"]["full"]["createdAt"].as_i64().map(|c| c - 1));
+            assert!(
+                item["media"]["full"]["lastAccessedAt"].as_i64()
+                    > item["media"]["full"]["createdAt"].as_i64().map(|c| c - 1)
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -197,6 +227,9 @@ async fn media_urls_serve_bytes_and_count_accesses() {
     forged.push(if url.ends_with('A') { 'B' } else { 'A' });
     let r = s.http.get(&forged).send().await.unwrap();
     assert_eq!(r.status(), 403);
-    s.conn(Method::DELETE, "/v2/vault-plus/media/8", "conn_a").send().await.unwrap();
+    s.conn(Method::DELETE, "/v2/vault-plus/media/8", "conn_a")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(s.http.get(&url).send().await.unwrap().status(), 404);
 }

@@ -1,8 +1,10 @@
 //! Integration tests: the real binary, real HTTP, a temporary data dir.
 
+mod demo;
 mod harness;
 
 mod concurrency;
 mod contract;
 mod lifecycle;
 mod smoke;
+mod upstream;

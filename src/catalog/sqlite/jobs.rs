@@ -335,3 +335,12 @@ pub async fn next_job_due(pool: &SqlitePool) -> Result<Option<i64>> {
     .await?;
     Ok(row.try_get("due")?)
 }
+
+pub async fn release_all_leases(pool: &SqlitePool) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -364,6 +364,10 @@ impl Catalog for SqliteCatalog {
         jobs::jobs(&self.reader, scope, failed_only).await
     }
 
+    async fn release_all_leases(&self) -> Result<u64> {
+        jobs::release_all_leases(&self.writer).await
+    }
+
     async fn next_job_due(&self) -> Result<Option<i64>> {
         jobs::next_job_due(&self.reader).await
     }

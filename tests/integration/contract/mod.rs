@@ -16,6 +16,7 @@ mod delivery;
 mod errors;
 mod isolation;
 mod legacy;
+mod lists;
 mod media;
 mod openapi;
 mod purge;
@@ -70,7 +71,11 @@ impl Resp {
 
     /// Asserts an exact status and a JSON 200-family body, returns the body.
     pub fn ok(self, status: u16) -> Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
         self.body
     }
 }
@@ -112,7 +117,12 @@ pub fn assert_error(r: &Resp, status: u16, kind: &str) {
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("error body lacks a string `error`: {}", r.body));
     assert!(!error.is_empty(), "empty `error`: {}", r.body);
-    assert_eq!(obj.get("type"), Some(&json!(kind)), "error type; body: {}", r.body);
+    assert_eq!(
+        obj.get("type"),
+        Some(&json!(kind)),
+        "error type; body: {}",
+        r.body
+    );
     assert_eq!(
         obj.get("message").and_then(Value::as_str),
         Some(error),
@@ -131,13 +141,21 @@ pub fn assert_error(r: &Resp, status: u16, kind: &str) {
     );
     let allowed = ["error", "type", "requestId", "message", "actionRequired"];
     for k in obj.keys() {
-        assert!(allowed.contains(&k.as_str()), "unexpected key `{k}` in error body {}", r.body);
+        assert!(
+            allowed.contains(&k.as_str()),
+            "unexpected key `{k}` in error body {}",
+            r.body
+        );
     }
 }
 
 /// Asserts a 400 BAD_REQUEST whose text names one of `names`.
 pub fn assert_bad_request(r: &Resp, names: &[&str], what: &str) {
-    assert_eq!(r.status, 400, "{what}: expected 400, got {} {}", r.status, r.body);
+    assert_eq!(
+        r.status, 400,
+        "{what}: expected 400, got {} {}",
+        r.status, r.body
+    );
     assert_error(r, 400, "BAD_REQUEST");
     let text = r.error_lc();
     assert!(
@@ -147,21 +165,63 @@ pub fn assert_bad_request(r: &Resp, names: &[&str], what: &str) {
 }
 
 pub fn assert_unauthorized(r: &Resp, what: &str) {
-    assert_eq!(r.status, 401, "{what}: expected 401, got {} {}", r.status, r.body);
+    assert_eq!(
+        r.status, 401,
+        "{what}: expected 401, got {} {}",
+        r.status, r.body
+    );
     assert_error(r, 401, "UNAUTHORIZED");
     assert_eq!(r.body["error"], "Unauthorized", "{what}");
 }
 
 pub fn assert_header_required(r: &Resp, what: &str) {
-    assert_eq!(r.status, 400, "{what}: expected 400, got {} {}", r.status, r.body);
+    assert_eq!(
+        r.status, 400,
+        "{what}: expected 400, got {} {}",
+        r.status, r.body
+    );
     assert_error(r, 400, "BAD_REQUEST");
-    assert_eq!(r.body["error"], "x-connection-id header is required", "{what}");
+    assert_eq!(
+        r.body["error"], "x-connection-id header is required",
+        "{what}"
+    );
 }
 
 pub fn assert_connection_not_found(r: &Resp, what: &str) {
-    assert_eq!(r.status, 401, "{what}: expected 401, got {} {}", r.status, r.body);
+    assert_eq!(
+        r.status, 401,
+        "{what}: expected 401, got {} {}",
+        r.status, r.body
+    );
     assert_error(r, 401, "SESSION_NOT_PROVIDED");
     assert_eq!(r.body["error"], "Connection not found", "{what}");
+}
+
+/// Collects failed checks of a table-driven test so that one run reports
+/// every failing row, not just the first.
+#[derive(Default)]
+pub struct Soft(Vec<String>);
+
+impl Soft {
+    pub fn check(&mut self, what: &str, f: impl FnOnce()) {
+        if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            self.0.push(format!("{what}: {msg}"));
+        }
+    }
+
+    pub fn finish(self) {
+        assert!(
+            self.0.is_empty(),
+            "{} failing case(s):\n{}",
+            self.0.len(),
+            self.0.join("\n")
+        );
+    }
 }
 
 /// A request carrying some other API key (or none, when `key` is `None`).
@@ -185,7 +245,11 @@ pub async fn upload(
     duration: Option<&str>,
 ) -> Resp {
     let mut rb = s
-        .conn(Method::PUT, &format!("/v2/vault-plus/media/{media}/variants/{label}"), conn)
+        .conn(
+            Method::PUT,
+            &format!("/v2/vault-plus/media/{media}/variants/{label}"),
+            conn,
+        )
         .header("content-type", ct)
         .body(body);
     if let Some(d) = duration {
@@ -213,8 +277,21 @@ pub async fn create(
     len: usize,
     duration: Option<&str>,
 ) -> Value {
-    let r = upload(s, conn, media, label, ct, content(media, label, len), duration).await;
-    assert_eq!(r.status, 201, "upload {media}/{label}: {} {}", r.status, r.body);
+    let r = upload(
+        s,
+        conn,
+        media,
+        label,
+        ct,
+        content(media, label, len),
+        duration,
+    )
+    .await;
+    assert_eq!(
+        r.status, 201,
+        "upload {media}/{label}: {} {}",
+        r.status, r.body
+    );
     r.body
 }
 
@@ -231,7 +308,9 @@ pub async fn status_of(s: &TestServer, conn: &str) -> Value {
 }
 
 pub async fn stats_of(s: &TestServer) -> Value {
-    send(s.req(Method::GET, "/v2/vault-plus/stats")).await.ok(200)
+    send(s.req(Method::GET, "/v2/vault-plus/stats"))
+        .await
+        .ok(200)
 }
 
 pub async fn purge(s: &TestServer, conn: &str) -> Value {
@@ -242,8 +321,11 @@ pub async fn purge(s: &TestServer, conn: &str) -> Value {
 
 pub async fn patch_conn_settings(s: &TestServer, conn: &str, body: Value) -> Resp {
     send(
-        s.req(Method::PATCH, &format!("/v2/account/connections/{conn}/settings"))
-            .json(&body),
+        s.req(
+            Method::PATCH,
+            &format!("/v2/account/connections/{conn}/settings"),
+        )
+        .json(&body),
     )
     .await
 }
@@ -266,7 +348,10 @@ pub fn with_query(path: &str, params: &[(&str, &str)]) -> String {
     if params.is_empty() {
         return path.to_owned();
     }
-    let q: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
+    let q: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", enc(v)))
+        .collect();
     format!("{path}?{}", q.join("&"))
 }
 
@@ -281,7 +366,13 @@ pub async fn list_all(s: &TestServer, conn: &str, params: &[(&str, &str)]) -> Ve
             p.push(("cursor", c));
         }
         let page = get_ok(s, conn, &with_query("/v2/vault-plus/media", &p)).await;
-        items.extend(page["items"].as_array().expect("items array").iter().cloned());
+        items.extend(
+            page["items"]
+                .as_array()
+                .expect("items array")
+                .iter()
+                .cloned(),
+        );
         match page.get("nextCursor") {
             None => return items,
             Some(Value::String(c)) => cursor = Some(c.clone()),
@@ -323,9 +414,12 @@ pub fn strip_urls(v: &Value) -> Value {
 pub async fn state(s: &TestServer, conn: &str) -> Value {
     let media = get_ok(s, conn, "/v2/vault-plus/media?limit=100").await;
     let removed = get_ok(s, conn, "/v2/vault-plus/media?limit=100&status=removed").await;
-    let settings = send(s.req(Method::GET, &format!("/v2/account/connections/{conn}/settings")))
-        .await
-        .ok(200);
+    let settings = send(s.req(
+        Method::GET,
+        &format!("/v2/account/connections/{conn}/settings"),
+    ))
+    .await
+    .ok(200);
     let blobs: Vec<Value> = s
         .blob_files()
         .into_iter()
@@ -358,7 +452,8 @@ pub fn assert_variant_shape(v: &Value) {
 }
 
 pub fn int(v: &Value) -> i64 {
-    v.as_i64().unwrap_or_else(|| panic!("expected a JSON integer, got {v}"))
+    v.as_i64()
+        .unwrap_or_else(|| panic!("expected a JSON integer, got {v}"))
 }
 
 /// Epoch milliseconds to ISO-8601 `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -386,7 +481,13 @@ pub fn iso(ms: i64) -> String {
 
 /// Sends a request byte-for-byte (no URL normalisation: `..` segments and
 /// odd encodings reach the server as written).
-pub async fn raw(s: &TestServer, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+pub async fn raw(
+    s: &TestServer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
     let mut stream = raw_start(s, method, path, headers, body.len()).await;
     stream.write_all(body).await.expect("write body");
     raw_finish(stream).await
@@ -402,7 +503,9 @@ pub async fn raw_start(
     content_length: usize,
 ) -> tokio::net::TcpStream {
     let addr = s.base.trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {content_length}\r\n"
     );
@@ -440,7 +543,10 @@ pub async fn raw_finish(mut stream: tokio::net::TcpStream) -> Resp {
     let mut map = HeaderMap::new();
     for l in lines {
         if let Some((k, v)) = l.split_once(':')
-            && let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.trim().as_bytes()), HeaderValue::from_str(v.trim()))
+            && let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.trim().as_bytes()),
+                HeaderValue::from_str(v.trim()),
+            )
         {
             map.append(k, v);
         }
@@ -463,7 +569,8 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&data[..eol]).into_owned();
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
+            .unwrap_or(0);
         if size == 0 {
             break;
         }
