@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use super::derive::totals_of;
 use super::*;
+use crate::model::list_plan::ListMode;
+use crate::model::observed::{ObservedMedia, ObservedVariant, Origin};
 use crate::model::{Label, MediaId, MediaType, VariantStatus};
 
 /// A fresh catalog and whatever must live as long as it (a temp dir, a
@@ -40,7 +42,9 @@ macro_rules! catalog_conformance {
             keyset_is_stable_under_changes, access_counts_add_up,
             reclaim_drains_retired_scopes, upload_intents_are_requeued,
             remove_connection_purges, org_settings_push_clears_overrides,
-            totals_match_records);
+            totals_match_records, list_add_and_sync_follow_the_plan,
+            jobs_are_leased_once, job_outcomes_update_variants,
+            job_commit_after_purge_is_refused, queue_variant_revives_known_variants);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -791,4 +795,309 @@ pub async fn totals_match_records(c: Arc<dyn Catalog>) {
     let page = c.query_media(scope, &query(100)).await.unwrap();
     let recomputed = totals_of(page.items.iter().flat_map(|m| m.variants.iter()));
     assert_eq!(c.scope_totals(scope).await.unwrap(), recomputed);
+}
+
+fn observed(id: &str, fingerprint: &str) -> ObservedMedia {
+    let v = |label: &str, store: bool| ObservedVariant {
+        label: label.into(),
+        origin: Origin::Upstream,
+        url: Some(format!("http://up/cdn/{id}/{label}.jpg?sig=1")),
+        size: Some(100),
+        content_type: "image/jpeg".into(),
+        store,
+    };
+    ObservedMedia {
+        media_id: mid(id),
+        media_type: MediaType::Image,
+        duration: None,
+        fingerprint: fingerprint.into(),
+        admitted: true,
+        variants: vec![v("full", true), v("preview", false)],
+    }
+}
+
+pub async fn list_add_and_sync_follow_the_plan(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    let items = [observed("1", "a"), observed("2", "b"), observed("3", "c")];
+    let out = c
+        .apply_list(scope, "10", ListMode::Add, &items, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((out.counts.added, out.queued), (3, 3));
+    let t = c.scope_totals(scope).await.unwrap();
+    assert_eq!(
+        (t.live_count, t.stored_count),
+        (6, 0),
+        "full pending + preview edge_only"
+    );
+    let first = c
+        .apply_list(scope, "10", ListMode::Sync, &items, NOW + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.counts.adopted, first.counts.removed, first.queued),
+        (3, 0, 0)
+    );
+    // Item 3 also belongs to another list; 2 and 3 leave list 10; 1 changes.
+    c.apply_list(scope, "20", ListMode::Add, &[observed("3", "c")], NOW + 2)
+        .await
+        .unwrap();
+    let later = c
+        .apply_list(scope, "10", ListMode::Sync, &[observed("1", "A")], NOW + 3)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            later.counts.updated,
+            later.counts.removed,
+            later.counts.unchanged,
+            later.queued
+        ),
+        (1, 1, 0, 1)
+    );
+    assert!(c.media(scope, &[mid("2")]).await.unwrap().is_empty());
+    assert_eq!(c.media(scope, &[mid("3")]).await.unwrap().len(), 1);
+    let lists = c.lists(scope).await.unwrap();
+    assert_eq!(lists.len(), 2);
+    let l10 = lists.iter().find(|l| l.list_id == "10").unwrap();
+    assert!(l10.has_baseline);
+    assert_eq!(l10.media_count, 1);
+    assert_eq!(l10.last_synced_at, Some(NOW + 3));
+    let members = c.list_members(scope, "20").await.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].media.as_ref().unwrap().variants.len(), 2);
+    let t = c.scope_totals(scope).await.unwrap();
+    assert_eq!(t.live_count, 4, "items 1 and 3 remain, two variants each");
+    // Retired scopes take their lists along.
+    let id = ConnectionId::parse("conn_a").unwrap();
+    c.purge_connection(o.id, &id, NOW + 4).await.unwrap();
+    assert!(c.lists(scope).await.unwrap().is_empty());
+    assert!(
+        c.apply_list(scope, "10", ListMode::Add, &items, NOW + 5)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn queued_scope(c: &dyn Catalog, n: usize) -> (Org, ScopeId) {
+    let o = org(c, "a").await;
+    let scope = conn(c, o.id, "conn_a").await.scope_id;
+    let items: Vec<_> = (0..n)
+        .map(|i| observed(&(i + 1).to_string(), "f"))
+        .collect();
+    c.apply_list(scope, "10", ListMode::Add, &items, NOW)
+        .await
+        .unwrap();
+    (o, scope)
+}
+
+fn fetched(scope: ScopeId, size: u64) -> FetchedBlob {
+    FetchedBlob {
+        blob_key: format!("{scope}/{}", uuid::Uuid::new_v4().simple()),
+        content_type: "image/png".into(),
+        size_bytes: size,
+        checksum: "11".repeat(32),
+    }
+}
+
+pub async fn jobs_are_leased_once(c: Arc<dyn Catalog>) {
+    let (_, scope) = queued_scope(c.as_ref(), 3).await;
+    let a = c.claim_jobs("w1", 2, NOW + 1000, NOW).await.unwrap();
+    let b = c.claim_jobs("w2", 10, NOW + 1000, NOW).await.unwrap();
+    assert_eq!(
+        (a.len(), b.len()),
+        (2, 1),
+        "a leased job is not claimed again"
+    );
+    assert!(
+        c.claim_jobs("w3", 10, NOW + 1000, NOW + 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(a[0].scope_id, scope);
+    assert_eq!(a[0].upstream_size, Some(100));
+    assert_eq!(a[0].list_hint.as_deref(), Some("10"));
+    let v = c
+        .current_variant(scope, &mid(&a[0].media_id), &Label::parse("full").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.status, VariantStatus::Storing);
+    // A lease that is extended holds; one that lapses passes to another.
+    assert!(c.extend_lease(a[0].id, "w1", NOW + 5000).await.unwrap());
+    assert!(!c.extend_lease(a[0].id, "w2", NOW + 5000).await.unwrap());
+    let taken = c
+        .claim_jobs("w3", 10, NOW + 9000, NOW + 2000)
+        .await
+        .unwrap();
+    assert_eq!(
+        taken.iter().map(|j| j.id).collect::<Vec<_>>().len(),
+        2,
+        "w1's second and w2's job lapsed"
+    );
+    assert_eq!(c.release_all_leases().await.unwrap(), 3);
+    assert_eq!(
+        c.claim_jobs("w4", 10, NOW + 9000, NOW + 2000)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(c.next_job_due().await.unwrap().is_some());
+}
+
+pub async fn job_outcomes_update_variants(c: Arc<dyn Catalog>) {
+    let (_, scope) = queued_scope(c.as_ref(), 3).await;
+    let jobs = c.claim_jobs("w", 10, NOW + 1000, NOW).await.unwrap();
+    let by_media = |m: &str| jobs.iter().find(|j| j.media_id == m).unwrap().clone();
+    let full = Label::parse("full").unwrap();
+    // Stored: counters and the response's content type.
+    let blob = fetched(scope, 321);
+    c.begin_upload(scope, &blob.blob_key, NOW).await.unwrap();
+    let out = c
+        .complete_job(&by_media("1"), "w", &blob, NOW + 1)
+        .await
+        .unwrap();
+    assert!(matches!(out, CommitOutcome::Created(_)));
+    let v = c
+        .current_variant(scope, &mid("1"), &full)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (v.status, v.size_bytes, v.content_type.as_str()),
+        (VariantStatus::Stored, 321, "image/png")
+    );
+    assert_eq!(c.scope_totals(scope).await.unwrap().stored_bytes, 321);
+    assert!(!c.referenced_blob_keys().await.unwrap().is_empty());
+    // A worker that lost the job cannot commit it.
+    let other = fetched(scope, 5);
+    let out = c
+        .complete_job(&by_media("2"), "intruder", &other, NOW)
+        .await
+        .unwrap();
+    assert_eq!(out, CommitOutcome::Superseded);
+    assert!(
+        c.queued_blob_deletions(10)
+            .await
+            .unwrap()
+            .contains(&other.blob_key)
+    );
+    // Retry: back to pending with the error, due later.
+    c.retry_job(by_media("2").id, "w", "boom", NOW + 500, true)
+        .await
+        .unwrap();
+    let v = c
+        .current_variant(scope, &mid("2"), &full)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (v.status, v.last_error.as_deref()),
+        (VariantStatus::Pending, Some("boom"))
+    );
+    assert!(
+        c.claim_jobs("w", 10, NOW + 1000, NOW + 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = c.claim_jobs("w", 10, NOW + 2000, NOW + 600).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    // Fail: edge_only with the error, listed as failed, not claimable.
+    c.fail_job(by_media("3").id, "w", "gone upstream", NOW)
+        .await
+        .unwrap();
+    let v = c
+        .current_variant(scope, &mid("3"), &full)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.status, VariantStatus::EdgeOnly);
+    let failed = c.jobs(scope, true).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].last_error.as_deref(), Some("gone upstream"));
+    assert_eq!(c.jobs(scope, false).await.unwrap().len(), 2);
+}
+
+pub async fn job_commit_after_purge_is_refused(c: Arc<dyn Catalog>) {
+    let (o, scope) = queued_scope(c.as_ref(), 1).await;
+    let jobs = c.claim_jobs("w", 10, NOW + 1000, NOW).await.unwrap();
+    let id = ConnectionId::parse("conn_a").unwrap();
+    c.purge_connection(o.id, &id, NOW + 1).await.unwrap();
+    let blob = fetched(scope, 9);
+    let out = c.complete_job(&jobs[0], "w", &blob, NOW + 2).await.unwrap();
+    assert_eq!(out, CommitOutcome::ScopeRetired);
+    assert!(
+        c.queued_blob_deletions(10)
+            .await
+            .unwrap()
+            .contains(&blob.blob_key)
+    );
+    assert!(
+        c.claim_jobs("w2", 10, NOW + 9000, NOW + 5000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "jobs of a retired scope never run"
+    );
+}
+
+pub async fn queue_variant_revives_known_variants(c: Arc<dyn Catalog>) {
+    let (_, scope) = queued_scope(c.as_ref(), 1).await;
+    let preview = Label::parse("preview").unwrap();
+    assert_eq!(
+        c.queue_variant(scope, &mid("1"), &preview, NOW)
+            .await
+            .unwrap(),
+        QueueOutcome::Queued
+    );
+    let v = c
+        .current_variant(scope, &mid("1"), &preview)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.status, VariantStatus::Pending);
+    assert_eq!(
+        c.queue_variant(scope, &mid("1"), &preview, NOW)
+            .await
+            .unwrap(),
+        QueueOutcome::Queued
+    );
+    assert_eq!(
+        c.jobs(scope, false).await.unwrap().len(),
+        2,
+        "one job per variant"
+    );
+    assert_eq!(
+        c.queue_variant(scope, &mid("9"), &preview, NOW)
+            .await
+            .unwrap(),
+        QueueOutcome::Unknown
+    );
+    // Fresh URLs replace expired ones.
+    let mut fresh = observed("1", "f");
+    fresh.variants[0].url = Some("http://up/new".into());
+    c.refresh_upstream_urls(scope, &[fresh]).await.unwrap();
+    let full = c
+        .current_variant(scope, &mid("1"), &Label::parse("full").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(full.upstream_url.as_deref(), Some("http://up/new"));
+    let stored = store(c.as_ref(), scope, "1", "full", "image/jpeg", 4, NOW).await;
+    assert!(matches!(stored, CommitOutcome::Replaced(_)));
+    assert_eq!(
+        c.queue_variant(scope, &mid("1"), &Label::parse("full").unwrap(), NOW)
+            .await
+            .unwrap(),
+        QueueOutcome::Stored
+    );
 }
