@@ -170,6 +170,7 @@ fn every_subcommand_has_help() {
         vec!["reclaim", "--help"],
         vec!["reclaim", "status", "--help"],
         vec!["reclaim", "run", "--help"],
+        vec!["demo-upstream", "--help"],
     ] {
         let out = std::process::Command::new(BIN)
             .args(&args)

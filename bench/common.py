@@ -1,0 +1,101 @@
+"""Shared helpers for the benchmarks: start the release binary's server and
+demo upstream as local processes, talk HTTP to them, read peak memory."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "vaultplus")
+
+
+def build():
+    subprocess.run(["cargo", "build", "--release", "--locked", "-q"], cwd=ROOT, check=True)
+
+
+def _spawn(args, marker):
+    proc = subprocess.Popen([BIN] + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, env={**os.environ, "RUST_LOG": "warn"})
+    key = None
+    for line in proc.stdout:
+        if line.startswith("vpk_"):
+            key = line.strip()
+        if line.startswith(marker):
+            base = line[len(marker):].split()[0]
+            return proc, base, key
+    raise RuntimeError(f"{args[0]} did not start")
+
+
+class Demo:
+    def __init__(self, *extra):
+        self.proc, self.base, _ = _spawn(["demo-upstream", "--listen", "127.0.0.1:0", *extra],
+                                         "demo-upstream listening on ")
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+class Server:
+    def __init__(self, *extra, upstream=None):
+        self.dir = tempfile.mkdtemp(prefix="vaultplus-bench-")
+        args = ["serve", "--data-dir", self.dir, "--listen", "127.0.0.1:0", *extra]
+        if upstream:
+            args += ["--upstream-url", upstream, "--upstream-key", "demo-key"]
+        self.proc, self.base, self.key = _spawn(args, "vaultplus listening on ")
+        self.cli("connections", "add", "--org", "default", "conn_bench")
+
+    def cli(self, *args):
+        return subprocess.run([BIN, *args, "--data-dir", self.dir], check=True,
+                              capture_output=True, text=True).stdout
+
+    def call(self, method, path, body=None, conn="conn_bench"):
+        headers = {"apiKey": self.key, "x-connection-id": conn}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
+        with urllib.request.urlopen(req, timeout=600) as r:
+            return json.load(r)
+
+    def peak_rss_mib(self):
+        return peak_rss_mib(self.proc.pid)
+
+    def wait_idle(self, timeout=900):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            jobs = self.call("GET", "/v2/vault-plus/jobs")["items"]
+            if not any(j["state"] != "failed" for j in jobs):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("storing did not finish")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        m = re.search(r"VmHWM:\s+(\d+) kB", f.read())
+    return int(m.group(1)) / 1024 if m else float("nan")
+
+
+def machine():
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores, {cpu}"
