@@ -17,14 +17,29 @@
 //! | 106 | Huge | `n` 20000: one MP4 of exactly 200 MiB (209715200 bytes), generated while it streams. |
 //!
 //! # Routes
-//! - `GET /v2/access/vault/lists?limit&offset`, `GET
-//!   /v2/access/vault/lists/{listId}/media?limit&offset` (headers `apiKey`,
-//!   `x-connection-id`).
-//! - `GET /cdn/{mediaId}/{revision}/{rendition}.{ext}?exp&sig`: signed,
-//!   short-lived; an older revision's URL answers 404.
-//! - `/_demo/`: `POST lists/{listId}/remove/{mediaId}`, `POST
-//!   lists/{listId}/add/{mediaId}`, `POST media/{mediaId}/change`, `GET|PUT
-//!   faults`, `POST reset`, `GET stats`.
+//! - `GET /v2/access/vault/lists?limit&offset` and `GET
+//!   /v2/access/vault/lists/{listId}/media?limit&offset` (limit default 10,
+//!   larger than 100 served as 100). Both need `apiKey` (else 401
+//!   `UNAUTHORIZED`) and `x-connection-id` (else 401 `SESSION_NOT_PROVIDED`);
+//!   unknown list 404 `RESOURCE_NOT_FOUND`.
+//! - `GET|HEAD /cdn/{mediaId}/{revision}/{rendition}.{ext}?exp&sig`: no API
+//!   key; bad signature or past `exp` 403; a URL of an older revision 404.
+//! - `/_demo/` (no auth): `POST lists/{listId}/remove/{mediaId}`, `POST
+//!   lists/{listId}/add/{mediaId}` (any known media ID, appended), `POST
+//!   media/{mediaId}/change` (revision + 1: URL path, bytes and `size` of
+//!   every rendition change), `GET|PUT faults` (camelCase fields of
+//!   `faults::FaultSettings` plus `seed`; a PUT changes only the fields it
+//!   names, and setting `failFirst` restarts its counts), `POST reset`
+//!   (initial lists and revisions, no faults, seed from `--seed`, counters
+//!   zeroed), `GET stats` (`listRequests`, `cdnRequests`, `cdnOk`,
+//!   `cdnRejected`, and `cdn: {"{mediaId}/{rendition}": {requests, ok}}`,
+//!   GETs only).
+//!
+//! # Faults
+//! Rates draw from one SplitMix64 generator seeded by `--seed`: the same
+//! sequence of requests meets the same faults. `--fail-first N` fails the
+//! first N GETs of each rendition file (media, revision, rendition) with
+//! 500, before any rate applies.
 
 mod admin;
 mod api;
@@ -61,7 +76,7 @@ pub struct DemoArgs {
     /// Address to listen on (`:0` picks a free port).
     #[arg(long, env = "VAULTPLUS_DEMO_LISTEN", default_value = "127.0.0.1:8090")]
     pub listen: String,
-    /// Base of the CDN URLs handed out [default: http://<bound address>].
+    /// Base of the CDN URLs handed out [default: http://ADDR, the bound address].
     #[arg(long, env = "VAULTPLUS_DEMO_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// The key clients must send in the `apiKey` header.

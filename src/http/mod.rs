@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, extractors, errors. Thin by design: every
 //! handler parses, calls the service, and serializes.
 
+pub mod conditional;
 pub mod error;
 pub mod extract;
 pub mod openapi;

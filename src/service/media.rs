@@ -227,8 +227,10 @@ impl VaultService {
     ) -> ServiceResult<MediaPage> {
         let (mut query, raw_cursor) = params.parse()?;
         let ctx = self.connection(who, connection).await?;
+        let binding = ctx.connection.id.clone();
         if let Some(raw) = raw_cursor {
-            query.after = Some(cursor::decode(&raw, &query).map_err(|e| bad("cursor", e))?);
+            query.after =
+                Some(cursor::decode(&raw, &binding, &query).map_err(|e| bad("cursor", e))?);
         }
         if !ctx.connection.enabled {
             return Ok(MediaPage {
@@ -239,7 +241,7 @@ impl VaultService {
         let scope = ctx.connection.scope_id;
         let page = self.catalog.query_media(scope, &query).await?;
         Ok(MediaPage {
-            next_cursor: page.next.map(|k| cursor::encode(&query, k)),
+            next_cursor: page.next.map(|k| cursor::encode(&binding, &query, k)),
             items: page
                 .items
                 .into_iter()

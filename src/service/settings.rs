@@ -20,7 +20,7 @@ use super::{Principal, ServiceError, ServiceResult, VaultService};
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectionSettingsPatch {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub vault_plus: Option<ConnectionVaultPlusPatch>,
 }
 
@@ -39,7 +39,7 @@ pub struct ConnectionVaultPlusPatch {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrgSettingsPatch {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub vault_plus: Option<OrgVaultPlusPatch>,
 }
 
@@ -52,17 +52,42 @@ pub struct OrgVaultPlusPatch {
     /// set in `defaultSettings` stop being overridden per connection.
     #[serde(default)]
     pub apply_to_existing_connections: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub default_settings: Option<SettingsPatch>,
 }
 
-/// Tells a field given as `null` (Some(None)) from one left out (None).
+/// Tells a field given as `null` (Some(None)) from one left out (None);
+/// a present value must be a JSON object.
 fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
-    T: Deserialize<'de>,
+    T: serde::de::DeserializeOwned,
 {
-    Option::<T>::deserialize(d).map(Some)
+    object::<D, T>(d).map(Some)
+}
+
+/// An optional nested object. serde's derived structs also accept JSON
+/// arrays (as tuples); a settings body never means that, so refuse it.
+fn object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(None),
+        v @ serde_json::Value::Object(_) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a JSON object, got {}",
+            match other {
+                serde_json::Value::Array(_) => "an array",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                _ => "a boolean",
+            }
+        ))),
+    }
 }
 
 fn path_connection(raw: &str) -> ServiceResult<ConnectionId> {

@@ -5,64 +5,129 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::http::conditional::{self, Plan, Representation, http_date};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::PathParams;
+use crate::model::time::now_ms;
 use crate::model::views::QueueResponse;
 use crate::service::VaultService;
+use crate::service::delivery::Delivery;
 
 /// Fetch the bytes of a variant. The signed token is the credential; no API
-/// key is needed. A variant that is not stored is streamed from the
-/// upstream.
+/// key is needed. Stored bytes answer ranges (one range per request;
+/// several get the whole body) and conditional requests; a variant that is
+/// not stored is streamed from the upstream.
 #[utoipa::path(get, path = "/v2/media/{token}", tag = "Media delivery",
-    params(("token" = String, Path, description = "Signed token from a variant's url")),
+    params(("token" = String, Path, description = "Signed token from a variant's url"),
+           ("Range" = Option<String>, Header, description = "bytes=a-b, bytes=a- or bytes=-n"),
+           ("If-None-Match" = Option<String>, Header, description = "ETag of a cached copy"),
+           ("If-Modified-Since" = Option<String>, Header, description = "HTTP date"),
+           ("If-Range" = Option<String>, Header, description = "ETag or HTTP date")),
     responses(
         (status = 200, description = "The bytes.", content_type = "application/octet-stream"),
+        (status = 206, description = "The requested range.", content_type = "application/octet-stream"),
+        (status = 304, description = "The client's copy is current."),
         (status = 403, description = "The token is malformed, forged or expired.", body = ErrorBody),
         (status = 404, description = "The variant was deleted or purged.", body = ErrorBody),
+        (status = 416, description = "No byte of the range exists.", body = ErrorBody),
         (status = 502, description = "Not stored, and the upstream failed.", body = ErrorBody),
     ))]
 pub async fn get_media_bytes(
     State(svc): State<VaultService>,
     method: Method,
+    headers: HeaderMap,
     PathParams(token): PathParams<String>,
 ) -> ApiResult<Response> {
     let d = svc.resolve_media_url(&token).await?;
-    let opened = if d.is_stored() {
-        if method == Method::HEAD {
-            None
-        } else {
-            Some(svc.open_media(&d, None).await?)
+    if !d.is_stored() {
+        return proxied(&svc, &d, &method).await;
+    }
+    let etag = format!("\"{}\"", d.variant.checksum.as_deref().unwrap_or_default());
+    let last_modified = d.variant.stored_at.unwrap_or(d.variant.created_at) / 1000;
+    let size = d.variant.size_bytes;
+    let rep = Representation {
+        etag: &etag,
+        last_modified,
+        size,
+    };
+    let is_get = method == Method::GET;
+    let plan = conditional::plan(&headers, &rep, is_get);
+    let max_age = d.grant.expires_at.saturating_sub((now_ms() / 1000) as u64);
+    let mut b = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::LAST_MODIFIED, http_date(last_modified))
+        .header(header::ACCEPT_RANGES, "bytes")
+        // The URL is the credential and carries its own expiry: browsers
+        // and CDNs may keep the bytes until then.
+        .header(header::CACHE_CONTROL, format!("public, max-age={max_age}"));
+    if let Ok(ct) = HeaderValue::from_str(&d.variant.content_type) {
+        b = b.header(header::CONTENT_TYPE, ct);
+    }
+    let (status, range) = match plan {
+        Plan::NotModified => (StatusCode::NOT_MODIFIED, None),
+        Plan::Full => (StatusCode::OK, None),
+        Plan::Partial { start, len } => {
+            b = b.header(
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{}/{size}", start + len - 1),
+            );
+            (StatusCode::PARTIAL_CONTENT, Some((start, len)))
         }
+        Plan::Unsatisfiable => {
+            let mut r = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "RANGE_NOT_SATISFIABLE",
+                format!("the range asks for bytes beyond the {size} the media holds"),
+            )
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(r);
+        }
+    };
+    let body = if status == StatusCode::NOT_MODIFIED {
+        Body::empty()
     } else {
-        Some(svc.proxy_media(&d).await?)
-    };
-    let (len, content_type) = match &opened {
-        Some(o) => (o.len, o.content_type.clone()),
-        None => (Some(d.variant.size_bytes), d.variant.content_type.clone()),
-    };
-    let mut builder = Response::builder().status(StatusCode::OK);
-    if let Some(len) = len {
-        builder = builder.header(header::CONTENT_LENGTH, len);
-    }
-    if let Ok(ct) = HeaderValue::from_str(&content_type) {
-        builder = builder.header(header::CONTENT_TYPE, ct);
-    }
-    if d.is_stored()
-        && let Some(sum) = &d.variant.checksum
-    {
-        builder = builder.header(header::ETAG, format!("\"{sum}\""));
-    }
-    let body = match opened {
-        Some(o) if method != Method::HEAD => {
-            svc.count_access(&d).await;
-            Body::from_stream(o.body)
+        b = b.header(header::CONTENT_LENGTH, range.map_or(size, |(_, len)| len));
+        if is_get {
+            Body::from_stream(svc.open_media(&d, range).await?.body)
+        } else {
+            Body::empty()
         }
-        _ => Body::empty(),
     };
-    builder.body(body).map_err(|e| {
+    if is_get {
+        svc.count_access(&d).await;
+    }
+    b.status(status).body(body).map_err(|e| {
+        tracing::error!(error = %e, "cannot build media response");
+        ApiError::internal()
+    })
+}
+
+/// A variant that is not stored, streamed from the upstream as it comes
+/// (no ranges: the upstream URL is not ours to slice).
+async fn proxied(svc: &VaultService, d: &Delivery, method: &Method) -> ApiResult<Response> {
+    let opened = svc.proxy_media(d).await?;
+    let mut b = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CACHE_CONTROL, "no-store");
+    if let Some(len) = opened.len {
+        b = b.header(header::CONTENT_LENGTH, len);
+    }
+    if let Ok(ct) = HeaderValue::from_str(&opened.content_type) {
+        b = b.header(header::CONTENT_TYPE, ct);
+    }
+    let body = if *method == Method::HEAD {
+        Body::empty()
+    } else {
+        svc.count_access(d).await;
+        Body::from_stream(opened.body)
+    };
+    b.body(body).map_err(|e| {
         tracing::error!(error = %e, "cannot build media response");
         ApiError::internal()
     })
