@@ -44,7 +44,8 @@ macro_rules! catalog_conformance {
             remove_connection_purges, org_settings_push_clears_overrides,
             totals_match_records, list_add_and_sync_follow_the_plan,
             jobs_are_leased_once, job_outcomes_update_variants,
-            job_commit_after_purge_is_refused, queue_variant_revives_known_variants);
+            job_commit_after_purge_is_refused, queue_variant_revives_known_variants,
+            storage_limits_evict_or_block);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -107,6 +108,7 @@ async fn store(
         blob_key: key,
         duration: None,
         now: at,
+        limit: None,
     })
     .await
     .unwrap()
@@ -125,6 +127,7 @@ async fn store_with_duration(c: &dyn Catalog, scope: ScopeId, media: &str, d: f6
         blob_key: key,
         duration: Some(d),
         now: at,
+        limit: None,
     })
     .await
     .unwrap();
@@ -329,6 +332,7 @@ pub async fn commit_after_purge_is_refused(c: Arc<dyn Catalog>) {
             blob_key: key.clone(),
             duration: None,
             now: NOW + 2,
+            limit: None,
         })
         .await
         .unwrap();
@@ -961,7 +965,7 @@ pub async fn job_outcomes_update_variants(c: Arc<dyn Catalog>) {
     let blob = fetched(scope, 321);
     c.begin_upload(scope, &blob.blob_key, NOW).await.unwrap();
     let out = c
-        .complete_job(&by_media("1"), "w", &blob, NOW + 1)
+        .complete_job(&by_media("1"), "w", &blob, None, NOW + 1)
         .await
         .unwrap();
     assert!(matches!(out, CommitOutcome::Created(_)));
@@ -979,7 +983,7 @@ pub async fn job_outcomes_update_variants(c: Arc<dyn Catalog>) {
     // A worker that lost the job cannot commit it.
     let other = fetched(scope, 5);
     let out = c
-        .complete_job(&by_media("2"), "intruder", &other, NOW)
+        .complete_job(&by_media("2"), "intruder", &other, None, NOW)
         .await
         .unwrap();
     assert_eq!(out, CommitOutcome::Superseded);
@@ -1033,7 +1037,10 @@ pub async fn job_commit_after_purge_is_refused(c: Arc<dyn Catalog>) {
     let id = ConnectionId::parse("conn_a").unwrap();
     c.purge_connection(o.id, &id, NOW + 1).await.unwrap();
     let blob = fetched(scope, 9);
-    let out = c.complete_job(&jobs[0], "w", &blob, NOW + 2).await.unwrap();
+    let out = c
+        .complete_job(&jobs[0], "w", &blob, None, NOW + 2)
+        .await
+        .unwrap();
     assert_eq!(out, CommitOutcome::ScopeRetired);
     assert!(
         c.queued_blob_deletions(10)
@@ -1099,5 +1106,94 @@ pub async fn queue_variant_revives_known_variants(c: Arc<dyn Catalog>) {
             .await
             .unwrap(),
         QueueOutcome::Stored
+    );
+}
+
+async fn store_limited(
+    c: &dyn Catalog,
+    scope: ScopeId,
+    media: &str,
+    size: u64,
+    at: i64,
+    limit: crate::model::settings::StorageLimit,
+) -> CommitOutcome {
+    let key = format!("{scope}/{}", uuid::Uuid::new_v4().simple());
+    c.begin_upload(scope, &key, at).await.unwrap();
+    c.commit_upload(&NewStoredVariant {
+        scope_id: scope,
+        media_id: mid(media),
+        label: "full".into(),
+        content_type: "image/jpeg".into(),
+        size_bytes: size,
+        checksum: "00".repeat(32),
+        blob_key: key,
+        duration: None,
+        now: at,
+        limit: Some(limit),
+    })
+    .await
+    .unwrap()
+}
+
+pub async fn storage_limits_evict_or_block(c: Arc<dyn Catalog>) {
+    use crate::model::settings::{LimitStrategy, StorageLimit};
+    let o = org(c.as_ref(), "a").await;
+    for (n, strategy, expect_left) in [
+        (0, LimitStrategy::PurgeOldest, ["2", "3", "4"]),
+        (1, LimitStrategy::PurgeLargest, ["1", "3", "4"]),
+        (2, LimitStrategy::PurgeSmallest, ["2", "3", "4"]),
+    ] {
+        let scope = conn(c.as_ref(), o.id, &format!("conn_{n}")).await.scope_id;
+        let limit = StorageLimit {
+            bytes: 100,
+            strategy,
+        };
+        // Sizes 20, 40, 30 fit; 4 (size 30) pushes over: one goes.
+        for (i, size) in [(1, 20), (2, 40), (3, 30)] {
+            store_limited(c.as_ref(), scope, &i.to_string(), size, NOW + i, limit).await;
+        }
+        let out = store_limited(c.as_ref(), scope, "4", 30, NOW + 10, limit).await;
+        assert!(matches!(out, CommitOutcome::Created(_)), "{strategy:?}");
+        let t = c.scope_totals(scope).await.unwrap();
+        assert!(t.stored_bytes <= 100, "{strategy:?}: {t:?}");
+        let mut q = query(100);
+        q.status = Some(VariantStatus::Stored);
+        let mut left = all_ids(c.as_ref(), scope, q.clone()).await;
+        left.sort();
+        assert_eq!(left, expect_left, "{strategy:?}");
+        // The evicted variant stays as a removed tombstone, size 0.
+        q.status = Some(VariantStatus::Removed);
+        let removed = c.query_media(scope, &q).await.unwrap().items;
+        assert_eq!(removed.len(), 1, "{strategy:?}");
+        let v = &removed[0].variants[0];
+        assert_eq!(
+            (v.status, v.size_bytes, v.blob_key.as_deref()),
+            (VariantStatus::Removed, 0, None)
+        );
+        assert_eq!(c.scope_totals(scope).await.unwrap().live_count, 3);
+    }
+    let scope = conn(c.as_ref(), o.id, "conn_block").await.scope_id;
+    let limit = StorageLimit {
+        bytes: 100,
+        strategy: LimitStrategy::BlockNew,
+    };
+    store_limited(c.as_ref(), scope, "1", 80, NOW, limit).await;
+    assert_eq!(
+        store_limited(c.as_ref(), scope, "2", 30, NOW, limit).await,
+        CommitOutcome::OverLimit
+    );
+    assert_eq!(c.scope_totals(scope).await.unwrap().stored_bytes, 80);
+    // Replacing a variant counts only the difference.
+    assert!(matches!(
+        store_limited(c.as_ref(), scope, "1", 95, NOW, limit).await,
+        CommitOutcome::Replaced(_)
+    ));
+    let purge_oldest = StorageLimit {
+        bytes: 100,
+        strategy: LimitStrategy::PurgeOldest,
+    };
+    assert_eq!(
+        store_limited(c.as_ref(), scope, "3", 101, NOW, purge_oldest).await,
+        CommitOutcome::OverLimit
     );
 }

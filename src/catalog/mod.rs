@@ -16,6 +16,7 @@ pub use types::*;
 
 use crate::model::list_plan::ListMode;
 use crate::model::observed::ObservedMedia;
+use crate::model::settings::StorageLimit;
 use crate::model::{ConnectionId, Label, MediaId, OrgName, SettingsPatch, VaultPlusSettings};
 
 pub type Result<T> = anyhow::Result<T>;
@@ -184,6 +185,7 @@ pub trait Catalog: Send + Sync + 'static {
         job: &Job,
         owner: &str,
         blob: &FetchedBlob,
+        limit: Option<StorageLimit>,
         now: i64,
     ) -> Result<CommitOutcome>;
     /// Gives the job back to run again at `run_after` (the variant returns

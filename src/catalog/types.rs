@@ -2,6 +2,7 @@
 
 use crate::model::list_plan::ListCounts;
 use crate::model::observed::Origin;
+use crate::model::settings::StorageLimit;
 use crate::model::{MediaId, MediaType, SettingsPatch, VariantStatus, VaultPlusSettings};
 
 pub type OrgId = i64;
@@ -163,6 +164,8 @@ pub struct NewStoredVariant {
     pub blob_key: String,
     pub duration: Option<f64>,
     pub now: i64,
+    /// The connection's storage limit, enforced in the same transaction.
+    pub limit: Option<StorageLimit>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -174,6 +177,9 @@ pub enum CommitOutcome {
     /// The connection was purged (or removed) while the bytes were written;
     /// nothing was stored and the blob was queued for reclaim.
     ScopeRetired,
+    /// Storing it would break the connection's storage limit (`block_new`,
+    /// or larger than the limit itself); nothing was stored.
+    OverLimit,
     /// The job is no longer this worker's (its lease passed to another, or
     /// the variant was deleted); the blob was queued for reclaim.
     Superseded,

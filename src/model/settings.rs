@@ -204,7 +204,37 @@ macro_rules! all_fields {
     };
 }
 
+/// What happens when a store would take a connection over its limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitStrategy {
+    PurgeOldest,
+    PurgeLargest,
+    PurgeSmallest,
+    BlockNew,
+}
+
+/// A connection's storage limit, when it has one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageLimit {
+    pub bytes: u64,
+    pub strategy: LimitStrategy,
+}
+
 impl VaultPlusSettings {
+    /// The storage limit in force (`storageLimitBytes` 0 means none).
+    pub fn storage_limit(&self) -> Option<StorageLimit> {
+        let strategy = match self.storage_limit_purge_strategy.as_str() {
+            "purge_largest" => LimitStrategy::PurgeLargest,
+            "purge_smallest" => LimitStrategy::PurgeSmallest,
+            "block_new" => LimitStrategy::BlockNew,
+            _ => LimitStrategy::PurgeOldest,
+        };
+        (self.storage_limit_bytes > 0).then_some(StorageLimit {
+            bytes: self.storage_limit_bytes,
+            strategy,
+        })
+    }
+
     /// These settings with a patch applied on top.
     pub fn with(&self, patch: &SettingsPatch) -> Self {
         let mut out = self.clone();

@@ -152,8 +152,19 @@ impl VaultService {
         };
         heartbeat.abort();
         let now = now_ms();
+        let limit = match &result {
+            Ok(_) => self
+                .job_context(&job)
+                .await
+                .and_then(|ctx| ctx.settings.storage_limit()),
+            Err(_) => None,
+        };
         let done = match result {
-            Ok(blob) => match self.catalog.complete_job(&job, owner, &blob, now).await {
+            Ok(blob) => match self
+                .catalog
+                .complete_job(&job, owner, &blob, limit, now)
+                .await
+            {
                 Ok(CommitOutcome::Created(_) | CommitOutcome::Replaced(_)) => {
                     tracing::debug!(media = %job.media_id, label = %job.label, size = blob.size_bytes, "stored");
                     if job.label == "full" {
@@ -161,6 +172,11 @@ impl VaultService {
                         self.pipeline_signal.wake();
                     }
                     Ok(())
+                }
+                Ok(CommitOutcome::OverLimit) => {
+                    self.reclaim_soon();
+                    let error = "the connection's storage limit is reached (block_new)";
+                    self.catalog.fail_job(job.id, owner, error, now).await
                 }
                 Ok(_) => {
                     self.reclaim_soon();

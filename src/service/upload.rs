@@ -78,6 +78,27 @@ impl VaultService {
         }
 
         let scope = ctx.connection.scope_id;
+        let storage_limit = ctx.settings.storage_limit();
+        if let Some(l) = storage_limit {
+            // Refuse early what cannot be stored, before any byte moves; the
+            // commit checks again, atomically.
+            let declared = req.declared_len.unwrap_or(0);
+            let full = if l.strategy == crate::model::settings::LimitStrategy::BlockNew {
+                let replaced = self
+                    .catalog
+                    .current_variant(scope, &req.media_id, &req.label)
+                    .await?
+                    .filter(|v| v.status == crate::model::VariantStatus::Stored)
+                    .map_or(0, |v| v.size_bytes);
+                let held = self.catalog.scope_totals(scope).await?.stored_bytes;
+                held.saturating_sub(replaced) + declared > l.bytes
+            } else {
+                false
+            };
+            if declared > l.bytes || full {
+                return Err(over_limit(l.bytes));
+            }
+        }
         let blob_key = format!("{scope}/{}", uuid::Uuid::new_v4().simple());
         // Run the write in its own task: if the client goes away the handler
         // future is dropped, but the upload still ends cleanly (aborted and
@@ -127,6 +148,7 @@ impl VaultService {
                     blob_key: blob_key.clone(),
                     duration,
                     now: now_ms(),
+                    limit: storage_limit,
                 })
                 .await;
             let committed = match committed {
@@ -149,6 +171,10 @@ impl VaultService {
                 self.reclaim_soon();
                 (true, v)
             }
+            CommitOutcome::OverLimit => {
+                self.reclaim_soon();
+                return Err(over_limit(storage_limit.map_or(0, |l| l.bytes)));
+            }
             CommitOutcome::ScopeRetired | CommitOutcome::Superseded => {
                 self.reclaim_soon();
                 return Err(ServiceError::Conflict(
@@ -159,6 +185,13 @@ impl VaultService {
         let view = self.variant_view(scope, &ctx.settings, &media_id, record);
         Ok((replaced, view))
     }
+}
+
+fn over_limit(limit: u64) -> ServiceError {
+    ServiceError::InsufficientStorage(format!(
+        "the connection's storage limit of {limit} bytes does not leave room for this upload \
+         (storageLimitBytes, storageLimitPurgeStrategy block_new)"
+    ))
 }
 
 fn too_large(limit: u64) -> ServiceError {

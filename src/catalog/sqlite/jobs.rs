@@ -3,12 +3,14 @@
 
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
+use super::eviction::{admits, enforce_limit};
 use super::media::{
     abort_upload, bump_scope, queue_blob, refresh_media, scope_is_current, variants_of,
 };
 use crate::catalog::derive::counter_delta;
 use crate::catalog::{CommitOutcome, FetchedBlob, Job, JobRecord, QueueOutcome, Result, ScopeId};
 use crate::model::observed::Origin;
+use crate::model::settings::StorageLimit;
 use crate::model::{Label, MediaId, MediaType, VariantStatus};
 
 /// Creates the variant's job, or revives it if it had failed for good.
@@ -176,6 +178,7 @@ pub async fn complete_job(
     job: &Job,
     owner: &str,
     blob: &FetchedBlob,
+    limit: Option<StorageLimit>,
     now: i64,
 ) -> Result<CommitOutcome> {
     if !scope_is_current(tx, job.scope_id).await? {
@@ -188,6 +191,15 @@ pub async fn complete_job(
         abort_upload(tx, &blob.blob_key, now).await?;
         return Ok(CommitOutcome::Superseded);
     };
+    let replaced = if old.status == VariantStatus::Stored {
+        old.size_bytes
+    } else {
+        0
+    };
+    if !admits(tx, job.scope_id, limit, blob.size_bytes, replaced).await? {
+        abort_upload(tx, &blob.blob_key, now).await?;
+        return Ok(CommitOutcome::OverLimit);
+    }
     sqlx::query("DELETE FROM upload_intents WHERE blob_key = ?")
         .bind(&blob.blob_key)
         .execute(&mut **tx)
@@ -230,6 +242,7 @@ pub async fn complete_job(
     after.retain(|a| a.label != new.label);
     after.push(new.clone());
     refresh_media(tx, job.scope_id, &job.media_id, &after, None).await?;
+    enforce_limit(tx, job.scope_id, limit, (&job.media_id, &job.label), now).await?;
     Ok(CommitOutcome::Created(new))
 }
 

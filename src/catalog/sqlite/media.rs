@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
+use super::eviction::{admits, enforce_limit};
 use super::rows::{self, MEDIA_COLUMNS, VARIANT_COLUMNS};
 use crate::catalog::derive::{counter_delta, media_derived, totals_of};
 use crate::catalog::query::Keyset;
@@ -339,6 +340,13 @@ pub async fn commit_upload(
     let media_id = up.media_id.as_str();
     let before = variants_of(tx, up.scope_id, media_id).await?;
     let old = before.iter().find(|v| v.label == up.label);
+    let replaced = old
+        .filter(|o| o.status == VariantStatus::Stored)
+        .map_or(0, |o| o.size_bytes);
+    if !admits(tx, up.scope_id, up.limit, up.size_bytes, replaced).await? {
+        abort_upload(tx, &up.blob_key, up.now).await?;
+        return Ok(CommitOutcome::OverLimit);
+    }
     let new = VariantRecord {
         label: up.label.clone(),
         status: VariantStatus::Stored,
@@ -408,6 +416,7 @@ pub async fn commit_upload(
         .collect();
     after.push(new.clone());
     refresh_media(tx, up.scope_id, media_id, &after, up.duration).await?;
+    enforce_limit(tx, up.scope_id, up.limit, (media_id, &up.label), up.now).await?;
 
     Ok(if old.is_some() {
         CommitOutcome::Replaced(new)

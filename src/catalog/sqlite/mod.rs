@@ -7,6 +7,7 @@
 //! run beside the writer, as WAL allows.
 
 mod accounts;
+mod eviction;
 mod jobs;
 mod lists;
 mod media;
@@ -25,6 +26,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use super::*;
 use crate::model::list_plan::ListMode;
 use crate::model::observed::ObservedMedia;
+use crate::model::settings::StorageLimit;
 use crate::model::time::now_ms;
 
 pub struct SqliteCatalog {
@@ -331,10 +333,11 @@ impl Catalog for SqliteCatalog {
         job: &Job,
         owner: &str,
         blob: &FetchedBlob,
+        limit: Option<StorageLimit>,
         now: i64,
     ) -> Result<CommitOutcome> {
         let mut tx = self.tx().await?;
-        let out = jobs::complete_job(&mut tx, job, owner, blob, now).await?;
+        let out = jobs::complete_job(&mut tx, job, owner, blob, limit, now).await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -1,0 +1,111 @@
+//! Evictions: a stored variant loses its bytes but keeps its record, as
+//! `removed` with size 0, so a later sync or proxy hit can store it again.
+//! Storage limits evict at store time, in the storing transaction.
+
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::accounts::scope_totals;
+use super::media::{bump_scope, queue_blob, refresh_media, variants_of};
+use crate::catalog::derive::counter_delta;
+use crate::catalog::{Result, ScopeId};
+use crate::model::VariantStatus;
+use crate::model::settings::{LimitStrategy, StorageLimit};
+
+/// Turns a stored variant into a `removed` tombstone and queues its bytes.
+pub async fn evict_variant(
+    tx: &mut Transaction<'static, Sqlite>,
+    scope: ScopeId,
+    media: &str,
+    label: &str,
+    now: i64,
+) -> Result<u64> {
+    let variants = variants_of(tx, scope, media).await?;
+    let Some(old) = variants.iter().find(|v| v.label == label) else {
+        return Ok(0);
+    };
+    if old.status != VariantStatus::Stored {
+        return Ok(0);
+    }
+    let mut gone = old.clone();
+    gone.status = VariantStatus::Removed;
+    gone.size_bytes = 0;
+    gone.stored_at = None;
+    gone.blob_key = None;
+    gone.checksum = None;
+    sqlx::query(
+        "UPDATE variants SET status = 'removed', size_bytes = 0, stored_at = NULL, blob_key = NULL, \
+         checksum = NULL WHERE scope_id = ? AND media_id = ? AND label = ?",
+    )
+    .bind(scope)
+    .bind(media)
+    .bind(label)
+    .execute(&mut **tx)
+    .await?;
+    if let Some(key) = old.blob_key.as_deref() {
+        queue_blob(tx, key, now).await?;
+    }
+    bump_scope(tx, scope, counter_delta(Some(old), Some(&gone))).await?;
+    let mut after = variants.clone();
+    after.retain(|v| v.label != label);
+    after.push(gone);
+    refresh_media(tx, scope, media, &after, None).await?;
+    Ok(old.size_bytes)
+}
+
+/// Whether storing `new_size` bytes in place of `replaced_size` is allowed
+/// at all: never above the limit itself, and under `block_new` only when
+/// it fits.
+pub async fn admits(
+    tx: &mut Transaction<'static, Sqlite>,
+    scope: ScopeId,
+    limit: Option<StorageLimit>,
+    new_size: u64,
+    replaced_size: u64,
+) -> Result<bool> {
+    let Some(limit) = limit else { return Ok(true) };
+    if new_size > limit.bytes {
+        return Ok(false);
+    }
+    if limit.strategy != LimitStrategy::BlockNew {
+        return Ok(true);
+    }
+    let t = scope_totals(&mut **tx, scope).await?;
+    Ok(t.stored_bytes - replaced_size.min(t.stored_bytes) + new_size <= limit.bytes)
+}
+
+/// Evicts by the limit's strategy until the scope is within its limit,
+/// sparing the variant just stored.
+pub async fn enforce_limit(
+    tx: &mut Transaction<'static, Sqlite>,
+    scope: ScopeId,
+    limit: Option<StorageLimit>,
+    keep: (&str, &str),
+    now: i64,
+) -> Result<()> {
+    let Some(limit) = limit else { return Ok(()) };
+    let order = match limit.strategy {
+        LimitStrategy::BlockNew => return Ok(()),
+        LimitStrategy::PurgeOldest => "stored_at ASC",
+        LimitStrategy::PurgeLargest => "size_bytes DESC",
+        LimitStrategy::PurgeSmallest => "size_bytes ASC",
+    };
+    let sql = format!(
+        "SELECT media_id, label FROM variants WHERE scope_id = ? AND status = 'stored' \
+         AND NOT (media_id = ? AND label = ?) ORDER BY {order}, media_id, label LIMIT 1"
+    );
+    while scope_totals(&mut **tx, scope).await?.stored_bytes > limit.bytes {
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(scope)
+            .bind(keep.0)
+            .bind(keep.1)
+            .fetch_optional(&mut **tx)
+            .await?
+        else {
+            break;
+        };
+        let media: String = row.try_get("media_id")?;
+        let label: String = row.try_get("label")?;
+        evict_variant(tx, scope, &media, &label, now).await?;
+    }
+    Ok(())
+}
