@@ -86,51 +86,69 @@ async fn current_scope(c: &dyn Catalog, org: OrgId, id: &str) -> ScopeId {
         .scope_id
 }
 
-/// Stores a variant through the upload path, as the service does.
-async fn store(
-    c: &dyn Catalog,
-    scope: ScopeId,
-    media: &str,
-    label: &str,
-    ct: &str,
+/// One variant to store through the upload path.
+struct Put<'a> {
+    media: &'a str,
+    label: &'a str,
+    content_type: &'a str,
     size: u64,
     at: i64,
-) -> CommitOutcome {
+    duration: Option<f64>,
+    limit: Option<crate::model::settings::StorageLimit>,
+}
+
+/// Stores a variant through the upload path, as the service does.
+async fn put(c: &dyn Catalog, scope: ScopeId, p: Put<'_>) -> CommitOutcome {
     let key = format!("{scope}/{}", uuid::Uuid::new_v4().simple());
-    c.begin_upload(scope, &key, at).await.unwrap();
+    c.begin_upload(scope, &key, p.at).await.unwrap();
     c.commit_upload(&NewStoredVariant {
         scope_id: scope,
-        media_id: mid(media),
-        label: label.into(),
-        content_type: ct.into(),
-        size_bytes: size,
+        media_id: mid(p.media),
+        label: p.label.into(),
+        content_type: p.content_type.into(),
+        size_bytes: p.size,
         checksum: "00".repeat(32),
         blob_key: key,
-        duration: None,
-        now: at,
-        limit: None,
+        duration: p.duration,
+        now: p.at,
+        limit: p.limit,
     })
     .await
     .unwrap()
 }
 
-async fn store_with_duration(c: &dyn Catalog, scope: ScopeId, media: &str, d: f64, at: i64) {
-    let key = format!("{scope}/{}", uuid::Uuid::new_v4().simple());
-    c.begin_upload(scope, &key, at).await.unwrap();
-    c.commit_upload(&NewStoredVariant {
-        scope_id: scope,
-        media_id: mid(media),
-        label: "full".into(),
-        content_type: "video/mp4".into(),
-        size_bytes: 10,
-        checksum: "00".repeat(32),
-        blob_key: key,
-        duration: Some(d),
-        now: at,
+async fn store(
+    c: &dyn Catalog,
+    scope: ScopeId,
+    media: &str,
+    label: &str,
+    content_type: &str,
+    size: u64,
+    at: i64,
+) -> CommitOutcome {
+    let p = Put {
+        media,
+        label,
+        content_type,
+        size,
+        at,
+        duration: None,
         limit: None,
-    })
-    .await
-    .unwrap();
+    };
+    put(c, scope, p).await
+}
+
+async fn store_with_duration(c: &dyn Catalog, scope: ScopeId, media: &str, d: f64, at: i64) {
+    let p = Put {
+        media,
+        label: "full",
+        content_type: "video/mp4",
+        size: 10,
+        at,
+        duration: Some(d),
+        limit: None,
+    };
+    put(c, scope, p).await;
 }
 
 fn query(limit: u32) -> MediaQuery {
@@ -548,26 +566,15 @@ pub async fn query_sorts_and_pages(c: Arc<dyn Catalog>) {
             .await
         }
     };
-    assert_eq!(
-        sorted(SortKey::CreatedAtDesc).await,
-        ["8", "7", "100", "10", "9"]
-    );
-    assert_eq!(
-        sorted(SortKey::CreatedAtAsc).await,
-        ["9", "10", "100", "7", "8"]
-    );
-    assert_eq!(
-        sorted(SortKey::CachedAtDesc).await,
-        ["8", "7", "100", "10", "9"]
-    );
-    assert_eq!(
-        sorted(SortKey::DurationDesc).await,
-        ["8", "7", "100", "10", "9"]
-    );
-    assert_eq!(
-        sorted(SortKey::DurationAsc).await,
-        ["7", "8", "9", "10", "100"]
-    );
+    for (sort, expected) in [
+        (SortKey::CreatedAtDesc, ["8", "7", "100", "10", "9"]),
+        (SortKey::CreatedAtAsc, ["9", "10", "100", "7", "8"]),
+        (SortKey::CachedAtDesc, ["8", "7", "100", "10", "9"]),
+        (SortKey::DurationDesc, ["8", "7", "100", "10", "9"]),
+        (SortKey::DurationAsc, ["7", "8", "9", "10", "100"]),
+    ] {
+        assert_eq!(sorted(sort).await, expected, "{sort:?}");
+    }
     let one = c.query_media(scope, &query(5)).await.unwrap();
     assert!(one.next.is_none(), "no cursor on the last page");
     let two = c.query_media(scope, &query(4)).await.unwrap();
@@ -1117,22 +1124,16 @@ async fn store_limited(
     at: i64,
     limit: crate::model::settings::StorageLimit,
 ) -> CommitOutcome {
-    let key = format!("{scope}/{}", uuid::Uuid::new_v4().simple());
-    c.begin_upload(scope, &key, at).await.unwrap();
-    c.commit_upload(&NewStoredVariant {
-        scope_id: scope,
-        media_id: mid(media),
-        label: "full".into(),
-        content_type: "image/jpeg".into(),
-        size_bytes: size,
-        checksum: "00".repeat(32),
-        blob_key: key,
+    let p = Put {
+        media,
+        label: "full",
+        content_type: "image/jpeg",
+        size,
+        at,
         duration: None,
-        now: at,
         limit: Some(limit),
-    })
-    .await
-    .unwrap()
+    };
+    put(c, scope, p).await
 }
 
 pub async fn storage_limits_evict_or_block(c: Arc<dyn Catalog>) {

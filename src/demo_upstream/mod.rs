@@ -164,7 +164,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, routes::router(demo)).with_graceful_shutdown(async move {
-        shutdown_signal().await;
+        crate::app::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
     let deadline = async move {
@@ -202,27 +202,4 @@ fn print_summary(args: &DemoArgs, public_url: &str, faults: &FaultSettings) {
         }
     }
     println!("  test controls under /_demo/ (faults, stats, reset, list and media changes)");
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-    tracing::info!("shutting down");
 }

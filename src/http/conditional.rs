@@ -56,7 +56,7 @@ fn parse_http_date(raw: &str) -> Option<i64> {
         .map(|t| t.unix_timestamp())
 }
 
-fn header<'a>(h: &'a HeaderMap, name: axum::http::HeaderName) -> Option<&'a str> {
+fn header(h: &HeaderMap, name: axum::http::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -158,43 +158,18 @@ impl VaultService {
                 d.grant.media_id.as_str(),
                 d.grant.label.as_str(),
             );
-        if ctx.connection.enabled && s.auto_cache_vault && accesses >= s.min_access_count_vault {
-            match self
-                .catalog
-                .queue_variant(
-                    d.grant.scope_id,
-                    &d.grant.media_id,
-                    &d.grant.label,
-                    now_ms(),
-                )
-                .await
-            {
-                Ok(QueueOutcome::Queued) => self.store_soon(),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "cannot queue an auto-cached variant")
-                }
-            }
+        if ctx.connection.enabled
+            && s.auto_cache_vault
+            && accesses >= s.min_access_count_vault
+            && let Err(e) = self.queue_delivery(d).await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "cannot queue an auto-cached variant");
         }
     }
 
-    /// `POST` on a media URL: store this variant now, whatever the rules.
-    pub async fn queue_media_url(&self, token: &str) -> ServiceResult<(bool, QueueResponse)> {
-        let d = self.resolve_media_url(token).await?;
-        if d.is_stored() {
-            return Ok((
-                false,
-                QueueResponse {
-                    queued: false,
-                    status: VariantStatus::Stored,
-                },
-            ));
-        }
-        let ctx = self.owner_of(&d).await?;
-        if !ctx.connection.enabled {
-            return Err(ServiceError::vault_disabled());
-        }
-        match self
+    /// Queues storing of the delivered variant and wakes the workers.
+    async fn queue_delivery(&self, d: &Delivery) -> ServiceResult<QueueOutcome> {
+        let out = self
             .catalog
             .queue_variant(
                 d.grant.scope_id,
@@ -202,8 +177,27 @@ impl VaultService {
                 &d.grant.label,
                 now_ms(),
             )
-            .await?
-        {
+            .await?;
+        if out == QueueOutcome::Queued {
+            self.store_soon();
+        }
+        Ok(out)
+    }
+
+    /// `POST` on a media URL: store this variant now, whatever the rules.
+    /// Answers whether it was queued, and the response body.
+    pub async fn queue_media_url(&self, token: &str) -> ServiceResult<(bool, QueueResponse)> {
+        let d = self.resolve_media_url(token).await?;
+        let outcome = if d.is_stored() {
+            QueueOutcome::Stored
+        } else {
+            let ctx = self.owner_of(&d).await?;
+            if !ctx.connection.enabled {
+                return Err(ServiceError::vault_disabled());
+            }
+            self.queue_delivery(&d).await?
+        };
+        match outcome {
             QueueOutcome::Stored => Ok((
                 false,
                 QueueResponse {
@@ -211,16 +205,13 @@ impl VaultService {
                     status: VariantStatus::Stored,
                 },
             )),
-            QueueOutcome::Queued => {
-                self.store_soon();
-                Ok((
-                    true,
-                    QueueResponse {
-                        queued: true,
-                        status: VariantStatus::Pending,
-                    },
-                ))
-            }
+            QueueOutcome::Queued => Ok((
+                true,
+                QueueResponse {
+                    queued: true,
+                    status: VariantStatus::Pending,
+                },
+            )),
             QueueOutcome::Unknown => Err(not_found()),
         }
     }

@@ -25,7 +25,13 @@ pub fn make_thumbnail(bytes: &[u8], max_side: u32) -> Result<Vec<u8>, String> {
     let img = reader
         .decode()
         .map_err(|e| format!("cannot decode the image: {e}"))?;
-    let thumb = img.thumbnail(max_side, max_side).to_rgb8();
+    // Scale down to fit the box; an image that already fits keeps its size
+    // (a thumbnail is never larger than its source).
+    let thumb = if img.width() <= max_side && img.height() <= max_side {
+        img.to_rgb8()
+    } else {
+        img.thumbnail(max_side, max_side).to_rgb8()
+    };
     let mut out = Vec::new();
     JpegEncoder::new_with_quality(&mut out, 82)
         .encode_image(&thumb)
@@ -50,5 +56,12 @@ mod tests {
         let back = image::load_from_memory(&jpeg).unwrap();
         assert_eq!((back.width(), back.height()), (320, 160));
         assert!(make_thumbnail(b"not an image", 320).is_err());
+        let small = image::RgbImage::from_pixel(160, 120, image::Rgb([1, 2, 3]));
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgb8(small)
+            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let back = image::load_from_memory(&make_thumbnail(&png, 320).unwrap()).unwrap();
+        assert_eq!((back.width(), back.height()), (160, 120), "never upscaled");
     }
 }

@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::harness::{TestServer, bytes};
+use crate::harness::{TestServer, body, bytes};
 
 struct Done {
     started: Instant,
@@ -51,14 +51,7 @@ async fn purge_during_concurrent_uploads_is_exact() {
     let mut last_purge_answered = Instant::now();
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_millis(40)).await;
-        let p: Value = s
-            .conn(Method::DELETE, "/v2/vault-plus/media", "conn_a")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let p: Value = body(s.conn(Method::DELETE, "/v2/vault-plus/media", "conn_a")).await;
         last_purge_answered = Instant::now();
         assert_eq!(p["success"], true);
         purged.0 += p["purgedCount"].as_u64().unwrap();
@@ -68,14 +61,7 @@ async fn purge_during_concurrent_uploads_is_exact() {
         w.await.unwrap();
     }
     let done = done.lock().await;
-    let status: Value = s
-        .conn(Method::GET, "/v2/vault-plus/status", "conn_a")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = body(s.conn(Method::GET, "/v2/vault-plus/status", "conn_a")).await;
     let stored = status["storedCount"].as_u64().unwrap();
     let bytes_now = status["totalSizeBytes"].as_u64().unwrap();
 

@@ -241,3 +241,8 @@ pub fn bytes(seed: u8, len: usize) -> Vec<u8> {
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()
 }
+
+/// Sends a request and returns its JSON body, whatever the status.
+pub async fn body(r: RequestBuilder) -> Value {
+    r.send().await.unwrap().json().await.unwrap()
+}

@@ -6,7 +6,7 @@ use futures::StreamExt;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::harness::{BIN, TestServer, bytes};
+use crate::harness::{BIN, TestServer, body, bytes};
 
 #[tokio::test]
 async fn data_survives_a_kill_and_restart() {
@@ -16,14 +16,7 @@ async fn data_survives_a_kill_and_restart() {
         .put("conn_a", "77", "full", "video/mp4", bytes(3, 5000))
         .await;
     s.restart(&[]).await;
-    let item: Value = s
-        .conn(Method::GET, "/v2/vault-plus/media/77", "conn_a")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let item: Value = body(s.conn(Method::GET, "/v2/vault-plus/media/77", "conn_a")).await;
     assert_eq!(item["media"]["full"]["sizeBytes"], 5000);
     assert_eq!(item["type"], "video");
     // The URL issued before the restart still serves the same bytes (the
@@ -71,14 +64,7 @@ async fn an_upload_cut_by_a_crash_leaves_nothing_behind() {
         std::fs::read_dir(s.data_dir().join("tmp")).unwrap().count(),
         0
     );
-    let status: Value = s
-        .conn(Method::GET, "/v2/vault-plus/status", "conn_a")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = body(s.conn(Method::GET, "/v2/vault-plus/status", "conn_a")).await;
     assert_eq!(status["storedCount"], 0);
 }
 
@@ -204,14 +190,7 @@ async fn media_urls_serve_bytes_and_count_accesses() {
     // Counts are batched; wait for the flush rather than assume its timing.
     let mut count = 0;
     for _ in 0..100 {
-        let item: Value = s
-            .conn(Method::GET, "/v2/vault-plus/media/8", "conn_a")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let item: Value = body(s.conn(Method::GET, "/v2/vault-plus/media/8", "conn_a")).await;
         count = item["media"]["full"]["accessCount"].as_u64().unwrap();
         if count >= 3 {
             assert!(

@@ -1,7 +1,7 @@
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::harness::{TestServer, bytes};
+use crate::harness::{TestServer, body, bytes};
 
 #[tokio::test]
 async fn upload_query_purge_round_trip() {
@@ -11,23 +11,9 @@ async fn upload_query_purge_round_trip() {
         .await;
     s.put("conn_a", "100", "thumb", "image/jpeg", bytes(2, 100))
         .await;
-    let page: Value = s
-        .conn(Method::GET, "/v2/vault-plus/media", "conn_a")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = body(s.conn(Method::GET, "/v2/vault-plus/media", "conn_a")).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
-    let purge: Value = s
-        .conn(Method::DELETE, "/v2/vault-plus/media", "conn_a")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let purge: Value = body(s.conn(Method::DELETE, "/v2/vault-plus/media", "conn_a")).await;
     assert_eq!(
         purge,
         serde_json::json!({"success": true, "purgedCount": 2, "freedBytes": 1100})
