@@ -14,7 +14,7 @@ use crate::catalog::Catalog;
 use crate::catalog::sqlite::SqliteCatalog;
 use crate::model::time::now_ms;
 use crate::service::pipeline::{self, PipelineConfig};
-use crate::service::{ServiceConfig, VaultService, admin, reclaim};
+use crate::service::{ServiceConfig, VaultService, admin, keyring, reclaim};
 use crate::upstream::UpstreamClient;
 
 /// How often batched access counts are written.
@@ -77,7 +77,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             "storing jobs interrupted by a previous stop resume now"
         );
     }
-    let signer = admin::signer(stores.catalog.as_ref()).await?;
+    let signer = keyring::signer(stores.catalog.as_ref()).await?;
 
     let listener = TcpListener::bind(&opts.listen)
         .await
@@ -108,6 +108,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         opts.pipeline.clone(),
     ));
     tokio::spawn(flush_access_counts(service.clone()));
+    tokio::spawn(keyring::run_reloader(service.clone()));
 
     println!("vaultplus listening on http://{addr} (public URL {public_url})");
     tracing::info!(%addr, data_dir = %opts.data_dir.display(), "serving");

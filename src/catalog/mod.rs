@@ -63,6 +63,8 @@ pub trait Catalog: Send + Sync + 'static {
     /// Inserts the key unless one with its ID exists (several nodes may race
     /// to create the first key); the answer tells whether it was inserted.
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool>;
+    /// Drops a signing key; false when there was none with that ID.
+    async fn delete_signing_key(&self, id: i64) -> Result<bool>;
 
     // --- connections -----------------------------------------------------
     /// Registers a connection; false when the org already has it.

@@ -3,6 +3,7 @@
 mod connections;
 mod keys;
 mod reclaim;
+mod signing_keys;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,6 +39,9 @@ enum Command {
     /// Register, list and remove connections.
     #[command(subcommand)]
     Connections(connections::ConnectionsCommand),
+    /// List, rotate or retire the keys that sign media URLs.
+    #[command(subcommand)]
+    SigningKeys(signing_keys::SigningKeysCommand),
     /// Run a local stand-in for the upstream Access API (tests, demos).
     DemoUpstream(crate::demo_upstream::DemoArgs),
     /// Inspect or drain the background reclaim of purged bytes.
@@ -130,6 +134,7 @@ pub fn run() -> anyhow::Result<()> {
             Command::Keys(c) => keys::run(c).await,
             Command::Connections(c) => connections::run(c).await,
             Command::Reclaim(c) => reclaim::run(c).await,
+            Command::SigningKeys(c) => signing_keys::run(c).await,
             Command::DemoUpstream(a) => crate::demo_upstream::run(a).await,
         }
     })

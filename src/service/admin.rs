@@ -2,14 +2,12 @@
 //! for the operator (no API key), so they take org names, not principals.
 
 use anyhow::{Context, bail};
-use rand::RngCore;
 
-use crate::catalog::{ApiKeyRecord, Catalog, Connection, KeyScope, Org, SigningKeyRecord};
+use crate::catalog::{ApiKeyRecord, Catalog, Connection, KeyScope, Org};
 use crate::model::time::now_ms;
 use crate::model::{ConnectionId, OrgName, VaultPlusSettings};
 
 use super::keys;
-use super::signing::UrlSigner;
 
 pub const DEFAULT_ORG: &str = "default";
 
@@ -29,24 +27,6 @@ pub async fn bootstrap(catalog: &dyn Catalog) -> anyhow::Result<Option<String>> 
     let minted = keys::mint(org.id, vec![KeyScope::Account], now_ms());
     catalog.insert_api_key(&minted.record).await?;
     Ok(Some(minted.plaintext))
-}
-
-/// The URL signer, creating the first signing key if there is none.
-pub async fn signer(catalog: &dyn Catalog) -> anyhow::Result<UrlSigner> {
-    let mut keys = catalog.signing_keys().await?;
-    if keys.is_empty() {
-        let mut secret = vec![0u8; 32];
-        rand::rng().fill_bytes(&mut secret);
-        catalog
-            .insert_signing_key(&SigningKeyRecord {
-                id: 1,
-                secret,
-                created_at: now_ms(),
-            })
-            .await?;
-        keys = catalog.signing_keys().await?;
-    }
-    UrlSigner::new(&keys)
 }
 
 async fn org_named(catalog: &dyn Catalog, name: &str, create: bool) -> anyhow::Result<Org> {

@@ -14,7 +14,7 @@ use crate::model::views::QueueResponse;
 use crate::model::{MediaType, VariantStatus};
 use crate::upstream::FetchError;
 
-use super::signing::Grant;
+use super::signing::{Grant, TokenError};
 use super::{ConnectionContext, Principal, ServiceError, ServiceResult, VaultService};
 
 pub struct Delivery {
@@ -43,7 +43,13 @@ impl VaultService {
     /// Checks the token and finds the variant it names.
     pub async fn resolve_media_url(&self, token: &str) -> ServiceResult<Delivery> {
         let now_s = (now_ms() / 1000) as u64;
-        let grant = self.signer.verify(token, now_s).map_err(|e| {
+        let mut verified = self.signer.verify(token, now_s);
+        if verified == Err(TokenError::UnknownKey) {
+            // Perhaps signed by a node that already took a rotated key.
+            self.reload_signing_keys().await?;
+            verified = self.signer.verify(token, now_s);
+        }
+        let grant = verified.map_err(|e| {
             tracing::debug!(reason = ?e, "media URL refused");
             ServiceError::Forbidden("Invalid or expired media URL".into())
         })?;

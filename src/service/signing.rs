@@ -5,6 +5,8 @@
 //! impossible to extend. The newest signing key signs; every key still in
 //! the catalog verifies, so rotation does not break URLs already handed out.
 
+use std::sync::{Arc, RwLock};
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
@@ -26,28 +28,41 @@ pub struct Grant {
     pub expires_at: u64,
 }
 
+/// Shared by every clone: a reload (after a rotation) reaches all of them.
 #[derive(Clone)]
 pub struct UrlSigner {
     /// (key ID, secret), newest last.
-    keys: Vec<(u32, Vec<u8>)>,
+    keys: Arc<RwLock<Vec<(u32, Vec<u8>)>>>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum TokenError {
     Malformed,
+    /// Signed with a key this signer does not hold (newer, or retired).
+    UnknownKey,
     BadSignature,
     Expired,
 }
 
 impl UrlSigner {
     pub fn new(records: &[SigningKeyRecord]) -> anyhow::Result<Self> {
+        let signer = Self {
+            keys: Arc::new(RwLock::new(Vec::new())),
+        };
+        signer.replace_keys(records)?;
+        Ok(signer)
+    }
+
+    /// Takes the catalog's current keys (after a rotation or retirement).
+    pub fn replace_keys(&self, records: &[SigningKeyRecord]) -> anyhow::Result<()> {
         let mut keys: Vec<(u32, Vec<u8>)> = records
             .iter()
             .map(|r| (r.id as u32, r.secret.clone()))
             .collect();
         keys.sort_by_key(|(id, _)| *id);
         anyhow::ensure!(!keys.is_empty(), "no URL signing key in the catalog");
-        Ok(Self { keys })
+        *self.keys.write().expect("signing keys lock poisoned") = keys;
+        Ok(())
     }
 
     /// The expiry a URL gets when issued at `now_s` with `ttl` seconds:
@@ -59,7 +74,8 @@ impl UrlSigner {
     }
 
     pub fn sign(&self, grant: &Grant) -> String {
-        let (kid, secret) = self.keys.last().expect("signer holds at least one key");
+        let keys = self.keys.read().expect("signing keys lock poisoned");
+        let (kid, secret) = keys.last().expect("signer holds at least one key");
         let payload = encode_payload(*kid, grant);
         let tag = mac(secret, &payload).finalize().into_bytes();
         format!(
@@ -82,15 +98,17 @@ impl UrlSigner {
             .decode(tag_b64)
             .map_err(|_| TokenError::Malformed)?;
         let (kid, grant) = decode_payload(&payload).ok_or(TokenError::Malformed)?;
-        let (_, secret) = self
-            .keys
-            .iter()
-            .find(|(id, _)| *id == kid)
-            .ok_or(TokenError::BadSignature)?;
-        // verify_slice compares in constant time.
-        mac(secret, &payload)
-            .verify_slice(&tag)
-            .map_err(|_| TokenError::BadSignature)?;
+        {
+            let keys = self.keys.read().expect("signing keys lock poisoned");
+            let (_, secret) = keys
+                .iter()
+                .find(|(id, _)| *id == kid)
+                .ok_or(TokenError::UnknownKey)?;
+            // verify_slice compares in constant time.
+            mac(secret, &payload)
+                .verify_slice(&tag)
+                .map_err(|_| TokenError::BadSignature)?;
+        }
         if grant.expires_at <= now_s {
             return Err(TokenError::Expired);
         }
@@ -207,7 +225,14 @@ mod tests {
         let rotated = signer(&[1, 2]);
         assert!(rotated.verify(&old, 0).is_ok());
         assert_ne!(rotated.sign(&grant()), old);
-        assert_eq!(signer(&[2]).verify(&old, 0), Err(TokenError::BadSignature));
+        assert_eq!(signer(&[2]).verify(&old, 0), Err(TokenError::UnknownKey));
+        // A reload reaches every clone.
+        let shared = signer(&[1]);
+        let clone = shared.clone();
+        shared
+            .replace_keys(&[SigningKeyRecord { id: 2, secret: vec![2; 32], created_at: 0 }])
+            .unwrap();
+        assert_eq!(clone.verify(&old, 0), Err(TokenError::UnknownKey));
     }
 
     #[test]

@@ -197,6 +197,14 @@ pub async fn insert_signing_key(pool: &SqlitePool, key: &SigningKeyRecord) -> Re
     Ok(done.rows_affected() == 1)
 }
 
+pub async fn delete_signing_key(pool: &SqlitePool, id: i64) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM signing_keys WHERE id = ?")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 async fn new_scope(
     tx: &mut Transaction<'static, Sqlite>,
     org: OrgId,

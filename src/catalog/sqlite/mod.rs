@@ -138,6 +138,10 @@ impl Catalog for SqliteCatalog {
         accounts::insert_signing_key(&self.writer, key).await
     }
 
+    async fn delete_signing_key(&self, id: i64) -> Result<bool> {
+        accounts::delete_signing_key(&self.writer, id).await
+    }
+
     async fn insert_connection(
         &self,
         org: OrgId,

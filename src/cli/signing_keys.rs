@@ -1,0 +1,55 @@
+//! `vaultplus signing-keys list|rotate|retire`.
+
+use clap::Subcommand;
+
+use super::DataDirArg;
+use crate::app::open_data_dir;
+use crate::model::time::format_iso_ms;
+use crate::service::keyring;
+
+#[derive(Subcommand, Debug)]
+pub enum SigningKeysCommand {
+    /// List the URL signing keys (IDs and ages; secrets are not shown).
+    List {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Add a new signing key: servers sign new URLs with it within 10 s,
+    /// URLs signed before keep working until they expire. Keys no unexpired
+    /// URL can use any more are dropped.
+    Rotate {
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Drop a key now: every URL it signed stops working (a leaked key).
+    Retire {
+        #[command(flatten)]
+        data: DataDirArg,
+        id: i64,
+    },
+}
+
+pub async fn run(cmd: SigningKeysCommand) -> anyhow::Result<()> {
+    match cmd {
+        SigningKeysCommand::List { data } => {
+            let stores = open_data_dir(&data.data_dir).await?;
+            let keys = stores.catalog.signing_keys().await?;
+            println!("{:<6} CREATED", "ID");
+            for (i, k) in keys.iter().enumerate() {
+                let note = if i + 1 == keys.len() { "  (signs new URLs)" } else { "" };
+                println!("{:<6} {}{note}", k.id, format_iso_ms(k.created_at));
+            }
+        }
+        SigningKeysCommand::Rotate { data } => {
+            let stores = open_data_dir(&data.data_dir).await?;
+            let (id, dropped) = keyring::rotate(stores.catalog.as_ref()).await?;
+            println!("new signing key {id}; dropped {dropped:?}");
+        }
+        SigningKeysCommand::Retire { data, id } => {
+            let stores = open_data_dir(&data.data_dir).await?;
+            keyring::retire(stores.catalog.as_ref(), id).await?;
+            println!("retired signing key {id}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! URL signing keys: the first one, rotation, retirement, and reloading
+//! them into a running server. The newest key signs; every key still in the
+//! catalog verifies, so URLs handed out before a rotation keep working until
+//! they expire.
+
+use std::time::Duration;
+
+use rand::RngCore;
+
+use crate::catalog::{Catalog, SigningKeyRecord};
+use crate::model::settings::MAX_URL_TTL_SECONDS;
+use crate::model::time::{DAY_MS, now_ms};
+
+use super::VaultService;
+use super::signing::UrlSigner;
+
+/// How often a server picks up keys rotated by another process.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(10);
+
+fn fresh(id: i64) -> SigningKeyRecord {
+    let mut secret = vec![0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    SigningKeyRecord {
+        id,
+        secret,
+        created_at: now_ms(),
+    }
+}
+
+/// The URL signer, creating the first signing key if there is none.
+pub async fn signer(catalog: &dyn Catalog) -> anyhow::Result<UrlSigner> {
+    let mut keys = catalog.signing_keys().await?;
+    if keys.is_empty() {
+        catalog.insert_signing_key(&fresh(1)).await?;
+        keys = catalog.signing_keys().await?;
+    }
+    UrlSigner::new(&keys)
+}
+
+/// Adds a new signing key (new URLs use it once servers reload, within
+/// [`RELOAD_EVERY`]) and drops keys that no unexpired URL can still use: a
+/// key is dead once its successor has signed for longer than the longest
+/// URL lifetime. Returns the new key's ID and the IDs dropped.
+pub async fn rotate(catalog: &dyn Catalog) -> anyhow::Result<(i64, Vec<i64>)> {
+    let keys = catalog.signing_keys().await?;
+    let next = keys.iter().map(|k| k.id).max().unwrap_or(0) + 1;
+    catalog.insert_signing_key(&fresh(next)).await?;
+    let keys = catalog.signing_keys().await?;
+    let horizon = now_ms() - (MAX_URL_TTL_SECONDS as i64 * 1000 + DAY_MS);
+    let mut dropped = Vec::new();
+    for pair in keys.windows(2) {
+        if pair[1].created_at < horizon && catalog.delete_signing_key(pair[0].id).await? {
+            dropped.push(pair[0].id);
+        }
+    }
+    Ok((next, dropped))
+}
+
+/// Drops a key at once: every URL it signed stops working (a leaked key).
+/// The newest key cannot be retired; rotate first.
+pub async fn retire(catalog: &dyn Catalog, id: i64) -> anyhow::Result<()> {
+    let keys = catalog.signing_keys().await?;
+    anyhow::ensure!(keys.iter().any(|k| k.id == id), "no signing key {id}");
+    anyhow::ensure!(
+        keys.iter().any(|k| k.id > id),
+        "key {id} is the newest; run `vaultplus signing-keys rotate` first"
+    );
+    catalog.delete_signing_key(id).await?;
+    Ok(())
+}
+
+impl VaultService {
+    /// Takes the catalog's current signing keys.
+    pub async fn reload_signing_keys(&self) -> anyhow::Result<()> {
+        let keys = self.catalog.signing_keys().await?;
+        self.signer.replace_keys(&keys)
+    }
+}
+
+/// Keeps a server's keys in step with the catalog.
+pub async fn run_reloader(service: VaultService) {
+    loop {
+        tokio::time::sleep(RELOAD_EVERY).await;
+        if let Err(e) = service.reload_signing_keys().await {
+            tracing::warn!(error = %format!("{e:#}"), "cannot reload URL signing keys");
+        }
+    }
+}
