@@ -93,6 +93,9 @@ http {{
 
 
 def wrk(url):
+    check = urllib.request.urlopen(url)
+    assert check.status == 200, f"{url}: {check.status}"
+    check.read()
     out = subprocess.run(["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", url],
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -122,7 +125,9 @@ def main():
             rows.append((label, size, n, v))
     finally:
         if nginx:
-            nginx.kill()
+            # SIGTERM: the master stops its workers (SIGKILL would orphan
+            # them, still listening).
+            nginx.terminate()
             nginx.wait()
         s.stop()
     print("## Serving stored media (issue 4)\n")

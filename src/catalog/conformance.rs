@@ -223,9 +223,17 @@ pub async fn signing_keys_insert_once(c: Arc<dyn Catalog>) {
     other.secret = vec![2; 32];
     assert!(!c.insert_signing_key(&other).await.unwrap());
     assert_eq!(c.signing_keys().await.unwrap(), vec![k.clone()]);
-    let newer = SigningKeyRecord { id: 2, secret: vec![3; 32], created_at: NOW + 1 };
+    let newer = SigningKeyRecord {
+        id: 2,
+        secret: vec![3; 32],
+        created_at: NOW + 1,
+    };
     assert!(c.insert_signing_key(&newer).await.unwrap());
-    assert_eq!(c.signing_keys().await.unwrap(), vec![k, newer.clone()], "ordered by ID");
+    assert_eq!(
+        c.signing_keys().await.unwrap(),
+        vec![k, newer.clone()],
+        "ordered by ID"
+    );
     assert!(c.delete_signing_key(1).await.unwrap());
     assert!(!c.delete_signing_key(1).await.unwrap());
     assert_eq!(c.signing_keys().await.unwrap(), vec![newer]);

@@ -36,7 +36,11 @@ pub async fn run(cmd: SigningKeysCommand) -> anyhow::Result<()> {
             let keys = stores.catalog.signing_keys().await?;
             println!("{:<6} CREATED", "ID");
             for (i, k) in keys.iter().enumerate() {
-                let note = if i + 1 == keys.len() { "  (signs new URLs)" } else { "" };
+                let note = if i + 1 == keys.len() {
+                    "  (signs new URLs)"
+                } else {
+                    ""
+                };
                 println!("{:<6} {}{note}", k.id, format_iso_ms(k.created_at));
             }
         }

@@ -230,7 +230,11 @@ mod tests {
         let shared = signer(&[1]);
         let clone = shared.clone();
         shared
-            .replace_keys(&[SigningKeyRecord { id: 2, secret: vec![2; 32], created_at: 0 }])
+            .replace_keys(&[SigningKeyRecord {
+                id: 2,
+                secret: vec![2; 32],
+                created_at: 0,
+            }])
             .unwrap();
         assert_eq!(clone.verify(&old, 0), Err(TokenError::UnknownKey));
     }
