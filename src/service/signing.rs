@@ -28,11 +28,13 @@ pub struct Grant {
     pub expires_at: u64,
 }
 
+/// Signing keys as (key ID, secret), newest last.
+type Keys = Vec<(u32, Vec<u8>)>;
+
 /// Shared by every clone: a reload (after a rotation) reaches all of them.
 #[derive(Clone)]
 pub struct UrlSigner {
-    /// (key ID, secret), newest last.
-    keys: Arc<RwLock<Vec<(u32, Vec<u8>)>>>,
+    keys: Arc<RwLock<Keys>>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -55,7 +57,7 @@ impl UrlSigner {
 
     /// Takes the catalog's current keys (after a rotation or retirement).
     pub fn replace_keys(&self, records: &[SigningKeyRecord]) -> anyhow::Result<()> {
-        let mut keys: Vec<(u32, Vec<u8>)> = records
+        let mut keys: Keys = records
             .iter()
             .map(|r| (r.id as u32, r.secret.clone()))
             .collect();
