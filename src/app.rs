@@ -50,6 +50,8 @@ pub struct ServeOptions {
     /// fetched from one.
     pub upstream: Option<(String, String)>,
     pub pipeline: PipelineConfig,
+    /// How often signing keys are re-read (rotations by other processes).
+    pub key_reload: Duration,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -109,7 +111,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         opts.pipeline.clone(),
     ));
     tokio::spawn(flush_access_counts(service.clone()));
-    tokio::spawn(keyring::run_reloader(service.clone()));
+    tokio::spawn(keyring::run_reloader(service.clone(), opts.key_reload));
 
     println!("vaultplus listening on http://{addr} (public URL {public_url})");
     tracing::info!(%addr, data_dir = %opts.data_dir.display(), "serving");

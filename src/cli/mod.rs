@@ -99,6 +99,9 @@ struct ServeArgs {
     /// Seconds a claimed job stays a worker's without its heartbeat (then another takes it over).
     #[arg(long, env = "VAULTPLUS_JOB_LEASE_SECS", default_value_t = 60)]
     job_lease_secs: u64,
+    /// Seconds between re-reads of the URL signing keys (picks up `signing-keys rotate|retire`).
+    #[arg(long, env = "VAULTPLUS_KEY_RELOAD_SECS", default_value_t = 10)]
+    key_reload_secs: u64,
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -128,6 +131,7 @@ pub fn run() -> anyhow::Result<()> {
                         backoff_base: Duration::from_millis(a.retry_base_ms.max(1)),
                         backoff_cap: Duration::from_secs(a.retry_cap_secs.max(1)),
                     },
+                    key_reload: Duration::from_secs(a.key_reload_secs.max(1)),
                 })
                 .await
             }

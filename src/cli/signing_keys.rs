@@ -14,14 +14,16 @@ pub enum SigningKeysCommand {
         #[command(flatten)]
         data: DataDirArg,
     },
-    /// Add a new signing key: servers sign new URLs with it within 10 s,
+    /// Add a new signing key: servers sign new URLs with it after their next
+    /// key reload (--key-reload-secs, 10 s by default),
     /// URLs signed before keep working until they expire. Keys no unexpired
     /// URL can use any more are dropped.
     Rotate {
         #[command(flatten)]
         data: DataDirArg,
     },
-    /// Drop a key now: every URL it signed stops working (a leaked key).
+    /// Drop a key: every URL it signed stops working once servers reload
+    /// their keys (a leaked key).
     Retire {
         #[command(flatten)]
         data: DataDirArg,

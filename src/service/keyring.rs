@@ -14,7 +14,7 @@ use crate::model::time::{DAY_MS, now_ms};
 use super::VaultService;
 use super::signing::UrlSigner;
 
-/// How often a server picks up keys rotated by another process.
+/// How often a server picks up keys rotated by another process, by default.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(10);
 
 fn fresh(id: i64) -> SigningKeyRecord {
@@ -78,9 +78,9 @@ impl VaultService {
 }
 
 /// Keeps a server's keys in step with the catalog.
-pub async fn run_reloader(service: VaultService) {
+pub async fn run_reloader(service: VaultService, every: Duration) {
     loop {
-        tokio::time::sleep(RELOAD_EVERY).await;
+        tokio::time::sleep(every).await;
         if let Err(e) = service.reload_signing_keys().await {
             tracing::warn!(error = %format!("{e:#}"), "cannot reload URL signing keys");
         }

@@ -45,6 +45,23 @@ impl TestServer {
     pub async fn restart(&mut self, extra: &[&str]) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.start_again(extra).await;
+    }
+
+    /// Stops the server cleanly (SIGTERM, as an init system would) and
+    /// starts it again on the same data dir.
+    pub async fn restart_gracefully(&mut self, extra: &[&str]) {
+        let term = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(term.success());
+        let status = self.child.wait().expect("server exits");
+        assert!(status.success(), "clean stop exits 0, got {status}");
+        self.start_again(extra).await;
+    }
+
+    async fn start_again(&mut self, extra: &[&str]) {
         let (child, base, _) = spawn(self.dir.path(), extra);
         self.child = child;
         self.base = base;

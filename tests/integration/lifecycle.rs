@@ -157,6 +157,8 @@ fn every_subcommand_has_help() {
         vec!["reclaim", "status", "--help"],
         vec!["reclaim", "run", "--help"],
         vec!["demo-upstream", "--help"],
+        vec!["signing-keys", "--help"],
+        vec!["signing-keys", "rotate", "--help"],
     ] {
         let out = std::process::Command::new(BIN)
             .args(&args)

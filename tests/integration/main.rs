@@ -5,6 +5,7 @@ mod harness;
 
 mod concurrency;
 mod contract;
+mod delivery;
 mod lifecycle;
 mod smoke;
 mod upstream;
