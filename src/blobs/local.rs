@@ -212,18 +212,19 @@ impl BlobStore for LocalBlobStore {
         Ok(())
     }
 
-    async fn list(&self) -> anyhow::Result<Vec<String>> {
+    async fn list(&self) -> anyhow::Result<Vec<(String, u64)>> {
         let mut keys = Vec::new();
         let mut dirs = fs::read_dir(&self.root).await?;
         while let Some(dir) = dirs.next_entry().await? {
             let name = dir.file_name().to_string_lossy().into_owned();
             if !dir.file_type().await?.is_dir() {
-                keys.push(name);
+                keys.push((name, dir.metadata().await?.len()));
                 continue;
             }
             let mut files = fs::read_dir(dir.path()).await?;
             while let Some(f) = files.next_entry().await? {
-                keys.push(format!("{name}/{}", f.file_name().to_string_lossy()));
+                let size = f.metadata().await?.len();
+                keys.push((format!("{name}/{}", f.file_name().to_string_lossy()), size));
             }
         }
         keys.sort();

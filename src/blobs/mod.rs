@@ -50,6 +50,6 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> anyhow::Result<Option<BlobRead>>;
     /// Deletes the blob; deleting a missing blob succeeds.
     async fn delete(&self, key: &str) -> anyhow::Result<()>;
-    /// Every key held (consistency checks).
-    async fn list(&self) -> anyhow::Result<Vec<String>>;
+    /// Every key held, with its size in bytes (consistency checks).
+    async fn list(&self) -> anyhow::Result<Vec<(String, u64)>>;
 }

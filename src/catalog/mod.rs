@@ -221,4 +221,22 @@ pub trait Catalog: Send + Sync + 'static {
     /// Every blob key the catalog accounts for (variants, reclaim queue,
     /// upload intents). Used by consistency checks.
     async fn referenced_blob_keys(&self) -> Result<Vec<String>>;
+
+    // --- consistency (fsck) -------------------------------------------------
+    /// Counters and recomputed totals of every current scope.
+    async fn audit_scopes(&self) -> Result<Vec<ScopeAudit>>;
+    /// Recomputes a scope's counters from its records, in one transaction.
+    /// Returns (before, after).
+    async fn repair_scope_totals(&self, scope: ScopeId) -> Result<(ScopeTotals, ScopeTotals)>;
+    /// Stored variants of current scopes in blob-key order, after `after`.
+    async fn stored_blobs(&self, after: Option<&str>, limit: u64) -> Result<Vec<StoredBlob>>;
+    /// Evicts one stored variant: bytes queued for reclaim, record kept as
+    /// `removed`. Returns the bytes it held.
+    async fn evict_variant(
+        &self,
+        scope: ScopeId,
+        media: &MediaId,
+        label: &Label,
+        now: i64,
+    ) -> Result<u64>;
 }

@@ -280,3 +280,23 @@ pub struct JobRecord {
     pub failed_at: Option<i64>,
     pub last_error: Option<String>,
 }
+
+/// A scope's counters beside the totals recomputed from its records.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScopeAudit {
+    pub scope_id: ScopeId,
+    pub org_id: OrgId,
+    pub connection_id: String,
+    pub counters: ScopeTotals,
+    pub actual: ScopeTotals,
+}
+
+/// A stored variant and the blob that holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredBlob {
+    pub scope_id: ScopeId,
+    pub media_id: String,
+    pub label: String,
+    pub blob_key: String,
+    pub size_bytes: u64,
+}

@@ -1,6 +1,7 @@
 //! The command line: `serve`, `keys`, `connections`.
 
 mod connections;
+mod fsck;
 mod keys;
 mod reclaim;
 mod signing_keys;
@@ -39,6 +40,8 @@ enum Command {
     /// Register, list and remove connections.
     #[command(subcommand)]
     Connections(connections::ConnectionsCommand),
+    /// Check that the catalog and the bytes held agree (and repair).
+    Fsck(fsck::FsckArgs),
     /// List, rotate or retire the keys that sign media URLs.
     #[command(subcommand)]
     SigningKeys(signing_keys::SigningKeysCommand),
@@ -139,6 +142,7 @@ pub fn run() -> anyhow::Result<()> {
             Command::Connections(c) => connections::run(c).await,
             Command::Reclaim(c) => reclaim::run(c).await,
             Command::SigningKeys(c) => signing_keys::run(c).await,
+            Command::Fsck(a) => fsck::run(a).await,
             Command::DemoUpstream(a) => crate::demo_upstream::run(a).await,
         }
     })

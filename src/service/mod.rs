@@ -7,6 +7,7 @@ pub mod admin;
 mod cursor;
 pub mod delivery;
 pub mod error;
+pub mod fsck;
 pub mod keyring;
 pub mod keys;
 mod lists;

@@ -158,6 +158,7 @@ fn every_subcommand_has_help() {
         vec!["reclaim", "run", "--help"],
         vec!["demo-upstream", "--help"],
         vec!["signing-keys", "--help"],
+        vec!["fsck", "--help"],
         vec!["signing-keys", "rotate", "--help"],
     ] {
         let out = std::process::Command::new(BIN)

@@ -6,6 +6,7 @@ mod harness;
 mod concurrency;
 mod contract;
 mod delivery;
+mod fsck;
 mod lifecycle;
 mod smoke;
 mod upstream;

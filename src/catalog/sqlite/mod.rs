@@ -7,6 +7,7 @@
 //! run beside the writer, as WAL allows.
 
 mod accounts;
+mod audit;
 mod eviction;
 mod jobs;
 mod lists;
@@ -400,5 +401,34 @@ impl Catalog for SqliteCatalog {
 
     async fn referenced_blob_keys(&self) -> Result<Vec<String>> {
         reclaim::referenced_blob_keys(&self.reader).await
+    }
+
+    async fn audit_scopes(&self) -> Result<Vec<ScopeAudit>> {
+        audit::audit_scopes(&self.reader).await
+    }
+
+    async fn repair_scope_totals(&self, scope: ScopeId) -> Result<(ScopeTotals, ScopeTotals)> {
+        let mut tx = self.tx().await?;
+        let out = audit::repair_scope_totals(&mut tx, scope).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn stored_blobs(&self, after: Option<&str>, limit: u64) -> Result<Vec<StoredBlob>> {
+        audit::stored_blobs(&self.reader, after, limit).await
+    }
+
+    async fn evict_variant(
+        &self,
+        scope: ScopeId,
+        media: &MediaId,
+        label: &Label,
+        now: i64,
+    ) -> Result<u64> {
+        let mut tx = self.tx().await?;
+        let freed =
+            eviction::evict_variant(&mut tx, scope, media.as_str(), label.as_str(), now).await?;
+        tx.commit().await?;
+        Ok(freed)
     }
 }
