@@ -15,7 +15,7 @@ use crate::catalog::Catalog;
 use crate::catalog::sqlite::SqliteCatalog;
 use crate::model::time::now_ms;
 use crate::service::pipeline::{self, PipelineConfig};
-use crate::service::{ServiceConfig, VaultService, admin, keyring, reclaim};
+use crate::service::{ServiceConfig, VaultService, admin, keyring, reclaim, retention};
 use crate::upstream::UpstreamClient;
 
 /// How often batched access counts are written.
@@ -52,6 +52,8 @@ pub struct ServeOptions {
     pub pipeline: PipelineConfig,
     /// How often signing keys are re-read (rotations by other processes).
     pub key_reload: Duration,
+    /// How often retention policies are applied to every connection.
+    pub sweep_interval: Duration,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -112,6 +114,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     ));
     tokio::spawn(flush_access_counts(service.clone()));
     tokio::spawn(keyring::run_reloader(service.clone(), opts.key_reload));
+    tokio::spawn(retention::run_worker(service.clone(), opts.sweep_interval));
 
     println!("vaultplus listening on http://{addr} (public URL {public_url})");
     tracing::info!(%addr, data_dir = %opts.data_dir.display(), "serving");

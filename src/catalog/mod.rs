@@ -222,6 +222,27 @@ pub trait Catalog: Send + Sync + 'static {
     /// upload intents). Used by consistency checks.
     async fn referenced_blob_keys(&self) -> Result<Vec<String>>;
 
+    // --- retention -----------------------------------------------------------
+    /// Evicts up to `limit` stored variants of the scope stored before
+    /// `stored_before` or last accessed before `accessed_before`. Returns
+    /// (variants evicted, bytes freed); (0, 0) once none is left.
+    async fn evict_expired(
+        &self,
+        scope: ScopeId,
+        stored_before: Option<i64>,
+        accessed_before: Option<i64>,
+        limit: u64,
+        now: i64,
+    ) -> Result<(u64, u64)>;
+    /// Evicts by the limit's strategy until the scope fits its storage
+    /// limit. Returns (variants evicted, bytes freed).
+    async fn enforce_storage_limit(
+        &self,
+        scope: ScopeId,
+        limit: StorageLimit,
+        now: i64,
+    ) -> Result<(u64, u64)>;
+
     // --- consistency (fsck) -------------------------------------------------
     /// Counters and recomputed totals of every current scope.
     async fn audit_scopes(&self) -> Result<Vec<ScopeAudit>>;

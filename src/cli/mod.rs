@@ -4,6 +4,7 @@ mod connections;
 mod fsck;
 mod keys;
 mod reclaim;
+mod retention;
 mod signing_keys;
 
 use std::path::PathBuf;
@@ -40,6 +41,9 @@ enum Command {
     /// Register, list and remove connections.
     #[command(subcommand)]
     Connections(connections::ConnectionsCommand),
+    /// Apply retention policies now (the server also does, periodically).
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
     /// Check that the catalog and the bytes held agree (and repair).
     Fsck(fsck::FsckArgs),
     /// List, rotate or retire the keys that sign media URLs.
@@ -105,6 +109,9 @@ struct ServeArgs {
     /// Seconds between re-reads of the URL signing keys (picks up `signing-keys rotate|retire`).
     #[arg(long, env = "VAULTPLUS_KEY_RELOAD_SECS", default_value_t = 10)]
     key_reload_secs: u64,
+    /// Seconds between retention sweeps (retentionDays, accessExpiryDays, storageLimitBytes).
+    #[arg(long, env = "VAULTPLUS_SWEEP_INTERVAL_SECS", default_value_t = 300)]
+    sweep_interval_secs: u64,
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -135,6 +142,7 @@ pub fn run() -> anyhow::Result<()> {
                         backoff_cap: Duration::from_secs(a.retry_cap_secs.max(1)),
                     },
                     key_reload: Duration::from_secs(a.key_reload_secs.max(1)),
+                    sweep_interval: Duration::from_secs(a.sweep_interval_secs.max(1)),
                 })
                 .await
             }
@@ -143,6 +151,7 @@ pub fn run() -> anyhow::Result<()> {
             Command::Reclaim(c) => reclaim::run(c).await,
             Command::SigningKeys(c) => signing_keys::run(c).await,
             Command::Fsck(a) => fsck::run(a).await,
+            Command::Retention(c) => retention::run(c).await,
             Command::DemoUpstream(a) => crate::demo_upstream::run(a).await,
         }
     })

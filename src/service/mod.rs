@@ -15,6 +15,7 @@ mod media;
 pub mod pipeline;
 mod purge;
 pub mod reclaim;
+pub mod retention;
 pub mod settings;
 pub mod signal;
 pub mod signing;

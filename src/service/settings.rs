@@ -18,7 +18,7 @@ use crate::model::views::{
 };
 use crate::model::{ConnectionId, SettingsPatch};
 
-use super::{Principal, ServiceError, ServiceResult, VaultService};
+use super::{Principal, ServiceError, ServiceResult, VaultService, retention};
 
 /// Body of `PATCH /v2/account/connections/{id}/settings`.
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
@@ -199,15 +199,34 @@ impl VaultService {
             .update_connection(who.org_id, &id, &change, now_ms())
             .await?
             .ok_or_else(connection_missing)?;
-        if purged.is_some() {
+        let mut purge_result = purged.map(|p| PurgeResult {
+            purged_count: p.purged_count,
+            freed_bytes: p.freed_bytes,
+        });
+        // New overrides take effect now: a shorter retention or a lower
+        // storage limit evicts at once, and the answer says what went.
+        if after.enabled && change.overrides.is_some() {
+            let ctx = self.connection(who, &after.id).await?;
+            let (n, bytes) = retention::sweep_scope(
+                self.catalog.as_ref(),
+                after.scope_id,
+                &ctx.settings,
+                now_ms(),
+            )
+            .await?;
+            if n > 0 {
+                purge_result = Some(PurgeResult {
+                    purged_count: n,
+                    freed_bytes: bytes,
+                });
+            }
+        }
+        if purge_result.is_some() {
             self.reclaim_soon();
         }
         Ok(ConnectionSettingsPatchResponse {
             settings: self.settings_view(&after).await?,
-            purge_result: purged.map(|p| PurgeResult {
-                purged_count: p.purged_count,
-                freed_bytes: p.freed_bytes,
-            }),
+            purge_result,
         })
     }
 

@@ -159,6 +159,7 @@ fn every_subcommand_has_help() {
         vec!["demo-upstream", "--help"],
         vec!["signing-keys", "--help"],
         vec!["fsck", "--help"],
+        vec!["retention", "run", "--help"],
         vec!["signing-keys", "rotate", "--help"],
     ] {
         let out = std::process::Command::new(BIN)

@@ -8,5 +8,6 @@ mod contract;
 mod delivery;
 mod fsck;
 mod lifecycle;
+mod retention;
 mod smoke;
 mod upstream;

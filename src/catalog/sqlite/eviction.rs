@@ -74,17 +74,20 @@ pub async fn admits(
 }
 
 /// Evicts by the limit's strategy until the scope is within its limit,
-/// sparing the variant just stored.
+/// sparing the variant just stored. Returns (variants evicted, bytes freed).
 pub async fn enforce_limit(
     tx: &mut Transaction<'static, Sqlite>,
     scope: ScopeId,
     limit: Option<StorageLimit>,
     keep: (&str, &str),
     now: i64,
-) -> Result<()> {
-    let Some(limit) = limit else { return Ok(()) };
+) -> Result<(u64, u64)> {
+    let mut evicted = (0, 0);
+    let Some(limit) = limit else {
+        return Ok(evicted);
+    };
     let order = match limit.strategy {
-        LimitStrategy::BlockNew => return Ok(()),
+        LimitStrategy::BlockNew => return Ok(evicted),
         LimitStrategy::PurgeOldest => "stored_at ASC",
         LimitStrategy::PurgeLargest => "size_bytes DESC",
         LimitStrategy::PurgeSmallest => "size_bytes ASC",
@@ -105,7 +108,37 @@ pub async fn enforce_limit(
         };
         let media: String = row.try_get("media_id")?;
         let label: String = row.try_get("label")?;
-        evict_variant(tx, scope, &media, &label, now).await?;
+        evicted.1 += evict_variant(tx, scope, &media, &label, now).await?;
+        evicted.0 += 1;
     }
-    Ok(())
+    Ok(evicted)
+}
+
+/// Evicts up to `limit` variants past their retention or access expiry.
+pub async fn evict_expired(
+    tx: &mut Transaction<'static, Sqlite>,
+    scope: ScopeId,
+    stored_before: Option<i64>,
+    accessed_before: Option<i64>,
+    limit: u64,
+    now: i64,
+) -> Result<(u64, u64)> {
+    let rows = sqlx::query(
+        "SELECT media_id, label FROM variants WHERE scope_id = ? AND status = 'stored' \
+         AND (stored_at < ? OR last_accessed_at < ?) ORDER BY stored_at LIMIT ?",
+    )
+    .bind(scope)
+    .bind(stored_before.unwrap_or(i64::MIN))
+    .bind(accessed_before.unwrap_or(i64::MIN))
+    .bind(limit as i64)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut evicted = (0, 0);
+    for row in rows {
+        let media: String = row.try_get("media_id")?;
+        let label: String = row.try_get("label")?;
+        evicted.1 += evict_variant(tx, scope, &media, &label, now).await?;
+        evicted.0 += 1;
+    }
+    Ok(evicted)
 }

@@ -403,6 +403,34 @@ impl Catalog for SqliteCatalog {
         reclaim::referenced_blob_keys(&self.reader).await
     }
 
+    async fn evict_expired(
+        &self,
+        scope: ScopeId,
+        stored_before: Option<i64>,
+        accessed_before: Option<i64>,
+        limit: u64,
+        now: i64,
+    ) -> Result<(u64, u64)> {
+        let mut tx = self.tx().await?;
+        let out =
+            eviction::evict_expired(&mut tx, scope, stored_before, accessed_before, limit, now)
+                .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn enforce_storage_limit(
+        &self,
+        scope: ScopeId,
+        limit: StorageLimit,
+        now: i64,
+    ) -> Result<(u64, u64)> {
+        let mut tx = self.tx().await?;
+        let out = eviction::enforce_limit(&mut tx, scope, Some(limit), ("", ""), now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
     async fn audit_scopes(&self) -> Result<Vec<ScopeAudit>> {
         audit::audit_scopes(&self.reader).await
     }
