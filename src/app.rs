@@ -45,6 +45,7 @@ pub struct ServeOptions {
     pub listen: String,
     pub public_url: Option<String>,
     pub max_upload_bytes: u64,
+    pub min_free_bytes: u64,
     pub reclaim_interval: Duration,
     /// Base URL and API key of the upstream Access API, if media is to be
     /// fetched from one.
@@ -101,6 +102,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         ServiceConfig {
             public_url: public_url.clone(),
             max_upload_bytes: opts.max_upload_bytes,
+            min_free_bytes: opts.min_free_bytes,
         },
     );
     if let Some((url, key)) = &opts.upstream {

@@ -90,9 +90,9 @@ impl LocalBlobStore {
                 return Err(PutError::TooLarge { limit });
             }
             hasher.update(&chunk);
-            out.write_all(&chunk).await.context("cannot write blob")?;
+            out.write_all(&chunk).await.map_err(write_error)?;
         }
-        out.flush().await.context("cannot write blob")?;
+        out.flush().await.map_err(write_error)?;
         out.get_ref().sync_all().await.context("cannot sync blob")?;
         Ok(PutOutcome {
             size_bytes: size,
@@ -101,8 +101,22 @@ impl LocalBlobStore {
     }
 }
 
+fn write_error(e: std::io::Error) -> PutError {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        PutError::NoSpace
+    } else {
+        PutError::Store(anyhow::Error::new(e).context("cannot write blob"))
+    }
+}
+
 #[async_trait]
 impl BlobStore for LocalBlobStore {
+    async fn free_bytes(&self) -> anyhow::Result<Option<u64>> {
+        let root = self.root.clone();
+        let st = tokio::task::spawn_blocking(move || rustix::fs::statvfs(&root)).await??;
+        Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
+    }
+
     async fn ping(&self) -> anyhow::Result<()> {
         let probe = self
             .tmp

@@ -27,6 +27,9 @@ pub enum PutError {
     TooLarge { limit: u64 },
     #[error("the body ended early or could not be read: {0}")]
     Body(String),
+    /// The store ran out of space mid-write.
+    #[error("no space left in the blob store")]
+    NoSpace,
     #[error(transparent)]
     Store(#[from] anyhow::Error),
 }
@@ -50,6 +53,9 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> anyhow::Result<Option<BlobRead>>;
     /// Deletes the blob; deleting a missing blob succeeds.
     async fn delete(&self, key: &str) -> anyhow::Result<()>;
+    /// Bytes still free for new blobs, when the store can tell (a local
+    /// filesystem can; an object store has no such figure).
+    async fn free_bytes(&self) -> anyhow::Result<Option<u64>>;
     /// Every key held, with its size in bytes (consistency checks).
     async fn list(&self) -> anyhow::Result<Vec<(String, u64)>>;
 }

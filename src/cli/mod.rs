@@ -77,6 +77,10 @@ struct ServeArgs {
     /// Largest upload accepted, in bytes (larger ones get 413).
     #[arg(long, env = "VAULTPLUS_MAX_UPLOAD_BYTES", default_value_t = 5 * 1024 * 1024 * 1024)]
     max_upload_bytes: u64,
+    /// Free-space floor of the blob store, in bytes: below it new stores get
+    /// 507 (reads, deletes and purges keep working).
+    #[arg(long, env = "VAULTPLUS_MIN_FREE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    min_free_bytes: u64,
     /// Seconds between background reclaim runs (purges also wake it at once).
     #[arg(long, env = "VAULTPLUS_RECLAIM_INTERVAL_SECS", default_value_t = 30)]
     reclaim_interval_secs: u64,
@@ -132,6 +136,7 @@ pub fn run() -> anyhow::Result<()> {
                     listen: a.listen,
                     public_url: a.public_url,
                     max_upload_bytes: a.max_upload_bytes,
+                    min_free_bytes: a.min_free_bytes,
                     reclaim_interval: Duration::from_secs(a.reclaim_interval_secs.max(1)),
                     upstream: a.upstream_url.zip(a.upstream_key),
                     pipeline: PipelineConfig {

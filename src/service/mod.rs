@@ -45,6 +45,8 @@ pub struct ServiceConfig {
     pub public_url: String,
     /// Largest upload accepted, in bytes.
     pub max_upload_bytes: u64,
+    /// New stores are refused while the blob store has less free space.
+    pub min_free_bytes: u64,
 }
 
 /// The authenticated caller: an API key of one organization.
@@ -132,6 +134,23 @@ impl VaultService {
             org_id: record.org_id,
             key_id: record.id,
         })
+    }
+
+    /// Refuses a new store of about `incoming` bytes when it would take the
+    /// blob store below its free-space floor. Reads, deletes and purges
+    /// never call this: they keep working on a full disk.
+    pub async fn check_free_space(&self, incoming: u64) -> ServiceResult<()> {
+        let Some(free) = self.blobs.free_bytes().await? else {
+            return Ok(());
+        };
+        if free < self.config.min_free_bytes.saturating_add(incoming) {
+            return Err(ServiceError::InsufficientStorage(format!(
+                "the blob store is below its free-space floor ({free} bytes free, floor {} bytes, \
+                 --min-free-bytes); new media is refused until space is freed",
+                self.config.min_free_bytes
+            )));
+        }
+        Ok(())
     }
 
     /// Finds the `x-connection-id` connection within the caller's org.

@@ -218,6 +218,15 @@ impl VaultService {
         job: &Job,
         body: crate::blobs::ByteStream,
     ) -> Result<(String, crate::blobs::PutOutcome), JobError> {
+        // Below the free-space floor, wait (without spending a try) rather
+        // than fill the disk.
+        if let Err(e) = self.check_free_space(job.upstream_size.unwrap_or(0)).await {
+            return Err(JobError::Retry {
+                error: e.to_string(),
+                after: Some(Duration::from_secs(30)),
+                count: false,
+            });
+        }
         let key = format!("{}/{}", job.scope_id, uuid::Uuid::new_v4().simple());
         self.catalog
             .begin_upload(job.scope_id, &key, now_ms())
@@ -237,6 +246,11 @@ impl VaultService {
                         JobError::Fail(format!("larger than the limit of {limit} bytes"))
                     }
                     PutError::Body(e) => retry(format!("the body was cut short: {e}")),
+                    PutError::NoSpace => JobError::Retry {
+                        error: "no space left in the blob store".into(),
+                        after: Some(Duration::from_secs(30)),
+                        count: false,
+                    },
                     PutError::Store(e) => retry(format!("blob store: {e:#}")),
                 })
             }

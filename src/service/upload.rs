@@ -77,6 +77,7 @@ impl VaultService {
             return Err(ServiceError::bad_request("the upload body is empty"));
         }
 
+        self.check_free_space(req.declared_len.unwrap_or(0)).await?;
         let scope = ctx.connection.scope_id;
         let storage_limit = ctx.settings.storage_limit();
         if let Some(l) = storage_limit {
@@ -127,6 +128,9 @@ impl VaultService {
                     "the upload body could not be read completely: {e}"
                 ))),
                 Err(PutError::Store(e)) => Err(ServiceError::Internal(e)),
+                Err(PutError::NoSpace) => Err(ServiceError::InsufficientStorage(
+                    "the blob store ran out of space during the upload".into(),
+                )),
             };
             let outcome = match outcome {
                 Ok(o) => o,

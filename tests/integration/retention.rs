@@ -117,3 +117,45 @@ async fn lowering_the_storage_limit_evicts_at_once() {
     s.wait_reclaimed().await;
     assert_eq!(s.blob_files().len(), 2);
 }
+
+/// Below the free-space floor new stores get 507; reads, deletes and purges
+/// keep working and nothing is corrupted. (The floor is set above the free
+/// space, instead of filling the real disk.)
+#[tokio::test]
+async fn a_disk_below_its_floor_refuses_stores_only() {
+    let mut s = TestServer::start().await;
+    s.add_connection("default", "conn_a");
+    let v = s
+        .put("conn_a", "1", "full", "image/png", bytes(1, 100))
+        .await;
+    s.put("conn_a", "2", "full", "image/png", bytes(2, 100))
+        .await;
+    s.restart(&["--min-free-bytes", "1000000000000000000"])
+        .await;
+    let r = s
+        .upload("conn_a", "3", "full", "image/png", bytes(3, 100))
+        .await;
+    assert_eq!(r.status(), 507);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["type"], "INSUFFICIENT_STORAGE");
+    assert!(e["error"].as_str().unwrap().contains("--min-free-bytes"));
+    let path =
+        &v["url"].as_str().unwrap()[v["url"].as_str().unwrap().find("/v2/media/").unwrap()..];
+    assert_eq!(s.http.get(s.url(path)).send().await.unwrap().status(), 200);
+    assert_eq!(status(&s).await["storedCount"], 2);
+    let del = body(s.conn(Method::DELETE, "/v2/vault-plus/media/1", "conn_a")).await;
+    assert_eq!(del["success"], true);
+    let purge = body(s.conn(Method::DELETE, "/v2/vault-plus/media", "conn_a")).await;
+    assert_eq!(
+        purge,
+        json!({"success": true, "purgedCount": 1, "freedBytes": 100})
+    );
+    s.wait_reclaimed().await;
+    assert!(s.blob_files().is_empty());
+    let out = s.cli(&["fsck"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
