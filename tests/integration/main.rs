@@ -5,6 +5,7 @@ mod harness;
 
 mod concurrency;
 mod contract;
+mod crash;
 mod delivery;
 mod fsck;
 mod lifecycle;
