@@ -47,6 +47,8 @@ pub struct ServeOptions {
     pub max_upload_bytes: u64,
     pub min_free_bytes: u64,
     pub reclaim_interval: Duration,
+    /// Largest share of the time the background reclaim may work.
+    pub reclaim_share: f64,
     /// Base URL and API key of the upstream Access API, if media is to be
     /// fetched from one.
     pub upstream: Option<(String, String)>,
@@ -109,7 +111,11 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         service = service.with_upstream(UpstreamClient::new(url, key)?);
         tracing::info!(upstream = %url, "media is fetched from the upstream");
     }
-    tokio::spawn(reclaim::run_worker(service.clone(), opts.reclaim_interval));
+    tokio::spawn(reclaim::run_worker(
+        service.clone(),
+        opts.reclaim_interval,
+        opts.reclaim_share,
+    ));
     tokio::spawn(pipeline::run_pipeline(
         service.clone(),
         opts.pipeline.clone(),

@@ -84,6 +84,9 @@ struct ServeArgs {
     /// Seconds between background reclaim runs (purges also wake it at once).
     #[arg(long, env = "VAULTPLUS_RECLAIM_INTERVAL_SECS", default_value_t = 30)]
     reclaim_interval_secs: u64,
+    /// Largest share of the time (0.01-1) the background reclaim may work; it rests in between.
+    #[arg(long, env = "VAULTPLUS_RECLAIM_SHARE", default_value_t = 0.5)]
+    reclaim_share: f64,
     /// Base URL of the upstream Access API that media is fetched from.
     #[arg(long, env = "VAULTPLUS_UPSTREAM_URL", requires = "upstream_key")]
     upstream_url: Option<String>,
@@ -138,6 +141,7 @@ pub fn run() -> anyhow::Result<()> {
                     max_upload_bytes: a.max_upload_bytes,
                     min_free_bytes: a.min_free_bytes,
                     reclaim_interval: Duration::from_secs(a.reclaim_interval_secs.max(1)),
+                    reclaim_share: a.reclaim_share.clamp(0.01, 1.0),
                     upstream: a.upstream_url.zip(a.upstream_key),
                     pipeline: PipelineConfig {
                         concurrency: a.fetch_concurrency.max(1),

@@ -39,9 +39,10 @@ impl VaultService {
     }
 
     /// Runs reclaim until nothing is left (or only blobs whose deletion
-    /// keeps failing, which stay queued for the next run).
-    pub async fn reclaim_until_idle(&self) -> anyhow::Result<ReclaimReport> {
-        reclaim_until_idle(self.catalog.as_ref(), self.blobs.as_ref()).await
+    /// keeps failing, which stay queued for the next run), working at most
+    /// `share` of the time.
+    pub async fn reclaim_until_idle(&self, share: f64) -> anyhow::Result<ReclaimReport> {
+        reclaim_with_share(self.catalog.as_ref(), self.blobs.as_ref(), share).await
     }
 
     pub async fn reclaim_backlog(&self) -> anyhow::Result<ReclaimBacklog> {
@@ -49,12 +50,26 @@ impl VaultService {
     }
 }
 
+/// Reclaims at full speed (an operator's `reclaim run`, fsck repairs).
 pub async fn reclaim_until_idle(
     catalog: &dyn Catalog,
     blobs: &dyn BlobStore,
 ) -> anyhow::Result<ReclaimReport> {
+    reclaim_with_share(catalog, blobs, 1.0).await
+}
+
+/// Reclaims in rounds, resting after each so that reclaim takes at most
+/// `share` (0-1] of the time: purged bytes go steadily without taking the
+/// disk and the catalog's write lock from serving and ingest.
+pub async fn reclaim_with_share(
+    catalog: &dyn Catalog,
+    blobs: &dyn BlobStore,
+    share: f64,
+) -> anyhow::Result<ReclaimReport> {
+    let share = share.clamp(0.01, 1.0);
     let mut report = ReclaimReport::default();
     loop {
+        let round = std::time::Instant::now();
         let drained = catalog.drain_retired_scope(BATCH).await?;
         report.records += drained;
         let keys = catalog.queued_blob_deletions(BATCH).await?;
@@ -81,13 +96,17 @@ pub async fn reclaim_until_idle(
         if drained == 0 && done.is_empty() {
             return Ok(report);
         }
+        if share < 1.0 {
+            tokio::time::sleep(round.elapsed().mul_f64(1.0 / share - 1.0)).await;
+        }
     }
 }
 
-/// The worker loop: runs on wake-ups and at least every `interval`.
-pub async fn run_worker(service: VaultService, interval: Duration) {
+/// The worker loop: runs on wake-ups and at least every `interval`, using
+/// at most `share` of the time.
+pub async fn run_worker(service: VaultService, interval: Duration, share: f64) {
     loop {
-        match service.reclaim_until_idle().await {
+        match service.reclaim_until_idle(share).await {
             Ok(r) if r.records + r.blobs > 0 => {
                 tracing::info!(records = r.records, blobs = r.blobs, "reclaimed");
             }
