@@ -59,9 +59,34 @@ pub struct ServeOptions {
     pub sweep_interval: Duration,
 }
 
+/// Takes the data directory for this server alone: its start-up recovery
+/// (upload intents, job leases, temporary files) assumes no other server
+/// works on the same directory. The lock lives as long as the file.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| {
+        anyhow::anyhow!(
+            "another vaultplus server is running on {} (one server per data directory; the CLI may run beside it)",
+            dir.display()
+        )
+    })?;
+    Ok(file)
+}
+
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let stores = open_data_dir(&opts.data_dir).await?;
+    let _lock = lock_data_dir(&opts.data_dir)?;
+    LocalBlobStore::open(&opts.data_dir)
+        .await?
+        .clean_tmp()
+        .await?;
     if let Some(key) = admin::bootstrap(stores.catalog.as_ref()).await? {
         println!(
             "Created organization \"{}\". Its ACCOUNT API key, shown only this once:\n{key}",

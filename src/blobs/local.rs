@@ -47,13 +47,22 @@ impl LocalBlobStore {
                 .await
                 .with_context(|| format!("cannot create {}", d.display()))?;
         }
-        // Leftovers of writes that a crash interrupted: never referenced by
-        // the catalog, since only complete files are renamed into `blobs`.
-        let mut entries = fs::read_dir(&tmp).await?;
-        while let Some(e) = entries.next_entry().await? {
-            let _ = fs::remove_file(e.path()).await;
-        }
         Ok(Self { root, tmp })
+    }
+
+    /// Deletes leftovers of writes that a crash interrupted: never referenced
+    /// by the catalog, since only complete files are renamed into `blobs`.
+    /// Only the process that owns the data directory (the server, holding
+    /// its lock) may call this: anyone else would delete live writes.
+    pub async fn clean_tmp(&self) -> anyhow::Result<u64> {
+        let mut removed = 0;
+        let mut entries = fs::read_dir(&self.tmp).await?;
+        while let Some(e) = entries.next_entry().await? {
+            if fs::remove_file(e.path()).await.is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     fn path_of(&self, key: &str) -> anyhow::Result<PathBuf> {
@@ -146,8 +155,12 @@ impl BlobStore for LocalBlobStore {
             // A concurrent delete may remove the scope directory between
             // creating it and renaming into it; try again then.
             let mut attempt = 0;
+            let mut created = false;
             loop {
-                fs::create_dir_all(&parent).await?;
+                if !fs::try_exists(&parent).await? {
+                    fs::create_dir_all(&parent).await?;
+                    created = true;
+                }
                 match fs::rename(&tmp, &dest).await {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 => {
                         attempt += 1;
@@ -155,8 +168,13 @@ impl BlobStore for LocalBlobStore {
                     other => break other,
                 }
             }?;
-            // The rename is durable only once the directory is synced.
-            fs::File::open(&parent).await?.sync_all().await
+            // The rename is durable only once the directory is synced, and a
+            // new scope directory only once its parent is.
+            fs::File::open(&parent).await?.sync_all().await?;
+            if created {
+                fs::File::open(&self.root).await?.sync_all().await?;
+            }
+            Ok::<(), std::io::Error>(())
         }
         .await;
         if let Err(e) = placed {
@@ -224,6 +242,14 @@ impl BlobStore for LocalBlobStore {
             let _ = fs::remove_dir(parent).await;
         }
         Ok(())
+    }
+
+    async fn size(&self, key: &str) -> anyhow::Result<Option<u64>> {
+        match fs::metadata(self.path_of(key)?).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot stat blob {key}")),
+        }
     }
 
     async fn list(&self) -> anyhow::Result<Vec<(String, u64)>> {

@@ -56,6 +56,8 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Bytes still free for new blobs, when the store can tell (a local
     /// filesystem can; an object store has no such figure).
     async fn free_bytes(&self) -> anyhow::Result<Option<u64>>;
+    /// The size of one blob, None when it does not exist.
+    async fn size(&self, key: &str) -> anyhow::Result<Option<u64>>;
     /// Every key held, with its size in bytes (consistency checks).
     async fn list(&self) -> anyhow::Result<Vec<(String, u64)>>;
 }

@@ -82,6 +82,8 @@ pub struct Connection {
 #[derive(Clone, Debug, Default)]
 pub struct ConnectionChange {
     pub enabled: Option<bool>,
+    /// `Some(Some(patch))` merges the patch into the connection's overrides
+    /// (inside the transaction, so concurrent changes both land);
     /// `Some(None)` resets the overrides to the org defaults.
     pub overrides: Option<Option<SettingsPatch>>,
     /// Purge the connection's media in the same transaction.

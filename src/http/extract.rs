@@ -42,7 +42,14 @@ impl<S: Send + Sync> FromRequestParts<S> for ConnectionHeader {
             .get("x-connection-id")
             .map(|v| v.to_str().map(str::trim))
         {
-            Some(Ok(v)) if !v.is_empty() => Ok(ConnectionHeader(v.to_owned())),
+            // The seed contract answers 400 for a header that is missing or
+            // invalid; a well-formed ID that names no connection is a 401,
+            // decided by the service.
+            Some(Ok(v)) if !v.is_empty() => crate::model::ConnectionId::parse(v)
+                .map(|_| ConnectionHeader(v.to_owned()))
+                .map_err(|e| {
+                    ApiError::bad_request(format!("x-connection-id header is invalid: {e}"))
+                }),
             Some(Err(_)) => Err(ApiError::bad_request(
                 "x-connection-id header must be plain ASCII",
             )),

@@ -44,7 +44,7 @@ impl VaultService {
     pub async fn resolve_media_url(&self, token: &str) -> ServiceResult<Delivery> {
         let now_s = (now_ms() / 1000) as u64;
         let mut verified = self.signer.verify(token, now_s);
-        if verified == Err(TokenError::UnknownKey) {
+        if verified == Err(TokenError::UnknownKey) && self.signer.may_reload(now_ms()) {
             // Perhaps signed by a node that already took a rotated key.
             self.reload_signing_keys().await?;
             verified = self.signer.verify(token, now_s);
@@ -68,9 +68,25 @@ impl VaultService {
         range: Option<(u64, u64)>,
     ) -> ServiceResult<DeliveryBody> {
         let key = d.variant.blob_key.as_deref().ok_or_else(not_found)?;
-        let read = self.blobs.get(key, range).await?.ok_or_else(|| {
-            ServiceError::Internal(anyhow::anyhow!("blob {key} of a stored variant is missing"))
-        })?;
+        let Some(read) = self.blobs.get(key, range).await? else {
+            // Deleted, replaced or evicted between the look-up and now, and
+            // its bytes already reclaimed: gone (404), replaced (409: the
+            // headers already describe the old bytes), or, if the record
+            // still names this very blob, bytes lost (500).
+            let now = self
+                .catalog
+                .current_variant(d.grant.scope_id, &d.grant.media_id, &d.grant.label)
+                .await?;
+            return Err(match now.and_then(|v| v.blob_key) {
+                Some(k) if k == key => ServiceError::Internal(anyhow::anyhow!(
+                    "blob {key} of a stored variant is missing"
+                )),
+                Some(_) => ServiceError::Conflict(
+                    "the media was replaced while it was being served; request it again".into(),
+                ),
+                None => not_found(),
+            });
+        };
         Ok(DeliveryBody {
             len: Some(read.len),
             content_type: d.variant.content_type.clone(),

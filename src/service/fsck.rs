@@ -110,20 +110,27 @@ pub async fn fsck(
         }
         progress("variants", report.variants_checked, 0);
     }
-    // A variant can vanish (deleted, replaced) while this runs: only keep
-    // findings about variants that still point at the same blob.
+    // The server may be running: a variant committed after the listing,
+    // or deleted or replaced since, is not a problem. Keep only findings
+    // that hold when looked at again, blob and record both.
     let mut confirmed = Vec::new();
     for p in std::mem::take(&mut report.problems) {
         let v = match &p {
             Problem::MissingBlob(v) | Problem::WrongSize { variant: v, .. } => v,
             _ => unreachable!("only variant findings so far"),
         };
+        let now_held = blobs.size(&v.blob_key).await?;
+        let still_wrong = match &p {
+            Problem::MissingBlob(_) => now_held.is_none(),
+            _ => now_held.is_some_and(|n| n != v.size_bytes),
+        };
         let (media, label) = (MediaId::parse(&v.media_id), Label::parse(&v.label));
         let (Ok(media), Ok(label)) = (media, label) else {
             continue;
         };
         let still = catalog.current_variant(v.scope_id, &media, &label).await?;
-        if still.and_then(|s| s.blob_key).as_deref() == Some(v.blob_key.as_str()) {
+        let same = still.and_then(|s| s.blob_key).as_deref() == Some(v.blob_key.as_str());
+        if still_wrong && same {
             confirmed.push(p);
         }
     }

@@ -82,9 +82,13 @@ pub async fn run_pipeline(service: VaultService, cfg: PipelineConfig) {
         let want = 1 + slots.available_permits() as u64;
         let now = now_ms();
         let lease_until = now + cfg.lease.as_millis() as i64;
+        // Each claim gets its own token: a job ID can be reused once its job
+        // is deleted, and a worker still busy with the old job must not be
+        // able to act on the new one.
+        let claim = format!("{owner}/{}", uuid::Uuid::new_v4().simple());
         let jobs = match service
             .catalog
-            .claim_jobs(&owner, want, lease_until, now)
+            .claim_jobs(&claim, want, lease_until, now)
             .await
         {
             Ok(j) => j,
@@ -114,7 +118,7 @@ pub async fn run_pipeline(service: VaultService, cfg: PipelineConfig) {
                     Err(_) => return,
                 },
             };
-            let (svc, cfg, owner) = (service.clone(), cfg.clone(), owner.clone());
+            let (svc, cfg, owner) = (service.clone(), cfg.clone(), claim.clone());
             tokio::spawn(async move {
                 svc.run_job(job, &owner, &cfg).await;
                 drop(slot);
@@ -137,8 +141,15 @@ impl VaultService {
                 loop {
                     tokio::time::sleep(lease / 3).await;
                     let until = now_ms() + lease.as_millis() as i64;
-                    if !matches!(catalog.extend_lease(id, &owner, until).await, Ok(true)) {
-                        return;
+                    match catalog.extend_lease(id, &owner, until).await {
+                        Ok(true) => {}
+                        // Lost: the job is another claim's now; its outcome
+                        // will be refused when this one tries to record it.
+                        Ok(false) => return,
+                        // A passing catalog error: try again next beat.
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "cannot extend a job lease")
+                        }
                     }
                 }
             })

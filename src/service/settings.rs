@@ -176,21 +176,9 @@ impl VaultService {
             s.validate()
                 .map_err(|e| ServiceError::bad_request(format!("vaultPlus.settings: {e}")))?;
         }
-        let current = self
-            .catalog
-            .connection(who.org_id, &id)
-            .await?
-            .ok_or_else(connection_missing)?;
-        let overrides = vp.settings.map(|s| {
-            s.map(|p| match &current.overrides {
-                Some(old) => old.merged(&p),
-                None => p,
-            })
-            .filter(|p| !p.is_empty())
-        });
         let change = ConnectionChange {
             enabled: vp.enabled,
-            overrides,
+            overrides: vp.settings,
             // Disabling Vault+ removes the connection's media (DECISIONS.md).
             purge: vp.enabled == Some(false),
         };

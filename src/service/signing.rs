@@ -5,6 +5,7 @@
 //! impossible to extend. The newest signing key signs; every key still in
 //! the catalog verifies, so rotation does not break URLs already handed out.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use base64::Engine;
@@ -35,12 +36,17 @@ type Keys = Vec<(u32, Vec<u8>)>;
 #[derive(Clone)]
 pub struct UrlSigner {
     keys: Arc<RwLock<Keys>>,
+    /// When a token named a newer key than this signer holds, the last time
+    /// (epoch ms) that made it reload: at most one such reload a second, so
+    /// forged tokens cannot turn into catalog reads.
+    last_forced_reload: Arc<AtomicI64>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum TokenError {
     Malformed,
-    /// Signed with a key this signer does not hold (newer, or retired).
+    /// Signed with a key newer than any this signer holds (rotated by
+    /// another process, not reloaded here yet).
     UnknownKey,
     BadSignature,
     Expired,
@@ -50,6 +56,7 @@ impl UrlSigner {
     pub fn new(records: &[SigningKeyRecord]) -> anyhow::Result<Self> {
         let signer = Self {
             keys: Arc::new(RwLock::new(Vec::new())),
+            last_forced_reload: Arc::new(AtomicI64::new(0)),
         };
         signer.replace_keys(records)?;
         Ok(signer)
@@ -65,6 +72,17 @@ impl UrlSigner {
         anyhow::ensure!(!keys.is_empty(), "no URL signing key in the catalog");
         *self.keys.write().expect("signing keys lock poisoned") = keys;
         Ok(())
+    }
+
+    /// Whether a token naming an unknown newer key may make this signer
+    /// reload now (at most once a second).
+    pub fn may_reload(&self, now_ms: i64) -> bool {
+        let last = self.last_forced_reload.load(Ordering::Relaxed);
+        now_ms - last >= 1000
+            && self
+                .last_forced_reload
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// The expiry a URL gets when issued at `now_s` with `ttl` seconds:
@@ -102,10 +120,15 @@ impl UrlSigner {
         let (kid, grant) = decode_payload(&payload).ok_or(TokenError::Malformed)?;
         {
             let keys = self.keys.read().expect("signing keys lock poisoned");
-            let (_, secret) = keys
-                .iter()
-                .find(|(id, _)| *id == kid)
-                .ok_or(TokenError::UnknownKey)?;
+            let newest = keys.last().map_or(0, |(id, _)| *id);
+            let (_, secret) = keys.iter().find(|(id, _)| *id == kid).ok_or(
+                // A retired key is as good as a forged signature.
+                if kid > newest {
+                    TokenError::UnknownKey
+                } else {
+                    TokenError::BadSignature
+                },
+            )?;
             // verify_slice compares in constant time.
             mac(secret, &payload)
                 .verify_slice(&tag)
@@ -227,7 +250,13 @@ mod tests {
         let rotated = signer(&[1, 2]);
         assert!(rotated.verify(&old, 0).is_ok());
         assert_ne!(rotated.sign(&grant()), old);
-        assert_eq!(signer(&[2]).verify(&old, 0), Err(TokenError::UnknownKey));
+        assert_eq!(
+            signer(&[2]).verify(&old, 0),
+            Err(TokenError::BadSignature),
+            "retired"
+        );
+        let newer = signer(&[3]).sign(&grant());
+        assert_eq!(signer(&[2]).verify(&newer, 0), Err(TokenError::UnknownKey));
         // A reload reaches every clone.
         let shared = signer(&[1]);
         let clone = shared.clone();
@@ -238,7 +267,7 @@ mod tests {
                 created_at: 0,
             }])
             .unwrap();
-        assert_eq!(clone.verify(&old, 0), Err(TokenError::UnknownKey));
+        assert_eq!(clone.verify(&old, 0), Err(TokenError::BadSignature));
     }
 
     #[test]

@@ -16,8 +16,11 @@ pub fn expires_at(v: &VariantRecord, s: &VaultPlusSettings) -> i64 {
     }
     let by_age = (s.retention_days > 0)
         .then(|| v.stored_at.unwrap_or(v.created_at) + s.retention_days as i64 * DAY_MS);
-    let by_access = (s.access_expiry_days > 0)
-        .then(|| v.last_accessed_at + s.access_expiry_days as i64 * DAY_MS);
+    // Unused since the last access or, if later, since it was stored.
+    let by_access = (s.access_expiry_days > 0).then(|| {
+        v.last_accessed_at.max(v.stored_at.unwrap_or(i64::MIN))
+            + s.access_expiry_days as i64 * DAY_MS
+    });
     match (by_age, by_access) {
         (Some(a), Some(b)) => a.min(b),
         (Some(a), None) | (None, Some(a)) => a,

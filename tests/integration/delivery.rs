@@ -59,6 +59,9 @@ async fn full_responses_carry_every_header() {
         "strong ETag from the content checksum"
     );
     assert!(h(&headers, "last-modified").ends_with(" GMT"));
+    // Bytes from clients never run as a page of this origin.
+    assert_eq!(h(&headers, "x-content-type-options"), "nosniff");
+    assert!(h(&headers, "content-security-policy").starts_with("sandbox"));
     let cc = h(&headers, "cache-control");
     let max_age: u64 = cc
         .strip_prefix("public, max-age=")

@@ -217,3 +217,46 @@ async fn media_urls_serve_bytes_and_count_accesses() {
         .unwrap();
     assert_eq!(s.http.get(&url).send().await.unwrap().status(), 404);
 }
+
+#[tokio::test]
+async fn one_server_per_data_dir_and_the_cli_leaves_uploads_alone() {
+    let s = TestServer::start().await;
+    s.add_connection("default", "conn_a");
+    // A second server on the same directory is refused.
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(s.data_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another vaultplus server"));
+
+    // CLI commands while an upload is half written do not disturb it.
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    tx.unbounded_send(Ok(bytes(1, 50_000))).unwrap();
+    let req = s
+        .conn(
+            Method::PUT,
+            "/v2/vault-plus/media/9/variants/full",
+            "conn_a",
+        )
+        .header("content-type", "image/jpeg")
+        .body(reqwest::Body::wrap_stream(rx))
+        .send();
+    let upload = tokio::spawn(req);
+    for _ in 0..200 {
+        if std::fs::read_dir(s.data_dir().join("tmp")).unwrap().count() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for args in [&["reclaim", "status"][..], &["fsck"], &["keys", "list"]] {
+        assert!(s.cli(args).status.success(), "{args:?}");
+    }
+    tx.unbounded_send(Ok(bytes(2, 50_000))).unwrap();
+    drop(tx);
+    let r = upload.await.unwrap().unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let item = body(s.conn(Method::GET, "/v2/vault-plus/media/9", "conn_a")).await;
+    assert_eq!(item["media"]["full"]["sizeBytes"], 100_000);
+}

@@ -385,8 +385,15 @@ pub async fn update_connection(
         .execute(&mut **tx)
         .await?;
     }
-    if let Some(overrides) = &change.overrides {
-        set_overrides(tx, &c, overrides.as_ref(), now).await?;
+    if let Some(patch) = &change.overrides {
+        let merged = patch
+            .as_ref()
+            .map(|p| match &c.overrides {
+                Some(old) => old.merged(p),
+                None => p.clone(),
+            })
+            .filter(|p| !p.is_empty());
+        set_overrides(tx, &c, merged.as_ref(), now).await?;
     }
     let after = connection(&mut **tx, org, id.as_str())
         .await?

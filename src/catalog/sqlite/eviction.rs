@@ -115,6 +115,8 @@ pub async fn enforce_limit(
 }
 
 /// Evicts up to `limit` variants past their retention or access expiry.
+/// Access expiry counts from the last access or, if later, from when the
+/// bytes were stored: a variant stored today is not "unused for N days".
 pub async fn evict_expired(
     tx: &mut Transaction<'static, Sqlite>,
     scope: ScopeId,
@@ -125,7 +127,7 @@ pub async fn evict_expired(
 ) -> Result<(u64, u64)> {
     let rows = sqlx::query(
         "SELECT media_id, label FROM variants WHERE scope_id = ? AND status = 'stored' \
-         AND (stored_at < ? OR last_accessed_at < ?) ORDER BY stored_at LIMIT ?",
+         AND (stored_at < ? OR max(stored_at, last_accessed_at) < ?) ORDER BY stored_at LIMIT ?",
     )
     .bind(scope)
     .bind(stored_before.unwrap_or(i64::MIN))

@@ -5,7 +5,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
 use super::eviction::{admits, enforce_limit};
 use super::media::{
-    abort_upload, bump_scope, queue_blob, refresh_media, scope_is_current, variants_of,
+    abort_upload, bump_scope, queue_blob, refresh_media, scope_is_current, take_intent, variants_of,
 };
 use crate::catalog::derive::counter_delta;
 use crate::catalog::{CommitOutcome, FetchedBlob, Job, JobRecord, QueueOutcome, Result, ScopeId};
@@ -200,10 +200,10 @@ pub async fn complete_job(
         abort_upload(tx, &blob.blob_key, now).await?;
         return Ok(CommitOutcome::OverLimit);
     }
-    sqlx::query("DELETE FROM upload_intents WHERE blob_key = ?")
-        .bind(&blob.blob_key)
-        .execute(&mut **tx)
-        .await?;
+    if !take_intent(tx, &blob.blob_key).await? {
+        queue_blob(tx, &blob.blob_key, now).await?;
+        return Ok(CommitOutcome::Superseded);
+    }
     let mut new = old.clone();
     new.status = VariantStatus::Stored;
     new.size_bytes = blob.size_bytes;

@@ -274,14 +274,20 @@ async fn record_media(
                 } else {
                     e.status
                 };
+                // A revived variant is fetched from where this listing says,
+                // even if its bytes once came from an upload.
+                let origin = if revive { v.origin } else { e.origin };
                 sqlx::query(
-                    "UPDATE variants SET status = ?, \
-                     upstream_url = CASE WHEN origin = 'upstream' THEN ? ELSE upstream_url END, \
-                     upstream_size = CASE WHEN origin = 'upstream' THEN ? ELSE upstream_size END \
+                    "UPDATE variants SET status = ?, origin = ?, \
+                     upstream_url = CASE WHEN ? = 'upstream' THEN ? ELSE upstream_url END, \
+                     upstream_size = CASE WHEN ? = 'upstream' THEN ? ELSE upstream_size END \
                      WHERE scope_id = ? AND media_id = ? AND label = ?",
                 )
                 .bind(status.as_str())
+                .bind(origin.as_str())
+                .bind(origin.as_str())
                 .bind(&v.url)
+                .bind(origin.as_str())
                 .bind(v.size.map(|n| n as i64))
                 .bind(scope)
                 .bind(media_id)
@@ -290,6 +296,7 @@ async fn record_media(
                 .await?;
                 let mut rec = e.clone();
                 rec.status = status;
+                rec.origin = origin;
                 bump_scope(tx, scope, counter_delta(Some(e), Some(&rec))).await?;
                 rec
             }

@@ -312,12 +312,19 @@ pub async fn begin_upload(pool: &SqlitePool, scope: ScopeId, key: &str, now: i64
     Ok(())
 }
 
-async fn forget_intent(tx: &mut Transaction<'static, Sqlite>, key: &str) -> Result<()> {
-    sqlx::query("DELETE FROM upload_intents WHERE blob_key = ?")
+async fn forget_intent(tx: &mut Transaction<'static, Sqlite>, key: &str) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM upload_intents WHERE blob_key = ?")
         .bind(key)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends the upload intent of a blob about to be committed. False when the
+/// intent is gone (a restart already gave the blob to reclaim): the blob
+/// must not be committed then.
+pub(super) async fn take_intent(tx: &mut Transaction<'static, Sqlite>, key: &str) -> Result<bool> {
+    forget_intent(tx, key).await
 }
 
 pub async fn abort_upload(
@@ -326,7 +333,8 @@ pub async fn abort_upload(
     now: i64,
 ) -> Result<()> {
     queue_blob(tx, key, now).await?;
-    forget_intent(tx, key).await
+    forget_intent(tx, key).await?;
+    Ok(())
 }
 
 pub async fn commit_upload(
@@ -336,6 +344,10 @@ pub async fn commit_upload(
     if !scope_is_current(tx, up.scope_id).await? {
         abort_upload(tx, &up.blob_key, up.now).await?;
         return Ok(CommitOutcome::ScopeRetired);
+    }
+    if !take_intent(tx, &up.blob_key).await? {
+        queue_blob(tx, &up.blob_key, up.now).await?;
+        return Ok(CommitOutcome::Superseded);
     }
     let media_id = up.media_id.as_str();
     let before = variants_of(tx, up.scope_id, media_id).await?;
@@ -388,7 +400,6 @@ pub async fn commit_upload(
     if let Some(old_key) = old.and_then(|o| o.blob_key.as_deref()) {
         queue_blob(tx, old_key, up.now).await?;
     }
-    forget_intent(tx, &up.blob_key).await?;
     // The upload satisfies any storing job of this variant; a worker still
     // fetching it will find its job gone and discard what it fetched.
     sqlx::query("DELETE FROM jobs WHERE scope_id = ? AND media_id = ? AND label = ?")

@@ -24,7 +24,7 @@ pub async fn drain_retired_scope(
     let moved = sqlx::query(
         "INSERT INTO reclaim_blobs (blob_key, queued_at) \
          SELECT blob_key, ? FROM variants WHERE rowid IN \
-           (SELECT rowid FROM variants WHERE scope_id = ? LIMIT ?) AND blob_key IS NOT NULL \
+           (SELECT rowid FROM variants WHERE scope_id = ? ORDER BY rowid LIMIT ?) AND blob_key IS NOT NULL \
          ON CONFLICT DO NOTHING",
     )
     .bind(now)
@@ -34,7 +34,7 @@ pub async fn drain_retired_scope(
     .await?;
     let _ = moved;
     let variants = sqlx::query(
-        "DELETE FROM variants WHERE rowid IN (SELECT rowid FROM variants WHERE scope_id = ? LIMIT ?)",
+        "DELETE FROM variants WHERE rowid IN (SELECT rowid FROM variants WHERE scope_id = ? ORDER BY rowid LIMIT ?)",
     )
     .bind(scope)
     .bind(limit)

@@ -63,6 +63,7 @@ pub async fn get_media_bytes(
         // The URL is the credential and carries its own expiry: browsers
         // and CDNs may keep the bytes until then.
         .header(header::CACHE_CONTROL, format!("public, max-age={max_age}"));
+    b = untrusted(b);
     if let Ok(ct) = HeaderValue::from_str(&d.variant.content_type) {
         b = b.header(header::CONTENT_TYPE, ct);
     }
@@ -108,13 +109,22 @@ pub async fn get_media_bytes(
     })
 }
 
+/// Media bytes come from clients and the upstream: never let a browser run
+/// them as a page of this origin (an SVG or HTML body with a script).
+fn untrusted(b: axum::http::response::Builder) -> axum::http::response::Builder {
+    b.header("x-content-type-options", "nosniff")
+        .header("content-security-policy", "sandbox; default-src 'none'")
+}
+
 /// A variant that is not stored, streamed from the upstream as it comes
 /// (no ranges: the upstream URL is not ours to slice).
 async fn proxied(svc: &VaultService, d: &Delivery, method: &Method) -> ApiResult<Response> {
     let opened = svc.proxy_media(d).await?;
-    let mut b = Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CACHE_CONTROL, "no-store");
+    let mut b = untrusted(
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CACHE_CONTROL, "no-store"),
+    );
     if let Some(len) = opened.len {
         b = b.header(header::CONTENT_LENGTH, len);
     }
