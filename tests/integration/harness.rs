@@ -28,7 +28,11 @@ impl TestServer {
     }
 
     pub async fn start_with(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(tempfile::tempdir().expect("temp dir"), extra).await
+    }
+
+    /// Starts on a given (empty) data directory.
+    pub async fn start_in(dir: TempDir, extra: &[&str]) -> Self {
         let (child, base, key) = spawn(dir.path(), extra);
         let server = TestServer {
             child,

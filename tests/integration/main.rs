@@ -10,5 +10,6 @@ mod delivery;
 mod fsck;
 mod lifecycle;
 mod retention;
+mod small_disk;
 mod smoke;
 mod upstream;
