@@ -298,3 +298,46 @@ async fn a_burst_of_gets_is_counted_exactly_across_a_clean_shutdown() {
     let v = &item["media"]["full"];
     assert!(v["lastAccessedAt"].as_i64().unwrap() >= v["storedAt"].as_i64().unwrap());
 }
+
+/// A token signed with the real key but already expired: 403, like a
+/// forged one. (Made here from the key in the catalog, so the test need
+/// not wait for a real URL to age.)
+#[tokio::test]
+async fn an_expired_token_gets_403() {
+    use hmac::{Hmac, KeyInit, Mac};
+    let (s, url, _) = setup(&[]).await;
+    let db = s.data_dir().join("catalog.sqlite");
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT hex(secret) FROM signing_keys ORDER BY id DESC').fetchone()[0])"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let secret = hex::decode(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    let (base, token) = url.rsplit_once('/').unwrap();
+    let mut payload = URL_SAFE_NO_PAD
+        .decode(token.split_once('.').unwrap().0)
+        .unwrap();
+    // Layout: version (1), key ID (4), scope (8), expiry (8), ...
+    let sign = |p: &[u8]| {
+        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&secret).unwrap();
+        m.update(b"vaultplus-media-url");
+        m.update(p);
+        format!(
+            "{base}/{}.{}",
+            URL_SAFE_NO_PAD.encode(p),
+            URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+        )
+    };
+    assert_eq!(
+        get(&s, &sign(&payload), &[]).await.0,
+        200,
+        "re-signing the same payload is valid"
+    );
+    payload[13..21].copy_from_slice(&1_000u64.to_be_bytes());
+    let (status, _, got) = get(&s, &sign(&payload), &[]).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&got).unwrap()["error"],
+        "Invalid or expired media URL"
+    );
+}

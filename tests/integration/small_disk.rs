@@ -43,24 +43,39 @@ async fn a_full_disk_refuses_stores_and_keeps_serving() {
     let dir = tempfile::tempdir_in(&mount.0).unwrap();
     let s = TestServer::start_in(dir, &["--min-free-bytes", "1048576"]).await;
     s.add_connection("default", "conn_a");
-    let v = s.put("conn_a", "1", "full", "video/mp4", bytes(1, 3 << 20)).await;
+    let v = s
+        .put("conn_a", "1", "full", "video/mp4", bytes(1, 3 << 20))
+        .await;
 
     // Would end below the floor: refused before a byte is written.
-    let r = s.upload("conn_a", "2", "full", "video/mp4", bytes(2, 4 << 20)).await;
+    let r = s
+        .upload("conn_a", "2", "full", "video/mp4", bytes(2, 4 << 20))
+        .await;
     assert_eq!(r.status(), 507);
-    assert_eq!(r.json::<Value>().await.unwrap()["type"], "INSUFFICIENT_STORAGE");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["type"],
+        "INSUFFICIENT_STORAGE"
+    );
 
     // No length announced: the disk runs out mid-write.
-    let chunks = futures::stream::iter((0..80).map(|i| Ok::<_, std::io::Error>(bytes(i, 64 * 1024))));
+    let chunks =
+        futures::stream::iter((0..80).map(|i| Ok::<_, std::io::Error>(bytes(i, 64 * 1024))));
     let r = s
-        .conn(Method::PUT, "/v2/vault-plus/media/3/variants/full", "conn_a")
+        .conn(
+            Method::PUT,
+            "/v2/vault-plus/media/3/variants/full",
+            "conn_a",
+        )
         .header("content-type", "video/mp4")
         .body(reqwest::Body::wrap_stream(chunks))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 507, "{}", r.text().await.unwrap());
-    assert_eq!(std::fs::read_dir(s.data_dir().join("tmp")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(s.data_dir().join("tmp")).unwrap().count(),
+        0
+    );
 
     // Reads, deletes and purges keep working.
     let served = s.http.get(v["url"].as_str().unwrap()).send().await.unwrap();
@@ -68,11 +83,19 @@ async fn a_full_disk_refuses_stores_and_keeps_serving() {
     let st = body(s.conn(Method::GET, "/v2/vault-plus/status", "conn_a")).await;
     assert_eq!(st["storedCount"], 1);
     let purge = body(s.conn(Method::DELETE, "/v2/vault-plus/media", "conn_a")).await;
-    assert_eq!(purge, json!({"success": true, "purgedCount": 1, "freedBytes": 3 << 20}));
+    assert_eq!(
+        purge,
+        json!({"success": true, "purgedCount": 1, "freedBytes": 3 << 20})
+    );
     s.wait_reclaimed().await;
     let out = s.cli(&["fsck"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // And once space is back, stores work again.
-    s.put("conn_a", "4", "full", "video/mp4", bytes(4, 3 << 20)).await;
+    s.put("conn_a", "4", "full", "video/mp4", bytes(4, 3 << 20))
+        .await;
     drop(s);
 }
