@@ -16,7 +16,6 @@ use tokio::fs;
 
 use bytes::Bytes;
 use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio_util::io::ReaderStream;
 
 use super::{BlobRead, BlobStore, ByteStream, PutError, PutOutcome};
 
@@ -108,6 +107,34 @@ impl LocalBlobStore {
             sha256: hex::encode(hasher.finalize()),
         })
     }
+}
+
+/// Streams `len` bytes from the file's current position, one blocking-pool
+/// trip per chunk, each read straight into the buffer that goes to the
+/// socket (tokio's own File would read into its buffer and copy again).
+fn chunks(file: std::fs::File, len: u64) -> ByteStream {
+    futures::stream::try_unfold((file, len), |(mut file, left)| async move {
+        if left == 0 {
+            return Ok(None);
+        }
+        let want = left.min(READ_CHUNK as u64);
+        let (file, buf) = tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::with_capacity(want as usize);
+            (&mut file).take(want).read_to_end(&mut buf)?;
+            Ok::<_, std::io::Error>((file, buf))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        if buf.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "blob shorter than its size",
+            ));
+        }
+        let left = left - buf.len() as u64;
+        Ok(Some((Bytes::from(buf), (file, left))))
+    })
+    .boxed()
 }
 
 fn write_error(e: std::io::Error) -> PutError {
@@ -217,13 +244,10 @@ impl BlobStore for LocalBlobStore {
                 len: bytes.len() as u64,
                 body: futures::stream::once(async move { Ok(bytes) }).boxed(),
             },
-            Opened::File(file, len) => {
-                let reader = tokio::io::AsyncReadExt::take(fs::File::from_std(file), len);
-                BlobRead {
-                    len,
-                    body: ReaderStream::with_capacity(reader, READ_CHUNK).boxed(),
-                }
-            }
+            Opened::File(file, len) => BlobRead {
+                len,
+                body: chunks(file, len),
+            },
         }))
     }
 

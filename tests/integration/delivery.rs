@@ -341,3 +341,20 @@ async fn an_expired_token_gets_403() {
         "Invalid or expired media URL"
     );
 }
+
+/// Revocation by another process (the CLI on the same data directory) is
+/// seen at once too, cached look-ups included.
+#[tokio::test]
+async fn revocation_by_the_cli_is_immediate() {
+    let (s, url, _) = setup(&[]).await;
+    for _ in 0..3 {
+        assert_eq!(get(&s, &url, &[]).await.0, 200, "warm the look-up cache");
+    }
+    let out = s.cli(&["connections", "remove", "--org", "default", "conn_a"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(get(&s, &url, &[]).await.0, 404);
+}

@@ -11,6 +11,7 @@ mod audit;
 mod eviction;
 mod jobs;
 mod lists;
+mod lookup_cache;
 mod media;
 mod reclaim;
 mod rows;
@@ -33,6 +34,7 @@ use crate::model::time::now_ms;
 pub struct SqliteCatalog {
     writer: SqlitePool,
     reader: SqlitePool,
+    lookups: lookup_cache::LookupCache,
 }
 
 impl SqliteCatalog {
@@ -60,11 +62,22 @@ impl SqliteCatalog {
             .max_connections(8)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            lookups: lookup_cache::LookupCache::new(path),
+        })
     }
 
     async fn tx(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Commits, then tells the look-up cache that the catalog changed.
+    async fn commit(&self, tx: Transaction<'static, Sqlite>) -> Result<()> {
+        tx.commit().await?;
+        self.lookups.committed();
+        Ok(())
     }
 }
 
@@ -84,7 +97,7 @@ impl Catalog for SqliteCatalog {
     ) -> Result<(Org, bool)> {
         let mut tx = self.tx().await?;
         let out = accounts::ensure_org(&mut tx, name, defaults, auto_enable, now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(out)
     }
 
@@ -111,7 +124,7 @@ impl Catalog for SqliteCatalog {
         let mut tx = self.tx().await?;
         let n =
             accounts::update_org_settings(&mut tx, id, auto_enable, defaults, push, now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(n)
     }
 
@@ -152,7 +165,7 @@ impl Catalog for SqliteCatalog {
     ) -> Result<bool> {
         let mut tx = self.tx().await?;
         let inserted = accounts::insert_connection(&mut tx, org, id, enabled, now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(inserted)
     }
 
@@ -182,7 +195,7 @@ impl Catalog for SqliteCatalog {
     ) -> Result<Option<(Connection, Option<PurgeOutcome>)>> {
         let mut tx = self.tx().await?;
         let out = accounts::update_connection(&mut tx, org, id, change, now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(out)
     }
 
@@ -194,7 +207,7 @@ impl Catalog for SqliteCatalog {
     ) -> Result<Option<PurgeOutcome>> {
         let mut tx = self.tx().await?;
         let out = accounts::purge_connection(&mut tx, org, id, now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(out)
     }
 
@@ -206,7 +219,7 @@ impl Catalog for SqliteCatalog {
     ) -> Result<Option<PurgeOutcome>> {
         let mut tx = self.tx().await?;
         let out = accounts::remove_connection(&mut tx, org, id, now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(out)
     }
 
@@ -229,7 +242,7 @@ impl Catalog for SqliteCatalog {
     async fn delete_media(&self, scope: ScopeId, id: &MediaId) -> Result<DeleteOutcome> {
         let mut tx = self.tx().await?;
         let out = media::delete_media(&mut tx, scope, id, now_ms()).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(out)
     }
 
@@ -240,21 +253,21 @@ impl Catalog for SqliteCatalog {
     async fn commit_upload(&self, upload: &NewStoredVariant) -> Result<CommitOutcome> {
         let mut tx = self.tx().await?;
         let out = media::commit_upload(&mut tx, upload).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(out)
     }
 
     async fn abort_upload(&self, blob_key: &str, now: i64) -> Result<()> {
         let mut tx = self.tx().await?;
         media::abort_upload(&mut tx, blob_key, now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
     async fn requeue_upload_intents(&self, started_before: i64) -> Result<u64> {
         let mut tx = self.tx().await?;
         let n = media::requeue_upload_intents(&mut tx, started_before, now_ms()).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(n)
     }
 
@@ -264,13 +277,20 @@ impl Catalog for SqliteCatalog {
         media: &MediaId,
         label: &Label,
     ) -> Result<Option<VariantRecord>> {
-        media::current_variant(&self.reader, scope, media, label).await
+        let key = (scope, media.as_str().to_owned(), label.as_str().to_owned());
+        let stamp = self.lookups.stamp();
+        if let Some(hit) = self.lookups.get(&key, &stamp) {
+            return Ok(hit);
+        }
+        let found = media::current_variant(&self.reader, scope, media, label).await?;
+        self.lookups.put(key, stamp, found.clone());
+        Ok(found)
     }
 
     async fn record_accesses(&self, hits: &[AccessHit]) -> Result<()> {
         let mut tx = self.tx().await?;
         media::record_accesses(&mut tx, hits).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -284,14 +304,14 @@ impl Catalog for SqliteCatalog {
     ) -> Result<Option<ListOutcome>> {
         let mut tx = self.tx().await?;
         let out = lists::apply_list(&mut tx, scope, list_id, mode, items, now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(out)
     }
 
     async fn refresh_upstream_urls(&self, scope: ScopeId, items: &[ObservedMedia]) -> Result<()> {
         let mut tx = self.tx().await?;
         lists::refresh_upstream_urls(&mut tx, scope, items).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -312,7 +332,7 @@ impl Catalog for SqliteCatalog {
     ) -> Result<QueueOutcome> {
         let mut tx = self.tx().await?;
         let out = jobs::queue_variant(&mut tx, scope, media, label, now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(out)
     }
 
@@ -325,7 +345,7 @@ impl Catalog for SqliteCatalog {
     ) -> Result<Vec<Job>> {
         let mut tx = self.tx().await?;
         let out = jobs::claim_jobs(&mut tx, owner, limit, lease_until, now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(out)
     }
 
@@ -343,7 +363,7 @@ impl Catalog for SqliteCatalog {
     ) -> Result<CommitOutcome> {
         let mut tx = self.tx().await?;
         let out = jobs::complete_job(&mut tx, job, owner, blob, limit, now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(out)
     }
 
@@ -357,14 +377,14 @@ impl Catalog for SqliteCatalog {
     ) -> Result<()> {
         let mut tx = self.tx().await?;
         jobs::retry_job(&mut tx, job_id, owner, error, run_after, count_attempt).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
     async fn fail_job(&self, job_id: i64, owner: &str, error: &str, now: i64) -> Result<()> {
         let mut tx = self.tx().await?;
         jobs::fail_job(&mut tx, job_id, owner, error, now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -383,7 +403,7 @@ impl Catalog for SqliteCatalog {
     async fn drain_retired_scope(&self, limit: u64) -> Result<u64> {
         let mut tx = self.tx().await?;
         let n = reclaim::drain_retired_scope(&mut tx, limit, now_ms()).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(n)
     }
 
@@ -415,7 +435,7 @@ impl Catalog for SqliteCatalog {
         let out =
             eviction::evict_expired(&mut tx, scope, stored_before, accessed_before, limit, now)
                 .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(out)
     }
 
@@ -427,7 +447,7 @@ impl Catalog for SqliteCatalog {
     ) -> Result<(u64, u64)> {
         let mut tx = self.tx().await?;
         let out = eviction::enforce_limit(&mut tx, scope, Some(limit), ("", ""), now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(out)
     }
 
@@ -438,7 +458,7 @@ impl Catalog for SqliteCatalog {
     async fn repair_scope_totals(&self, scope: ScopeId) -> Result<(ScopeTotals, ScopeTotals)> {
         let mut tx = self.tx().await?;
         let out = audit::repair_scope_totals(&mut tx, scope).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(out)
     }
 
@@ -456,7 +476,7 @@ impl Catalog for SqliteCatalog {
         let mut tx = self.tx().await?;
         let freed =
             eviction::evict_variant(&mut tx, scope, media.as_str(), label.as_str(), now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(freed)
     }
 }
