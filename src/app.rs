@@ -28,11 +28,19 @@ pub struct Stores {
 
 /// Opens the embedded stores of a data directory, creating it if needed.
 pub async fn open_data_dir(dir: &Path) -> anyhow::Result<Stores> {
+    open_data_dir_with(dir, 0).await
+}
+
+/// As [`open_data_dir`], keeping up to `blob_cache` bytes of small blobs in
+/// memory (the server; the CLI needs none).
+pub async fn open_data_dir_with(dir: &Path, blob_cache: u64) -> anyhow::Result<Stores> {
     tokio::fs::create_dir_all(dir)
         .await
         .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     let catalog = SqliteCatalog::open(&dir.join("catalog.sqlite")).await?;
-    let blobs = LocalBlobStore::open(dir).await?;
+    let blobs = LocalBlobStore::open(dir)
+        .await?
+        .with_memory_cache(blob_cache);
     Ok(Stores {
         catalog: Arc::new(catalog),
         blobs: Arc::new(blobs),
@@ -46,6 +54,8 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     pub max_upload_bytes: u64,
     pub min_free_bytes: u64,
+    /// Memory for small blobs served often (0: none).
+    pub blob_cache_bytes: u64,
     pub reclaim_interval: Duration,
     /// Largest share of the time the background reclaim may work.
     pub reclaim_share: f64,
@@ -81,7 +91,7 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
-    let stores = open_data_dir(&opts.data_dir).await?;
+    let stores = open_data_dir_with(&opts.data_dir, opts.blob_cache_bytes).await?;
     let _lock = lock_data_dir(&opts.data_dir)?;
     LocalBlobStore::open(&opts.data_dir)
         .await?

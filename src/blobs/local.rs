@@ -17,6 +17,7 @@ use tokio::fs;
 use bytes::Bytes;
 use tokio::io::{AsyncWriteExt, BufWriter};
 
+use super::small_cache::SmallBlobCache;
 use super::{BlobRead, BlobStore, ByteStream, PutError, PutOutcome};
 
 const WRITE_BUFFER: usize = 256 * 1024;
@@ -34,6 +35,7 @@ enum Opened {
 pub struct LocalBlobStore {
     root: PathBuf,
     tmp: PathBuf,
+    small: SmallBlobCache,
 }
 
 impl LocalBlobStore {
@@ -46,7 +48,18 @@ impl LocalBlobStore {
                 .await
                 .with_context(|| format!("cannot create {}", d.display()))?;
         }
-        Ok(Self { root, tmp })
+        Ok(Self {
+            root,
+            tmp,
+            small: SmallBlobCache::new(0),
+        })
+    }
+
+    /// Keeps up to `budget` bytes of small blobs in memory (see
+    /// [`SmallBlobCache`]).
+    pub fn with_memory_cache(mut self, budget: u64) -> Self {
+        self.small = SmallBlobCache::new(budget);
+        self
     }
 
     /// Deletes leftovers of writes that a crash interrupted: never referenced
@@ -215,6 +228,16 @@ impl BlobStore for LocalBlobStore {
 
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> anyhow::Result<Option<BlobRead>> {
         let path = self.path_of(key)?;
+        if let Some(whole) = self.small.get(key) {
+            let (offset, len) = range.unwrap_or((0, whole.len() as u64));
+            let end = (offset + len).min(whole.len() as u64);
+            let part = whole.slice(offset.min(end) as usize..end as usize);
+            return Ok(Some(BlobRead {
+                len: part.len() as u64,
+                body: futures::stream::once(async move { Ok(part) }).boxed(),
+            }));
+        }
+        let cache_key = key.to_owned();
         let key = key.to_owned();
         // One trip to the blocking pool opens, sizes and, for a small read,
         // reads the whole answer: each trip costs more than reading 1 MiB
@@ -239,6 +262,9 @@ impl BlobStore for LocalBlobStore {
             Ok(Some(Opened::File(file, len)))
         })
         .await??;
+        if let (Some(Opened::Whole(bytes)), None) = (&opened, range) {
+            self.small.put(&cache_key, bytes.clone());
+        }
         Ok(opened.map(|o| match o {
             Opened::Whole(bytes) => BlobRead {
                 len: bytes.len() as u64,
@@ -253,6 +279,7 @@ impl BlobStore for LocalBlobStore {
 
     async fn delete(&self, key: &str) -> anyhow::Result<()> {
         let path = self.path_of(key)?;
+        self.small.remove(key);
         match fs::remove_file(&path).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

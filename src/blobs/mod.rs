@@ -3,6 +3,7 @@
 //! client string), so no request can steer a path.
 
 pub mod local;
+pub mod small_cache;
 
 use async_trait::async_trait;
 use bytes::Bytes;

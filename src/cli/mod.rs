@@ -81,6 +81,9 @@ struct ServeArgs {
     /// 507 (reads, deletes and purges keep working).
     #[arg(long, env = "VAULTPLUS_MIN_FREE_BYTES", default_value_t = 64 * 1024 * 1024)]
     min_free_bytes: u64,
+    /// Memory for small blobs (up to 256 KiB each) served often, in bytes; 0 turns it off.
+    #[arg(long, env = "VAULTPLUS_BLOB_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    blob_cache_bytes: u64,
     /// Seconds between background reclaim runs (purges also wake it at once).
     #[arg(long, env = "VAULTPLUS_RECLAIM_INTERVAL_SECS", default_value_t = 30)]
     reclaim_interval_secs: u64,
@@ -140,6 +143,7 @@ pub fn run() -> anyhow::Result<()> {
                     public_url: a.public_url,
                     max_upload_bytes: a.max_upload_bytes,
                     min_free_bytes: a.min_free_bytes,
+                    blob_cache_bytes: a.blob_cache_bytes,
                     reclaim_interval: Duration::from_secs(a.reclaim_interval_secs.max(1)),
                     reclaim_share: a.reclaim_share.clamp(0.01, 1.0),
                     upstream: a.upstream_url.zip(a.upstream_key),
