@@ -1,4 +1,5 @@
-//! Crash harness: workloads (uploads, replacements, deletes, purges) run
+//! Crash harness: workloads (uploads, replacements, deletes, purges, and
+//! evictions under a storage limit) run
 //! against the real server while it is killed with SIGKILL at random points,
 //! again and again. After every restart: nothing that was answered is lost,
 //! nothing deleted or purged comes back, and once reclaim has run `fsck`
@@ -30,6 +31,8 @@ type Key = (String, String, String);
 type Book = Arc<Mutex<HashMap<Key, Expect>>>;
 
 const LABELS: [&str; 2] = ["full", "thumb"];
+/// A connection with a small storage limit: its uploads evict.
+const LIMITED: &str = "conn_c";
 
 /// What a worker needs to talk to the server: it must not own the server,
 /// which the test kills under it.
@@ -129,6 +132,9 @@ async fn worker(s: Api, book: Book, conn: &'static str, ids: Vec<u32>, seed: u64
                 .send()
                 .await;
             match r {
+                // Under a storage limit, a later upload may evict this one:
+                // its record and bytes are checked by fsck instead.
+                Ok(r) if (r.status() == 200 || r.status() == 201) && conn == LIMITED => {}
                 Ok(r) if r.status() == 200 || r.status() == 201 => set(
                     &book,
                     &k,
@@ -186,6 +192,17 @@ async fn kill_9_at_random_points_loses_nothing_committed() {
     let mut server = TestServer::start().await;
     server.add_connection("default", "conn_a");
     server.add_connection("default", "conn_b");
+    server.add_connection("default", LIMITED);
+    let r = server
+        .req(
+            Method::PATCH,
+            &format!("/v2/account/connections/{LIMITED}/settings"),
+        )
+        .json(&serde_json::json!({"vaultPlus": {"settings": {"storageLimitBytes": 1_000_000}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let book: Book = Arc::default();
     let mut rng = StdRng::seed_from_u64(7);
     for round in 0..8u64 {
@@ -230,6 +247,14 @@ async fn kill_9_at_random_points_loses_nothing_committed() {
         out.status.success() && text.contains("consistent"),
         "{text}"
     );
+    let evicted =
+        body(server.conn(Method::GET, "/v2/vault-plus/media?status=removed", LIMITED)).await;
+    assert!(
+        !evicted["items"].as_array().unwrap().is_empty(),
+        "the limit evicted under the kills"
+    );
+    let c = body(server.conn(Method::GET, "/v2/vault-plus/status", LIMITED)).await;
+    assert!(c["totalSizeBytes"].as_u64().unwrap() <= 1_000_000, "{c}");
     let a = body(server.conn(Method::GET, "/v2/vault-plus/status", "conn_a")).await;
     assert!(
         a["storedCount"].as_u64().unwrap() > 0,
