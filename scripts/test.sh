@@ -24,4 +24,7 @@ else
 fi
 
 echo "==> onlyfans-sdk (Python) against vaultplus"
-bash tests/sdk/run.sh target/debug/vaultplus
+# The binary cargo just built, wherever CARGO_TARGET_DIR puts it.
+target_dir=$(cargo metadata --format-version 1 --no-deps \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+bash tests/sdk/run.sh "$target_dir/debug/vaultplus"
