@@ -117,7 +117,7 @@ struct ServeArgs {
     #[arg(long, env = "VAULTPLUS_JOB_LEASE_SECS", default_value_t = 60)]
     job_lease_secs: u64,
     /// Seconds between re-reads of the URL signing keys (picks up `signing-keys rotate|retire`).
-    #[arg(long, env = "VAULTPLUS_KEY_RELOAD_SECS", default_value_t = 10)]
+    #[arg(long, env = "VAULTPLUS_KEY_RELOAD_SECS", default_value_t = crate::service::keyring::RELOAD_EVERY.as_secs())]
     key_reload_secs: u64,
     /// Seconds between retention sweeps (retentionDays, accessExpiryDays, storageLimitBytes).
     #[arg(long, env = "VAULTPLUS_SWEEP_INTERVAL_SECS", default_value_t = 300)]

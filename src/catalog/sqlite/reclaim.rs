@@ -21,7 +21,7 @@ pub async fn drain_retired_scope(
     let scope: i64 = row.try_get("id")?;
     let limit = limit.max(1) as i64;
 
-    let moved = sqlx::query(
+    sqlx::query(
         "INSERT INTO reclaim_blobs (blob_key, queued_at) \
          SELECT blob_key, ? FROM variants WHERE rowid IN \
            (SELECT rowid FROM variants WHERE scope_id = ? ORDER BY rowid LIMIT ?) AND blob_key IS NOT NULL \
@@ -32,7 +32,6 @@ pub async fn drain_retired_scope(
     .bind(limit)
     .execute(&mut **tx)
     .await?;
-    let _ = moved;
     let variants = sqlx::query(
         "DELETE FROM variants WHERE rowid IN (SELECT rowid FROM variants WHERE scope_id = ? ORDER BY rowid LIMIT ?)",
     )
