@@ -16,6 +16,16 @@ cargo clippy --all-targets --locked -- -D warnings
 echo "==> cargo build"
 cargo build --locked --all-targets
 
+# A throwaway PostgreSQL cluster for the PostgreSQL catalog tests, unless
+# the caller gives one; stopped and deleted on exit.
+if [ -z "${VAULTPLUS_TEST_POSTGRES_URL:-}" ]; then
+    echo "==> PostgreSQL test cluster"
+    pg_dir=$(mktemp -d)
+    trap 'scripts/pg-cluster.sh stop "$pg_dir"' EXIT
+    VAULTPLUS_TEST_POSTGRES_URL=$(scripts/pg-cluster.sh start "$pg_dir")
+    export VAULTPLUS_TEST_POSTGRES_URL
+fi
+
 echo "==> Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --locked --all-targets --no-fail-fast

@@ -14,3 +14,4 @@ async fn fresh() -> Fixture {
 }
 
 vaultplus::catalog_conformance!(fresh());
+vaultplus::catalog_conformance!(embedded fresh());

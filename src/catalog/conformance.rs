@@ -47,6 +47,10 @@ macro_rules! catalog_conformance {
             job_commit_after_purge_is_refused, queue_variant_revives_known_variants,
             storage_limits_evict_or_block);
     };
+    // Behaviour only an embedded (single-server) catalog shows.
+    (embedded $make:expr) => {
+        $crate::catalog_conformance!(@tests $make; release_all_leases_ends_every_lease);
+    };
     (@tests $make:expr; $($name:ident),*) => {
         $(
             #[tokio::test]
@@ -965,6 +969,22 @@ pub async fn jobs_are_leased_once(c: Arc<dyn Catalog>) {
         taken.iter().map(|j| j.id).collect::<Vec<_>>().len(),
         2,
         "w1's second and w2's job lapsed"
+    );
+    assert!(c.next_job_due().await.unwrap().is_some());
+}
+
+/// Embedded catalogs only: a single server, so at its start every lease
+/// is a leftover of its previous run and can end at once. (A shared
+/// catalog must not end leases other nodes still work under.)
+pub async fn release_all_leases_ends_every_lease(c: Arc<dyn Catalog>) {
+    queued_scope(c.as_ref(), 3).await;
+    assert_eq!(
+        c.claim_jobs("w1", 1, NOW + 5000, NOW).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        c.claim_jobs("w3", 10, NOW + 9000, NOW).await.unwrap().len(),
+        2
     );
     assert_eq!(c.release_all_leases().await.unwrap(), 3);
     assert_eq!(

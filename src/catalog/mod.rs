@@ -5,6 +5,7 @@
 
 pub mod conformance;
 pub mod derive;
+pub mod postgres;
 pub mod query;
 pub mod sqlite;
 pub mod types;

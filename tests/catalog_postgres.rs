@@ -1,0 +1,377 @@
+//! The catalog conformance suite against PostgreSQL, plus what only a
+//! shared catalog must show: several nodes starting, claiming jobs and
+//! racing on one connection at once.
+//!
+//! Needs a running cluster: `VAULTPLUS_TEST_POSTGRES_URL` is the admin URL
+//! of one (scripts/test.sh starts a throwaway one with
+//! `scripts/pg-cluster.sh start DIR`). Every test makes its own database.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{Connection as _, PgConnection, Row};
+use vaultplus::catalog::conformance::Fixture;
+use vaultplus::catalog::postgres::{MIGRATION_LOCK, PostgresCatalog};
+use vaultplus::catalog::{Catalog, CommitOutcome, NewStoredVariant, ScopeId, ScopeTotals};
+use vaultplus::model::list_plan::ListMode;
+use vaultplus::model::observed::{ObservedMedia, ObservedVariant, Origin};
+use vaultplus::model::{ConnectionId, MediaId, MediaType, OrgName, VaultPlusSettings};
+
+const NOW: i64 = 1_800_000_000_000;
+
+fn admin_url() -> String {
+    std::env::var("VAULTPLUS_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "VAULTPLUS_TEST_POSTGRES_URL is not set: these tests need a PostgreSQL cluster. \
+             Run them through scripts/test.sh, or start one with \
+             `scripts/pg-cluster.sh start DIR` and export the URL it prints \
+             (stop it with `scripts/pg-cluster.sh stop DIR`)."
+        )
+    })
+}
+
+/// The admin URL with its database replaced by `db`.
+fn url_of(admin: &str, db: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (admin, None),
+    };
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_end..].find('/') {
+        Some(i) => &base[..authority_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+/// Creates an empty, uniquely named database; returns its URL.
+async fn new_database() -> String {
+    let admin = admin_url();
+    let name = format!("vaultplus_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach the test cluster at {admin}: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    url_of(&admin, &name)
+}
+
+async fn fresh() -> Fixture {
+    let url = new_database().await;
+    let catalog = PostgresCatalog::connect(&url, 4).await.unwrap();
+    Fixture::new(Arc::new(catalog), url)
+}
+
+vaultplus::catalog_conformance!(fresh());
+
+// --- several nodes -----------------------------------------------------------
+
+/// Two "nodes": two catalogs, each with its own pool, on one database.
+async fn two_nodes() -> (Arc<dyn Catalog>, Arc<dyn Catalog>) {
+    let url = new_database().await;
+    let a = PostgresCatalog::connect(&url, 8).await.unwrap();
+    let b = PostgresCatalog::connect(&url, 8).await.unwrap();
+    (Arc::new(a), Arc::new(b))
+}
+
+async fn org_and_conn(c: &dyn Catalog) -> (i64, ConnectionId) {
+    let name = OrgName::parse("org").unwrap();
+    let org = c
+        .ensure_org(&name, &VaultPlusSettings::default(), true, NOW)
+        .await
+        .unwrap()
+        .0;
+    let id = ConnectionId::parse("conn").unwrap();
+    c.insert_connection(org.id, &id, true, NOW).await.unwrap();
+    (org.id, id)
+}
+
+async fn current_scope(c: &dyn Catalog, org: i64, id: &ConnectionId) -> ScopeId {
+    c.connection(org, id).await.unwrap().unwrap().scope_id
+}
+
+fn observed(id: &str) -> ObservedMedia {
+    ObservedMedia {
+        media_id: MediaId::parse(id).unwrap(),
+        media_type: MediaType::Image,
+        duration: None,
+        fingerprint: "f".into(),
+        admitted: true,
+        variants: vec![ObservedVariant {
+            label: "full".into(),
+            origin: Origin::Upstream,
+            url: Some(format!("http://up/cdn/{id}/full.jpg")),
+            size: Some(100),
+            content_type: "image/jpeg".into(),
+            store: true,
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_starting_together_migrate_once() {
+    let url = new_database().await;
+    let nodes: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { PostgresCatalog::connect(&url, 2).await })
+        })
+        .collect();
+    for n in nodes {
+        let catalog = n.await.unwrap().expect("every node starts");
+        catalog.ping().await.unwrap();
+    }
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let rows = sqlx::query("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .unwrap()
+        .count();
+    assert_eq!(rows.len(), files, "each migration recorded once");
+    assert!(rows.iter().all(|r| r.get::<bool, _>("success")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_waits_for_the_migration_lock() {
+    let url = new_database().await;
+    let mut holder = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let starting = {
+        let url = url.clone();
+        tokio::spawn(async move { PostgresCatalog::connect(&url, 2).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !starting.is_finished(),
+        "connect must wait while another node migrates"
+    );
+    let tables: i64 = sqlx::query("SELECT count(*) FROM pg_tables WHERE tablename = 'scopes'")
+        .fetch_one(&mut holder)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "no migration ran under someone else's lock");
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let catalog = tokio::time::timeout(Duration::from_secs(30), starting)
+        .await
+        .expect("connect goes on once the lock is free")
+        .unwrap()
+        .unwrap();
+    catalog.ping().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_never_share_a_job() {
+    let (a, b) = two_nodes().await;
+    let (org, id) = org_and_conn(a.as_ref()).await;
+    let scope = current_scope(a.as_ref(), org, &id).await;
+    let items: Vec<_> = (1..=120).map(|i| observed(&i.to_string())).collect();
+    let out = a
+        .apply_list(scope, "10", ListMode::Add, &items, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.queued, 120);
+
+    let workers: Vec<_> = (0..12)
+        .map(|w| {
+            let c = if w % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let jobs = c
+                        .claim_jobs(&format!("w{w}"), 4, NOW + 60_000, NOW)
+                        .await
+                        .unwrap();
+                    if jobs.is_empty() {
+                        break got;
+                    }
+                    got.extend(jobs.into_iter().map(|j| j.id));
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for w in workers {
+        for job in w.await.unwrap() {
+            assert!(seen.insert(job), "job {job} was handed to two workers");
+        }
+    }
+    assert_eq!(seen.len(), 120, "every job was claimed");
+}
+
+#[tokio::test]
+async fn expired_leases_pass_to_any_node_and_live_ones_stay() {
+    let (a, b) = two_nodes().await;
+    let (org, id) = org_and_conn(a.as_ref()).await;
+    let scope = current_scope(a.as_ref(), org, &id).await;
+    let items: Vec<_> = (1..=3).map(|i| observed(&i.to_string())).collect();
+    a.apply_list(scope, "10", ListMode::Add, &items, NOW)
+        .await
+        .unwrap();
+    let held = a.claim_jobs("a1", 10, NOW + 1000, NOW).await.unwrap();
+    assert_eq!(held.len(), 3);
+    // Another node starting must not end leases node A still works under.
+    assert_eq!(b.release_all_leases().await.unwrap(), 0);
+    assert!(
+        b.claim_jobs("b1", 10, NOW + 5000, NOW + 500)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(a.extend_lease(held[0].id, "a1", NOW + 9000).await.unwrap());
+    // Node A is gone: its other two leases lapse and node B takes them.
+    let taken = b
+        .claim_jobs("b1", 10, NOW + 5000, NOW + 2000)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 2);
+    assert!(!a.extend_lease(taken[0].id, "a1", NOW + 9000).await.unwrap());
+}
+
+/// What every operation on one connection answered, to compare with what
+/// is left.
+#[derive(Default, Debug)]
+struct Ledger {
+    created: u64,
+    created_bytes: u64,
+    purged: u64,
+    purged_bytes: u64,
+    deleted: u64,
+    deleted_bytes: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_purge_commit_delete_keep_counters_exact() {
+    let (a, b) = two_nodes().await;
+    let (org, id) = org_and_conn(a.as_ref()).await;
+    let ledger = Arc::new(std::sync::Mutex::new(Ledger::default()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    // Uploaders on both nodes: each commit makes one new media item.
+    let uploaders: Vec<_> = (0..4u64)
+        .map(|w| {
+            let c = if w % 2 == 0 { a.clone() } else { b.clone() };
+            let (ledger, id) = (ledger.clone(), id.clone());
+            tokio::spawn(async move {
+                for i in 0..60u64 {
+                    let scope = current_scope(c.as_ref(), org, &id).await;
+                    let key = format!("{scope}/{}", uuid::Uuid::new_v4().simple());
+                    let size = 1 + w * 1000 + i;
+                    c.begin_upload(scope, &key, NOW).await.unwrap();
+                    let out = c
+                        .commit_upload(&NewStoredVariant {
+                            scope_id: scope,
+                            media_id: MediaId::parse(&(w * 1000 + i + 1).to_string()).unwrap(),
+                            label: "full".into(),
+                            content_type: "image/jpeg".into(),
+                            size_bytes: size,
+                            checksum: "00".repeat(32),
+                            blob_key: key,
+                            duration: None,
+                            now: NOW,
+                            limit: None,
+                        })
+                        .await
+                        .unwrap();
+                    match out {
+                        CommitOutcome::Created(_) => {
+                            let mut l = ledger.lock().unwrap();
+                            l.created += 1;
+                            l.created_bytes += size;
+                        }
+                        CommitOutcome::ScopeRetired => {}
+                        other => panic!("unexpected commit outcome {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    // Deleters on both nodes, aiming at items the uploaders make.
+    let deleters: Vec<_> = (0..2u64)
+        .map(|d| {
+            let c = if d == 0 { b.clone() } else { a.clone() };
+            let (ledger, id, stop) = (ledger.clone(), id.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let scope = current_scope(c.as_ref(), org, &id).await;
+                    let media = (n % 4) * 1000 + (n / 4) % 60 + 1;
+                    n += 7;
+                    let out = c
+                        .delete_media(scope, &MediaId::parse(&media.to_string()).unwrap())
+                        .await
+                        .unwrap();
+                    let mut l = ledger.lock().unwrap();
+                    l.deleted += out.removed_count;
+                    l.deleted_bytes += out.freed_bytes;
+                }
+            })
+        })
+        .collect();
+    // Purgers on both nodes.
+    let purgers: Vec<_> = (0..2)
+        .map(|p| {
+            let c = if p == 0 { a.clone() } else { b.clone() };
+            let (ledger, id, stop) = (ledger.clone(), id.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let out = c.purge_connection(org, &id, NOW).await.unwrap().unwrap();
+                    {
+                        let mut l = ledger.lock().unwrap();
+                        l.purged += out.purged_count;
+                        l.purged_bytes += out.freed_bytes;
+                    }
+                    tokio::time::sleep(Duration::from_millis(15)).await;
+                }
+            })
+        })
+        .collect();
+    for u in uploaders {
+        u.await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for t in deleters.into_iter().chain(purgers) {
+        t.await.unwrap();
+    }
+
+    let l = std::mem::take(&mut *ledger.lock().unwrap());
+    let scope = current_scope(a.as_ref(), org, &id).await;
+    let left = a.scope_totals(scope).await.unwrap();
+    assert!(l.purged > 0 && l.deleted > 0, "the race happened: {l:?}");
+    assert_eq!(
+        l.created,
+        l.purged + l.deleted + left.live_count,
+        "every stored item was purged, deleted or is still there: {l:?}, left {left:?}"
+    );
+    assert_eq!(
+        l.created_bytes,
+        l.purged_bytes + l.deleted_bytes + left.stored_bytes,
+        "bytes add up: {l:?}, left {left:?}"
+    );
+    for audit in a.audit_scopes().await.unwrap() {
+        assert_eq!(audit.counters, audit.actual, "counters match a recount");
+    }
+    // Draining every retired scope leaves exactly the current one's records.
+    while a.drain_retired_scope(100).await.unwrap() > 0 {}
+    assert_eq!(a.reclaim_backlog().await.unwrap().retired_scopes, 0);
+    let totals: ScopeTotals = a.scope_totals(scope).await.unwrap();
+    assert_eq!(totals, left);
+}
