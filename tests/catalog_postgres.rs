@@ -256,20 +256,27 @@ struct Ledger {
     purged_bytes: u64,
     deleted: u64,
     deleted_bytes: u64,
+    evicted: u64,
+    evicted_bytes: u64,
+    /// Live variants list syncs created (jobs queued) and removed.
+    listed: u64,
+    unlisted: u64,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_purge_commit_delete_keep_counters_exact() {
+async fn racing_writes_keep_counters_exact() {
     let (a, b) = two_nodes().await;
     let (org, id) = org_and_conn(a.as_ref()).await;
     let ledger = Arc::new(std::sync::Mutex::new(Ledger::default()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Media IDs uploaders made, for the deleters to aim at.
+    let made = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
 
     // Uploaders on both nodes: each commit makes one new media item.
     let uploaders: Vec<_> = (0..4u64)
         .map(|w| {
             let c = if w % 2 == 0 { a.clone() } else { b.clone() };
-            let (ledger, id) = (ledger.clone(), id.clone());
+            let (ledger, id, made) = (ledger.clone(), id.clone(), made.clone());
             tokio::spawn(async move {
                 for i in 0..60u64 {
                     let scope = current_scope(c.as_ref(), org, &id).await;
@@ -296,6 +303,9 @@ async fn racing_purge_commit_delete_keep_counters_exact() {
                             let mut l = ledger.lock().unwrap();
                             l.created += 1;
                             l.created_bytes += size;
+                            if i.is_multiple_of(2) {
+                                made.lock().unwrap().push(w * 1000 + i + 1);
+                            }
                         }
                         CommitOutcome::ScopeRetired => {}
                         other => panic!("unexpected commit outcome {other:?}"),
@@ -308,13 +318,15 @@ async fn racing_purge_commit_delete_keep_counters_exact() {
     let deleters: Vec<_> = (0..2u64)
         .map(|d| {
             let c = if d == 0 { b.clone() } else { a.clone() };
-            let (ledger, id, stop) = (ledger.clone(), id.clone(), stop.clone());
+            let (ledger, id, stop, made) = (ledger.clone(), id.clone(), stop.clone(), made.clone());
             tokio::spawn(async move {
-                let mut n = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     let scope = current_scope(c.as_ref(), org, &id).await;
-                    let media = (n % 4) * 1000 + (n / 4) % 60 + 1;
-                    n += 7;
+                    // Every other item an uploader made, newest first.
+                    let Some(media) = made.lock().unwrap().pop() else {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        continue;
+                    };
                     let out = c
                         .delete_media(scope, &MediaId::parse(&media.to_string()).unwrap())
                         .await
@@ -344,26 +356,76 @@ async fn racing_purge_commit_delete_keep_counters_exact() {
             })
         })
         .collect();
+    // An evictor (retention) and a list syncer, one per node.
+    let evictor = {
+        let (c, ledger, id, stop) = (b.clone(), ledger.clone(), id.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let scope = current_scope(c.as_ref(), org, &id).await;
+                let (n, bytes) = c
+                    .evict_expired(scope, Some(i64::MAX), None, 3, NOW)
+                    .await
+                    .unwrap();
+                {
+                    let mut l = ledger.lock().unwrap();
+                    l.evicted += n;
+                    l.evicted_bytes += bytes;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let syncer = {
+        let (c, ledger, id, stop) = (a.clone(), ledger.clone(), id.clone(), stop.clone());
+        tokio::spawn(async move {
+            // Two overlapping listings in turn: each sync adds five items
+            // and removes five.
+            let listing = |from: u64| -> Vec<ObservedMedia> {
+                (from..from + 10)
+                    .map(|i| observed(&(900_000 + i).to_string()))
+                    .collect()
+            };
+            let mut round = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let scope = current_scope(c.as_ref(), org, &id).await;
+                let items = listing(if round.is_multiple_of(2) { 1 } else { 6 });
+                round += 1;
+                if let Some(out) = c
+                    .apply_list(scope, "10", ListMode::Sync, &items, NOW)
+                    .await
+                    .unwrap()
+                {
+                    let mut l = ledger.lock().unwrap();
+                    l.listed += out.queued;
+                    l.unlisted += out.counts.removed;
+                }
+            }
+        })
+    };
     for u in uploaders {
         u.await.unwrap();
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    for t in deleters.into_iter().chain(purgers) {
+    for t in deleters.into_iter().chain(purgers).chain([evictor, syncer]) {
         t.await.unwrap();
     }
 
     let l = std::mem::take(&mut *ledger.lock().unwrap());
     let scope = current_scope(a.as_ref(), org, &id).await;
     let left = a.scope_totals(scope).await.unwrap();
-    assert!(l.purged > 0 && l.deleted > 0, "the race happened: {l:?}");
+    assert!(
+        l.purged > 0 && l.deleted > 0 && l.evicted > 0 && l.unlisted > 0,
+        "the race happened: {l:?}"
+    );
     assert_eq!(
-        l.created,
-        l.purged + l.deleted + left.live_count,
-        "every stored item was purged, deleted or is still there: {l:?}, left {left:?}"
+        l.created + l.listed,
+        l.purged + l.deleted + l.evicted + l.unlisted + left.live_count,
+        "every variant made live was purged, deleted, evicted, unlisted or is still there: \
+         {l:?}, left {left:?}"
     );
     assert_eq!(
         l.created_bytes,
-        l.purged_bytes + l.deleted_bytes + left.stored_bytes,
+        l.purged_bytes + l.deleted_bytes + l.evicted_bytes + left.stored_bytes,
         "bytes add up: {l:?}, left {left:?}"
     );
     for audit in a.audit_scopes().await.unwrap() {
