@@ -437,3 +437,61 @@ async fn racing_writes_keep_counters_exact() {
     let totals: ScopeTotals = a.scope_totals(scope).await.unwrap();
     assert_eq!(totals, left);
 }
+
+#[tokio::test]
+async fn a_purge_or_revocation_on_one_node_shows_on_the_other_at_once() {
+    let (a, b) = two_nodes().await;
+    let (org, id) = org_and_conn(a.as_ref()).await;
+    let scope = current_scope(a.as_ref(), org, &id).await;
+    let media = MediaId::parse("7").unwrap();
+    let label = vaultplus::model::Label::parse("full").unwrap();
+    let key = format!("{scope}/blob");
+    a.begin_upload(scope, &key, NOW).await.unwrap();
+    let out = a
+        .commit_upload(&NewStoredVariant {
+            scope_id: scope,
+            media_id: media.clone(),
+            label: "full".into(),
+            content_type: "image/jpeg".into(),
+            size_bytes: 10,
+            checksum: "00".repeat(32),
+            blob_key: key,
+            duration: None,
+            now: NOW,
+            limit: None,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(out, CommitOutcome::Created(_)));
+    // Node B serves it (and would have cached it, were there a cache).
+    assert!(
+        b.current_variant(scope, &media, &label)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    a.purge_connection(org, &id, NOW).await.unwrap().unwrap();
+    assert!(
+        b.current_variant(scope, &media, &label)
+            .await
+            .unwrap()
+            .is_none(),
+        "node B must not serve what node A purged"
+    );
+
+    let record = vaultplus::catalog::ApiKeyRecord {
+        id: "key1".into(),
+        org_id: org,
+        secret_hash: vec![1; 32],
+        scopes: vec![vaultplus::catalog::KeyScope::Account],
+        created_at: NOW,
+        revoked_at: None,
+    };
+    a.insert_api_key(&record).await.unwrap();
+    assert_eq!(b.api_key("key1").await.unwrap().unwrap().revoked_at, None);
+    assert!(a.revoke_api_key("key1", NOW + 1).await.unwrap());
+    assert_eq!(
+        b.api_key("key1").await.unwrap().unwrap().revoked_at,
+        Some(NOW + 1)
+    );
+}
