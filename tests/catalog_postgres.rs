@@ -495,3 +495,113 @@ async fn a_purge_or_revocation_on_one_node_shows_on_the_other_at_once() {
         Some(NOW + 1)
     );
 }
+
+/// Storing workers on both nodes race with list syncs, deletes, evictions
+/// and purges on one connection. Nothing may fail (a deadlock that outlived
+/// its retries would), and every counter must equal a recount afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_jobs_and_syncs_keep_counters_exact() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (a, b) = two_nodes().await;
+    let (org, id) = org_and_conn(a.as_ref()).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let listing = |from: u64| -> Vec<ObservedMedia> {
+        (from..from + 30)
+            .map(|i| observed(&i.to_string()))
+            .collect()
+    };
+
+    let workers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let c = if w % 2 == 0 { a.clone() } else { b.clone() };
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let owner = format!("w{w}");
+                let mut n = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let jobs = c.claim_jobs(&owner, 3, NOW + 60_000, NOW).await.unwrap();
+                    if jobs.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        continue;
+                    }
+                    for job in jobs {
+                        n += 1;
+                        match n % 5 {
+                            0 => c
+                                .retry_job(job.id, &owner, "later", NOW, true)
+                                .await
+                                .unwrap(),
+                            1 => c.fail_job(job.id, &owner, "gone", NOW).await.unwrap(),
+                            _ => {
+                                let blob = vaultplus::catalog::FetchedBlob {
+                                    blob_key: format!("{}/{}", job.scope_id, uuid::Uuid::new_v4()),
+                                    content_type: "image/jpeg".into(),
+                                    size_bytes: 50 + n,
+                                    checksum: "11".repeat(32),
+                                };
+                                c.begin_upload(job.scope_id, &blob.blob_key, NOW)
+                                    .await
+                                    .unwrap();
+                                c.complete_job(&job, &owner, &blob, None, NOW)
+                                    .await
+                                    .unwrap();
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let syncers: Vec<_> = (0..2u64)
+        .map(|s| {
+            let c = if s == 0 { a.clone() } else { b.clone() };
+            let (id, stop) = (id.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut round = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let scope = current_scope(c.as_ref(), org, &id).await;
+                    let items = listing(1 + (round % 3) * 10);
+                    round += 1;
+                    let mode = if s == 0 {
+                        ListMode::Sync
+                    } else {
+                        ListMode::Add
+                    };
+                    c.apply_list(scope, &format!("l{s}"), mode, &items, NOW)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let others = {
+        let (c, id, stop) = (b.clone(), id.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let scope = current_scope(c.as_ref(), org, &id).await;
+                let media = MediaId::parse(&(1 + n % 50).to_string()).unwrap();
+                c.delete_media(scope, &media).await.unwrap();
+                c.evict_expired(scope, Some(i64::MAX), None, 2, NOW)
+                    .await
+                    .unwrap();
+                if n.is_multiple_of(10) {
+                    c.purge_connection(org, &id, NOW).await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::SeqCst);
+    for t in workers.into_iter().chain(syncers).chain([others]) {
+        t.await.unwrap();
+    }
+    for audit in a.audit_scopes().await.unwrap() {
+        assert_eq!(audit.counters, audit.actual, "counters match a recount");
+    }
+    while a.drain_retired_scope(100).await.unwrap() > 0 {}
+    let backlog = a.reclaim_backlog().await.unwrap();
+    assert_eq!((backlog.retired_scopes, backlog.retired_variants), (0, 0));
+}
