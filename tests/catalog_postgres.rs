@@ -505,6 +505,7 @@ async fn racing_jobs_and_syncs_keep_counters_exact() {
     let (a, b) = two_nodes().await;
     let (org, id) = org_and_conn(a.as_ref()).await;
     let stop = Arc::new(AtomicBool::new(false));
+    let stored = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let listing = |from: u64| -> Vec<ObservedMedia> {
         (from..from + 30)
             .map(|i| observed(&i.to_string()))
@@ -514,7 +515,7 @@ async fn racing_jobs_and_syncs_keep_counters_exact() {
     let workers: Vec<_> = (0..4u64)
         .map(|w| {
             let c = if w % 2 == 0 { a.clone() } else { b.clone() };
-            let stop = stop.clone();
+            let (stop, stored) = (stop.clone(), stored.clone());
             tokio::spawn(async move {
                 let owner = format!("w{w}");
                 let mut n = 0u64;
@@ -542,9 +543,13 @@ async fn racing_jobs_and_syncs_keep_counters_exact() {
                                 c.begin_upload(job.scope_id, &blob.blob_key, NOW)
                                     .await
                                     .unwrap();
-                                c.complete_job(&job, &owner, &blob, None, NOW)
+                                let out = c
+                                    .complete_job(&job, &owner, &blob, None, NOW)
                                     .await
                                     .unwrap();
+                                if matches!(out, CommitOutcome::Created(_)) {
+                                    stored.fetch_add(1, Ordering::SeqCst);
+                                }
                             }
                         }
                     }
@@ -598,6 +603,10 @@ async fn racing_jobs_and_syncs_keep_counters_exact() {
     for t in workers.into_iter().chain(syncers).chain([others]) {
         t.await.unwrap();
     }
+    assert!(
+        stored.load(Ordering::SeqCst) > 0,
+        "workers stored something"
+    );
     for audit in a.audit_scopes().await.unwrap() {
         assert_eq!(audit.counters, audit.actual, "counters match a recount");
     }
