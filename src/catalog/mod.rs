@@ -1,7 +1,7 @@
 //! The catalog: every piece of metadata vaultplus keeps (organizations, keys,
 //! connections, media, variants, reclaim work) behind one trait. SQLite is
-//! the embedded default; every backend must pass the shared conformance
-//! suite in [`conformance`].
+//! the embedded default; PostgreSQL is shared by several nodes. Every
+//! backend must pass the shared conformance suite in [`conformance`].
 
 pub mod conformance;
 pub mod derive;
@@ -130,7 +130,9 @@ pub trait Catalog: Send + Sync + 'static {
     /// Gives up an upload: its blob goes to the reclaim queue.
     async fn abort_upload(&self, blob_key: &str, now: i64) -> Result<()>;
     /// Moves upload intents begun before `started_before` to the reclaim
-    /// queue (their writer is gone). Returns how many.
+    /// queue (their writer is gone). Returns how many. On a shared catalog,
+    /// uploads running on other nodes have intents too: `started_before`
+    /// must be older than any of them.
     async fn requeue_upload_intents(&self, started_before: i64) -> Result<u64>;
 
     // --- delivery ----------------------------------------------------------
@@ -207,6 +209,8 @@ pub trait Catalog: Send + Sync + 'static {
     async fn jobs(&self, scope: ScopeId, failed_only: bool) -> Result<Vec<JobRecord>>;
     /// Ends every lease at once (an embedded catalog has a single server,
     /// so at its start no other worker can hold one). Returns how many.
+    /// A shared catalog (PostgreSQL) ends none and answers 0: other nodes'
+    /// workers may hold live leases, and a dead node's leases lapse.
     async fn release_all_leases(&self) -> Result<u64>;
     /// When the next job becomes due, if any is waiting.
     async fn next_job_due(&self) -> Result<Option<i64>>;
