@@ -17,7 +17,8 @@ use super::signal::Signal;
 /// per round: big enough to amortise a commit, small enough that a round
 /// never holds the catalog's write lock for long.
 const BATCH: u64 = 500;
-/// Blob deletions in flight at once.
+/// Blob deletions in flight at once when a batch deletion failed and
+/// reclaim finds the failing keys one by one.
 const PARALLEL_DELETES: usize = 16;
 
 /// Totals of one reclaim run.
@@ -73,24 +74,15 @@ pub async fn reclaim_with_share(
         let drained = catalog.drain_retired_scope(BATCH).await?;
         report.records += drained;
         let keys = catalog.queued_blob_deletions(BATCH).await?;
-        let results: Vec<(String, anyhow::Result<()>)> = futures::stream::iter(keys)
-            .map(|k| async move {
-                let r = blobs.delete(&k).await;
-                (k, r)
-            })
-            .buffer_unordered(PARALLEL_DELETES)
-            .collect()
-            .await;
-        let mut done = Vec::with_capacity(results.len());
-        for (key, r) in results {
-            match r {
-                Ok(()) => done.push(key),
-                Err(e) => {
-                    report.failed_blobs += 1;
-                    tracing::warn!(blob = %key, error = %format!("{e:#}"), "cannot delete blob; will retry");
-                }
+        let done = match blobs.delete_many(&keys).await {
+            Ok(()) => keys,
+            Err(e) => {
+                // Find the failing keys one by one, so that they stay queued
+                // without holding back the rest of the batch.
+                tracing::warn!(error = %format!("{e:#}"), "batch blob deletion failed; deleting one by one");
+                delete_one_by_one(blobs, keys, &mut report).await
             }
-        }
+        };
         catalog.forget_blob_deletions(&done).await?;
         report.blobs += done.len() as u64;
         if drained == 0 && done.is_empty() {
@@ -100,6 +92,32 @@ pub async fn reclaim_with_share(
             tokio::time::sleep(round.elapsed().mul_f64(1.0 / share - 1.0)).await;
         }
     }
+}
+
+async fn delete_one_by_one(
+    blobs: &dyn BlobStore,
+    keys: Vec<String>,
+    report: &mut ReclaimReport,
+) -> Vec<String> {
+    let results: Vec<(String, anyhow::Result<()>)> = futures::stream::iter(keys)
+        .map(|k| async move {
+            let r = blobs.delete(&k).await;
+            (k, r)
+        })
+        .buffer_unordered(PARALLEL_DELETES)
+        .collect()
+        .await;
+    let mut done = Vec::with_capacity(results.len());
+    for (key, r) in results {
+        match r {
+            Ok(()) => done.push(key),
+            Err(e) => {
+                report.failed_blobs += 1;
+                tracing::warn!(blob = %key, error = %format!("{e:#}"), "cannot delete blob; will retry");
+            }
+        }
+    }
+    done
 }
 
 /// The worker loop: runs on wake-ups and at least every `interval`, using
