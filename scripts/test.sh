@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: formatting, lints, unit tests,
-# the catalog conformance suite, integration tests against the real binary
+# the catalog and blob store conformance suites (the S3 one against a
+# throwaway Garage server), integration tests against the real binary
 # over HTTP, and the official Python SDK against a running server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,14 @@ cargo clippy --all-targets --locked -- -D warnings
 
 echo "==> cargo build"
 cargo build --locked --all-targets
+
+echo "==> S3 server (Garage) for the S3 blob store tests"
+s3_dir=$(mktemp -d)
+stop_s3() { scripts/s3-server.sh stop "$s3_dir"; rm -rf "$s3_dir"; }
+trap stop_s3 EXIT
+scripts/s3-server.sh start "$s3_dir"
+# shellcheck source=/dev/null
+source "$s3_dir/env"
 
 echo "==> Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
