@@ -16,6 +16,7 @@
 //! `AWS_SESSION_TOKEN` and `AWS_ALLOW_HTTP`; explicit options override them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
@@ -38,6 +39,14 @@ pub const PARTS_IN_FLIGHT: usize = 2;
 /// Where [`BlobStore::ping`] writes its probes, under the prefix. No blob
 /// key can start with a dot, and `list` skips this directory.
 const PING_DIR: &str = ".vaultplus-ping";
+/// The whole-request timeout of the client that reads blobs. object_store's
+/// default (30 s, from connecting until the body's last byte) would cut a
+/// media stream that a slow or paused client takes longer to read; its
+/// resumed requests run out after 3 minutes. Opening a read is bounded by
+/// [`OPEN_TIMEOUT`] instead.
+const STREAM_TIMEOUT: &str = "1day";
+/// Time for a read to be answered (headers, retries included).
+const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where and how to reach the bucket. Fields left `None` fall back to the
 /// standard AWS environment variables (see the module docs).
@@ -56,7 +65,10 @@ pub struct S3Options {
 }
 
 pub struct S3BlobStore {
+    /// For everything but reads: object_store's default timeouts.
     store: Arc<AmazonS3>,
+    /// For reads, whose bodies stream at the pace of the client.
+    reader: Arc<AmazonS3>,
     bucket: String,
     /// Empty for the whole bucket.
     prefix: Path,
@@ -132,11 +144,20 @@ impl S3BlobStore {
                 );
             }
         }
+        let reader = b
+            .clone()
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                STREAM_TIMEOUT,
+            )
+            .build()
+            .with_context(|| format!("cannot configure the S3 blob store for {}", opts.url))?;
         let store = b
             .build()
             .with_context(|| format!("cannot configure the S3 blob store for {}", opts.url))?;
         Ok(Self {
             store: Arc::new(store),
+            reader: Arc::new(reader),
             bucket,
             prefix,
         })
@@ -321,7 +342,15 @@ impl BlobStore for S3BlobStore {
             range: range.map(|(offset, len)| GetRange::Bounded(offset..offset + len)),
             ..Default::default()
         };
-        let got = match self.store.get_opts(&path, opts).await {
+        let opened = tokio::time::timeout(OPEN_TIMEOUT, self.reader.get_opts(&path, opts))
+            .await
+            .with_context(|| {
+                format!(
+                    "reading blob {} got no answer within {OPEN_TIMEOUT:?}",
+                    self.describe(key)
+                )
+            })?;
+        let got = match opened {
             Ok(g) => g,
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => {
