@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: formatting, lints, unit tests,
-# the catalog conformance suite, integration tests against the real binary
+# the catalog and blob store conformance suites (the S3 one against a
+# throwaway Garage server), integration tests against the real binary
 # over HTTP, and the official Python SDK against a running server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,21 +17,43 @@ cargo clippy --all-targets --locked -- -D warnings
 echo "==> cargo build"
 cargo build --locked --all-targets
 
-# A throwaway PostgreSQL cluster for the PostgreSQL catalog tests, unless
-# the caller gives one; stopped and deleted on exit.
+# The services the tests run against, stopped and deleted on exit: a
+# throwaway PostgreSQL cluster (unless the caller gives one) and an S3
+# server that checks signatures.
+cleanup=()
+stop_services() {
+    for c in "${cleanup[@]}"; do eval "$c" || true; done
+}
+trap stop_services EXIT
 if [ -z "${VAULTPLUS_TEST_POSTGRES_URL:-}" ]; then
     echo "==> PostgreSQL test cluster"
     pg_dir=$(mktemp -d)
-    trap 'scripts/pg-cluster.sh stop "$pg_dir"' EXIT
+    cleanup+=('scripts/pg-cluster.sh stop "$pg_dir"')
     VAULTPLUS_TEST_POSTGRES_URL=$(scripts/pg-cluster.sh start "$pg_dir")
     export VAULTPLUS_TEST_POSTGRES_URL
 fi
+echo "==> S3 test server"
+s3_dir=$(mktemp -d)
+cleanup+=('scripts/s3-server.sh stop "$s3_dir"; rm -rf "$s3_dir"')
+scripts/s3-server.sh start "$s3_dir"
+# shellcheck source=/dev/null
+source "$s3_dir/env"
 
 echo "==> Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --locked --all-targets --no-fail-fast
 else
     cargo test --locked --all-targets --no-fail-fast
+fi
+
+echo "==> Integration tests again, every server on PostgreSQL + S3"
+# multi_node runs on the cluster stores in both passes already.
+if cargo nextest --version >/dev/null 2>&1; then
+    VAULTPLUS_TEST_BACKEND=cluster cargo nextest run --locked --test integration \
+        --no-fail-fast -E 'not test(/^multi_node::/)'
+else
+    VAULTPLUS_TEST_BACKEND=cluster cargo test --locked --test integration \
+        --no-fail-fast -- --skip multi_node::
 fi
 
 echo "==> onlyfans-sdk (Python) against vaultplus"

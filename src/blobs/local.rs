@@ -223,6 +223,8 @@ impl BlobStore for LocalBlobStore {
                 anyhow::Error::new(e).context(format!("cannot place blob {key}")),
             ));
         }
+        // An overwrite must not be answered from the old bytes.
+        self.small.remove(key);
         Ok(outcome)
     }
 

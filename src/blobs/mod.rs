@@ -2,7 +2,9 @@
 //! holds bytes under opaque keys that vaultplus itself generates (never a
 //! client string), so no request can steer a path.
 
+pub mod conformance;
 pub mod local;
+pub mod s3;
 pub mod small_cache;
 
 use async_trait::async_trait;
@@ -10,6 +12,10 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 pub use local::LocalBlobStore;
+pub use s3::{S3BlobStore, S3Options};
+
+/// Deletions at once in the default [`BlobStore::delete_many`].
+const DELETES_IN_FLIGHT: usize = 16;
 
 /// A body to store, as it arrives.
 pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
@@ -54,6 +60,24 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> anyhow::Result<Option<BlobRead>>;
     /// Deletes the blob; deleting a missing blob succeeds.
     async fn delete(&self, key: &str) -> anyhow::Result<()>;
+    /// Deletes many blobs (reclaim's batches); missing ones count as deleted.
+    /// On error some of them may be gone and some not: deleting again is
+    /// safe. The default deletes one by one, a few at a time; a store with
+    /// a batch API overrides it.
+    async fn delete_many(&self, keys: &[String]) -> anyhow::Result<()> {
+        let mut failures = Vec::new();
+        for batch in keys.chunks(DELETES_IN_FLIGHT) {
+            let deletes: Vec<_> = batch.iter().map(|k| self.delete(k)).collect();
+            for r in futures::future::join_all(deletes).await {
+                failures.extend(r.err());
+            }
+        }
+        let failed = failures.len();
+        match failures.into_iter().next() {
+            None => Ok(()),
+            Some(e) => Err(e.context(format!("cannot delete {failed} of {} blobs", keys.len()))),
+        }
+    }
     /// Bytes still free for new blobs, when the store can tell (a local
     /// filesystem can; an object store has no such figure).
     async fn free_bytes(&self) -> anyhow::Result<Option<u64>>;

@@ -17,7 +17,8 @@ use super::signal::Signal;
 /// per round: big enough to amortise a commit, small enough that a round
 /// never holds the catalog's write lock for long.
 const BATCH: u64 = 500;
-/// Blob deletions in flight at once.
+/// Blob deletions in flight at once when a batch deletion failed and
+/// reclaim finds the failing keys one by one.
 const PARALLEL_DELETES: usize = 16;
 
 /// Totals of one reclaim run.
@@ -73,24 +74,15 @@ pub async fn reclaim_with_share(
         let drained = catalog.drain_retired_scope(BATCH).await?;
         report.records += drained;
         let keys = catalog.queued_blob_deletions(BATCH).await?;
-        let results: Vec<(String, anyhow::Result<()>)> = futures::stream::iter(keys)
-            .map(|k| async move {
-                let r = blobs.delete(&k).await;
-                (k, r)
-            })
-            .buffer_unordered(PARALLEL_DELETES)
-            .collect()
-            .await;
-        let mut done = Vec::with_capacity(results.len());
-        for (key, r) in results {
-            match r {
-                Ok(()) => done.push(key),
-                Err(e) => {
-                    report.failed_blobs += 1;
-                    tracing::warn!(blob = %key, error = %format!("{e:#}"), "cannot delete blob; will retry");
-                }
+        let done = match blobs.delete_many(&keys).await {
+            Ok(()) => keys,
+            Err(e) => {
+                // Find the failing keys one by one, so that they stay queued
+                // without holding back the rest of the batch.
+                tracing::warn!(error = %format!("{e:#}"), "batch blob deletion failed; deleting one by one");
+                delete_one_by_one(blobs, keys, &mut report).await
             }
-        }
+        };
         catalog.forget_blob_deletions(&done).await?;
         report.blobs += done.len() as u64;
         if drained == 0 && done.is_empty() {
@@ -100,6 +92,32 @@ pub async fn reclaim_with_share(
             tokio::time::sleep(round.elapsed().mul_f64(1.0 / share - 1.0)).await;
         }
     }
+}
+
+async fn delete_one_by_one(
+    blobs: &dyn BlobStore,
+    keys: Vec<String>,
+    report: &mut ReclaimReport,
+) -> Vec<String> {
+    let results: Vec<(String, anyhow::Result<()>)> = futures::stream::iter(keys)
+        .map(|k| async move {
+            let r = blobs.delete(&k).await;
+            (k, r)
+        })
+        .buffer_unordered(PARALLEL_DELETES)
+        .collect()
+        .await;
+    let mut done = Vec::with_capacity(results.len());
+    for (key, r) in results {
+        match r {
+            Ok(()) => done.push(key),
+            Err(e) => {
+                report.failed_blobs += 1;
+                tracing::warn!(blob = %key, error = %format!("{e:#}"), "cannot delete blob; will retry");
+            }
+        }
+    }
+    done
 }
 
 /// The worker loop: runs on wake-ups and at least every `interval`, using
@@ -117,5 +135,191 @@ pub async fn run_worker(service: VaultService, interval: Duration, share: f64) {
             _ = service.reclaim_signal.wait() => {}
             _ = tokio::time::sleep(interval) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::blobs::{BlobRead, ByteStream, LocalBlobStore, PutError, PutOutcome};
+    use crate::catalog::NewStoredVariant;
+    use crate::catalog::sqlite::SqliteCatalog;
+    use crate::model::{ConnectionId, MediaId, OrgName, VaultPlusSettings};
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    /// A local store whose batch deletion can be made to fail, and one of
+    /// whose keys cannot be deleted at all; counts the calls.
+    struct Flaky {
+        inner: LocalBlobStore,
+        batch_fails: bool,
+        stuck: Option<String>,
+        batches: AtomicUsize,
+        singles: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl BlobStore for Flaky {
+        async fn ping(&self) -> anyhow::Result<()> {
+            self.inner.ping().await
+        }
+        async fn put(
+            &self,
+            key: &str,
+            body: ByteStream,
+            limit: u64,
+        ) -> Result<PutOutcome, PutError> {
+            self.inner.put(key, body, limit).await
+        }
+        async fn get(
+            &self,
+            key: &str,
+            range: Option<(u64, u64)>,
+        ) -> anyhow::Result<Option<BlobRead>> {
+            self.inner.get(key, range).await
+        }
+        async fn delete(&self, key: &str) -> anyhow::Result<()> {
+            self.singles.fetch_add(1, Ordering::SeqCst);
+            if self.stuck.as_deref() == Some(key) {
+                anyhow::bail!("{key} cannot be deleted");
+            }
+            self.inner.delete(key).await
+        }
+        async fn delete_many(&self, keys: &[String]) -> anyhow::Result<()> {
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            if self.batch_fails {
+                anyhow::bail!("batch deletion failed");
+            }
+            for k in keys {
+                self.inner.delete(k).await?;
+            }
+            Ok(())
+        }
+        async fn free_bytes(&self) -> anyhow::Result<Option<u64>> {
+            self.inner.free_bytes().await
+        }
+        async fn size(&self, key: &str) -> anyhow::Result<Option<u64>> {
+            self.inner.size(key).await
+        }
+        async fn list(&self) -> anyhow::Result<Vec<(String, u64)>> {
+            self.inner.list().await
+        }
+    }
+
+    /// A catalog with `n` stored variants of one connection, purged: `n`
+    /// blobs to reclaim. Returns the blob keys too.
+    async fn purged(
+        dir: &std::path::Path,
+        blobs: &LocalBlobStore,
+        n: usize,
+    ) -> (Arc<SqliteCatalog>, Vec<String>) {
+        let c = Arc::new(
+            SqliteCatalog::open(&dir.join("catalog.sqlite"))
+                .await
+                .unwrap(),
+        );
+        let org = c
+            .ensure_org(
+                &OrgName::parse("a").unwrap(),
+                &VaultPlusSettings::default(),
+                true,
+                NOW,
+            )
+            .await
+            .unwrap()
+            .0;
+        let id = ConnectionId::parse("conn_a").unwrap();
+        c.insert_connection(org.id, &id, true, NOW).await.unwrap();
+        let scope = c.connection(org.id, &id).await.unwrap().unwrap().scope_id;
+        let mut keys = Vec::new();
+        for i in 0..n {
+            let key = format!("{scope}/{}", uuid::Uuid::new_v4().simple());
+            let body = futures::stream::iter([Ok(Bytes::from_static(b"bytes"))]).boxed();
+            blobs.put(&key, body, 100).await.unwrap();
+            c.begin_upload(scope, &key, NOW).await.unwrap();
+            c.commit_upload(&NewStoredVariant {
+                scope_id: scope,
+                media_id: MediaId::parse(&i.to_string()).unwrap(),
+                label: "full".into(),
+                content_type: "image/jpeg".into(),
+                size_bytes: 5,
+                checksum: "00".repeat(32),
+                blob_key: key.clone(),
+                duration: None,
+                now: NOW,
+                limit: None,
+            })
+            .await
+            .unwrap();
+            keys.push(key);
+        }
+        c.purge_connection(org.id, &id, NOW + 1).await.unwrap();
+        (c, keys)
+    }
+
+    #[tokio::test]
+    async fn reclaim_deletes_in_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalBlobStore::open(dir.path()).await.unwrap();
+        let (catalog, _) = purged(dir.path(), &local, 12).await;
+        let blobs = Flaky {
+            inner: local,
+            batch_fails: false,
+            stuck: None,
+            batches: AtomicUsize::new(0),
+            singles: AtomicUsize::new(0),
+        };
+        let r = reclaim_until_idle(catalog.as_ref(), &blobs).await.unwrap();
+        assert!(r.records > 0);
+        assert_eq!((r.blobs, r.failed_blobs), (12, 0));
+        assert!(blobs.batches.load(Ordering::SeqCst) >= 1);
+        assert_eq!(blobs.singles.load(Ordering::SeqCst), 0);
+        assert!(blobs.list().await.unwrap().is_empty());
+        assert_eq!(
+            catalog.reclaim_backlog().await.unwrap(),
+            ReclaimBacklog::default()
+        );
+    }
+
+    /// A failed batch falls back to one by one: every deletable blob goes,
+    /// and only the one that cannot be deleted stays queued.
+    #[tokio::test]
+    async fn a_failed_batch_holds_back_only_the_failing_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalBlobStore::open(dir.path()).await.unwrap();
+        let (catalog, keys) = purged(dir.path(), &local, 12).await;
+        let blobs = Flaky {
+            inner: local,
+            batch_fails: true,
+            stuck: Some(keys[3].clone()),
+            batches: AtomicUsize::new(0),
+            singles: AtomicUsize::new(0),
+        };
+        let r = reclaim_until_idle(catalog.as_ref(), &blobs).await.unwrap();
+        // Each round tries the stuck key again, and counts it again.
+        assert!(r.failed_blobs >= 1);
+        assert_eq!(r.blobs, 11);
+        assert_eq!(blobs.list().await.unwrap(), vec![(keys[3].clone(), 5)]);
+        assert_eq!(catalog.reclaim_backlog().await.unwrap().queued_blobs, 1);
+
+        // Once the store recovers, the next run frees it.
+        let blobs = Flaky {
+            batch_fails: false,
+            stuck: None,
+            ..blobs
+        };
+        let r = reclaim_until_idle(catalog.as_ref(), &blobs).await.unwrap();
+        assert_eq!((r.blobs, r.failed_blobs), (1, 0));
+        assert!(blobs.list().await.unwrap().is_empty());
+        assert_eq!(
+            catalog.reclaim_backlog().await.unwrap(),
+            ReclaimBacklog::default()
+        );
     }
 }
