@@ -1,8 +1,8 @@
-//! Wiring: a data directory becomes a catalog, a blob store, a service, its
-//! background workers, and a listening server.
+//! Wiring: stores (a data directory, or a cluster's database and bucket)
+//! become a service, its background workers, and a listening server.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,46 +10,32 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
-use crate::blobs::{BlobStore, LocalBlobStore};
+use crate::blobs::LocalBlobStore;
 use crate::catalog::Catalog;
-use crate::catalog::sqlite::SqliteCatalog;
 use crate::model::time::now_ms;
 use crate::service::pipeline::{self, PipelineConfig};
 use crate::service::{ServiceConfig, VaultService, admin, keyring, reclaim, retention};
+use crate::stores::{self, BlobSpec, OpenOptions, StoreSpec, Stores};
 use crate::upstream::UpstreamClient;
+
+/// Database connections of a server (a command uses fewer).
+const SERVER_POOL: u32 = 16;
+/// Longest pause between two looks for stale uploads on a cluster.
+const STALE_INTENT_CHECK: Duration = Duration::from_secs(600);
 
 /// How often batched access counts are written.
 const ACCESS_FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-pub struct Stores {
-    pub catalog: Arc<dyn Catalog>,
-    pub blobs: Arc<dyn BlobStore>,
-}
-
-/// Opens the embedded stores of a data directory, creating it if needed.
+/// Opens the embedded stores of a data directory, creating it if needed
+/// (tests and tools that work on one directory).
 pub async fn open_data_dir(dir: &Path) -> anyhow::Result<Stores> {
-    open_data_dir_with(dir, 0).await
-}
-
-/// As [`open_data_dir`], keeping up to `blob_cache` bytes of small blobs in
-/// memory (the server; the CLI needs none).
-pub async fn open_data_dir_with(dir: &Path, blob_cache: u64) -> anyhow::Result<Stores> {
-    tokio::fs::create_dir_all(dir)
-        .await
-        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-    let catalog = SqliteCatalog::open(&dir.join("catalog.sqlite")).await?;
-    let blobs = LocalBlobStore::open(dir)
-        .await?
-        .with_memory_cache(blob_cache);
-    Ok(Stores {
-        catalog: Arc::new(catalog),
-        blobs: Arc::new(blobs),
-    })
+    let spec = StoreSpec::new(dir.to_path_buf(), None, None, Default::default())?;
+    stores::open(&spec, OpenOptions::COMMAND).await
 }
 
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
-    pub data_dir: PathBuf,
+    pub stores: StoreSpec,
     pub listen: String,
     pub public_url: Option<String>,
     pub max_upload_bytes: u64,
@@ -67,58 +53,44 @@ pub struct ServeOptions {
     pub key_reload: Duration,
     /// How often retention policies are applied to every connection.
     pub sweep_interval: Duration,
-}
-
-/// Takes the data directory for this server alone: its start-up recovery
-/// (upload intents, job leases, temporary files) assumes no other server
-/// works on the same directory. The lock lives as long as the file.
-fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
-    let path = dir.join("LOCK");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| {
-        anyhow::anyhow!(
-            "another vaultplus server is running on {} (one server per data directory; the CLI may run beside it)",
-            dir.display()
-        )
-    })?;
-    Ok(file)
+    /// On a cluster: age after which an unfinished upload is taken for dead.
+    pub stale_upload: Duration,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
-    let stores = open_data_dir_with(&opts.data_dir, opts.blob_cache_bytes).await?;
-    let _lock = lock_data_dir(&opts.data_dir)?;
-    LocalBlobStore::open(&opts.data_dir)
-        .await?
-        .clean_tmp()
-        .await?;
+    let stores = stores::open(
+        &opts.stores,
+        OpenOptions {
+            pool_size: SERVER_POOL,
+            blob_cache_bytes: opts.blob_cache_bytes,
+        },
+    )
+    .await?;
+    let _locks = opts
+        .stores
+        .exclusive_dirs()
+        .into_iter()
+        .map(stores::lock_dir)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let BlobSpec::Local(dir) = &opts.stores.blobs {
+        LocalBlobStore::open(dir).await?.clean_tmp().await?;
+    }
     if let Some(key) = admin::bootstrap(stores.catalog.as_ref()).await? {
         println!(
             "Created organization \"{}\". Its ACCOUNT API key, shown only this once:\n{key}",
             admin::DEFAULT_ORG
         );
     }
-    // One server owns an embedded data directory, so upload intents left in
-    // it belong to a process that is gone: their blobs are reclaimed.
-    let orphans = stores.catalog.requeue_upload_intents(now_ms() + 1).await?;
-    if orphans > 0 {
-        tracing::warn!(
-            orphans,
-            "uploads interrupted by a previous stop will be reclaimed"
-        );
-    }
-    // Likewise, leases on storing jobs belong to its workers of before.
-    let released = stores.catalog.release_all_leases().await?;
-    if released > 0 {
-        tracing::warn!(
-            released,
-            "storing jobs interrupted by a previous stop resume now"
-        );
+    if opts.stores.single_server() {
+        recover_single_server(stores.catalog.as_ref()).await?;
+    } else {
+        // Other nodes may be mid-upload or mid-fetch: only intents older
+        // than any upload could take are given up, periodically.
+        tokio::spawn(requeue_stale_intents(
+            stores.catalog.clone(),
+            opts.stale_upload,
+        ));
     }
     let signer = keyring::signer(stores.catalog.as_ref()).await?;
 
@@ -160,7 +132,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     tokio::spawn(retention::run_worker(service.clone(), opts.sweep_interval));
 
     println!("vaultplus listening on http://{addr} (public URL {public_url})");
-    tracing::info!(%addr, data_dir = %opts.data_dir.display(), "serving");
+    tracing::info!(%addr, stores = %opts.stores.describe(), "serving");
     // Without TCP_NODELAY, a small response whose head and body leave in two
     // writes waits on the client's delayed ACK (about 40 ms a request).
     let listener = listener.tap_io(|tcp| {
@@ -175,6 +147,48 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     service.access().flush(stores.catalog.as_ref()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Start-up recovery of the only server on an embedded catalog: upload
+/// intents and job leases left in it belong to a process that is gone.
+async fn recover_single_server(catalog: &dyn Catalog) -> anyhow::Result<()> {
+    let orphans = catalog.requeue_upload_intents(now_ms() + 1).await?;
+    if orphans > 0 {
+        tracing::warn!(
+            orphans,
+            "uploads interrupted by a previous stop will be reclaimed"
+        );
+    }
+    let released = catalog.release_all_leases().await?;
+    if released > 0 {
+        tracing::warn!(
+            released,
+            "storing jobs interrupted by a previous stop resume now"
+        );
+    }
+    Ok(())
+}
+
+/// In a cluster, the blob of an upload or fetch whose node died is found by
+/// age: an intent older than `stale` is taken to have no writer left. A
+/// commit after that is refused, so a live upload that runs longer fails
+/// cleanly (409) rather than losing bytes: `stale` must exceed the longest
+/// upload.
+async fn requeue_stale_intents(catalog: Arc<dyn Catalog>, stale: Duration) {
+    let mut tick = tokio::time::interval(
+        STALE_INTENT_CHECK
+            .min(stale / 4)
+            .max(Duration::from_secs(1)),
+    );
+    loop {
+        tick.tick().await;
+        let before = now_ms() - stale.as_millis() as i64;
+        match catalog.requeue_upload_intents(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(n, "uploads abandoned by a stopped node will be reclaimed"),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot requeue stale uploads"),
+        }
+    }
 }
 
 async fn flush_access_counts(service: VaultService) {

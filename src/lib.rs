@@ -12,6 +12,8 @@ pub mod catalog;
 pub mod cli;
 pub mod demo_upstream;
 pub mod http;
+pub mod migrate;
 pub mod model;
 pub mod service;
+pub mod stores;
 pub mod upstream;

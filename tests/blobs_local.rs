@@ -1,20 +1,20 @@
 //! The blob store conformance suite against the local directory store,
-//! plain and with its in-memory cache of small blobs.
+//! plain and behind the in-memory cache of small blobs.
 
 use std::sync::Arc;
 
-use vaultplus::blobs::LocalBlobStore;
 use vaultplus::blobs::conformance::Fixture;
+use vaultplus::blobs::{BlobStore, CachedBlobStore, LocalBlobStore};
 
 async fn fresh(memory_cache: u64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalBlobStore::open(dir.path()).await.unwrap();
-    let store = if memory_cache > 0 {
-        store.with_memory_cache(memory_cache)
+    let store: Arc<dyn BlobStore> = if memory_cache > 0 {
+        Arc::new(CachedBlobStore::new(store, memory_cache))
     } else {
-        store
+        Arc::new(store)
     };
-    Fixture::new(Arc::new(store), dir)
+    Fixture::new(store, dir)
 }
 
 vaultplus::blob_conformance!(fresh(0));

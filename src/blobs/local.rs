@@ -17,7 +17,6 @@ use tokio::fs;
 use bytes::Bytes;
 use tokio::io::{AsyncWriteExt, BufWriter};
 
-use super::small_cache::SmallBlobCache;
 use super::{BlobRead, BlobStore, ByteStream, PutError, PutOutcome};
 
 const WRITE_BUFFER: usize = 256 * 1024;
@@ -35,7 +34,6 @@ enum Opened {
 pub struct LocalBlobStore {
     root: PathBuf,
     tmp: PathBuf,
-    small: SmallBlobCache,
 }
 
 impl LocalBlobStore {
@@ -48,18 +46,7 @@ impl LocalBlobStore {
                 .await
                 .with_context(|| format!("cannot create {}", d.display()))?;
         }
-        Ok(Self {
-            root,
-            tmp,
-            small: SmallBlobCache::new(0),
-        })
-    }
-
-    /// Keeps up to `budget` bytes of small blobs in memory (see
-    /// [`SmallBlobCache`]).
-    pub fn with_memory_cache(mut self, budget: u64) -> Self {
-        self.small = SmallBlobCache::new(budget);
-        self
+        Ok(Self { root, tmp })
     }
 
     /// Deletes leftovers of writes that a crash interrupted: never referenced
@@ -223,23 +210,11 @@ impl BlobStore for LocalBlobStore {
                 anyhow::Error::new(e).context(format!("cannot place blob {key}")),
             ));
         }
-        // An overwrite must not be answered from the old bytes.
-        self.small.remove(key);
         Ok(outcome)
     }
 
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> anyhow::Result<Option<BlobRead>> {
         let path = self.path_of(key)?;
-        if let Some(whole) = self.small.get(key) {
-            let (offset, len) = range.unwrap_or((0, whole.len() as u64));
-            let end = (offset + len).min(whole.len() as u64);
-            let part = whole.slice(offset.min(end) as usize..end as usize);
-            return Ok(Some(BlobRead {
-                len: part.len() as u64,
-                body: futures::stream::once(async move { Ok(part) }).boxed(),
-            }));
-        }
-        let cache_key = key.to_owned();
         let key = key.to_owned();
         // One trip to the blocking pool opens, sizes and, for a small read,
         // reads the whole answer: each trip costs more than reading 1 MiB
@@ -264,9 +239,6 @@ impl BlobStore for LocalBlobStore {
             Ok(Some(Opened::File(file, len)))
         })
         .await??;
-        if let (Some(Opened::Whole(bytes)), None) = (&opened, range) {
-            self.small.put(&cache_key, bytes.clone());
-        }
         Ok(opened.map(|o| match o {
             Opened::Whole(bytes) => BlobRead {
                 len: bytes.len() as u64,
@@ -281,7 +253,6 @@ impl BlobStore for LocalBlobStore {
 
     async fn delete(&self, key: &str) -> anyhow::Result<()> {
         let path = self.path_of(key)?;
-        self.small.remove(key);
         match fs::remove_file(&path).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -2,6 +2,7 @@
 //! holds bytes under opaque keys that vaultplus itself generates (never a
 //! client string), so no request can steer a path.
 
+pub mod cached;
 pub mod conformance;
 pub mod local;
 pub mod s3;
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
+pub use cached::CachedBlobStore;
 pub use local::LocalBlobStore;
 pub use s3::{S3BlobStore, S3Options};
 

@@ -50,7 +50,7 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where and how to reach the bucket. Fields left `None` fall back to the
 /// standard AWS environment variables (see the module docs).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct S3Options {
     /// `s3://bucket` or `s3://bucket/optional/prefix`.
     pub url: String,

@@ -32,6 +32,10 @@ impl SmallBlobCache {
         }
     }
 
+    pub fn enabled(&self) -> bool {
+        self.budget > 0
+    }
+
     pub fn get(&self, key: &str) -> Option<Bytes> {
         if self.budget == 0 {
             return None;

@@ -2,8 +2,7 @@
 
 use clap::Subcommand;
 
-use super::DataDirArg;
-use crate::app::open_data_dir;
+use super::StoreArgs;
 use crate::model::time::format_iso_ms;
 use crate::service::admin;
 
@@ -13,7 +12,7 @@ pub enum ConnectionsCommand {
     /// autoEnableForNewConnections unless --enabled/--disabled says otherwise.
     Add {
         #[command(flatten)]
-        data: DataDirArg,
+        data: StoreArgs,
         /// Organization name (created if new).
         #[arg(long)]
         org: String,
@@ -29,14 +28,14 @@ pub enum ConnectionsCommand {
     /// List an organization's connections.
     List {
         #[command(flatten)]
-        data: DataDirArg,
+        data: StoreArgs,
         #[arg(long)]
         org: String,
     },
     /// Purge a connection's media and remove it.
     Remove {
         #[command(flatten)]
-        data: DataDirArg,
+        data: StoreArgs,
         #[arg(long)]
         org: String,
         connection_id: String,
@@ -52,7 +51,7 @@ pub async fn run(cmd: ConnectionsCommand) -> anyhow::Result<()> {
             disabled,
             connection_id,
         } => {
-            let stores = open_data_dir(&data.data_dir).await?;
+            let stores = data.open().await?;
             let choice = match (enabled, disabled) {
                 (true, _) => Some(true),
                 (_, true) => Some(false),
@@ -67,7 +66,7 @@ pub async fn run(cmd: ConnectionsCommand) -> anyhow::Result<()> {
             );
         }
         ConnectionsCommand::List { data, org } => {
-            let stores = open_data_dir(&data.data_dir).await?;
+            let stores = data.open().await?;
             println!("{:<40} {:<9} CREATED", "ID", "VAULT+");
             for c in admin::list_connections(stores.catalog.as_ref(), &org).await? {
                 println!(
@@ -83,7 +82,7 @@ pub async fn run(cmd: ConnectionsCommand) -> anyhow::Result<()> {
             org,
             connection_id,
         } => {
-            let stores = open_data_dir(&data.data_dir).await?;
+            let stores = data.open().await?;
             let p = admin::remove_connection(stores.catalog.as_ref(), &org, &connection_id).await?;
             println!(
                 "removed {connection_id}: purgedCount={} freedBytes={} (bytes are reclaimed by the server in the background)",

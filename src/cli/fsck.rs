@@ -3,15 +3,14 @@
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::DataDirArg;
-use crate::app::open_data_dir;
+use super::StoreArgs;
 use crate::service::fsck::fsck;
 use crate::service::reclaim::reclaim_until_idle;
 
 #[derive(Args, Debug)]
 pub struct FsckArgs {
     #[command(flatten)]
-    data: DataDirArg,
+    data: StoreArgs,
     /// Fix what is found: orphan blobs are deleted, variants whose blob is
     /// missing or the wrong size become `removed`, counters are recomputed.
     #[arg(long)]
@@ -20,7 +19,7 @@ pub struct FsckArgs {
 
 /// Fails (exit status 1) when problems were found and not repaired.
 pub async fn run(args: FsckArgs) -> anyhow::Result<()> {
-    let stores = open_data_dir(&args.data.data_dir).await?;
+    let stores = args.data.open().await?;
     // indicatif draws only on a terminal; in scripts and CI it stays quiet.
     let bar = ProgressBar::new_spinner();
     bar.set_style(ProgressStyle::with_template("{spinner} {msg}")?);

@@ -2,8 +2,7 @@
 
 use clap::Subcommand;
 
-use super::DataDirArg;
-use crate::app::open_data_dir;
+use super::StoreArgs;
 use crate::model::time::format_iso_ms;
 use crate::service::admin;
 
@@ -12,7 +11,7 @@ pub enum KeysCommand {
     /// Create an API key (and the organization, if new); prints only the key.
     Create {
         #[command(flatten)]
-        data: DataDirArg,
+        data: StoreArgs,
         /// Organization name.
         #[arg(long)]
         org: String,
@@ -23,7 +22,7 @@ pub enum KeysCommand {
     /// List keys (IDs and scopes; secrets are never stored).
     List {
         #[command(flatten)]
-        data: DataDirArg,
+        data: StoreArgs,
         /// Only this organization's keys.
         #[arg(long)]
         org: Option<String>,
@@ -31,7 +30,7 @@ pub enum KeysCommand {
     /// Revoke a key, given its ID or the whole key.
     Revoke {
         #[command(flatten)]
-        data: DataDirArg,
+        data: StoreArgs,
         key: String,
     },
 }
@@ -39,14 +38,14 @@ pub enum KeysCommand {
 pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::Create { data, org, scopes } => {
-            let stores = open_data_dir(&data.data_dir).await?;
+            let stores = data.open().await?;
             println!(
                 "{}",
                 admin::create_key(stores.catalog.as_ref(), &org, &scopes).await?
             );
         }
         KeysCommand::List { data, org } => {
-            let stores = open_data_dir(&data.data_dir).await?;
+            let stores = data.open().await?;
             println!(
                 "{:<18} {:<20} {:<28} {:<26} REVOKED",
                 "ID", "ORG", "SCOPES", "CREATED"
@@ -66,7 +65,7 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
             }
         }
         KeysCommand::Revoke { data, key } => {
-            let stores = open_data_dir(&data.data_dir).await?;
+            let stores = data.open().await?;
             admin::revoke_key(stores.catalog.as_ref(), &key).await?;
             eprintln!("revoked");
         }

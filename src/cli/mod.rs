@@ -1,8 +1,9 @@
-//! The command line: `serve`, `keys`, `connections`.
+//! The command line: `serve`, the admin commands, `migrate`.
 
 mod connections;
 mod fsck;
 mod keys;
+mod migrate;
 mod reclaim;
 mod retention;
 mod signing_keys;
@@ -13,7 +14,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::{self, ServeOptions};
+use crate::blobs::s3::S3Options;
 use crate::service::pipeline::PipelineConfig;
+use crate::stores::{self, OpenOptions, StoreSpec, Stores};
 
 #[derive(Parser, Debug)]
 #[command(name = "vaultplus", version, about = "Self-hostable media cache server speaking the OFAuth Vault+ API", long_about = None)]
@@ -33,7 +36,7 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the server on a data directory (SQLite catalog + local blobs).
+    /// Run the server (embedded: a data directory; cluster: --database and --blobs).
     Serve(ServeArgs),
     /// Create, list and revoke API keys.
     #[command(subcommand)]
@@ -54,20 +57,82 @@ enum Command {
     /// Inspect or drain the background reclaim of purged bytes.
     #[command(subcommand)]
     Reclaim(reclaim::ReclaimCommand),
+    /// Move an embedded installation into a cluster (PostgreSQL + S3); resumable.
+    Migrate(migrate::MigrateArgs),
 }
 
-/// Where the embedded catalog and blobs live.
+/// Where the catalog and the blobs live: by default both in the data
+/// directory; `--database` and `--blobs` point at a cluster's instead.
 #[derive(Args, Debug, Clone)]
-pub struct DataDirArg {
-    /// Data directory (catalog.sqlite, blobs/, tmp/).
+#[command(next_help_heading = "Storage")]
+pub struct StoreArgs {
+    /// Data directory (catalog.sqlite, blobs/, tmp/ unless --database or --blobs say otherwise).
     #[arg(long, env = "VAULTPLUS_DATA_DIR", default_value = "./vaultplus-data")]
     pub data_dir: PathBuf,
+    /// Catalog: postgres://user:password@host:port/db (shared by every node of a cluster) or sqlite://path [default: <data dir>/catalog.sqlite].
+    #[arg(long, env = "VAULTPLUS_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
+    /// Blob store: s3://bucket/prefix (shared by every node of a cluster) or a local directory [default: the data dir].
+    #[arg(long, env = "VAULTPLUS_BLOBS")]
+    pub blobs: Option<String>,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+impl StoreArgs {
+    pub fn spec(&self) -> anyhow::Result<StoreSpec> {
+        StoreSpec::new(
+            self.data_dir.clone(),
+            self.database.as_deref(),
+            self.blobs.as_deref(),
+            self.s3.options(),
+        )
+    }
+
+    /// Opens the stores for a one-shot command.
+    pub async fn open(&self) -> anyhow::Result<Stores> {
+        stores::open(&self.spec()?, OpenOptions::COMMAND).await
+    }
+}
+
+/// How to reach an S3-compatible blob store (`--blobs s3://...`).
+#[derive(Args, Debug, Clone)]
+pub struct S3Args {
+    /// S3 endpoint URL, for S3-compatible servers [default: AWS_ENDPOINT_URL, else AWS].
+    #[arg(long, env = "VAULTPLUS_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// S3 region [default: AWS_REGION, else us-east-1].
+    #[arg(long, env = "VAULTPLUS_S3_REGION")]
+    s3_region: Option<String>,
+    /// S3 access key ID [default: AWS_ACCESS_KEY_ID].
+    #[arg(long, env = "VAULTPLUS_S3_ACCESS_KEY_ID")]
+    s3_access_key_id: Option<String>,
+    /// S3 secret access key [default: AWS_SECRET_ACCESS_KEY].
+    #[arg(long, env = "VAULTPLUS_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    s3_secret_access_key: Option<String>,
+    /// Allow a plain-HTTP S3 endpoint [default: AWS_ALLOW_HTTP, else false].
+    #[arg(long, env = "VAULTPLUS_S3_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true")]
+    s3_allow_http: Option<bool>,
+}
+
+impl S3Args {
+    /// The options, without the bucket URL (given by `--blobs`).
+    pub fn options(&self) -> S3Options {
+        S3Options {
+            url: String::new(),
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.clone(),
+            allow_http: self.s3_allow_http,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
 struct ServeArgs {
     #[command(flatten)]
-    data: DataDirArg,
+    stores: StoreArgs,
     /// Address to listen on.
     #[arg(long, env = "VAULTPLUS_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
@@ -122,6 +187,9 @@ struct ServeArgs {
     /// Seconds between retention sweeps (retentionDays, accessExpiryDays, storageLimitBytes).
     #[arg(long, env = "VAULTPLUS_SWEEP_INTERVAL_SECS", default_value_t = 300)]
     sweep_interval_secs: u64,
+    /// On a cluster (--database postgres://): seconds after which an unfinished upload or fetch is taken for dead and its bytes reclaimed; must exceed the longest upload. (An embedded server reclaims them at its next start.)
+    #[arg(long, env = "VAULTPLUS_STALE_UPLOAD_SECS", default_value_t = 6 * 3600)]
+    stale_upload_secs: u64,
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -138,7 +206,7 @@ pub fn run() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(a) => {
                 app::serve(ServeOptions {
-                    data_dir: a.data.data_dir,
+                    stores: a.stores.spec()?,
                     listen: a.listen,
                     public_url: a.public_url,
                     max_upload_bytes: a.max_upload_bytes,
@@ -156,6 +224,7 @@ pub fn run() -> anyhow::Result<()> {
                     },
                     key_reload: Duration::from_secs(a.key_reload_secs.max(1)),
                     sweep_interval: Duration::from_secs(a.sweep_interval_secs.max(1)),
+                    stale_upload: Duration::from_secs(a.stale_upload_secs.max(1)),
                 })
                 .await
             }
@@ -166,6 +235,7 @@ pub fn run() -> anyhow::Result<()> {
             Command::Fsck(a) => fsck::run(a).await,
             Command::Retention(c) => retention::run(c).await,
             Command::DemoUpstream(a) => crate::demo_upstream::run(a).await,
+            Command::Migrate(a) => migrate::run(a).await,
         }
     })
 }

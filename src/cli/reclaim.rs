@@ -3,8 +3,7 @@
 
 use clap::Subcommand;
 
-use super::DataDirArg;
-use crate::app::open_data_dir;
+use super::StoreArgs;
 use crate::service::reclaim::reclaim_until_idle;
 
 #[derive(Subcommand, Debug)]
@@ -12,19 +11,19 @@ pub enum ReclaimCommand {
     /// Show what is waiting to be freed.
     Status {
         #[command(flatten)]
-        data: DataDirArg,
+        data: StoreArgs,
     },
     /// Free everything waiting now, then exit.
     Run {
         #[command(flatten)]
-        data: DataDirArg,
+        data: StoreArgs,
     },
 }
 
 pub async fn run(cmd: ReclaimCommand) -> anyhow::Result<()> {
     match cmd {
         ReclaimCommand::Status { data } => {
-            let stores = open_data_dir(&data.data_dir).await?;
+            let stores = data.open().await?;
             let b = stores.catalog.reclaim_backlog().await?;
             println!(
                 "retired_scopes={} retired_variants={} queued_blobs={}",
@@ -32,7 +31,7 @@ pub async fn run(cmd: ReclaimCommand) -> anyhow::Result<()> {
             );
         }
         ReclaimCommand::Run { data } => {
-            let stores = open_data_dir(&data.data_dir).await?;
+            let stores = data.open().await?;
             let r = reclaim_until_idle(stores.catalog.as_ref(), stores.blobs.as_ref()).await?;
             println!(
                 "records={} blobs={} failed_blobs={}",

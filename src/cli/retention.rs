@@ -2,8 +2,7 @@
 
 use clap::Subcommand;
 
-use super::DataDirArg;
-use crate::app::open_data_dir;
+use super::StoreArgs;
 use crate::model::time::{now_ms, parse_iso_ms};
 use crate::service::reclaim::reclaim_until_idle;
 use crate::service::retention::sweep;
@@ -14,7 +13,7 @@ pub enum RetentionCommand {
     /// storageLimitBytes say must go, then free the bytes.
     Run {
         #[command(flatten)]
-        data: DataDirArg,
+        data: StoreArgs,
         /// Judge expiry as of this instant (ISO-8601) instead of now, e.g. to
         /// see what a policy will evict.
         #[arg(long)]
@@ -29,7 +28,7 @@ pub async fn run(cmd: RetentionCommand) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("--as-of {raw:?} is not an ISO-8601 date-time"))?,
         None => now_ms(),
     };
-    let stores = open_data_dir(&data.data_dir).await?;
+    let stores = data.open().await?;
     let report = sweep(stores.catalog.as_ref(), now).await?;
     reclaim_until_idle(stores.catalog.as_ref(), stores.blobs.as_ref()).await?;
     println!(

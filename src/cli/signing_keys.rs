@@ -2,8 +2,7 @@
 
 use clap::Subcommand;
 
-use super::DataDirArg;
-use crate::app::open_data_dir;
+use super::StoreArgs;
 use crate::model::time::format_iso_ms;
 use crate::service::keyring;
 
@@ -12,7 +11,7 @@ pub enum SigningKeysCommand {
     /// List the URL signing keys (IDs and ages; secrets are not shown).
     List {
         #[command(flatten)]
-        data: DataDirArg,
+        data: StoreArgs,
     },
     /// Add a new signing key: servers sign new URLs with it after their next
     /// key reload (--key-reload-secs, 10 s by default),
@@ -20,13 +19,13 @@ pub enum SigningKeysCommand {
     /// URL can use any more are dropped.
     Rotate {
         #[command(flatten)]
-        data: DataDirArg,
+        data: StoreArgs,
     },
     /// Drop a key: every URL it signed stops working once servers reload
     /// their keys (a leaked key).
     Retire {
         #[command(flatten)]
-        data: DataDirArg,
+        data: StoreArgs,
         id: i64,
     },
 }
@@ -34,7 +33,7 @@ pub enum SigningKeysCommand {
 pub async fn run(cmd: SigningKeysCommand) -> anyhow::Result<()> {
     match cmd {
         SigningKeysCommand::List { data } => {
-            let stores = open_data_dir(&data.data_dir).await?;
+            let stores = data.open().await?;
             let keys = stores.catalog.signing_keys().await?;
             println!("{:<6} CREATED", "ID");
             for (i, k) in keys.iter().enumerate() {
@@ -47,12 +46,12 @@ pub async fn run(cmd: SigningKeysCommand) -> anyhow::Result<()> {
             }
         }
         SigningKeysCommand::Rotate { data } => {
-            let stores = open_data_dir(&data.data_dir).await?;
+            let stores = data.open().await?;
             let (id, dropped) = keyring::rotate(stores.catalog.as_ref()).await?;
             println!("new signing key {id}; dropped {dropped:?}");
         }
         SigningKeysCommand::Retire { data, id } => {
-            let stores = open_data_dir(&data.data_dir).await?;
+            let stores = data.open().await?;
             keyring::retire(stores.catalog.as_ref(), id).await?;
             println!("retired signing key {id}");
         }

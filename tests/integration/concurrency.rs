@@ -115,6 +115,6 @@ async fn purge_during_concurrent_uploads_is_exact() {
         "orphan or missing blobs: {files:?}"
     );
     assert_eq!(files.iter().map(|(_, n)| n).sum::<u64>(), bytes_now);
-    let tmp = std::fs::read_dir(s.data_dir().join("tmp")).unwrap().count();
+    let tmp = s.tmp_files();
     assert_eq!(tmp, 0, "no temporary files left");
 }

@@ -23,6 +23,9 @@ fn fsck(s: &TestServer, repair: bool) -> (bool, String) {
 
 #[tokio::test]
 async fn fsck_finds_and_repairs_damage() {
+    if crate::backend::embedded_only("fsck_finds_and_repairs_damage") {
+        return;
+    }
     let s = TestServer::start().await;
     s.add_connection("default", "conn_a");
     for (media, size) in [("1", 100), ("2", 200), ("3", 300)] {
@@ -74,6 +77,9 @@ async fn fsck_finds_and_repairs_damage() {
 
 #[tokio::test]
 async fn fsck_repairs_counters() {
+    if crate::backend::embedded_only("fsck_repairs_counters") {
+        return;
+    }
     let s = TestServer::start().await;
     s.add_connection("default", "conn_a");
     s.put("conn_a", "1", "full", "image/png", bytes(1, 100))

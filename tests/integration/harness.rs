@@ -11,6 +11,8 @@ use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::backend::Backend;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_vaultplus");
 
 pub struct TestServer {
@@ -18,8 +20,11 @@ pub struct TestServer {
     pub base: String,
     /// The ACCOUNT key of the `default` org, printed at first start.
     pub key: String,
+    key_printed: Option<String>,
     pub dir: TempDir,
     pub http: reqwest::Client,
+    /// The stores it runs on (embedded, or a cluster's database and bucket).
+    pub backend: Backend,
 }
 
 impl TestServer {
@@ -33,16 +38,33 @@ impl TestServer {
 
     /// Starts on a given (empty) data directory.
     pub async fn start_in(dir: TempDir, extra: &[&str]) -> Self {
-        let (child, base, key) = spawn(dir.path(), extra);
+        let backend = Backend::fresh().await;
+        let mut server = Self::start_on(dir, backend, extra).await;
+        server.key = server.key_printed.take().expect("first start prints a key");
+        server
+    }
+
+    /// Starts a node on the given stores (several nodes may share them; only
+    /// the first start of new stores prints a key).
+    pub async fn start_on(dir: TempDir, backend: Backend, extra: &[&str]) -> Self {
+        let (child, base, key) = spawn(dir.path(), &backend.env, extra);
         let server = TestServer {
             child,
             base,
-            key: key.expect("first start prints a key"),
+            key: key.clone().unwrap_or_default(),
+            key_printed: key,
             dir,
             http: reqwest::Client::new(),
+            backend,
         };
         server.wait_healthy().await;
         server
+    }
+
+    /// Stops the server at once (SIGKILL), as a crashed node.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Stops the server (SIGKILL) and starts it again on the same data dir.
@@ -66,7 +88,7 @@ impl TestServer {
     }
 
     async fn start_again(&mut self, extra: &[&str]) {
-        let (child, base, _) = spawn(self.dir.path(), extra);
+        let (child, base, _) = spawn(self.dir.path(), &self.backend.env, extra);
         self.child = child;
         self.base = base;
         self.wait_healthy().await;
@@ -91,7 +113,9 @@ impl TestServer {
     /// Runs a CLI subcommand against this server's data directory.
     pub fn cli(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(BIN);
-        cmd.args(args).env("VAULTPLUS_DATA_DIR", self.dir.path());
+        cmd.args(args)
+            .env("VAULTPLUS_DATA_DIR", self.dir.path())
+            .envs(self.backend.env.iter().map(|(k, v)| (k, v)));
         cmd.output().expect("run vaultplus")
     }
 
@@ -174,8 +198,12 @@ impl TestServer {
         body
     }
 
-    /// Blob files on disk, as relative keys.
+    /// Blobs held, as (key, size) sorted: files on disk, or the objects
+    /// under the server's S3 prefix.
     pub fn blob_files(&self) -> Vec<(String, u64)> {
+        if let Some(blobs) = self.backend.s3_blobs() {
+            return blobs;
+        }
         let root = self.dir.path().join("blobs");
         let mut out = Vec::new();
         walk(&root, &root, &mut out);
@@ -201,6 +229,17 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Writes in progress in the local blob store's `tmp/` (an object store
+    /// shows none: a multipart upload is invisible until complete).
+    pub fn tmp_files(&self) -> usize {
+        if self.backend.is_cluster() {
+            return 0;
+        }
+        std::fs::read_dir(self.data_dir().join("tmp")).map_or(0, |d| d.count())
+    }
+}
+
 fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -223,7 +262,7 @@ impl Drop for TestServer {
     }
 }
 
-fn spawn(dir: &Path, extra: &[&str]) -> (Child, String, Option<String>) {
+fn spawn(dir: &Path, env: &[(String, String)], extra: &[&str]) -> (Child, String, Option<String>) {
     let mut child = Command::new(BIN)
         .arg("serve")
         .arg("--data-dir")
@@ -232,6 +271,7 @@ fn spawn(dir: &Path, extra: &[&str]) -> (Child, String, Option<String>) {
         .arg("127.0.0.1:0")
         .args(extra)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -47,7 +47,7 @@ async fn an_upload_cut_by_a_crash_leaves_nothing_behind() {
     let upload = tokio::spawn(req);
     // Wait until the bytes are being written.
     for _ in 0..100 {
-        let tmp = std::fs::read_dir(s.data_dir().join("tmp")).unwrap().count();
+        let tmp = s.tmp_files();
         if tmp > 0 {
             break;
         }
@@ -60,10 +60,7 @@ async fn an_upload_cut_by_a_crash_leaves_nothing_behind() {
     );
     s.wait_reclaimed().await;
     assert!(s.blob_files().is_empty());
-    assert_eq!(
-        std::fs::read_dir(s.data_dir().join("tmp")).unwrap().count(),
-        0
-    );
+    assert_eq!(s.tmp_files(), 0);
     let status: Value = body(s.conn(Method::GET, "/v2/vault-plus/status", "conn_a")).await;
     assert_eq!(status["storedCount"], 0);
 }
@@ -220,6 +217,9 @@ async fn media_urls_serve_bytes_and_count_accesses() {
 
 #[tokio::test]
 async fn one_server_per_data_dir_and_the_cli_leaves_uploads_alone() {
+    if crate::backend::embedded_only("one_server_per_data_dir_and_the_cli_leaves_uploads_alone") {
+        return;
+    }
     let s = TestServer::start().await;
     s.add_connection("default", "conn_a");
     // A second server on the same directory is refused.
@@ -245,7 +245,7 @@ async fn one_server_per_data_dir_and_the_cli_leaves_uploads_alone() {
         .send();
     let upload = tokio::spawn(req);
     for _ in 0..200 {
-        if std::fs::read_dir(s.data_dir().join("tmp")).unwrap().count() > 0 {
+        if s.tmp_files() > 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -1,5 +1,6 @@
 //! Integration tests: the real binary, real HTTP, a temporary data dir.
 
+mod backend;
 mod demo;
 mod harness;
 
@@ -9,6 +10,8 @@ mod crash;
 mod delivery;
 mod fsck;
 mod lifecycle;
+mod migrate;
+mod multi_node;
 mod retention;
 mod small_disk;
 mod smoke;

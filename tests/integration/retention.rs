@@ -123,6 +123,9 @@ async fn lowering_the_storage_limit_evicts_at_once() {
 /// space, instead of filling the real disk.)
 #[tokio::test]
 async fn a_disk_below_its_floor_refuses_stores_only() {
+    if crate::backend::embedded_only("a_disk_below_its_floor_refuses_stores_only") {
+        return;
+    }
     let mut s = TestServer::start().await;
     s.add_connection("default", "conn_a");
     let v = s

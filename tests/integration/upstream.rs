@@ -391,7 +391,16 @@ async fn stored_count(s: &crate::harness::TestServer) -> u64 {
 #[tokio::test]
 async fn a_kill_mid_sync_resumes_without_storing_twice() {
     let demo = Demo::start(&["--slow-body-ms", "20"]);
-    let flags = ["--job-lease-secs", "3", "--fetch-concurrency", "8"];
+    // On cluster stores the blobs of fetches cut by the kill are found by
+    // age (--stale-upload-secs); an embedded server finds them at start.
+    let flags = [
+        "--job-lease-secs",
+        "3",
+        "--fetch-concurrency",
+        "8",
+        "--stale-upload-secs",
+        "4",
+    ];
     let mut s = server_for(&demo, &flags).await;
     let (code, body) = sync(&s, LARGE).await;
     assert_eq!(
@@ -428,8 +437,15 @@ async fn a_kill_mid_sync_resumes_without_storing_twice() {
         fetches.iter().filter(|n| **n > 1).count() <= 8,
         "refetched too much"
     );
+    let mut files = s.blob_files();
+    for _ in 0..200 {
+        if files.len() == 2000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        files = s.blob_files();
+    }
     s.wait_reclaimed().await;
-    let files = s.blob_files();
     assert_eq!(
         files.len(),
         2000,

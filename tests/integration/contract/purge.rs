@@ -367,8 +367,7 @@ async fn an_upload_in_flight_during_a_purge_is_discarded_with_409() {
     // for the partial upload to show up under the data dir's tmp/ (bounded;
     // a server that buffers elsewhere just gets the full wait).
     for _ in 0..20 {
-        let staged =
-            std::fs::read_dir(s.data_dir().join("tmp")).is_ok_and(|mut d| d.next().is_some());
+        let staged = s.tmp_files() > 0;
         if staged {
             break;
         }

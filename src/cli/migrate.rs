@@ -1,0 +1,74 @@
+//! `vaultplus migrate --from DATA_DIR --to postgres://... --blobs s3://...`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::S3Args;
+use crate::migrate::{self, Progress};
+use crate::stores::StoreSpec;
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// Data directory of the embedded installation (its server must be stopped).
+    #[arg(long)]
+    from: PathBuf,
+    /// The cluster's catalog: postgres://user:password@host:port/db (a new, empty database).
+    #[arg(long, env = "VAULTPLUS_DATABASE_URL", hide_env_values = true)]
+    to: String,
+    /// The cluster's blob store: s3://bucket/prefix (or a local directory).
+    #[arg(long, env = "VAULTPLUS_BLOBS")]
+    blobs: String,
+    #[command(flatten)]
+    s3: S3Args,
+}
+
+/// indicatif draws only on a terminal; elsewhere each phase ends with one
+/// line on stdout.
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn phase(&self, name: &str, total: u64) {
+        self.0.reset();
+        self.0.set_length(total);
+        self.0.set_position(0);
+        self.0.set_message(name.to_owned());
+    }
+
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+
+    fn finish(&self, summary: &str) {
+        self.0.println(summary);
+        println!("{summary}");
+    }
+}
+
+pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
+    let to = StoreSpec::new(
+        args.from.clone(),
+        Some(&args.to),
+        Some(&args.blobs),
+        args.s3.options(),
+    )?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(ProgressStyle::with_template(
+        "{msg:>16} [{bar:40}] {pos}/{len} ({eta} left)",
+    )?);
+    let report = migrate::migrate(&args.from, &to, &Bar(bar.clone())).await?;
+    bar.finish_and_clear();
+    if report.already_done {
+        println!("this data directory was already migrated; verified again");
+    }
+    for (table, source, _) in &report.tables {
+        println!("verified {table}: {source} rows");
+    }
+    println!(
+        "migrated {} into {}; start the cluster nodes with the same --database and --blobs",
+        args.from.display(),
+        to.describe()
+    );
+    Ok(())
+}

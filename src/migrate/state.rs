@@ -1,0 +1,83 @@
+//! Where an interrupted migration stopped, kept in the source data
+//! directory (`migrate-state.json`) with the target it was for, so that a
+//! second run resumes it and a run towards another target is refused.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use crate::stores::StoreSpec;
+
+const FILE: &str = "migrate-state.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    /// The target, as described in logs (no credentials).
+    target: String,
+    /// Blobs are copied in key order: every key up to this one is done.
+    pub blobs_after: String,
+    /// Every step finished and was verified once.
+    pub done: bool,
+    #[serde(skip)]
+    path: PathBuf,
+}
+
+impl State {
+    /// The state of a migration of `from` into `to`: resumed if one was
+    /// begun, else a new one, which needs an empty target catalog.
+    pub async fn load_or_start(from: &Path, to: &StoreSpec, pg: &PgPool) -> anyhow::Result<Self> {
+        let path = from.join(FILE);
+        let target = to.describe();
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let mut state: State = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                if state.target != target {
+                    bail!(
+                        "{} records a migration to another target ({}); finish that one, or delete the file to start over",
+                        path.display(),
+                        state.target
+                    );
+                }
+                state.path = path;
+                Ok(state)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let orgs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orgs")
+                    .fetch_one(pg)
+                    .await?;
+                if orgs > 0 {
+                    bail!(
+                        "the target catalog already holds data; migrate only into a new, empty database"
+                    );
+                }
+                let state = State {
+                    target,
+                    blobs_after: String::new(),
+                    done: false,
+                    path,
+                };
+                state.save()?;
+                Ok(state)
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Writes the state durably (temporary file, fsync, rename).
+    pub fn save(&self) -> anyhow::Result<()> {
+        let tmp = self.path.with_extension("json.tmp");
+        let body = serde_json::to_vec_pretty(self)?;
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}

@@ -1,0 +1,266 @@
+//! Which catalog and which blob store a process works on, and opening them.
+//! The embedded default keeps both in one data directory (SQLite + local
+//! files); a cluster points every node at one PostgreSQL database and one
+//! S3-compatible bucket, and the nodes themselves keep nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::blobs::s3::{S3BlobStore, S3Options};
+use crate::blobs::{BlobStore, CachedBlobStore, LocalBlobStore};
+use crate::catalog::Catalog;
+use crate::catalog::postgres::PostgresCatalog;
+use crate::catalog::sqlite::SqliteCatalog;
+
+/// Where the metadata lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CatalogSpec {
+    /// An SQLite file (the embedded default: `<data dir>/catalog.sqlite`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL, shared by every node of a cluster.
+    Postgres(String),
+}
+
+/// Where the bytes live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobSpec {
+    /// A directory holding `blobs/` and `tmp/` (the embedded default: the
+    /// data directory itself).
+    Local(PathBuf),
+    /// An S3-compatible bucket (and key prefix).
+    S3(S3Options),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSpec {
+    pub data_dir: PathBuf,
+    pub catalog: CatalogSpec,
+    pub blobs: BlobSpec,
+}
+
+impl StoreSpec {
+    /// Reads `--database` / `--blobs` (None: the data directory's own).
+    pub fn new(
+        data_dir: PathBuf,
+        database: Option<&str>,
+        blobs: Option<&str>,
+        s3: S3Options,
+    ) -> anyhow::Result<Self> {
+        let catalog = match database {
+            None => CatalogSpec::Sqlite(data_dir.join("catalog.sqlite")),
+            Some(url) => parse_database(url)?,
+        };
+        let blobs = match blobs {
+            None => BlobSpec::Local(data_dir.clone()),
+            Some(b) if b.starts_with("s3://") => BlobSpec::S3(S3Options {
+                url: b.to_owned(),
+                ..s3
+            }),
+            Some(b) if b.contains("://") => {
+                anyhow::bail!("--blobs {b:?}: expected s3://bucket/prefix or a local directory")
+            }
+            Some(dir) => BlobSpec::Local(PathBuf::from(dir)),
+        };
+        Ok(Self {
+            data_dir,
+            catalog,
+            blobs,
+        })
+    }
+
+    /// Whether this process is the only server on the catalog (SQLite):
+    /// start-up recovery may then take back every lease and upload intent.
+    pub fn single_server(&self) -> bool {
+        matches!(self.catalog, CatalogSpec::Sqlite(_))
+    }
+
+    /// The local directory this process must hold alone, if any: the
+    /// SQLite catalog's, or the local blobs' (whose `tmp/` a start cleans).
+    pub fn exclusive_dirs(&self) -> Vec<&Path> {
+        let mut dirs = Vec::new();
+        if let CatalogSpec::Sqlite(file) = &self.catalog {
+            dirs.push(file.parent().unwrap_or(Path::new(".")));
+        }
+        if let BlobSpec::Local(dir) = &self.blobs
+            && !dirs.contains(&dir.as_path())
+        {
+            dirs.push(dir.as_path());
+        }
+        dirs
+    }
+
+    /// A short description for logs: never the credentials.
+    pub fn describe(&self) -> String {
+        let catalog = match &self.catalog {
+            CatalogSpec::Sqlite(p) => format!("sqlite {}", p.display()),
+            CatalogSpec::Postgres(url) => format!("postgres {}", redact(url)),
+        };
+        let blobs = match &self.blobs {
+            BlobSpec::Local(p) => format!("local {}", p.display()),
+            BlobSpec::S3(o) => o.url.clone(),
+        };
+        format!("catalog: {catalog}; blobs: {blobs}")
+    }
+}
+
+fn parse_database(url: &str) -> anyhow::Result<CatalogSpec> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(CatalogSpec::Postgres(url.to_owned()))
+    } else if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(CatalogSpec::Sqlite(PathBuf::from(path)))
+    } else {
+        anyhow::bail!(
+            "--database {}: expected postgres://user:password@host/db or sqlite://path",
+            redact(url)
+        )
+    }
+}
+
+/// A URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme && url[scheme + 3..at].contains(':') => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// An open catalog and blob store.
+#[derive(Clone)]
+pub struct Stores {
+    pub catalog: Arc<dyn Catalog>,
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+/// How the stores are used: a server keeps more database connections and a
+/// memory cache of small blobs; a one-shot command needs neither.
+#[derive(Clone, Copy, Debug)]
+pub struct OpenOptions {
+    pub pool_size: u32,
+    pub blob_cache_bytes: u64,
+}
+
+impl OpenOptions {
+    pub const COMMAND: Self = Self {
+        pool_size: 4,
+        blob_cache_bytes: 0,
+    };
+}
+
+pub async fn open(spec: &StoreSpec, opts: OpenOptions) -> anyhow::Result<Stores> {
+    let catalog: Arc<dyn Catalog> = match &spec.catalog {
+        CatalogSpec::Sqlite(file) => {
+            let dir = file.parent().unwrap_or(Path::new("."));
+            create_dir(dir).await?;
+            Arc::new(SqliteCatalog::open(file).await?)
+        }
+        CatalogSpec::Postgres(url) => Arc::new(
+            PostgresCatalog::connect(url, opts.pool_size)
+                .await
+                .with_context(|| format!("cannot open the catalog at {}", redact(url)))?,
+        ),
+    };
+    let blobs: Arc<dyn BlobStore> = match &spec.blobs {
+        BlobSpec::Local(dir) => {
+            create_dir(dir).await?;
+            cached(LocalBlobStore::open(dir).await?, opts.blob_cache_bytes)
+        }
+        BlobSpec::S3(o) => cached(
+            S3BlobStore::open(o)
+                .with_context(|| format!("cannot open the blob store {}", o.url))?,
+            opts.blob_cache_bytes,
+        ),
+    };
+    Ok(Stores { catalog, blobs })
+}
+
+fn cached<S: BlobStore>(store: S, budget: u64) -> Arc<dyn BlobStore> {
+    if budget == 0 {
+        Arc::new(store)
+    } else {
+        Arc::new(CachedBlobStore::new(store, budget))
+    }
+}
+
+async fn create_dir(dir: &Path) -> anyhow::Result<()> {
+    tokio::fs::create_dir_all(dir)
+        .await
+        .with_context(|| format!("cannot create data directory {}", dir.display()))
+}
+
+/// Takes a data directory for this process alone: a server's start-up
+/// recovery (upload intents, job leases, temporary files) and a migration
+/// assume no other server works on it. The lock lives as long as the file.
+pub fn lock_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| {
+        anyhow::anyhow!(
+            "another vaultplus server is running on {} (one server per data directory; the CLI may run beside it)",
+            dir.display()
+        )
+    })?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(db: Option<&str>, blobs: Option<&str>) -> anyhow::Result<StoreSpec> {
+        StoreSpec::new(PathBuf::from("/d"), db, blobs, S3Options::default())
+    }
+
+    #[test]
+    fn defaults_are_the_data_dir() {
+        let s = spec(None, None).unwrap();
+        assert_eq!(
+            s.catalog,
+            CatalogSpec::Sqlite(PathBuf::from("/d/catalog.sqlite"))
+        );
+        assert_eq!(s.blobs, BlobSpec::Local(PathBuf::from("/d")));
+        assert!(s.single_server());
+        assert_eq!(s.exclusive_dirs(), vec![Path::new("/d")]);
+    }
+
+    #[test]
+    fn cluster_stores_hold_no_local_dir() {
+        let s = spec(Some("postgres://u:p@h/db"), Some("s3://bucket/pre")).unwrap();
+        assert_eq!(
+            s.catalog,
+            CatalogSpec::Postgres("postgres://u:p@h/db".into())
+        );
+        let BlobSpec::S3(o) = &s.blobs else {
+            panic!("expected S3")
+        };
+        assert_eq!(o.url, "s3://bucket/pre");
+        assert!(!s.single_server());
+        assert!(s.exclusive_dirs().is_empty());
+        assert!(!s.describe().contains(":p@"), "{}", s.describe());
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused() {
+        assert!(spec(Some("mysql://h/db"), None).is_err());
+        assert!(spec(None, Some("gs://bucket")).is_err());
+        let e = spec(Some("redis://u:secret@h"), None).unwrap_err();
+        assert!(!format!("{e}").contains("secret"));
+    }
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(redact("postgres://u:pw@h:5/db"), "postgres://u:***@h:5/db");
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}
