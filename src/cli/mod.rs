@@ -64,7 +64,6 @@ enum Command {
 /// Where the catalog and the blobs live: by default both in the data
 /// directory; `--database` and `--blobs` point at a cluster's instead.
 #[derive(Args, Debug, Clone)]
-#[command(next_help_heading = "Storage")]
 pub struct StoreArgs {
     /// Data directory (catalog.sqlite, blobs/, tmp/ unless --database or --blobs say otherwise).
     #[arg(long, env = "VAULTPLUS_DATA_DIR", default_value = "./vaultplus-data")]
