@@ -7,6 +7,7 @@ pub mod conformance;
 pub mod derive;
 pub mod postgres;
 pub mod query;
+pub mod rows;
 pub mod sqlite;
 pub mod types;
 

@@ -3,7 +3,7 @@
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::locks::{lock_connection, lock_org_connections};
-use super::rows::{self, CONNECTION_COLUMNS, KEY_COLUMNS, ORG_COLUMNS};
+use crate::catalog::rows::{self, CONNECTION_COLUMNS, KEY_COLUMNS, ORG_COLUMNS};
 use crate::catalog::{
     ApiKeyRecord, Connection, ConnectionChange, Org, OrgId, OrgTotals, PurgeOutcome, Result,
     ScopeId, ScopeTotals, SigningKeyRecord,

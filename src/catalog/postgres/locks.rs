@@ -25,7 +25,7 @@
 
 use sqlx::{Postgres, Row, Transaction};
 
-use super::rows::{self, CONNECTION_COLUMNS};
+use crate::catalog::rows::{self, CONNECTION_COLUMNS};
 use crate::catalog::{Connection, OrgId, Result, ScopeId};
 
 /// Locks the scope row and tells whether it is still its connection's

@@ -7,9 +7,9 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
 
 use super::eviction::{admits, enforce_limit};
 use super::locks::lock_current_scope;
-use super::rows::{self, MEDIA_COLUMNS, VARIANT_COLUMNS};
 use crate::catalog::derive::{counter_delta, media_derived, totals_of};
 use crate::catalog::query::Keyset;
+use crate::catalog::rows::{self, MEDIA_COLUMNS, VARIANT_COLUMNS};
 use crate::catalog::{
     AccessHit, CommitOutcome, DeleteOutcome, MediaQuery, MediaRecord, NewStoredVariant, QueryPage,
     Result, ScopeId, SortKey, SortValue, VariantRecord,

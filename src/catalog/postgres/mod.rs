@@ -16,7 +16,6 @@ mod lists;
 mod locks;
 mod media;
 mod reclaim;
-mod rows;
 
 use std::str::FromStr;
 use std::time::Duration;

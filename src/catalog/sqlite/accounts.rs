@@ -2,8 +2,8 @@
 
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
-use super::rows::{self, CONNECTION_COLUMNS, KEY_COLUMNS, ORG_COLUMNS};
 use crate::catalog::Org;
+use crate::catalog::rows::{self, CONNECTION_COLUMNS, KEY_COLUMNS, ORG_COLUMNS};
 use crate::catalog::{
     ApiKeyRecord, Connection, ConnectionChange, OrgId, OrgTotals, PurgeOutcome, Result, ScopeId,
     ScopeTotals, SigningKeyRecord,

@@ -7,8 +7,8 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use super::media::{
     attach_variants, bump_scope, delete_media, refresh_media, scope_is_current, variants_of,
 };
-use super::rows::{self, MEDIA_COLUMNS};
 use crate::catalog::derive::counter_delta;
+use crate::catalog::rows::{self, MEDIA_COLUMNS};
 use crate::catalog::{ListMember, ListOutcome, ListSummary, Result, ScopeId, VariantRecord};
 use crate::model::list_plan::{Cached, ListMode, Snapshot, plan};
 use crate::model::observed::ObservedMedia;

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
 use super::eviction::{admits, enforce_limit};
-use super::rows::{self, MEDIA_COLUMNS, VARIANT_COLUMNS};
 use crate::catalog::derive::{counter_delta, media_derived, totals_of};
 use crate::catalog::query::Keyset;
+use crate::catalog::rows::{self, MEDIA_COLUMNS, VARIANT_COLUMNS};
 use crate::catalog::{
     AccessHit, CommitOutcome, DeleteOutcome, MediaQuery, MediaRecord, NewStoredVariant, QueryPage,
     Result, ScopeId, SortKey, SortValue, VariantRecord,

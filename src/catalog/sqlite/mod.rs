@@ -14,7 +14,6 @@ mod lists;
 mod lookup_cache;
 mod media;
 mod reclaim;
-mod rows;
 
 use std::path::Path;
 use std::str::FromStr;
