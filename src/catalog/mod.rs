@@ -8,6 +8,7 @@ pub mod derive;
 pub mod postgres;
 pub mod query;
 pub mod rows;
+pub mod sql_query;
 pub mod sqlite;
 pub mod types;
 

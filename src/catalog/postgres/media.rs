@@ -8,11 +8,11 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
 use super::eviction::{admits, enforce_limit};
 use super::locks::lock_current_scope;
 use crate::catalog::derive::{counter_delta, media_derived, totals_of};
-use crate::catalog::query::Keyset;
 use crate::catalog::rows::{self, MEDIA_COLUMNS, VARIANT_COLUMNS};
+use crate::catalog::sql_query;
 use crate::catalog::{
     AccessHit, CommitOutcome, DeleteOutcome, MediaQuery, MediaRecord, NewStoredVariant, QueryPage,
-    Result, ScopeId, SortKey, SortValue, VariantRecord,
+    Result, ScopeId, SortKey, VariantRecord,
 };
 use crate::model::observed::Origin;
 use crate::model::{Label, MediaId, VariantStatus};
@@ -91,98 +91,11 @@ fn sort_expr(sort: SortKey) -> &'static str {
     }
 }
 
-fn push_sort_value(qb: &mut QueryBuilder<Postgres>, v: SortValue) {
-    match v {
-        SortValue::Int(i) => qb.push_bind(i),
-        SortValue::Float(f) => qb.push_bind(f),
-    };
-}
-
 pub async fn query_media(pool: &PgPool, scope: ScopeId, q: &MediaQuery) -> Result<QueryPage> {
-    let expr = sort_expr(q.sort);
-    let mut qb = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {MEDIA_COLUMNS}, m.sort_id FROM media m WHERE m.scope_id = "
-    ));
-    qb.push_bind(scope);
-    qb.push(" AND ")
-        .push(SCOPE_IS_CURRENT)
-        .push_bind(scope)
-        .push(")");
-
-    // Variant-level filters: the item matches when one of its variants does.
-    match (q.status, &q.content_type) {
-        (None, None) => {
-            qb.push(" AND m.live_count > 0");
-        }
-        (status, content_type) => {
-            qb.push(
-                " AND EXISTS (SELECT 1 FROM variants v WHERE v.scope_id = m.scope_id AND v.media_id = m.media_id",
-            );
-            match status {
-                Some(s) => {
-                    qb.push(" AND v.status = ").push_bind(s.as_str());
-                }
-                None => {
-                    qb.push(" AND v.status <> 'removed'");
-                }
-            }
-            if let Some(ct) = content_type {
-                qb.push(" AND v.content_type = ").push_bind(ct.clone());
-            }
-            qb.push(")");
-        }
-    }
-    if let Some(t) = q.media_type {
-        qb.push(" AND m.media_type = ").push_bind(t.as_str());
-    }
-    if let Some(v) = q.duration_min {
-        qb.push(" AND m.duration >= ").push_bind(v);
-    }
-    if let Some(v) = q.duration_max {
-        qb.push(" AND m.duration <= ").push_bind(v);
-    }
-    if let Some(v) = q.created_from {
-        qb.push(" AND m.created_at >= ").push_bind(v);
-    }
-    if let Some(v) = q.created_to {
-        qb.push(" AND m.created_at <= ").push_bind(v);
-    }
-    if let Some(v) = q.cached_from {
-        qb.push(" AND m.cached_at >= ").push_bind(v);
-    }
-    if let Some(v) = q.cached_to {
-        qb.push(" AND m.cached_at <= ").push_bind(v);
-    }
-    let (cmp, dir) = if q.sort.descending() {
-        ("<", "DESC")
-    } else {
-        (">", "ASC")
-    };
-    if let Some(after) = &q.after {
-        qb.push(format!(" AND ({expr}, m.sort_id) {cmp} ("));
-        push_sort_value(&mut qb, after.value);
-        qb.push(", ").push_bind(after.sort_id.clone()).push(")");
-    }
-    qb.push(format!(" ORDER BY {expr} {dir}, m.sort_id {dir} LIMIT "));
-    qb.push_bind(i64::from(q.limit) + 1);
-
-    let rows = qb.build().fetch_all(pool).await?;
-    let mut items = Vec::with_capacity(rows.len());
-    let mut sort_ids = Vec::with_capacity(rows.len());
-    for row in &rows {
-        items.push(rows::media(row)?);
-        sort_ids.push(row.try_get::<String, _>("sort_id")?);
-    }
-    let more = items.len() > q.limit as usize;
-    items.truncate(q.limit as usize);
-    let next = if more {
-        items.last().map(|last| Keyset {
-            value: q.sort.value_of(last),
-            sort_id: sort_ids[items.len() - 1].clone(),
-        })
-    } else {
-        None
-    };
+    let mut qb: QueryBuilder<Postgres> =
+        sql_query::page_query(scope, q, sort_expr(q.sort), SCOPE_IS_CURRENT);
+    let fetched = qb.build().fetch_all(pool).await?;
+    let (items, next) = sql_query::page_of(&fetched, q)?;
     let removed = q.status == Some(VariantStatus::Removed);
     let items = attach_variants(pool, scope, items, removed).await?;
     Ok(QueryPage { items, next })
