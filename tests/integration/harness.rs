@@ -211,6 +211,21 @@ impl TestServer {
         out
     }
 
+    /// The blobs held, once there are `n` of them (or after 20 s: the
+    /// caller's assertion then shows what is there). Bytes of work cut by a
+    /// kill are reclaimed by a server in the background.
+    pub async fn wait_blob_count(&self, n: usize) -> Vec<(String, u64)> {
+        let mut blobs = self.blob_files();
+        for _ in 0..200 {
+            if blobs.len() == n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            blobs = self.blob_files();
+        }
+        blobs
+    }
+
     /// Runs reclaim to completion through the server's own worker: waits
     /// until the backlog is empty.
     pub async fn wait_reclaimed(&self) {

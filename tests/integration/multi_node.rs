@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::backend::{Backend, fresh_database, fresh_prefix};
-use crate::demo::{Demo, LARGE, json, upstream_flags};
+use crate::demo::{Demo, LARGE, json, upstream_flags, wait_idle};
 use crate::harness::{TestServer, bytes};
 
 async fn cluster(n: usize, extra: &[&str]) -> Vec<TestServer> {
@@ -289,19 +289,4 @@ async fn a_node_killed_mid_sync_loses_no_job_and_runs_none_twice() {
         out.status.success() && text.contains("consistent"),
         "{text}"
     );
-}
-
-async fn wait_idle(s: &TestServer) {
-    for _ in 0..2400 {
-        let (_, jobs) = json(s.conn(Method::GET, "/v2/vault-plus/jobs", "conn_a")).await;
-        let busy = jobs["items"]
-            .as_array()
-            .map(|a| a.iter().any(|j| j["state"] != "failed"))
-            .unwrap_or(true);
-        if !busy {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("storing jobs did not settle");
 }

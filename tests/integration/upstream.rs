@@ -437,14 +437,7 @@ async fn a_kill_mid_sync_resumes_without_storing_twice() {
         fetches.iter().filter(|n| **n > 1).count() <= 8,
         "refetched too much"
     );
-    let mut files = s.blob_files();
-    for _ in 0..200 {
-        if files.len() == 2000 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        files = s.blob_files();
-    }
+    let files = s.wait_blob_count(2000).await;
     s.wait_reclaimed().await;
     assert_eq!(
         files.len(),
