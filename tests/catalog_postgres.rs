@@ -14,6 +14,7 @@ use sqlx::{Connection as _, PgConnection, Row};
 use vaultplus::catalog::conformance::Fixture;
 use vaultplus::catalog::postgres::{MIGRATION_LOCK, PostgresCatalog};
 use vaultplus::catalog::{Catalog, CommitOutcome, NewStoredVariant, ScopeId, ScopeTotals};
+use vaultplus::model::VariantStatus;
 use vaultplus::model::list_plan::ListMode;
 use vaultplus::model::observed::{ObservedMedia, ObservedVariant, Origin};
 use vaultplus::model::{ConnectionId, MediaId, MediaType, OrgName, VaultPlusSettings};
@@ -609,6 +610,33 @@ async fn racing_jobs_and_syncs_keep_counters_exact() {
     );
     for audit in a.audit_scopes().await.unwrap() {
         assert_eq!(audit.counters, audit.actual, "counters match a recount");
+    }
+    // No variant is left in flight without a job that will finish it (a
+    // failure racing a sync must not be overwritten by the sync).
+    let scope = current_scope(a.as_ref(), org, &id).await;
+    let live_jobs: HashSet<(String, String)> = a
+        .jobs(scope, false)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.failed_at.is_none())
+        .map(|j| (j.media_id, j.label))
+        .collect();
+    let ids: Vec<MediaId> = (1..=60)
+        .map(|i| MediaId::parse(&i.to_string()).unwrap())
+        .collect();
+    for m in a.media(scope, &ids).await.unwrap() {
+        for v in &m.variants {
+            if matches!(v.status, VariantStatus::Pending | VariantStatus::Storing) {
+                assert!(
+                    live_jobs.contains(&(m.media_id.clone(), v.label.clone())),
+                    "{} {} is {:?} with no live job",
+                    m.media_id,
+                    v.label,
+                    v.status
+                );
+            }
+        }
     }
     while a.drain_retired_scope(100).await.unwrap() > 0 {}
     let backlog = a.reclaim_backlog().await.unwrap();

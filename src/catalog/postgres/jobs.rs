@@ -261,10 +261,26 @@ pub async fn complete_job(
     Ok(CommitOutcome::Created(new))
 }
 
-/// Sets the job's variant after a failed attempt. Only a variant still in
-/// flight changes; one stored meanwhile (by an upload) keeps its state.
-/// Pending, storing and edge_only all count as live and not stored, so the
-/// scope's counters do not move and the scope lock is not needed.
+/// Takes the job's scope row lock (first in the lock order: scope, job,
+/// variant). The counters do not move after a failed attempt (pending,
+/// storing and edge_only all count as live and not stored), but a list sync
+/// of the same scope on another node reads the variant and writes its
+/// status back under this lock: without it, a failure committed in between
+/// would be overwritten and the variant left `storing` with no job.
+async fn lock_scope_of_job(tx: &mut Tx, job: i64) -> Result<()> {
+    let scope: Option<i64> = sqlx::query_scalar("SELECT scope_id FROM jobs WHERE id = $1")
+        .bind(job)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(scope) = scope {
+        lock_current_scope(tx, scope).await?;
+    }
+    Ok(())
+}
+
+/// Sets the job's variant after a failed attempt (the caller holds the
+/// scope lock). Only a variant still in flight changes; one stored
+/// meanwhile (by an upload) keeps its state.
 async fn set_variant_after_job(
     tx: &mut Tx,
     job: i64,
@@ -291,6 +307,7 @@ pub async fn retry_job(
     run_after: i64,
     count_attempt: bool,
 ) -> Result<()> {
+    lock_scope_of_job(tx, job).await?;
     if !holds(tx, job, owner).await? {
         return Ok(());
     }
@@ -309,6 +326,7 @@ pub async fn retry_job(
 }
 
 pub async fn fail_job(tx: &mut Tx, job: i64, owner: &str, error: &str, now: i64) -> Result<()> {
+    lock_scope_of_job(tx, job).await?;
     if !holds(tx, job, owner).await? {
         return Ok(());
     }
