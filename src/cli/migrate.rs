@@ -41,8 +41,7 @@ impl Progress for Bar {
     }
 
     fn finish(&self, summary: &str) {
-        self.0.println(summary);
-        println!("{summary}");
+        self.0.suspend(|| println!("{summary}"));
     }
 }
 

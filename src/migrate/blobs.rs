@@ -3,6 +3,8 @@
 //! was stored.
 
 use anyhow::{Context, bail};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
 use sqlx::SqlitePool;
 
 use crate::blobs::BlobStore;
@@ -55,47 +57,69 @@ pub async fn totals(src: &SqlitePool) -> anyhow::Result<(u64, u64)> {
 pub enum Copied {
     /// Written and verified.
     Written,
-    /// Already in the target with the right size (an earlier run wrote it:
-    /// a target blob exists only once completely written).
+    /// Already in the target with the right size: an object exists only once
+    /// completely written, and only bytes that matched their checksum are
+    /// ever written (an earlier run, or a source unchanged since).
     Present,
 }
 
+/// Copies one blob unless the target holds it already (`held`: its size
+/// there). The source bytes are checked against the recorded SHA-256 and
+/// size before anything is written, so a damaged source never reaches the
+/// target; the bytes written are hashed again on the way.
 pub async fn copy_one(
     from: &dyn BlobStore,
     to: &dyn BlobStore,
     blob: &SourceBlob,
+    held: Option<u64>,
 ) -> anyhow::Result<Copied> {
-    if to.size(&blob.key).await? == Some(blob.size) {
+    if held == Some(blob.size) {
         return Ok(Copied::Present);
     }
-    let read = from
-        .get(&blob.key, None)
-        .await?
-        .with_context(|| format!("blob {} is missing from the source (run fsck)", blob.key))?;
-    if read.len != blob.size {
+    let (len, sha256) = hash_source(from, blob).await?;
+    let expected = blob.sha256.as_deref().unwrap_or(&sha256);
+    if len != blob.size || sha256 != expected {
         bail!(
-            "blob {} holds {} bytes in the source, the catalog says {} (run fsck)",
+            "blob {} does not match the catalog: SHA-256 {sha256} ({len} bytes) in the source, \
+             the catalog recorded {expected} ({} bytes); run `vaultplus fsck` on the source",
             blob.key,
-            read.len,
             blob.size
         );
     }
+    let read = open(from, blob).await?;
     let put = to
         .put(&blob.key, read.body, blob.size)
         .await
         .with_context(|| format!("cannot write blob {}", blob.key))?;
-    let checksum_ok = blob.sha256.as_deref().is_none_or(|want| want == put.sha256);
-    if put.size_bytes != blob.size || !checksum_ok {
-        // Never leave a blob that does not match what the catalog says.
+    if put.size_bytes != blob.size || put.sha256 != expected {
+        // The source changed under us (it cannot: the data directory is
+        // locked) or bytes were damaged in transit: never leave them.
         to.delete(&blob.key).await?;
         bail!(
-            "blob {} changed in transit or on disk: SHA-256 {} ({} bytes), the catalog recorded {} ({} bytes)",
+            "blob {} changed in transit: wrote SHA-256 {} ({} bytes), expected {expected} ({} bytes)",
             blob.key,
             put.sha256,
             put.size_bytes,
-            blob.sha256.as_deref().unwrap_or("-"),
             blob.size
         );
     }
     Ok(Copied::Written)
+}
+
+async fn open(from: &dyn BlobStore, blob: &SourceBlob) -> anyhow::Result<crate::blobs::BlobRead> {
+    from.get(&blob.key, None)
+        .await?
+        .with_context(|| format!("blob {} is missing from the source (run fsck)", blob.key))
+}
+
+async fn hash_source(from: &dyn BlobStore, blob: &SourceBlob) -> anyhow::Result<(u64, String)> {
+    let mut body = open(from, blob).await?.body;
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.with_context(|| format!("cannot read blob {}", blob.key))?;
+        len += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    Ok((len, hex::encode(hasher.finalize())))
 }

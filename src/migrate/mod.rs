@@ -1,15 +1,18 @@
 //! `vaultplus migrate`: moves an embedded installation (a data directory)
 //! into a cluster's PostgreSQL catalog and blob store. Bytes first, each
-//! verified against its recorded SHA-256; then the catalog rows, so a
-//! variant never arrives before its bytes. Every step can be repeated, so an
-//! interrupted run is resumed by running the command again; a small state
-//! file in the data directory remembers where it stopped and which target
-//! it was for.
+//! verified against its recorded SHA-256; then the catalog rows, in one
+//! transaction, so a variant never arrives before its bytes and the target
+//! never holds half a catalog. An interrupted run is resumed by running the
+//! command again: blobs the target already holds whole are kept (only
+//! verified bytes are ever written), the rest are copied, and the rows are
+//! copied afresh. A small state file in the data directory remembers which
+//! target the migration is for, and whether it finished.
 
 pub mod blobs;
 pub mod rows;
 mod state;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -74,21 +77,21 @@ pub async fn migrate(
             &src,
             &source_blobs,
             target.blobs.as_ref(),
-            &mut state,
             &mut report,
             progress,
         )
         .await?;
         copy_rows(&src, &pg, progress).await?;
-        state.done = true;
-        state.save()?;
     }
+    verify_blobs(&src, target.blobs.as_ref()).await?;
     report.tables = verify_rows(&src, &pg).await?;
     for (table, source, target) in &report.tables {
         if source != target {
             bail!("table {table}: {source} rows in the source, {target} in the target");
         }
     }
+    state.done = true;
+    state.save()?;
     Ok(report)
 }
 
@@ -101,25 +104,31 @@ async fn open_source(file: &Path) -> anyhow::Result<SqlitePool> {
         .with_context(|| format!("cannot open {}", file.display()))
 }
 
+/// Every stored blob of the source into the target, in key order.
 async fn copy_blobs(
     src: &SqlitePool,
     from: &LocalBlobStore,
     to: &dyn BlobStore,
-    state: &mut State,
     report: &mut Report,
     progress: &dyn Progress,
 ) -> anyhow::Result<()> {
     let (_, total_bytes) = blobs::totals(src).await?;
     progress.phase("blobs (bytes)", total_bytes);
+    // One listing of the target says what an earlier run already wrote.
+    let held: HashMap<String, u64> = to.list().await?.into_iter().collect();
+    let mut after = String::new();
     loop {
-        let page = blobs::page(src, &state.blobs_after).await?;
+        let page = blobs::page(src, &after).await?;
         let Some(last) = page.last() else { break };
-        let last = last.key.clone();
+        after = last.key.clone();
         let outcomes: Vec<(blobs::Copied, u64)> = futures::stream::iter(&page)
-            .map(|b| async move {
-                let copied = blobs::copy_one(from, to, b).await?;
-                progress.advance(b.size);
-                anyhow::Ok((copied, b.size))
+            .map(|b| {
+                let held = held.get(&b.key).copied();
+                async move {
+                    let copied = blobs::copy_one(from, to, b, held).await?;
+                    progress.advance(b.size);
+                    anyhow::Ok((copied, b.size))
+                }
             })
             .buffer_unordered(PARALLEL_BLOBS)
             .try_collect()
@@ -131,9 +140,6 @@ async fn copy_blobs(
             }
             report.bytes_verified += size;
         }
-        // Only a page wholly copied moves the resume point.
-        state.blobs_after = last;
-        state.save()?;
     }
     progress.finish(&format!(
         "blobs: {} written, {} already there, {} bytes",
@@ -142,16 +148,43 @@ async fn copy_blobs(
     Ok(())
 }
 
+/// Every stored variant of the source has its bytes in the target, whole.
+async fn verify_blobs(src: &SqlitePool, to: &dyn BlobStore) -> anyhow::Result<()> {
+    let held: HashMap<String, u64> = to.list().await?.into_iter().collect();
+    let mut after = String::new();
+    loop {
+        let page = blobs::page(src, &after).await?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = last.key.clone();
+        for b in &page {
+            if held.get(&b.key) != Some(&b.size) {
+                bail!(
+                    "blob {} ({} bytes) is not in the target; run migrate again",
+                    b.key,
+                    b.size
+                );
+            }
+        }
+    }
+}
+
 async fn copy_rows(src: &SqlitePool, pg: &PgPool, progress: &dyn Progress) -> anyhow::Result<()> {
     let mut total = 0;
     for t in rows::TABLES {
         total += rows::count(src, t).await?;
     }
     progress.phase("catalog rows", total);
+    // One transaction: a rerun after an interruption, or after the source
+    // changed, replaces whatever an earlier run left.
+    let mut tx = pg.begin().await?;
+    rows::clear(&mut tx).await?;
     for t in rows::TABLES {
-        rows::copy_table(src, pg, t, &|n| progress.advance(n)).await?;
+        rows::copy_table(src, &mut tx, t, &|n| progress.advance(n)).await?;
     }
-    rows::advance_sequences(pg).await?;
+    rows::advance_sequences(&mut tx).await?;
+    tx.commit().await?;
     progress.finish(&format!("catalog: {total} rows"));
     Ok(())
 }

@@ -11,7 +11,8 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{
-    AssertSqlSafe, Column, PgPool, Postgres, QueryBuilder, Row, SqlitePool, TypeInfo, ValueRef,
+    AssertSqlSafe, Column, PgConnection, Postgres, QueryBuilder, Row, SqlitePool, TypeInfo,
+    ValueRef,
 };
 
 /// One table to copy, in an order that keeps references valid, with the
@@ -107,14 +108,27 @@ fn read(row: &SqliteRow, i: usize) -> anyhow::Result<Value> {
     })
 }
 
+/// Empties every table the copy fills (a rerun starts over; the target was
+/// empty when the migration began).
+pub async fn clear(tx: &mut PgConnection) -> anyhow::Result<()> {
+    let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+    // Table names are the constants above, never input.
+    let sql = format!("TRUNCATE {}", names.join(", "));
+    sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+    Ok(())
+}
+
 /// The target's column types of a table, by column name.
-async fn target_columns(pg: &PgPool, table: &str) -> anyhow::Result<HashMap<String, String>> {
+async fn target_columns(
+    pg: &mut PgConnection,
+    table: &str,
+) -> anyhow::Result<HashMap<String, String>> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT column_name::text, data_type::text FROM information_schema.columns \
          WHERE table_schema = current_schema() AND table_name = $1",
     )
     .bind(table)
-    .fetch_all(pg)
+    .fetch_all(&mut *pg)
     .await?;
     Ok(rows.into_iter().collect())
 }
@@ -148,15 +162,14 @@ fn bind(
     Ok(())
 }
 
-/// Copies one table; rows already in the target (an earlier, interrupted
-/// run) are left as they are. Returns the rows read.
+/// Copies one table into the (cleared) target. Returns the rows read.
 pub async fn copy_table(
     src: &SqlitePool,
-    pg: &PgPool,
+    pg: &mut PgConnection,
     table: &Table,
     progress: &dyn Fn(u64),
 ) -> anyhow::Result<u64> {
-    let types = target_columns(pg, table.name).await?;
+    let types = target_columns(&mut *pg, table.name).await?;
     if types.is_empty() {
         bail!("the target catalog has no table {}", table.name);
     }
@@ -210,9 +223,8 @@ pub async fn copy_table(
         if let Some(e) = failed {
             return Err(e.context(format!("table {}", table.name)));
         }
-        insert.push(" ON CONFLICT DO NOTHING");
         let q: Query<'_, Postgres, PgArguments> = insert.build();
-        q.execute(pg)
+        q.execute(&mut *pg)
             .await
             .with_context(|| format!("cannot write rows of {}", table.name))?;
         total += rows.len() as u64;
@@ -222,13 +234,13 @@ pub async fn copy_table(
 
 /// Moves every sequence past the IDs copied in, so that new rows made by
 /// the cluster never collide with them.
-pub async fn advance_sequences(pg: &PgPool) -> anyhow::Result<()> {
+pub async fn advance_sequences(pg: &mut PgConnection) -> anyhow::Result<()> {
     let serials: Vec<(String, String)> = sqlx::query_as(
         "SELECT table_name::text, column_name::text FROM information_schema.columns \
          WHERE table_schema = current_schema() \
            AND (column_default LIKE 'nextval(%' OR is_identity = 'YES')",
     )
-    .fetch_all(pg)
+    .fetch_all(&mut *pg)
     .await?;
     for (table, column) in serials {
         // Names from the database's own catalog, quoted as identifiers.
@@ -239,7 +251,7 @@ pub async fn advance_sequences(pg: &PgPool) -> anyhow::Result<()> {
         sqlx::query(AssertSqlSafe(sql))
             .bind(&table)
             .bind(&column)
-            .execute(pg)
+            .execute(&mut *pg)
             .await
             .with_context(|| format!("cannot advance the sequence of {table}.{column}"))?;
     }

@@ -1,6 +1,8 @@
-//! Where an interrupted migration stopped, kept in the source data
-//! directory (`migrate-state.json`) with the target it was for, so that a
-//! second run resumes it and a run towards another target is refused.
+//! Which target a migration of a data directory is for, and whether it
+//! finished, kept in that directory (`migrate-state.json`): a second run
+//! resumes it, and a run towards another target is refused (the first one
+//! checked that its target was empty; this is how reruns know the data there
+//! is their own).
 
 use std::path::{Path, PathBuf};
 
@@ -17,8 +19,6 @@ const FILE: &str = "migrate-state.json";
 pub struct State {
     /// The target, as described in logs (no credentials).
     target: String,
-    /// Blobs are copied in key order: every key up to this one is done.
-    pub blobs_after: String,
     /// Every step finished and was verified once.
     pub done: bool,
     #[serde(skip)]
@@ -56,7 +56,6 @@ impl State {
                 }
                 let state = State {
                     target,
-                    blobs_after: String::new(),
                     done: false,
                     path,
                 };
