@@ -82,6 +82,13 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             admin::DEFAULT_ORG
         );
     }
+    if !opts.stores.single_server() && matches!(opts.stores.blobs, BlobSpec::Local(_)) {
+        // Legitimate for one node; with several, each would hold bytes the
+        // others cannot serve or reclaim.
+        tracing::warn!(
+            "the catalog is shared (PostgreSQL) but blobs are in a local directory: run a single node, or give every node --blobs s3://..."
+        );
+    }
     if opts.stores.single_server() {
         recover_single_server(stores.catalog.as_ref()).await?;
     } else {

@@ -15,12 +15,22 @@ use crate::catalog::postgres::PostgresCatalog;
 use crate::catalog::sqlite::SqliteCatalog;
 
 /// Where the metadata lives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum CatalogSpec {
     /// An SQLite file (the embedded default: `<data dir>/catalog.sqlite`).
     Sqlite(PathBuf),
     /// A PostgreSQL URL, shared by every node of a cluster.
     Postgres(String),
+}
+
+/// Never shows a database password, whoever prints it.
+impl std::fmt::Debug for CatalogSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
+            Self::Postgres(url) => f.debug_tuple("Postgres").field(&redact(url)).finish(),
+        }
+    }
 }
 
 /// Where the bytes live.
@@ -118,16 +128,30 @@ fn parse_database(url: &str) -> anyhow::Result<CatalogSpec> {
     }
 }
 
-/// A URL without its password, for messages and logs.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme && url[scheme + 3..at].contains(':') => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
+/// A URL without its password (in the user part or a `password` query
+/// parameter, both of which PostgreSQL accepts), for messages and logs.
+pub fn redact(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return "<unparsable URL>".to_owned();
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
     }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k.eq_ignore_ascii_case("password") {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 /// An open catalog and blob store.
@@ -262,5 +286,12 @@ mod tests {
         assert_eq!(redact("postgres://u:pw@h:5/db"), "postgres://u:***@h:5/db");
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact("postgres://u@h/db?sslmode=require&password=s3cret"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
+        assert!(!redact("postgres:///db?host=/run&PASSWORD=x").contains("=x"));
+        let spec = CatalogSpec::Postgres("postgres://u:pw@h/db".into());
+        assert!(!format!("{spec:?}").contains("pw"));
     }
 }

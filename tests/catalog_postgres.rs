@@ -642,3 +642,29 @@ async fn racing_jobs_and_syncs_keep_counters_exact() {
     let backlog = a.reclaim_backlog().await.unwrap();
     assert_eq!((backlog.retired_scopes, backlog.retired_variants), (0, 0));
 }
+
+/// Nodes draining the blob reclaim queue at once get disjoint batches; a
+/// batch not forgotten comes back once its claim runs out.
+#[tokio::test]
+async fn nodes_claim_disjoint_blob_deletions() {
+    let (a, b) = two_nodes().await;
+    let (org, id) = org_and_conn(a.as_ref()).await;
+    let scope = current_scope(a.as_ref(), org, &id).await;
+    for i in 0..40 {
+        a.begin_upload(scope, &format!("{scope}/k{i:02}"), NOW)
+            .await
+            .unwrap();
+    }
+    assert_eq!(a.requeue_upload_intents(NOW + 1).await.unwrap(), 40);
+    let (x, y) = tokio::join!(a.queued_blob_deletions(25), b.queued_blob_deletions(25));
+    let (x, y) = (x.unwrap(), y.unwrap());
+    let both: HashSet<&String> = x.iter().chain(&y).collect();
+    assert_eq!(x.len() + y.len(), 40, "{x:?} {y:?}");
+    assert_eq!(both.len(), 40, "no key handed to both nodes");
+    assert!(a.queued_blob_deletions(25).await.unwrap().is_empty());
+    a.forget_blob_deletions(&x).await.unwrap();
+    assert_eq!(
+        a.reclaim_backlog().await.unwrap().queued_blobs,
+        y.len() as u64
+    );
+}

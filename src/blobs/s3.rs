@@ -50,7 +50,7 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where and how to reach the bucket. Fields left `None` fall back to the
 /// standard AWS environment variables (see the module docs).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct S3Options {
     /// `s3://bucket` or `s3://bucket/optional/prefix`.
     pub url: String,
@@ -62,6 +62,23 @@ pub struct S3Options {
     pub secret_access_key: Option<String>,
     /// Allow a plain `http://` endpoint.
     pub allow_http: Option<bool>,
+}
+
+/// Never shows the secret key, whoever prints the options.
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Options")
+            .field("url", &self.url)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "***"),
+            )
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
 }
 
 pub struct S3BlobStore {

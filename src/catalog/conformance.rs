@@ -740,7 +740,7 @@ pub async fn upload_intents_are_requeued(c: Arc<dyn Catalog>) {
         "an intent is a reference"
     );
     c.abort_upload("1/new", NOW + 200).await.unwrap();
-    assert_eq!(c.queued_blob_deletions(10).await.unwrap().len(), 2);
+    assert_eq!(c.reclaim_backlog().await.unwrap().queued_blobs, 2);
 }
 
 pub async fn remove_connection_purges(c: Arc<dyn Catalog>) {

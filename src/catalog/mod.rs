@@ -222,6 +222,10 @@ pub trait Catalog: Send + Sync + 'static {
     /// reclaim queue and deletes their records; drops the scope once empty.
     /// Returns the number of records handled (0: nothing retired is left).
     async fn drain_retired_scope(&self, limit: u64) -> Result<u64>;
+    /// Up to `limit` blob keys queued for deletion, oldest first. A catalog
+    /// shared by several nodes claims them for a while, so that other
+    /// callers get other keys (an unforgotten claim runs out and the keys
+    /// come back).
     async fn queued_blob_deletions(&self, limit: u64) -> Result<Vec<String>>;
     async fn forget_blob_deletions(&self, keys: &[String]) -> Result<()>;
     async fn reclaim_backlog(&self) -> Result<ReclaimBacklog>;

@@ -81,12 +81,25 @@ pub async fn drain_retired_scope(tx: &mut Tx, limit: u64, now: i64) -> Result<u6
     Ok(1)
 }
 
+/// How long a node keeps the batch of blob deletions it claimed.
+const DELETION_CLAIM_MS: i64 = 60_000;
+
+/// Claims up to `limit` queued deletions no other node holds (claims are
+/// timed by the database's clock, the one clock all nodes share).
 pub async fn queued_blob_deletions(pool: &PgPool, limit: u64) -> Result<Vec<String>> {
-    let rows =
-        sqlx::query("SELECT blob_key FROM reclaim_blobs ORDER BY queued_at, blob_key LIMIT $1")
-            .bind(limit.min(i64::MAX as u64) as i64)
-            .fetch_all(pool)
-            .await?;
+    let rows = sqlx::query(
+        "WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT AS ms) \
+         UPDATE reclaim_blobs SET claimed_until = (SELECT ms FROM now) + $2 \
+         WHERE blob_key IN ( \
+             SELECT blob_key FROM reclaim_blobs \
+             WHERE claimed_until IS NULL OR claimed_until < (SELECT ms FROM now) \
+             ORDER BY queued_at, blob_key LIMIT $1 FOR UPDATE SKIP LOCKED) \
+         RETURNING blob_key",
+    )
+    .bind(limit.min(i64::MAX as u64) as i64)
+    .bind(DELETION_CLAIM_MS)
+    .fetch_all(pool)
+    .await?;
     rows.iter().map(|r| Ok(r.try_get("blob_key")?)).collect()
 }
 
