@@ -18,9 +18,9 @@ def build():
     subprocess.run(["cargo", "build", "--release", "--locked", "-q"], cwd=ROOT, check=True)
 
 
-def _spawn(args, marker):
+def _spawn(args, marker, env=None):
     proc = subprocess.Popen([BIN] + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True, env={**os.environ, "RUST_LOG": "warn"})
+                            text=True, env={**os.environ, **(env or {}), "RUST_LOG": "warn"})
     key = None
     for line in proc.stdout:
         if line.startswith("vpk_"):
@@ -42,17 +42,42 @@ class Demo:
 
 
 class Server:
-    def __init__(self, *extra, upstream=None):
+    """A server on a fresh data directory. `stores` are the --database,
+    --blobs and S3 flags (passed to the CLI as well), `env` extra variables
+    (e.g. AWS credentials) for the server and the CLI."""
+
+    # Defaults for instances made without __init__ (bench/purge.py).
+    stores = ()
+    env = {}
+
+    def __init__(self, *extra, upstream=None, stores=(), env=None):
         self.dir = tempfile.mkdtemp(prefix="vaultplus-bench-")
-        args = ["serve", "--data-dir", self.dir, "--listen", "127.0.0.1:0", *extra]
+        self.stores = list(stores)
+        self.env = dict(env or {})
+        self.args = ["serve", "--data-dir", self.dir, *self.stores, "--listen", "127.0.0.1:0", *extra]
         if upstream:
-            args += ["--upstream-url", upstream, "--upstream-key", "demo-key"]
-        self.proc, self.base, self.key = _spawn(args, "vaultplus listening on ")
+            self.args += ["--upstream-url", upstream, "--upstream-key", "demo-key"]
+        self.key = None
+        self.start()
         self.cli("connections", "add", "--org", "default", "conn_bench")
 
+    def start(self):
+        """Starts the server process (again, after halt(): same stores, same key)."""
+        self.proc, self.base, key = _spawn(self.args, "vaultplus listening on ", self.env)
+        self.key = key or self.key
+
+    def halt(self):
+        """Stops the server process, keeping its data."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
     def cli(self, *args):
-        return subprocess.run([BIN, *args, "--data-dir", self.dir], check=True,
-                              capture_output=True, text=True).stdout
+        return subprocess.run([BIN, *args, "--data-dir", self.dir, *self.stores], check=True,
+                              capture_output=True, text=True, env={**os.environ, **self.env}).stdout
 
     def call(self, method, path, body=None, conn="conn_bench"):
         headers = {"apiKey": self.key, "x-connection-id": conn}
@@ -77,11 +102,7 @@ class Server:
         raise RuntimeError("storing did not finish")
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        self.halt()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

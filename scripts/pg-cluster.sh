@@ -10,7 +10,9 @@
 # Uses the machine's PostgreSQL binaries (PG_BIN, else the newest under
 # /usr/lib/postgresql, else PATH). initdb refuses to run as root, so as root
 # the server runs as the `postgres` user. Durability is off (fsync=off):
-# the data is thrown away anyway, and tests run faster.
+# the data is thrown away anyway, and tests run faster. PG_FSYNC=on keeps
+# PostgreSQL's durable defaults (fsync, synchronous_commit and
+# full_page_writes on), for benchmarks.
 set -euo pipefail
 
 usage() {
@@ -81,13 +83,22 @@ start() {
             exit 1
         }
     fi
+    local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    case ${PG_FSYNC:-off} in
+    on) durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on" ;;
+    off) ;;
+    *)
+        echo "PG_FSYNC must be on or off, got ${PG_FSYNC}" >&2
+        exit 2
+        ;;
+    esac
     local port tries=0
     # A port found free can be taken before the server binds it: try again.
     while :; do
         port=$(free_port)
         if as_owner "$BIN/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
             -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$data \
-                -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+                $durability \
                 -c max_connections=300" \
             start >/dev/null; then
             break
