@@ -21,10 +21,14 @@ pub async fn drain_retired_scope(
     let scope: i64 = row.try_get("id")?;
     let limit = limit.max(1) as i64;
 
+    // Both statements pick the same batch: the first rows in primary-key
+    // order, which the key's index gives without sorting (ordering by rowid
+    // sorted the whole rest of the scope for every batch).
     sqlx::query(
         "INSERT INTO reclaim_blobs (blob_key, queued_at) \
          SELECT blob_key, ? FROM variants WHERE rowid IN \
-           (SELECT rowid FROM variants WHERE scope_id = ? ORDER BY rowid LIMIT ?) AND blob_key IS NOT NULL \
+           (SELECT rowid FROM variants WHERE scope_id = ? ORDER BY media_id, label LIMIT ?) \
+           AND blob_key IS NOT NULL \
          ON CONFLICT DO NOTHING",
     )
     .bind(now)
@@ -33,7 +37,8 @@ pub async fn drain_retired_scope(
     .execute(&mut **tx)
     .await?;
     let variants = sqlx::query(
-        "DELETE FROM variants WHERE rowid IN (SELECT rowid FROM variants WHERE scope_id = ? ORDER BY rowid LIMIT ?)",
+        "DELETE FROM variants WHERE rowid IN \
+         (SELECT rowid FROM variants WHERE scope_id = ? ORDER BY media_id, label LIMIT ?)",
     )
     .bind(scope)
     .bind(limit)
