@@ -63,8 +63,14 @@ pub struct ConnectionContext {
     pub settings: VaultPlusSettings,
 }
 
+/// The Vault+ rules over a catalog and a blob store. Cloned for every
+/// request (axum state), so it is one shared pointer.
 #[derive(Clone)]
 pub struct VaultService {
+    inner: Arc<Inner>,
+}
+
+pub struct Inner {
     catalog: Arc<dyn Catalog>,
     blobs: Arc<dyn BlobStore>,
     signer: UrlSigner,
@@ -75,6 +81,14 @@ pub struct VaultService {
     config: ServiceConfig,
 }
 
+impl std::ops::Deref for VaultService {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
 impl VaultService {
     pub fn new(
         catalog: Arc<dyn Catalog>,
@@ -83,20 +97,25 @@ impl VaultService {
         config: ServiceConfig,
     ) -> Self {
         Self {
-            catalog,
-            blobs,
-            signer,
-            access: AccessRecorder::default(),
-            reclaim_signal: Signal::default(),
-            pipeline_signal: Signal::default(),
-            upstream: None,
-            config,
+            inner: Arc::new(Inner {
+                catalog,
+                blobs,
+                signer,
+                access: AccessRecorder::default(),
+                reclaim_signal: Signal::default(),
+                pipeline_signal: Signal::default(),
+                upstream: None,
+                config,
+            }),
         }
     }
 
     /// Media is fetched from this upstream (lists, proxy, storing jobs).
+    /// Called while wiring, before the service is shared.
     pub fn with_upstream(mut self, upstream: UpstreamClient) -> Self {
-        self.upstream = Some(upstream);
+        Arc::get_mut(&mut self.inner)
+            .expect("with_upstream is called before the service is cloned")
+            .upstream = Some(upstream);
         self
     }
 
