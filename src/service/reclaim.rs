@@ -17,6 +17,8 @@ use super::signal::Signal;
 /// per round: big enough to amortise a commit, small enough that a round
 /// never holds the catalog's write lock for long.
 const BATCH: u64 = 500;
+/// How soon leftover work is looked at again.
+const LEFTOVER_RETRY: Duration = Duration::from_secs(5);
 /// Blob deletions in flight at once when a batch deletion failed and
 /// reclaim finds the failing keys one by one.
 const PARALLEL_DELETES: usize = 16;
@@ -131,9 +133,21 @@ pub async fn run_worker(service: VaultService, interval: Duration, share: f64) {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %format!("{e:#}"), "reclaim run failed"),
         }
+        // Work left that this run could not take (deletions claimed by
+        // another node, perhaps one that died, or deletes that failed) is
+        // looked at again soon rather than at the next tick.
+        let left = service
+            .reclaim_backlog()
+            .await
+            .is_ok_and(|b| b.queued_blobs + b.retired_scopes > 0);
+        let wait = if left {
+            interval.min(LEFTOVER_RETRY)
+        } else {
+            interval
+        };
         tokio::select! {
             _ = service.reclaim_signal.wait() => {}
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }

@@ -229,7 +229,9 @@ impl TestServer {
     /// Runs reclaim to completion through the server's own worker: waits
     /// until the backlog is empty.
     pub async fn wait_reclaimed(&self) {
-        for _ in 0..200 {
+        // Up to 30 s: on a cluster, deletions claimed by a killed process
+        // come back after their claim (10 s).
+        for _ in 0..600 {
             let out = self.cli(&["reclaim", "status"]);
             let text = String::from_utf8_lossy(&out.stdout).to_string();
             if out.status.success()

@@ -81,8 +81,11 @@ pub async fn drain_retired_scope(tx: &mut Tx, limit: u64, now: i64) -> Result<u6
     Ok(1)
 }
 
-/// How long a node keeps the batch of blob deletions it claimed.
-const DELETION_CLAIM_MS: i64 = 60_000;
+/// How long a node keeps the batch of blob deletions it claimed: a batch
+/// takes a second or two; a claim outliving its node delays those deletions
+/// by this much. Should a slow batch outlast it, another node deletes the
+/// same keys again, which is harmless.
+const DELETION_CLAIM_MS: i64 = 10_000;
 
 /// Claims up to `limit` queued deletions no other node holds (claims are
 /// timed by the database's clock, the one clock all nodes share).
