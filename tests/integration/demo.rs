@@ -92,6 +92,17 @@ impl Demo {
         self.post(&format!("/_demo/media/{media}/change")).await;
     }
 
+    /// Successful fetches of each media file from the demo's CDN.
+    pub async fn fetch_counts(&self) -> Vec<u64> {
+        let stats = self.stats().await;
+        stats["cdn"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v["ok"].as_u64().unwrap())
+            .collect()
+    }
+
     pub async fn stats(&self) -> Value {
         self.http
             .get(format!("{}/_demo/stats", self.base))
