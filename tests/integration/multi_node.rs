@@ -168,7 +168,8 @@ async fn concurrent_purges_and_stores_on_two_nodes_stay_exact() {
     );
 }
 
-/// A sync's storing jobs are shared by three nodes; one is killed mid-way.
+/// A sync's storing jobs are shared by three nodes, beside uploads, reads,
+/// deletes and a purge through all of them; one node is killed mid-way.
 /// The others take its leases over: everything is stored, once, and the
 /// catalog and the bucket agree.
 #[tokio::test]
@@ -192,6 +193,7 @@ async fn a_node_killed_mid_sync_loses_no_job_and_runs_none_twice() {
     let mut nodes = cluster(3, &refs).await;
     nodes[0].add_connection("default", "conn_a");
     nodes[0].add_connection("default", "conn_b");
+    nodes[0].add_connection("default", "conn_c");
 
     let (code, body) = json(nodes[1].conn(
         Method::PUT,
@@ -226,6 +228,21 @@ async fn a_node_killed_mid_sync_loses_no_job_and_runs_none_twice() {
         assert_eq!(r.status(), 200);
         assert_eq!(r.bytes().await.unwrap().len(), 3_000 + i);
     }
+    // conn_c is filled through every node, then purged after the kill.
+    let mut c_bytes = 0u64;
+    for i in 0..12usize {
+        let len = 2_000 + 10 * i;
+        nodes[i % 3]
+            .put(
+                "conn_c",
+                &format!("8{i:03}"),
+                "full",
+                "image/png",
+                bytes(i as u8, len),
+            )
+            .await;
+        c_bytes += len as u64;
+    }
     while status(&nodes[0], "conn_a").await["storedCount"]
         .as_u64()
         .unwrap()
@@ -248,6 +265,13 @@ async fn a_node_killed_mid_sync_loses_no_job_and_runs_none_twice() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
+    let p = purge(&nodes[0], "conn_c").await;
+    assert_eq!(
+        (p["purgedCount"].clone(), p["freedBytes"].clone()),
+        (json!(12), json!(c_bytes)),
+        "{p}"
+    );
+    assert_eq!(status(&nodes[1], "conn_c").await["storedCount"], 0);
     demo.faults(json!({"slowBodyMs": 0})).await;
     wait_idle(&nodes[0]).await;
 
