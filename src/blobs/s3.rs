@@ -89,7 +89,14 @@ pub struct S3BlobStore {
     bucket: String,
     /// Empty for the whole bucket.
     prefix: Path,
+    /// The last successful probe: health checks from a load balancer (every
+    /// node, every few seconds) would otherwise each write and delete an
+    /// object.
+    last_ping: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// A successful probe stands for this long.
+const PING_VALID: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl std::fmt::Debug for S3BlobStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -177,7 +184,27 @@ impl S3BlobStore {
             reader: Arc::new(reader),
             bucket,
             prefix,
+            last_ping: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Writes and deletes a small object under the ping prefix.
+    async fn probe(&self) -> anyhow::Result<()> {
+        let probe = self.join(&format!("{PING_DIR}/{}", uuid::Uuid::new_v4().simple()));
+        self.store
+            .put(&probe, PutPayload::from_static(b"ok"))
+            .await
+            .with_context(|| {
+                format!(
+                    "bucket s3://{} is not reachable or not writable",
+                    self.bucket
+                )
+            })?;
+        self.store
+            .delete(&probe)
+            .await
+            .with_context(|| format!("cannot delete the probe {probe} in s3://{}", self.bucket))?;
+        Ok(())
     }
 
     fn path_of(&self, key: &str) -> anyhow::Result<Path> {
@@ -262,20 +289,12 @@ fn is_not_found(e: &object_store::Error) -> bool {
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn ping(&self) -> anyhow::Result<()> {
-        let probe = self.join(&format!("{PING_DIR}/{}", uuid::Uuid::new_v4().simple()));
-        self.store
-            .put(&probe, PutPayload::from_static(b"ok"))
-            .await
-            .with_context(|| {
-                format!(
-                    "bucket s3://{} is not reachable or not writable",
-                    self.bucket
-                )
-            })?;
-        self.store
-            .delete(&probe)
-            .await
-            .with_context(|| format!("cannot delete the probe {probe} in s3://{}", self.bucket))?;
+        let recent = |at: &Option<std::time::Instant>| at.is_some_and(|t| t.elapsed() < PING_VALID);
+        if recent(&self.last_ping.lock().expect("ping lock poisoned")) {
+            return Ok(());
+        }
+        self.probe().await?;
+        *self.last_ping.lock().expect("ping lock poisoned") = Some(std::time::Instant::now());
         Ok(())
     }
 
