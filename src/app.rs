@@ -33,7 +33,8 @@ pub async fn open_data_dir(dir: &Path) -> anyhow::Result<Stores> {
     stores::open(&spec, OpenOptions::COMMAND).await
 }
 
-#[derive(Clone, Debug)]
+/// No `Debug`: it holds the upstream API key.
+#[derive(Clone)]
 pub struct ServeOptions {
     pub stores: StoreSpec,
     pub listen: String,

@@ -69,7 +69,10 @@ impl StoreSpec {
                 ..s3
             }),
             Some(b) if b.contains("://") => {
-                anyhow::bail!("--blobs {b:?}: expected s3://bucket/prefix or a local directory")
+                anyhow::bail!(
+                    "--blobs {}: expected s3://bucket/prefix or a local directory",
+                    redact(b)
+                )
             }
             Some(dir) => BlobSpec::Local(PathBuf::from(dir)),
         };

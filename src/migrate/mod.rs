@@ -9,6 +9,7 @@
 //! target the migration is for, and whether it finished.
 
 pub mod blobs;
+mod fingerprint;
 pub mod rows;
 mod state;
 
@@ -68,12 +69,31 @@ pub async fn migrate(
         .with_context(|| format!("cannot connect to {}", stores::redact(url)))?;
 
     let mut state = State::load_or_start(from, to, &pg).await?;
+    let source_now = fingerprint::source(&src).await?;
+    let unchanged = state.done && state.source.as_deref() == Some(source_now.as_str());
     let mut report = Report {
-        already_done: state.done,
+        already_done: unchanged,
         ..Report::default()
     };
-    if !state.done {
-        copy_blobs(
+    if !unchanged {
+        // Rows this migration copied before may be replaced, but nothing
+        // the cluster wrote since: that would lose its data.
+        let target_now = fingerprint::target(&pg).await?;
+        match &state.target_rows {
+            Some(copied) if *copied != target_now => bail!(
+                "the target catalog changed since this migration copied it (cluster nodes \
+                 already use it?); refusing to overwrite it. The source changed too: \
+                 migrate into a new, empty database"
+            ),
+            None if !target_empty(&pg).await? => bail!(
+                "the target catalog holds data this migration did not write; migrate into a \
+                 new, empty database"
+            ),
+            _ => {}
+        }
+        state.done = false;
+        state.save()?;
+        let orphans = copy_blobs(
             &src,
             &source_blobs,
             target.blobs.as_ref(),
@@ -81,7 +101,10 @@ pub async fn migrate(
             progress,
         )
         .await?;
-        copy_rows(&src, &pg, progress).await?;
+        copy_rows(&src, &pg, &orphans, progress).await?;
+        state.source = Some(source_now);
+        state.target_rows = Some(fingerprint::target(&pg).await?);
+        state.save()?;
     }
     verify_blobs(&src, target.blobs.as_ref()).await?;
     report.tables = verify_rows(&src, &pg).await?;
@@ -95,6 +118,13 @@ pub async fn migrate(
     Ok(report)
 }
 
+async fn target_empty(pg: &PgPool) -> anyhow::Result<bool> {
+    let orgs: i64 = sqlx::query_scalar("SELECT count(*) FROM orgs")
+        .fetch_one(pg)
+        .await?;
+    Ok(orgs == 0)
+}
+
 async fn open_source(file: &Path) -> anyhow::Result<SqlitePool> {
     let opts = SqliteConnectOptions::new().filename(file).read_only(true);
     SqlitePoolOptions::new()
@@ -104,18 +134,20 @@ async fn open_source(file: &Path) -> anyhow::Result<SqlitePool> {
         .with_context(|| format!("cannot open {}", file.display()))
 }
 
-/// Every stored blob of the source into the target, in key order.
+/// Every stored blob of the source into the target, in key order. Returns
+/// the target's blobs the source no longer has (written by an earlier run
+/// for variants deleted since): the cluster's reclaim deletes them.
 async fn copy_blobs(
     src: &SqlitePool,
     from: &LocalBlobStore,
     to: &dyn BlobStore,
     report: &mut Report,
     progress: &dyn Progress,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     let (_, total_bytes) = blobs::totals(src).await?;
     progress.phase("blobs (bytes)", total_bytes);
     // One listing of the target says what an earlier run already wrote.
-    let held: HashMap<String, u64> = to.list().await?.into_iter().collect();
+    let mut held: HashMap<String, u64> = to.list().await?.into_iter().collect();
     let mut after = String::new();
     loop {
         let page = blobs::page(src, &after).await?;
@@ -133,6 +165,9 @@ async fn copy_blobs(
             .buffer_unordered(PARALLEL_BLOBS)
             .try_collect()
             .await?;
+        for b in &page {
+            held.remove(&b.key);
+        }
         for (copied, size) in outcomes {
             match copied {
                 blobs::Copied::Written => report.blobs_written += 1,
@@ -145,7 +180,7 @@ async fn copy_blobs(
         "blobs: {} written, {} already there, {} bytes",
         report.blobs_written, report.blobs_present, report.bytes_verified
     ));
-    Ok(())
+    Ok(held.into_keys().collect())
 }
 
 /// Every stored variant of the source has its bytes in the target, whole.
@@ -170,7 +205,12 @@ async fn verify_blobs(src: &SqlitePool, to: &dyn BlobStore) -> anyhow::Result<()
     }
 }
 
-async fn copy_rows(src: &SqlitePool, pg: &PgPool, progress: &dyn Progress) -> anyhow::Result<()> {
+async fn copy_rows(
+    src: &SqlitePool,
+    pg: &PgPool,
+    orphans: &[String],
+    progress: &dyn Progress,
+) -> anyhow::Result<()> {
     let mut total = 0;
     for t in rows::TABLES {
         total += rows::count(src, t).await?;
@@ -184,6 +224,7 @@ async fn copy_rows(src: &SqlitePool, pg: &PgPool, progress: &dyn Progress) -> an
         rows::copy_table(src, &mut tx, t, &|n| progress.advance(n)).await?;
     }
     rows::advance_sequences(&mut tx).await?;
+    rows::queue_for_reclaim(&mut tx, orphans).await?;
     tx.commit().await?;
     progress.finish(&format!("catalog: {total} rows"));
     Ok(())

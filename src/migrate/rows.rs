@@ -258,6 +258,23 @@ pub async fn advance_sequences(pg: &mut PgConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Queues blobs no copied row refers to for the cluster's reclaim.
+pub async fn queue_for_reclaim(pg: &mut PgConnection, keys: &[String]) -> anyhow::Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let now = crate::model::time::now_ms();
+    sqlx::query(
+        "INSERT INTO reclaim_blobs (blob_key, queued_at) \
+         SELECT k, $2 FROM unnest($1::TEXT[]) AS k ON CONFLICT DO NOTHING",
+    )
+    .bind(keys)
+    .bind(now)
+    .execute(&mut *pg)
+    .await?;
+    Ok(())
+}
+
 /// Rows the source holds for a table (for the progress bar).
 pub async fn count(src: &SqlitePool, table: &Table) -> anyhow::Result<u64> {
     let sql = format!("SELECT COUNT(*) FROM {} WHERE {}", table.name, table.filter);

@@ -1,8 +1,8 @@
-//! Which target a migration of a data directory is for, and whether it
-//! finished, kept in that directory (`migrate-state.json`): a second run
-//! resumes it, and a run towards another target is refused (the first one
-//! checked that its target was empty; this is how reruns know the data there
-//! is their own).
+//! Which target a migration of a data directory is for, how far it got and
+//! what it copied, kept in that directory (`migrate-state.json`): a second
+//! run resumes or refreshes it, and a run towards another target is refused
+//! (the first one checked that its target was empty; this is how reruns
+//! know the data there is their own).
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +21,13 @@ pub struct State {
     target: String,
     /// Every step finished and was verified once.
     pub done: bool,
+    /// The source rows as last copied.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The target rows as that copy left them: a rerun that finds them
+    /// otherwise refuses to overwrite them.
+    #[serde(default)]
+    pub target_rows: Option<String>,
     #[serde(skip)]
     path: PathBuf,
 }
@@ -37,7 +44,7 @@ impl State {
                     .with_context(|| format!("cannot read {}", path.display()))?;
                 if state.target != target {
                     bail!(
-                        "{} records a migration to another target ({}); finish that one, or delete the file to start over",
+                        "{} records a migration to another target ({}); finish that one, or delete the file to start over with an empty target",
                         path.display(),
                         state.target
                     );
@@ -57,6 +64,8 @@ impl State {
                 let state = State {
                     target,
                     done: false,
+                    source: None,
+                    target_rows: None,
                     path,
                 };
                 state.save()?;

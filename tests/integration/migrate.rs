@@ -144,7 +144,6 @@ async fn an_embedded_install_moves_into_a_cluster_resumably() {
     s.put("conn_a", "5000", "full", "image/jpeg", bytes(50, 5_000))
         .await;
     s.restart_gracefully(&[]).await;
-    let before_a = snapshot(&s, "conn_a").await;
     s.kill();
     let (ok, text) = migrate(&data_dir, &db, &prefix);
     assert!(ok, "{text}");
@@ -158,6 +157,21 @@ async fn an_embedded_install_moves_into_a_cluster_resumably() {
     assert!(written < ITEMS as u64 - 1, "resumed, not restarted: {text}");
     let (ok, text) = migrate(&data_dir, &db, &prefix);
     assert!(ok && text.contains("already migrated"), "{text}");
+
+    // The old server ran again after the migration (say, until cutover): a
+    // rerun moves what changed, since the cluster has not written yet.
+    s.restart(&[]).await;
+    let r = s
+        .conn(Method::DELETE, "/v2/vault-plus/media/4", "conn_a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.restart_gracefully(&[]).await;
+    let before_a = snapshot(&s, "conn_a").await;
+    s.kill();
+    let (ok, text) = migrate(&data_dir, &db, &prefix);
+    assert!(ok && !text.contains("already migrated"), "{text}");
 
     // A cluster node on the target serves the same thing, with the same
     // API key and the same signed URLs.
@@ -194,4 +208,14 @@ async fn an_embedded_install_moves_into_a_cluster_resumably() {
         .1;
     assert_eq!(p["purgedCount"], before_a.0["storedCount"], "{p}");
     assert_eq!(p["freedBytes"], before_a.0["totalSizeBytes"], "{p}");
+
+    // Now the cluster holds data of its own: a rerun after yet another
+    // change of the source refuses to overwrite it.
+    drop(node);
+    s.restart(&[]).await;
+    s.put("conn_b", "6000", "full", "image/jpeg", bytes(60, 600))
+        .await;
+    s.kill();
+    let (ok, text) = migrate(&data_dir, &db, &prefix);
+    assert!(!ok && text.contains("refusing to overwrite"), "{text}");
 }
