@@ -45,7 +45,7 @@ macro_rules! catalog_conformance {
             totals_match_records, list_add_and_sync_follow_the_plan,
             jobs_are_leased_once, job_outcomes_update_variants,
             job_commit_after_purge_is_refused, queue_variant_revives_known_variants,
-            storage_limits_evict_or_block);
+            storage_limits_evict_or_block, failed_deletions_wait_behind_the_rest);
     };
     // Behaviour only an embedded (single-server) catalog shows.
     (embedded $make:expr) => {
@@ -1231,4 +1231,23 @@ pub async fn storage_limits_evict_or_block(c: Arc<dyn Catalog>) {
         store_limited(c.as_ref(), scope, "3", 101, NOW, purge_oldest).await,
         CommitOutcome::OverLimit
     );
+}
+
+pub async fn failed_deletions_wait_behind_the_rest(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    for k in ["1/a", "1/b", "1/c"] {
+        c.begin_upload(scope, k, NOW).await.unwrap();
+    }
+    assert_eq!(c.requeue_upload_intents(NOW + 1).await.unwrap(), 3);
+    let first = c.queued_blob_deletions(1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    c.postpone_blob_deletions(&first, 60_000).await.unwrap();
+    // A claimed-and-postponed key is out of reach; the others come first.
+    let rest = c.queued_blob_deletions(10).await.unwrap();
+    assert_eq!(rest.len(), 2, "{rest:?}");
+    assert!(!rest.contains(&first[0]));
+    c.forget_blob_deletions(&rest).await.unwrap();
+    assert!(c.queued_blob_deletions(10).await.unwrap().is_empty());
+    assert_eq!(c.reclaim_backlog().await.unwrap().queued_blobs, 1);
 }

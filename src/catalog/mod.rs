@@ -228,6 +228,10 @@ pub trait Catalog: Send + Sync + 'static {
     /// come back).
     async fn queued_blob_deletions(&self, limit: u64) -> Result<Vec<String>>;
     async fn forget_blob_deletions(&self, keys: &[String]) -> Result<()>;
+    /// Puts deletions that failed behind the rest of the queue, out of
+    /// reach for `delay_ms`: a blob that cannot be deleted must not hold
+    /// back the ones queued after it.
+    async fn postpone_blob_deletions(&self, keys: &[String], delay_ms: i64) -> Result<()>;
     async fn reclaim_backlog(&self) -> Result<ReclaimBacklog>;
     /// Every blob key the catalog accounts for (variants, reclaim queue,
     /// upload intents). Used by consistency checks.

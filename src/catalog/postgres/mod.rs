@@ -411,6 +411,10 @@ impl Catalog for PostgresCatalog {
         reclaim::forget_blob_deletions(&self.pool, keys).await
     }
 
+    async fn postpone_blob_deletions(&self, keys: &[String], delay_ms: i64) -> Result<()> {
+        reclaim::postpone_blob_deletions(&self.pool, keys, delay_ms).await
+    }
+
     async fn reclaim_backlog(&self) -> Result<ReclaimBacklog> {
         reclaim::reclaim_backlog(&self.pool).await
     }

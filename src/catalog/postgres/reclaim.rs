@@ -117,6 +117,24 @@ pub async fn forget_blob_deletions(pool: &PgPool, keys: &[String]) -> Result<()>
     Ok(())
 }
 
+/// Keeps failed deletions out of reach for `delay_ms` (a claim nobody
+/// holds), by the database's clock like every claim.
+pub async fn postpone_blob_deletions(pool: &PgPool, keys: &[String], delay_ms: i64) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE reclaim_blobs SET \
+           claimed_until = (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT + $2 \
+         WHERE blob_key = ANY($1)",
+    )
+    .bind(keys)
+    .bind(delay_ms)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 pub async fn reclaim_backlog(pool: &PgPool) -> Result<ReclaimBacklog> {
     let row = sqlx::query(
         "SELECT (SELECT count(*) FROM scopes WHERE retired_at IS NOT NULL) AS scopes, \

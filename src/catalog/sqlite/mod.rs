@@ -414,6 +414,10 @@ impl Catalog for SqliteCatalog {
         reclaim::forget_blob_deletions(&self.writer, keys).await
     }
 
+    async fn postpone_blob_deletions(&self, keys: &[String], delay_ms: i64) -> Result<()> {
+        reclaim::postpone_blob_deletions(&self.writer, keys, now_ms() + delay_ms).await
+    }
+
     async fn reclaim_backlog(&self) -> Result<ReclaimBacklog> {
         reclaim::reclaim_backlog(&self.reader).await
     }

@@ -74,18 +74,37 @@ pub async fn drain_retired_scope(
     Ok(1)
 }
 
+/// Queued deletions that are due (not postponed after a failure).
 pub async fn queued_blob_deletions(pool: &SqlitePool, limit: u64) -> Result<Vec<String>> {
-    let rows =
-        sqlx::query("SELECT blob_key FROM reclaim_blobs ORDER BY queued_at, blob_key LIMIT ?")
-            .bind(limit as i64)
-            .fetch_all(pool)
-            .await?;
+    let rows = sqlx::query(
+        "SELECT blob_key FROM reclaim_blobs WHERE not_before IS NULL OR not_before <= ? \
+         ORDER BY queued_at, blob_key LIMIT ?",
+    )
+    .bind(crate::model::time::now_ms())
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await?;
     rows.iter().map(|r| Ok(r.try_get("blob_key")?)).collect()
 }
 
 pub async fn forget_blob_deletions(pool: &SqlitePool, keys: &[String]) -> Result<()> {
     for chunk in keys.chunks(500) {
         let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM reclaim_blobs WHERE blob_key IN (");
+        let mut sep = qb.separated(", ");
+        for k in chunk {
+            sep.push_bind(k.as_str());
+        }
+        qb.push(")");
+        qb.build().execute(pool).await?;
+    }
+    Ok(())
+}
+
+pub async fn postpone_blob_deletions(pool: &SqlitePool, keys: &[String], until: i64) -> Result<()> {
+    for chunk in keys.chunks(500) {
+        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE reclaim_blobs SET not_before = ");
+        qb.push_bind(until);
+        qb.push(" WHERE blob_key IN (");
         let mut sep = qb.separated(", ");
         for k in chunk {
             sep.push_bind(k.as_str());
