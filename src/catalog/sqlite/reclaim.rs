@@ -88,22 +88,30 @@ pub async fn queued_blob_deletions(pool: &SqlitePool, limit: u64) -> Result<Vec<
 }
 
 pub async fn forget_blob_deletions(pool: &SqlitePool, keys: &[String]) -> Result<()> {
-    for chunk in keys.chunks(500) {
-        let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM reclaim_blobs WHERE blob_key IN (");
-        let mut sep = qb.separated(", ");
-        for k in chunk {
-            sep.push_bind(k.as_str());
-        }
-        qb.push(")");
-        qb.build().execute(pool).await?;
-    }
-    Ok(())
+    for_each_chunk(pool, keys, |qb| {
+        qb.push("DELETE FROM reclaim_blobs");
+    })
+    .await
 }
 
 pub async fn postpone_blob_deletions(pool: &SqlitePool, keys: &[String], until: i64) -> Result<()> {
+    for_each_chunk(pool, keys, |qb| {
+        qb.push("UPDATE reclaim_blobs SET not_before = ")
+            .push_bind(until);
+    })
+    .await
+}
+
+/// Runs `head` + ` WHERE blob_key IN (...)` over the keys, 500 at a time
+/// (SQLite's limit on bound parameters).
+async fn for_each_chunk(
+    pool: &SqlitePool,
+    keys: &[String],
+    head: impl Fn(&mut QueryBuilder<Sqlite>),
+) -> Result<()> {
     for chunk in keys.chunks(500) {
-        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE reclaim_blobs SET not_before = ");
-        qb.push_bind(until);
+        let mut qb = QueryBuilder::<Sqlite>::new("");
+        head(&mut qb);
         qb.push(" WHERE blob_key IN (");
         let mut sep = qb.separated(", ");
         for k in chunk {
