@@ -2,7 +2,6 @@
 //! become a service, its background workers, and a listening server.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use crate::catalog::Catalog;
 use crate::model::time::now_ms;
 use crate::service::pipeline::{self, PipelineConfig};
 use crate::service::{ServiceConfig, VaultService, admin, keyring, reclaim, retention};
-use crate::stores::{self, BlobSpec, OpenOptions, StoreSpec, Stores};
+use crate::stores::{self, BlobSpec, OpenOptions, StoreSpec};
 use crate::upstream::UpstreamClient;
 
 /// Database connections of a server (a command uses fewer).
@@ -25,13 +24,6 @@ const STALE_INTENT_CHECK: Duration = Duration::from_secs(600);
 
 /// How often batched access counts are written.
 const ACCESS_FLUSH_EVERY: Duration = Duration::from_secs(1);
-
-/// Opens the embedded stores of a data directory, creating it if needed
-/// (tests and tools that work on one directory).
-pub async fn open_data_dir(dir: &Path) -> anyhow::Result<Stores> {
-    let spec = StoreSpec::new(dir.to_path_buf(), None, None, Default::default())?;
-    stores::open(&spec, OpenOptions::COMMAND).await
-}
 
 /// No `Debug`: it holds the upstream API key.
 #[derive(Clone)]

@@ -68,7 +68,7 @@ pub async fn migrate(
         .await
         .with_context(|| format!("cannot connect to {}", stores::redact(url)))?;
 
-    let mut state = State::load_or_start(from, to, &pg).await?;
+    let mut state = State::load_or_start(from, to)?;
     let source_now = fingerprint::source(&src).await?;
     let unchanged = state.done && state.source.as_deref() == Some(source_now.as_str());
     let mut report = Report {

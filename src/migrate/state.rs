@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 
 use crate::stores::StoreSpec;
 
@@ -34,8 +33,9 @@ pub struct State {
 
 impl State {
     /// The state of a migration of `from` into `to`: resumed if one was
-    /// begun, else a new one, which needs an empty target catalog.
-    pub async fn load_or_start(from: &Path, to: &StoreSpec, pg: &PgPool) -> anyhow::Result<Self> {
+    /// begun, else a new one (saved by the caller once it has checked that
+    /// the target is empty, so a refused target leaves no state behind).
+    pub fn load_or_start(from: &Path, to: &StoreSpec) -> anyhow::Result<Self> {
         let path = from.join(FILE);
         let target = to.describe();
         match std::fs::read(&path) {
@@ -52,25 +52,13 @@ impl State {
                 state.path = path;
                 Ok(state)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let orgs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orgs")
-                    .fetch_one(pg)
-                    .await?;
-                if orgs > 0 {
-                    bail!(
-                        "the target catalog already holds data; migrate only into a new, empty database"
-                    );
-                }
-                let state = State {
-                    target,
-                    done: false,
-                    source: None,
-                    target_rows: None,
-                    path,
-                };
-                state.save()?;
-                Ok(state)
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
+                target,
+                done: false,
+                source: None,
+                target_rows: None,
+                path,
+            }),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
     }
