@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::blobs::LocalBlobStore;
 use crate::catalog::Catalog;
+use crate::http::server::{self, ServerConfig, Timeouts, limits};
 use crate::model::time::now_ms;
 use crate::service::pipeline::{self, PipelineConfig};
 use crate::service::{ServiceConfig, VaultService, admin, keyring, reclaim, retention};
@@ -48,10 +48,19 @@ pub struct ServeOptions {
     pub sweep_interval: Duration,
     /// On a cluster: age after which an unfinished upload is taken for dead.
     pub stale_upload: Duration,
+    /// Timeouts on clients, and the connection cap (None: derived from the
+    /// open-file limit).
+    pub timeouts: Timeouts,
+    pub max_connections: Option<usize>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+    // Before any file is opened: the cap below is derived from the limit.
+    let nofile = limits::raise_nofile_limit();
+    let max_connections = opts
+        .max_connections
+        .unwrap_or_else(|| limits::default_max_connections(nofile));
     let stores = stores::open(
         &opts.stores,
         OpenOptions {
@@ -132,17 +141,23 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     tokio::spawn(retention::run_worker(service.clone(), opts.sweep_interval));
 
     println!("vaultplus listening on http://{addr} (public URL {public_url})");
-    tracing::info!(%addr, stores = %opts.stores.describe(), "serving");
-    // Without TCP_NODELAY, a small response whose head and body leave in two
-    // writes waits on the client's delayed ACK (about 40 ms a request).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, crate::http::router(service.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    tracing::info!(
+        %addr,
+        stores = %opts.stores.describe(),
+        max_connections,
+        open_files = nofile,
+        "serving"
+    );
+    server::serve(
+        listener,
+        crate::http::router(service.clone()),
+        ServerConfig {
+            timeouts: opts.timeouts,
+            max_connections,
+        },
+        shutdown_signal(),
+    )
+    .await;
     // Counts gathered since the last flush are written before exit.
     service.access().flush(stores.catalog.as_ref()).await?;
     tracing::info!("stopped");

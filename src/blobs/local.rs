@@ -20,11 +20,12 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 use super::{BlobRead, BlobStore, ByteStream, PutError, PutOutcome};
 
 const WRITE_BUFFER: usize = 256 * 1024;
-/// Chunk size when streaming a large blob: big enough that the blocking
-/// pool round trip per chunk is small beside the copy.
-const READ_CHUNK: usize = 256 * 1024;
-/// Reads up to this size are answered from one buffer.
-const WHOLE_READ: u64 = 1024 * 1024;
+/// Chunk size when streaming a blob: big enough that the blocking pool
+/// round trip per chunk is small beside the copy, small enough that a
+/// client reading slowly holds little memory (one chunk at a time).
+const READ_CHUNK: usize = 128 * 1024;
+/// Reads up to this size are answered from one buffer (one chunk).
+const WHOLE_READ: u64 = READ_CHUNK as u64;
 
 enum Opened {
     Whole(Bytes),

@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::{self, ServeOptions};
 use crate::blobs::s3::S3Options;
+use crate::http::server::Timeouts;
 use crate::service::pipeline::PipelineConfig;
 use crate::stores::{self, OpenOptions, StoreSpec, Stores};
 
@@ -189,6 +190,21 @@ struct ServeArgs {
     /// On a cluster (--database postgres://): seconds after which an unfinished upload or fetch is taken for dead and its bytes reclaimed; must exceed the longest upload. (An embedded server reclaims them at its next start.)
     #[arg(long, env = "VAULTPLUS_STALE_UPLOAD_SECS", default_value_t = 6 * 3600)]
     stale_upload_secs: u64,
+    /// Seconds a client may take to send a whole request head (also: to send anything on a new connection); then 408 and close.
+    #[arg(long, env = "VAULTPLUS_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_secs: u64,
+    /// Seconds without a byte of a request body before the upload is cut (any honest speed works: only silence counts).
+    #[arg(long, env = "VAULTPLUS_BODY_IDLE_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    body_idle_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open between requests.
+    #[arg(long, env = "VAULTPLUS_KEEP_ALIVE_IDLE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    keep_alive_idle_secs: u64,
+    /// Seconds a client may take no byte of a response before the connection is dropped.
+    #[arg(long, env = "VAULTPLUS_WRITE_IDLE_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    write_idle_timeout_secs: u64,
+    /// Most client connections at once; at the cap the oldest idle one is closed for a new one, or the new one is closed when all are busy [default: from the open-file limit (raised to its hard limit at start): (limit - max(64, limit/8)) / 2, at most 16384].
+    #[arg(long, env = "VAULTPLUS_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -224,6 +240,13 @@ pub fn run() -> anyhow::Result<()> {
                     key_reload: Duration::from_secs(a.key_reload_secs.max(1)),
                     sweep_interval: Duration::from_secs(a.sweep_interval_secs.max(1)),
                     stale_upload: Duration::from_secs(a.stale_upload_secs.max(1)),
+                    timeouts: Timeouts {
+                        header: Duration::from_secs(a.header_timeout_secs),
+                        body_idle: Duration::from_secs(a.body_idle_timeout_secs),
+                        keep_alive_idle: Duration::from_secs(a.keep_alive_idle_secs),
+                        write_idle: Duration::from_secs(a.write_idle_timeout_secs),
+                    },
+                    max_connections: a.max_connections.map(|n| n as usize),
                 })
                 .await
             }

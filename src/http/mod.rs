@@ -7,6 +7,7 @@ pub mod extract;
 pub mod openapi;
 pub mod request_id;
 pub mod routes;
+pub mod server;
 
 use std::sync::Arc;
 

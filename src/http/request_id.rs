@@ -28,7 +28,12 @@ fn request_id_of(req: &Request) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map(str::to_owned)
-        .unwrap_or_else(|| format!("req_{}", uuid::Uuid::new_v4().simple()))
+        .unwrap_or_else(new_id)
+}
+
+/// A fresh request ID.
+pub fn new_id() -> String {
+    format!("req_{}", uuid::Uuid::new_v4().simple())
 }
 
 /// Signed media tokens are credentials: keep them out of logs.

@@ -47,7 +47,25 @@ impl TestServer {
     /// Starts a node on the given stores (several nodes may share them; only
     /// the first start of new stores prints a key).
     pub async fn start_on(dir: TempDir, backend: Backend, extra: &[&str]) -> Self {
-        let (child, base, key) = spawn(dir.path(), &backend.env, extra);
+        Self::start_limited(dir, backend, extra, None).await
+    }
+
+    /// Starts a node whose open-file limit (soft and hard) is `nofile`.
+    pub async fn start_with_nofile(nofile: u64, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut server =
+            Self::start_limited(dir, Backend::fresh().await, extra, Some(nofile)).await;
+        server.key = server.key_printed.take().expect("first start prints a key");
+        server
+    }
+
+    async fn start_limited(
+        dir: TempDir,
+        backend: Backend,
+        extra: &[&str],
+        nofile: Option<u64>,
+    ) -> Self {
+        let (child, base, key) = spawn(dir.path(), &backend.env, extra, nofile);
         let server = TestServer {
             child,
             base,
@@ -88,7 +106,7 @@ impl TestServer {
     }
 
     async fn start_again(&mut self, extra: &[&str]) {
-        let (child, base, _) = spawn(self.dir.path(), &self.backend.env, extra);
+        let (child, base, _) = spawn(self.dir.path(), &self.backend.env, extra, None);
         self.child = child;
         self.base = base;
         self.wait_healthy().await;
@@ -104,6 +122,25 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("server did not become healthy");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc")
+    }
+
+    /// host:port, for raw sockets.
+    pub fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -279,8 +316,28 @@ impl Drop for TestServer {
     }
 }
 
-fn spawn(dir: &Path, env: &[(String, String)], extra: &[&str]) -> (Child, String, Option<String>) {
-    let mut child = Command::new(BIN)
+fn spawn(
+    dir: &Path,
+    env: &[(String, String)],
+    extra: &[&str],
+    nofile: Option<u64>,
+) -> (Child, String, Option<String>) {
+    let mut cmd = Command::new(BIN);
+    if let Some(n) = nofile {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only an async-signal-safe system call between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = rustix::process::Rlimit {
+                    current: Some(n),
+                    maximum: Some(n),
+                };
+                rustix::process::setrlimit(rustix::process::Resource::Nofile, lim)
+                    .map_err(std::io::Error::from)
+            });
+        }
+    }
+    let mut child = cmd
         .arg("serve")
         .arg("--data-dir")
         .arg(dir)

@@ -1,0 +1,132 @@
+//! What one connection's parts share: the I/O wrapper (which enforces the
+//! timeouts), the service (which sees requests start and end) and the
+//! registry (which may evict the connection when the server is full).
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::sync::Notify;
+
+pub struct ConnShared {
+    pub id: u64,
+    /// Requests dispatched whose response has not been sent whole yet.
+    in_flight: AtomicU32,
+    /// Responses sent whole on this connection.
+    served: AtomicU64,
+    /// When the connection last became idle (accepted, or a response ended).
+    idle_since: Mutex<Instant>,
+    /// The I/O side waiting for the connection to go idle (to answer a
+    /// refused pipelined request after the responses before it).
+    idle_waker: Mutex<Option<Waker>>,
+    evict: Notify,
+}
+
+impl ConnShared {
+    pub fn new(id: u64) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            in_flight: AtomicU32::new(0),
+            served: AtomicU64::new(0),
+            idle_since: Mutex::new(Instant::now()),
+            idle_waker: Mutex::new(None),
+            evict: Notify::new(),
+        })
+    }
+
+    /// No request is being answered: closing it loses nobody's work.
+    pub fn is_idle(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+    }
+
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Acquire)
+    }
+
+    pub fn idle_since(&self) -> Instant {
+        *self.idle_since.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes `waker` once the connection is idle.
+    pub fn wake_when_idle(&self, waker: &Waker) {
+        *self.idle_waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(waker.clone());
+    }
+
+    /// Marks a request dispatched; the guard ends it when dropped.
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.clone())
+    }
+
+    pub fn evict(&self) {
+        self.evict.notify_one();
+    }
+
+    pub async fn evicted(&self) {
+        self.evict.notified().await
+    }
+}
+
+/// A request being answered; dropped when its response body has been sent
+/// whole (or the connection died).
+pub struct InFlight(Arc<ConnShared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let s = &self.0;
+        *s.idle_since.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        s.served.fetch_add(1, Ordering::AcqRel);
+        if s.in_flight.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(w) = s
+                .idle_waker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+        {
+            w.wake();
+        }
+    }
+}
+
+/// A response body that holds its request's [`InFlight`] until hyper has
+/// taken its last frame (hyper drops the body then).
+pub struct TrackedBody<B> {
+    inner: B,
+    _in_flight: InFlight,
+}
+
+impl<B> TrackedBody<B> {
+    pub fn new(inner: B, in_flight: InFlight) -> Self {
+        Self {
+            inner,
+            _in_flight: in_flight,
+        }
+    }
+}
+
+impl<B> Body for TrackedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
