@@ -110,7 +110,7 @@ impl GuardedIo {
         }
         if !self.shared.is_idle() {
             // The handler or the response is still at work: not the
-            // client's wait.
+            // client's wait (the caller asks to be woken when it ends).
             return None;
         }
         let limit = if self.shared.served() == 0 {
@@ -125,6 +125,12 @@ impl GuardedIo {
     /// and answers what its expiry means.
     fn poll_read_timer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let Some((deadline, wait)) = self.read_wait(Instant::now()) else {
+            // Busy: once the response ends, the idle wait starts, and hyper
+            // may not read again by itself before the client sends.
+            self.shared.wake_when_idle(cx.waker());
+            if self.shared.is_idle() {
+                cx.waker().wake_by_ref();
+            }
             return Poll::Pending;
         };
         if self.read_deadline != Some(deadline) {
