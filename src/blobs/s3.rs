@@ -25,7 +25,8 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
 use object_store::{
-    ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart,
+    ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    WriteMultipart,
 };
 use sha2::{Digest, Sha256};
 
@@ -89,14 +90,26 @@ pub struct S3BlobStore {
     bucket: String,
     /// Empty for the whole bucket.
     prefix: Path,
-    /// The last successful probe: health checks from a load balancer (every
-    /// node, every few seconds) would otherwise each write and delete an
-    /// object.
-    last_ping: std::sync::Mutex<Option<std::time::Instant>>,
+    /// For health probes only: at most [`PROBE_RETRIES`] retry and a short
+    /// timeout, so that during an outage a probe fails fast instead of
+    /// costing the ten retries real uploads get.
+    prober: Arc<AmazonS3>,
+    /// The last probe and its outcome. Health checks from a load balancer
+    /// (every node, every few seconds) would otherwise each write and
+    /// delete an object, and during an outage pile up behind retries. The
+    /// lock is held while probing: concurrent checks share one probe.
+    last_ping: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
 }
 
 /// A successful probe stands for this long.
-const PING_VALID: std::time::Duration = std::time::Duration::from_secs(5);
+const PING_VALID: Duration = Duration::from_secs(5);
+/// A failed probe stands for this long: short, so that recovery shows
+/// within seconds, yet checks during an outage cost one probe per window.
+pub const PING_FAILURE_VALID: Duration = Duration::from_secs(2);
+/// Retries of one probe request (real uploads keep object_store's default).
+const PROBE_RETRIES: usize = 1;
+/// Time for each probe request (the write, then the delete).
+const PROBE_TIMEOUT: &str = "5s";
 
 impl std::fmt::Debug for S3BlobStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -176,22 +189,35 @@ impl S3BlobStore {
             )
             .build()
             .with_context(|| format!("cannot configure the S3 blob store for {}", opts.url))?;
+        let prober = b
+            .clone()
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                PROBE_TIMEOUT,
+            )
+            .with_retry(RetryConfig {
+                max_retries: PROBE_RETRIES,
+                ..RetryConfig::default()
+            })
+            .build()
+            .with_context(|| format!("cannot configure the S3 blob store for {}", opts.url))?;
         let store = b
             .build()
             .with_context(|| format!("cannot configure the S3 blob store for {}", opts.url))?;
         Ok(Self {
             store: Arc::new(store),
             reader: Arc::new(reader),
+            prober: Arc::new(prober),
             bucket,
             prefix,
-            last_ping: std::sync::Mutex::new(None),
+            last_ping: tokio::sync::Mutex::new(None),
         })
     }
 
     /// Writes and deletes a small object under the ping prefix.
     async fn probe(&self) -> anyhow::Result<()> {
         let probe = self.join(&format!("{PING_DIR}/{}", uuid::Uuid::new_v4().simple()));
-        self.store
+        self.prober
             .put(&probe, PutPayload::from_static(b"ok"))
             .await
             .with_context(|| {
@@ -200,7 +226,7 @@ impl S3BlobStore {
                     self.bucket
                 )
             })?;
-        self.store
+        self.prober
             .delete(&probe)
             .await
             .with_context(|| format!("cannot delete the probe {probe} in s3://{}", self.bucket))?;
@@ -289,13 +315,20 @@ fn is_not_found(e: &object_store::Error) -> bool {
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn ping(&self) -> anyhow::Result<()> {
-        let recent = |at: &Option<std::time::Instant>| at.is_some_and(|t| t.elapsed() < PING_VALID);
-        if recent(&self.last_ping.lock().expect("ping lock poisoned")) {
-            return Ok(());
+        let mut last = self.last_ping.lock().await;
+        if let Some((at, outcome)) = last.as_ref() {
+            let valid = if outcome.is_ok() {
+                PING_VALID
+            } else {
+                PING_FAILURE_VALID
+            };
+            if at.elapsed() < valid {
+                return outcome.clone().map_err(anyhow::Error::msg);
+            }
         }
-        self.probe().await?;
-        *self.last_ping.lock().expect("ping lock poisoned") = Some(std::time::Instant::now());
-        Ok(())
+        let outcome = self.probe().await.map_err(|e| format!("{e:#}"));
+        *last = Some((std::time::Instant::now(), outcome.clone()));
+        outcome.map_err(anyhow::Error::msg)
     }
 
     async fn put(
