@@ -6,7 +6,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::contract::{assert_bad_request, create, send, state};
+use crate::contract::{assert_bad_request, create, raw, send, state};
 use crate::harness::TestServer;
 
 const CONN: &str = "conn_strict";
@@ -132,6 +132,24 @@ async fn repeated_single_value_headers_are_refused() {
     )
     .await;
     assert_bad_request(&r, &["content-type"], "two content-type headers on upload");
+    // On uploads, x-media-duration too. (Two equal Content-Length lines
+    // are merged by hyper, which refuses unequal ones itself.)
+    let headers = [
+        ("apiKey", s.key.as_str()),
+        ("x-connection-id", CONN),
+        ("Content-Type", "video/mp4"),
+        ("x-media-duration", "3"),
+        ("X-Media-Duration", "4"),
+    ];
+    let r = raw(
+        &s,
+        "PUT",
+        "/v2/vault-plus/media/501/variants/full",
+        &headers,
+        &[7u8; 10],
+    )
+    .await;
+    assert_bad_request(&r, &["x-media-duration"], "two x-media-duration headers");
     // Nothing was purged, stored or changed.
     assert_eq!(state(&s, CONN).await, before);
     // One of each still works.
