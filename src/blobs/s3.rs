@@ -562,4 +562,61 @@ mod tests {
         assert!(ok.path_of("a//b").is_err());
         assert!(ok.path_of("").is_err());
     }
+
+    /// A stand-in S3 endpoint that answers every request 503 and counts
+    /// them.
+    async fn failing_endpoint() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    let _ = sock
+                        .write_all(
+                            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                });
+            }
+        });
+        (format!("http://{addr}"), count)
+    }
+
+    #[tokio::test]
+    async fn a_failed_probe_retries_once_and_is_reused() {
+        use std::sync::atomic::Ordering;
+        let (endpoint, requests) = failing_endpoint().await;
+        let store = S3BlobStore::open(&S3Options {
+            url: "s3://media/p".into(),
+            endpoint: Some(endpoint),
+            region: Some("us-east-1".into()),
+            access_key_id: Some("k".into()),
+            secret_access_key: Some("s".into()),
+            allow_http: Some(true),
+        })
+        .unwrap();
+        let err = format!("{:#}", store.ping().await.unwrap_err());
+        assert!(err.contains("not reachable or not writable"), "{err}");
+        // The PUT and its one retry (real uploads would try 11 times).
+        assert_eq!(requests.load(Ordering::SeqCst), 1 + PROBE_RETRIES);
+        // Checks right after share the failure instead of probing again.
+        for _ in 0..5 {
+            assert!(store.ping().await.is_err());
+        }
+        assert_eq!(requests.load(Ordering::SeqCst), 1 + PROBE_RETRIES);
+    }
 }
