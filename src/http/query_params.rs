@@ -50,20 +50,16 @@ impl QueryRules {
         Self { routes }
     }
 
-    /// The parameters `method` on `route` takes (none for a route the
-    /// document does not describe). HEAD is answered by the GET handler.
+    /// The parameters `method` on `route` takes (None for a route the
+    /// document does not describe: it takes none). A HEAD the document does
+    /// not list is answered by the GET handler, so it takes GET's.
     pub fn accepted(&self, method: &Method, route: &str) -> Option<&BTreeSet<String>> {
-        let method = if method == Method::HEAD && !self.has(&Method::HEAD, route) {
-            &Method::GET
-        } else {
-            method
-        };
-        self.routes.get(&(method.clone(), route.to_owned()))
-    }
-
-    fn has(&self, method: &Method, route: &str) -> bool {
-        self.routes
-            .contains_key(&(method.clone(), route.to_owned()))
+        let get = |m: &Method| self.routes.get(&(m.clone(), route.to_owned()));
+        get(method).or_else(|| {
+            (method == Method::HEAD)
+                .then(|| get(&Method::GET))
+                .flatten()
+        })
     }
 
     /// Refuses the first parameter the route does not take, naming it and
