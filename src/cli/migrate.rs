@@ -18,7 +18,7 @@ pub struct MigrateArgs {
     /// The cluster's catalog: postgres://user:password@host:port/db (a new, empty database). Holds the password: prefer --to-file.
     #[arg(long, env = "VAULTPLUS_DATABASE_URL", hide_env_values = true)]
     to: Option<String>,
-    /// File holding the --to URL (one trailing newline is ignored); not together with --to.
+    /// File holding the --to URL (one trailing newline is ignored); not together with --to [default: none].
     #[arg(long, env = "VAULTPLUS_DATABASE_URL_FILE")]
     to_file: Option<PathBuf>,
     /// The cluster's blob store: s3://bucket/prefix (or a local directory).

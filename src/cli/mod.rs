@@ -86,7 +86,7 @@ pub struct StoreArgs {
     /// Catalog: postgres://user:password@host:port/db (shared by every node of a cluster) or sqlite://path [default: <data dir>/catalog.sqlite]. Holds the password: prefer --database-file.
     #[arg(long, env = "VAULTPLUS_DATABASE_URL", hide_env_values = true)]
     pub database: Option<String>,
-    /// File holding the --database URL (one trailing newline is ignored); not together with --database.
+    /// File holding the --database URL (one trailing newline is ignored); not together with --database [default: none].
     #[arg(long, env = "VAULTPLUS_DATABASE_URL_FILE")]
     pub database_file: Option<PathBuf>,
     /// Blob store: s3://bucket/prefix (shared by every node of a cluster) or a local directory [default: the data dir].
@@ -129,7 +129,7 @@ pub struct S3Args {
     /// S3 secret access key [default: AWS_SECRET_ACCESS_KEY]. Prefer --s3-secret-access-key-file.
     #[arg(long, env = "VAULTPLUS_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
     s3_secret_access_key: Option<String>,
-    /// File holding the S3 secret access key (one trailing newline is ignored); not together with --s3-secret-access-key.
+    /// File holding the S3 secret access key (one trailing newline is ignored); not together with --s3-secret-access-key [default: none].
     #[arg(long, env = "VAULTPLUS_S3_SECRET_ACCESS_KEY_FILE")]
     s3_secret_access_key_file: Option<PathBuf>,
     /// Allow a plain-HTTP S3 endpoint [default: AWS_ALLOW_HTTP, else false].
@@ -191,7 +191,7 @@ struct ServeArgs {
         hide_env_values = true
     )]
     upstream_key: Option<String>,
-    /// File holding the upstream API key (one trailing newline is ignored); not together with --upstream-key.
+    /// File holding the upstream API key (one trailing newline is ignored); not together with --upstream-key [default: none].
     #[arg(long, env = "VAULTPLUS_UPSTREAM_KEY_FILE", requires = "upstream_url")]
     upstream_key_file: Option<PathBuf>,
     /// Storing jobs (upstream fetches, thumbnails) running at once.
