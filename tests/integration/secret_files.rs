@@ -16,11 +16,15 @@ fn secret_file(dir: &Path, name: &str, content: &str) -> String {
 /// Runs `vaultplus serve` that must refuse to start; returns its stderr.
 fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_string_lossy().into_owned();
+    let mut all = vec!["serve", "--data-dir", &data_dir, "--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    fails(&all, env)
+}
+
+/// Runs a vaultplus command that must fail; returns its stderr.
+fn fails(args: &[&str], env: &[(&str, &str)]) -> String {
     let out = Command::new(BIN)
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .env_remove("VAULTPLUS_DATABASE_URL")
         .envs(env.iter().copied())
@@ -129,6 +133,23 @@ fn value_and_file_together_are_a_start_up_error() {
         e.contains("--s3-secret-access-key-file") && e.contains("not both"),
         "{e}"
     );
+    let from = tempfile::tempdir().unwrap();
+    let from = from.path().to_string_lossy().into_owned();
+    let e = fails(
+        &[
+            "migrate",
+            "--from",
+            &from,
+            "--blobs",
+            "s3://bucket/p",
+            "--to",
+            "postgres://h/db",
+            "--to-file",
+            &db,
+        ],
+        &[],
+    );
+    assert!(e.contains("--to-file") && e.contains("not both"), "{e}");
 }
 
 #[test]
