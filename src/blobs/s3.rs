@@ -25,7 +25,8 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
 use object_store::{
-    ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart,
+    ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    WriteMultipart,
 };
 use sha2::{Digest, Sha256};
 
@@ -89,14 +90,26 @@ pub struct S3BlobStore {
     bucket: String,
     /// Empty for the whole bucket.
     prefix: Path,
-    /// The last successful probe: health checks from a load balancer (every
-    /// node, every few seconds) would otherwise each write and delete an
-    /// object.
-    last_ping: std::sync::Mutex<Option<std::time::Instant>>,
+    /// For health probes only: at most [`PROBE_RETRIES`] retry and a short
+    /// timeout, so that during an outage a probe fails fast instead of
+    /// costing the ten retries real uploads get.
+    prober: Arc<AmazonS3>,
+    /// The last probe and its outcome. Health checks from a load balancer
+    /// (every node, every few seconds) would otherwise each write and
+    /// delete an object, and during an outage pile up behind retries. The
+    /// lock is held while probing: concurrent checks share one probe.
+    last_ping: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
 }
 
 /// A successful probe stands for this long.
-const PING_VALID: std::time::Duration = std::time::Duration::from_secs(5);
+const PING_VALID: Duration = Duration::from_secs(5);
+/// A failed probe stands for this long: short, so that recovery shows
+/// within seconds, yet checks during an outage cost one probe per window.
+pub const PING_FAILURE_VALID: Duration = Duration::from_secs(2);
+/// Retries of one probe request (real uploads keep object_store's default).
+const PROBE_RETRIES: usize = 1;
+/// Time for each probe request (the write, then the delete).
+const PROBE_TIMEOUT: &str = "5s";
 
 impl std::fmt::Debug for S3BlobStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -176,22 +189,35 @@ impl S3BlobStore {
             )
             .build()
             .with_context(|| format!("cannot configure the S3 blob store for {}", opts.url))?;
+        let prober = b
+            .clone()
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                PROBE_TIMEOUT,
+            )
+            .with_retry(RetryConfig {
+                max_retries: PROBE_RETRIES,
+                ..RetryConfig::default()
+            })
+            .build()
+            .with_context(|| format!("cannot configure the S3 blob store for {}", opts.url))?;
         let store = b
             .build()
             .with_context(|| format!("cannot configure the S3 blob store for {}", opts.url))?;
         Ok(Self {
             store: Arc::new(store),
             reader: Arc::new(reader),
+            prober: Arc::new(prober),
             bucket,
             prefix,
-            last_ping: std::sync::Mutex::new(None),
+            last_ping: tokio::sync::Mutex::new(None),
         })
     }
 
     /// Writes and deletes a small object under the ping prefix.
     async fn probe(&self) -> anyhow::Result<()> {
         let probe = self.join(&format!("{PING_DIR}/{}", uuid::Uuid::new_v4().simple()));
-        self.store
+        self.prober
             .put(&probe, PutPayload::from_static(b"ok"))
             .await
             .with_context(|| {
@@ -200,7 +226,7 @@ impl S3BlobStore {
                     self.bucket
                 )
             })?;
-        self.store
+        self.prober
             .delete(&probe)
             .await
             .with_context(|| format!("cannot delete the probe {probe} in s3://{}", self.bucket))?;
@@ -289,13 +315,20 @@ fn is_not_found(e: &object_store::Error) -> bool {
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn ping(&self) -> anyhow::Result<()> {
-        let recent = |at: &Option<std::time::Instant>| at.is_some_and(|t| t.elapsed() < PING_VALID);
-        if recent(&self.last_ping.lock().expect("ping lock poisoned")) {
-            return Ok(());
+        let mut last = self.last_ping.lock().await;
+        if let Some((at, outcome)) = last.as_ref() {
+            let valid = if outcome.is_ok() {
+                PING_VALID
+            } else {
+                PING_FAILURE_VALID
+            };
+            if at.elapsed() < valid {
+                return outcome.clone().map_err(anyhow::Error::msg);
+            }
         }
-        self.probe().await?;
-        *self.last_ping.lock().expect("ping lock poisoned") = Some(std::time::Instant::now());
-        Ok(())
+        let outcome = self.probe().await.map_err(|e| format!("{e:#}"));
+        *last = Some((std::time::Instant::now(), outcome.clone()));
+        outcome.map_err(anyhow::Error::msg)
     }
 
     async fn put(
@@ -528,5 +561,62 @@ mod tests {
         assert!(ok.path_of("../x").is_err());
         assert!(ok.path_of("a//b").is_err());
         assert!(ok.path_of("").is_err());
+    }
+
+    /// A stand-in S3 endpoint that answers every request 503 and counts
+    /// them.
+    async fn failing_endpoint() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    let _ = sock
+                        .write_all(
+                            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                });
+            }
+        });
+        (format!("http://{addr}"), count)
+    }
+
+    #[tokio::test]
+    async fn a_failed_probe_retries_once_and_is_reused() {
+        use std::sync::atomic::Ordering;
+        let (endpoint, requests) = failing_endpoint().await;
+        let store = S3BlobStore::open(&S3Options {
+            url: "s3://media/p".into(),
+            endpoint: Some(endpoint),
+            region: Some("us-east-1".into()),
+            access_key_id: Some("k".into()),
+            secret_access_key: Some("s".into()),
+            allow_http: Some(true),
+        })
+        .unwrap();
+        let err = format!("{:#}", store.ping().await.unwrap_err());
+        assert!(err.contains("not reachable or not writable"), "{err}");
+        // The PUT and its one retry (real uploads would try 11 times).
+        assert_eq!(requests.load(Ordering::SeqCst), 1 + PROBE_RETRIES);
+        // Checks right after share the failure instead of probing again.
+        for _ in 0..5 {
+            assert!(store.ping().await.is_err());
+        }
+        assert_eq!(requests.load(Ordering::SeqCst), 1 + PROBE_RETRIES);
     }
 }

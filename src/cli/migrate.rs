@@ -6,6 +6,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::S3Args;
+use super::secret::SecretOption;
 use crate::migrate::{self, Progress};
 use crate::stores::StoreSpec;
 
@@ -14,9 +15,12 @@ pub struct MigrateArgs {
     /// Data directory of the embedded installation (its server must be stopped).
     #[arg(long)]
     from: PathBuf,
-    /// The cluster's catalog: postgres://user:password@host:port/db (a new, empty database).
+    /// The cluster's catalog: postgres://user:password@host:port/db (a new, empty database). Holds the password: prefer --to-file.
     #[arg(long, env = "VAULTPLUS_DATABASE_URL", hide_env_values = true)]
-    to: String,
+    to: Option<String>,
+    /// File holding the --to URL (one trailing newline is ignored); not together with --to [default: none].
+    #[arg(long, env = "VAULTPLUS_DATABASE_URL_FILE")]
+    to_file: Option<PathBuf>,
     /// The cluster's blob store: s3://bucket/prefix (or a local directory).
     #[arg(long, env = "VAULTPLUS_BLOBS")]
     blobs: String,
@@ -46,11 +50,18 @@ impl Progress for Bar {
 }
 
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
+    let secret = SecretOption {
+        value_name: "--to (VAULTPLUS_DATABASE_URL)",
+        file_name: "--to-file (VAULTPLUS_DATABASE_URL_FILE)",
+    };
+    let Some(url) = secret.resolve(args.to.as_deref(), args.to_file.as_deref())? else {
+        anyhow::bail!("give the cluster's catalog: --to-file (or --to)");
+    };
     let to = StoreSpec::new(
         args.from.clone(),
-        Some(&args.to),
+        Some(&url),
         Some(&args.blobs),
-        args.s3.options(),
+        args.s3.options()?,
     )?;
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template(

@@ -6,6 +6,7 @@ mod keys;
 mod migrate;
 mod reclaim;
 mod retention;
+mod secret;
 mod signing_keys;
 
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use crate::blobs::s3::S3Options;
 use crate::http::server::Timeouts;
 use crate::service::pipeline::PipelineConfig;
 use crate::stores::{self, OpenOptions, StoreSpec, Stores};
+use secret::SecretOption;
 
 #[derive(Parser, Debug)]
 #[command(name = "vaultplus", version, about = "Self-hostable media cache server speaking the OFAuth Vault+ API", long_about = None)]
@@ -62,6 +64,19 @@ enum Command {
     Migrate(migrate::MigrateArgs),
 }
 
+const DATABASE_SECRET: SecretOption<'static> = SecretOption {
+    value_name: "--database (VAULTPLUS_DATABASE_URL)",
+    file_name: "--database-file (VAULTPLUS_DATABASE_URL_FILE)",
+};
+const S3_SECRET: SecretOption<'static> = SecretOption {
+    value_name: "--s3-secret-access-key (VAULTPLUS_S3_SECRET_ACCESS_KEY)",
+    file_name: "--s3-secret-access-key-file (VAULTPLUS_S3_SECRET_ACCESS_KEY_FILE)",
+};
+const UPSTREAM_SECRET: SecretOption<'static> = SecretOption {
+    value_name: "--upstream-key (VAULTPLUS_UPSTREAM_KEY)",
+    file_name: "--upstream-key-file (VAULTPLUS_UPSTREAM_KEY_FILE)",
+};
+
 /// Where the catalog and the blobs live: by default both in the data
 /// directory; `--database` and `--blobs` point at a cluster's instead.
 #[derive(Args, Debug, Clone)]
@@ -69,9 +84,12 @@ pub struct StoreArgs {
     /// Data directory (catalog.sqlite, blobs/, tmp/ unless --database or --blobs say otherwise).
     #[arg(long, env = "VAULTPLUS_DATA_DIR", default_value = "./vaultplus-data")]
     pub data_dir: PathBuf,
-    /// Catalog: postgres://user:password@host:port/db (shared by every node of a cluster) or sqlite://path [default: <data dir>/catalog.sqlite].
+    /// Catalog: postgres://user:password@host:port/db (shared by every node of a cluster) or sqlite://path [default: <data dir>/catalog.sqlite]. Holds the password: prefer --database-file.
     #[arg(long, env = "VAULTPLUS_DATABASE_URL", hide_env_values = true)]
     pub database: Option<String>,
+    /// File holding the --database URL (one trailing newline is ignored); not together with --database [default: none].
+    #[arg(long, env = "VAULTPLUS_DATABASE_URL_FILE")]
+    pub database_file: Option<PathBuf>,
     /// Blob store: s3://bucket/prefix (shared by every node of a cluster) or a local directory [default: the data dir].
     #[arg(long, env = "VAULTPLUS_BLOBS")]
     pub blobs: Option<String>,
@@ -81,11 +99,13 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     pub fn spec(&self) -> anyhow::Result<StoreSpec> {
+        let database =
+            DATABASE_SECRET.resolve(self.database.as_deref(), self.database_file.as_deref())?;
         StoreSpec::new(
             self.data_dir.clone(),
-            self.database.as_deref(),
+            database.as_deref(),
             self.blobs.as_deref(),
-            self.s3.options(),
+            self.s3.options()?,
         )
     }
 
@@ -107,9 +127,12 @@ pub struct S3Args {
     /// S3 access key ID [default: AWS_ACCESS_KEY_ID].
     #[arg(long, env = "VAULTPLUS_S3_ACCESS_KEY_ID")]
     s3_access_key_id: Option<String>,
-    /// S3 secret access key [default: AWS_SECRET_ACCESS_KEY].
+    /// S3 secret access key [default: AWS_SECRET_ACCESS_KEY]. Prefer --s3-secret-access-key-file.
     #[arg(long, env = "VAULTPLUS_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
     s3_secret_access_key: Option<String>,
+    /// File holding the S3 secret access key (one trailing newline is ignored); not together with --s3-secret-access-key [default: none].
+    #[arg(long, env = "VAULTPLUS_S3_SECRET_ACCESS_KEY_FILE")]
+    s3_secret_access_key_file: Option<PathBuf>,
     /// Allow a plain-HTTP S3 endpoint [default: AWS_ALLOW_HTTP, else false].
     #[arg(long, env = "VAULTPLUS_S3_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true")]
     s3_allow_http: Option<bool>,
@@ -117,15 +140,18 @@ pub struct S3Args {
 
 impl S3Args {
     /// The options, without the bucket URL (given by `--blobs`).
-    pub fn options(&self) -> S3Options {
-        S3Options {
+    pub fn options(&self) -> anyhow::Result<S3Options> {
+        Ok(S3Options {
             url: String::new(),
             endpoint: self.s3_endpoint.clone(),
             region: self.s3_region.clone(),
             access_key_id: self.s3_access_key_id.clone(),
-            secret_access_key: self.s3_secret_access_key.clone(),
+            secret_access_key: S3_SECRET.resolve(
+                self.s3_secret_access_key.as_deref(),
+                self.s3_secret_access_key_file.as_deref(),
+            )?,
             allow_http: self.s3_allow_http,
-        }
+        })
     }
 }
 
@@ -155,10 +181,10 @@ struct ServeArgs {
     /// Largest share of the time (0.01-1) the background reclaim may work; it rests in between.
     #[arg(long, env = "VAULTPLUS_RECLAIM_SHARE", default_value_t = 0.5)]
     reclaim_share: f64,
-    /// Base URL of the upstream Access API that media is fetched from.
-    #[arg(long, env = "VAULTPLUS_UPSTREAM_URL", requires = "upstream_key")]
+    /// Base URL of the upstream Access API that media is fetched from (needs --upstream-key-file or --upstream-key).
+    #[arg(long, env = "VAULTPLUS_UPSTREAM_URL")]
     upstream_url: Option<String>,
-    /// API key sent to the upstream (`apiKey` header).
+    /// API key sent to the upstream (`apiKey` header). Prefer --upstream-key-file.
     #[arg(
         long,
         env = "VAULTPLUS_UPSTREAM_KEY",
@@ -166,6 +192,9 @@ struct ServeArgs {
         hide_env_values = true
     )]
     upstream_key: Option<String>,
+    /// File holding the upstream API key (one trailing newline is ignored); not together with --upstream-key [default: none].
+    #[arg(long, env = "VAULTPLUS_UPSTREAM_KEY_FILE", requires = "upstream_url")]
+    upstream_key_file: Option<PathBuf>,
     /// Storing jobs (upstream fetches, thumbnails) running at once.
     #[arg(long, env = "VAULTPLUS_FETCH_CONCURRENCY", default_value_t = 8)]
     fetch_concurrency: usize,
@@ -220,6 +249,18 @@ pub fn run() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(a) => {
+                let upstream_key = UPSTREAM_SECRET
+                    .resolve(a.upstream_key.as_deref(), a.upstream_key_file.as_deref())?;
+                let upstream = match (a.upstream_url, upstream_key) {
+                    (Some(url), Some(key)) => Some((url, key)),
+                    (Some(_), None) => anyhow::bail!(
+                        "--upstream-url needs the upstream's API key: give {} (or {})",
+                        UPSTREAM_SECRET.file_name,
+                        UPSTREAM_SECRET.value_name
+                    ),
+                    // clap refuses a key without --upstream-url.
+                    (None, _) => None,
+                };
                 app::serve(ServeOptions {
                     stores: a.stores.spec()?,
                     listen: a.listen,
@@ -229,7 +270,7 @@ pub fn run() -> anyhow::Result<()> {
                     blob_cache_bytes: a.blob_cache_bytes,
                     reclaim_interval: Duration::from_secs(a.reclaim_interval_secs.max(1)),
                     reclaim_share: a.reclaim_share.clamp(0.01, 1.0),
-                    upstream: a.upstream_url.zip(a.upstream_key),
+                    upstream,
                     pipeline: PipelineConfig {
                         concurrency: a.fetch_concurrency.max(1),
                         lease: Duration::from_secs(a.job_lease_secs.max(3)),

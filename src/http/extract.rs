@@ -6,9 +6,11 @@ use std::collections::HashMap;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::strict_json;
 use crate::model::{Label, MediaId};
 use crate::service::{Principal, VaultService};
 
@@ -18,6 +20,29 @@ pub const MAX_JSON_BODY: usize = 1024 * 1024;
 /// The caller, from the `apiKey` header (names are case-insensitive).
 pub struct Auth(pub Principal);
 
+/// The `apiKey` header as presented (not yet checked), if any. A key that
+/// is not plain ASCII is passed on as no key (401), as before.
+pub fn api_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    Ok(single_header(headers, "apikey")?.and_then(|v| v.to_str().ok()))
+}
+
+/// A header the API reads as one value. Two lines of it (in any case) are
+/// ambiguous: proxies and servers disagree on which one wins, so the
+/// request is refused rather than answered for one of them.
+pub fn single_header<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+) -> Result<Option<&'a HeaderValue>, ApiError> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::bad_request(format!(
+            "the {name} header is given more than once"
+        )));
+    }
+    Ok(first)
+}
+
 impl FromRequestParts<VaultService> for Auth {
     type Rejection = ApiError;
 
@@ -25,7 +50,7 @@ impl FromRequestParts<VaultService> for Auth {
         parts: &mut Parts,
         service: &VaultService,
     ) -> Result<Self, Self::Rejection> {
-        let presented = parts.headers.get("apikey").and_then(|v| v.to_str().ok());
+        let presented = api_key(&parts.headers)?;
         Ok(Auth(service.authenticate(presented).await?))
     }
 }
@@ -37,11 +62,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ConnectionHeader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        match parts
-            .headers
-            .get("x-connection-id")
-            .map(|v| v.to_str().map(str::trim))
-        {
+        match single_header(&parts.headers, "x-connection-id")?.map(|v| v.to_str().map(str::trim)) {
             // The seed contract answers 400 for a header that is missing or
             // invalid; a well-formed ID that names no connection is a 401,
             // decided by the service.
@@ -88,9 +109,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(CONTENT_TYPE)
+        let is_json = single_header(req.headers(), CONTENT_TYPE.as_str())?
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
             .is_some_and(|v| {
@@ -114,8 +133,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 "request body is empty; expected JSON",
             ));
         }
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
+        let value = strict_json::parse(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("malformed JSON body{e}")))?;
         if !value.is_object() {
             return Err(ApiError::bad_request(
                 "invalid JSON body: expected a JSON object",

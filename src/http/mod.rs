@@ -5,9 +5,11 @@ pub mod conditional;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod query_params;
 pub mod request_id;
 pub mod routes;
 pub mod server;
+pub mod strict_json;
 
 use std::sync::Arc;
 
@@ -64,6 +66,7 @@ pub fn routes() -> (Router<VaultService>, utoipa::openapi::OpenApi) {
 
 pub fn router(service: VaultService) -> Router {
     let (routes, api) = routes();
+    let query_rules = Arc::new(query_params::QueryRules::from_openapi(&api));
     let api = Arc::new(api);
     routes
         // HEAD on media URLs goes to the GET handler, which sends no body.
@@ -74,6 +77,12 @@ pub fn router(service: VaultService) -> Router {
                 async move { Json(api.as_ref().clone()) }
             }),
         )
+        // After routing, where the matched route is known: each route takes
+        // only the query parameters its OpenAPI entry declares.
+        .route_layer(axum::middleware::from_fn_with_state(
+            query_rules,
+            query_params::middleware,
+        ))
         .fallback(request_id::fallback)
         // Uploads stream through the service, which enforces its own limit;
         // JSON bodies are bounded by their extractor.

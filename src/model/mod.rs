@@ -9,6 +9,7 @@ pub mod settings;
 pub mod time;
 pub mod variant;
 pub mod views;
+pub mod whole;
 
 pub use ids::{ConnectionId, Label, MediaId, OrgName};
 pub use settings::{SettingsPatch, VaultPlusSettings};

@@ -142,19 +142,29 @@ pub struct SettingsPatch {
     pub storage_limit_purge_strategy: Option<String>,
 }
 
+/// Largest whole number a setting takes: the catalogs store settings as
+/// signed 64-bit integers. Fields with a smaller documented maximum check
+/// it in [`SettingsPatch::validate`].
+pub const MAX_WHOLE: u64 = i64::MAX as u64;
+/// Floats are exact integers only up to 2^53; past it `9007199254740993.0`
+/// would silently become another number.
+const MAX_EXACT_FLOAT: f64 = 9_007_199_254_740_992.0;
+
 /// Accepts a JSON integer or an integral float (the official SDK types every
-/// count as `float`, so `3600.0` must mean 3600); refuses negatives and
-/// fractions.
+/// count as `float`, so `3600.0` must mean 3600); refuses negatives,
+/// fractions, floats too large to be exact, and anything past [`MAX_WHOLE`].
 fn opt_whole<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     let n: Option<serde_json::Number> = Option::deserialize(d)?;
     let Some(n) = n else { return Ok(None) };
-    if let Some(u) = n.as_u64() {
-        return Ok(Some(u));
-    }
-    match n.as_f64() {
-        Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Ok(Some(f as u64)),
+    let whole = match (n.as_u64(), n.as_f64()) {
+        (Some(u), _) => Some(u),
+        (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f <= MAX_EXACT_FLOAT => Some(f as u64),
+        _ => None,
+    };
+    match whole {
+        Some(u) if u <= MAX_WHOLE => Ok(Some(u)),
         _ => Err(serde::de::Error::custom(format!(
-            "expected a whole number >= 0, got {n}"
+            "expected a whole number from 0 to {MAX_WHOLE}, got {n}"
         ))),
     }
 }
@@ -272,12 +282,6 @@ impl SettingsPatch {
                 return Err(format!("{name} must be at most 36500 days"));
             }
         }
-        if self
-            .storage_limit_bytes
-            .is_some_and(|b| b > i64::MAX as u64)
-        {
-            return Err("storageLimitBytes is too large".into());
-        }
         Ok(())
     }
 
@@ -342,6 +346,23 @@ mod tests {
         assert_eq!(p.presigned_url_ttl_seconds, Some(3600));
         assert!(serde_json::from_str::<SettingsPatch>(r#"{"retentionDays":1.5}"#).is_err());
         assert!(serde_json::from_str::<SettingsPatch>(r#"{"retentionDays":-1}"#).is_err());
+    }
+
+    #[test]
+    fn whole_numbers_past_i64_or_inexact_floats_are_refused() {
+        for body in [
+            r#"{"storageLimitBytes":9223372036854775808}"#,
+            r#"{"storageLimitBytes":18446744073709551616}"#,
+            r#"{"storageLimitBytes":1e300}"#,
+            r#"{"storageLimitBytes":9007199254740994.0}"#,
+            r#"{"minAccessCountVault":-0.5}"#,
+        ] {
+            let e = serde_json::from_str::<SettingsPatch>(body).unwrap_err();
+            assert!(e.to_string().contains("whole number"), "{body}: {e}");
+        }
+        let p: SettingsPatch =
+            serde_json::from_str(r#"{"storageLimitBytes":9223372036854775807}"#).unwrap();
+        assert_eq!(p.storage_limit_bytes, Some(MAX_WHOLE));
     }
 
     #[test]

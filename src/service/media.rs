@@ -6,6 +6,7 @@ use crate::model::views::{
     ConnectionStatusView, DeleteMediaResponse, LegacyConnectionStatusView, MediaItemView,
     MediaItems, MediaPage, OrgStatsView,
 };
+use crate::model::whole::parse_whole;
 use crate::model::{MediaId, MediaType, VariantStatus};
 
 use super::{ConnectionContext, Principal, ServiceError, ServiceResult, VaultService, cursor};
@@ -129,15 +130,7 @@ impl MediaQueryParams {
         };
         let limit = match &self.limit {
             None => 100,
-            Some(raw) => match raw.trim().parse::<f64>() {
-                Ok(v) if v.fract() == 0.0 && (1.0..=100.0).contains(&v) => v as u32,
-                _ => {
-                    return Err(bad(
-                        "limit",
-                        format!("expected a whole number from 1 to 100, got {raw:?}"),
-                    ));
-                }
-            },
+            Some(raw) => parse_whole(raw, 1, 100).map_err(|e| bad("limit", e))? as u32,
         };
         let query = MediaQuery {
             status,

@@ -8,6 +8,7 @@ mod cursor;
 pub mod delivery;
 pub mod error;
 pub mod fsck;
+pub mod health;
 pub mod keyring;
 pub mod keys;
 mod lists;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 
 pub use error::{ServiceError, ServiceResult};
 pub use media::MediaQueryParams;
-pub use settings::{ConnectionSettingsPatch, OrgSettingsPatch};
+pub use settings::{ConnectionSettingsPatch, MAX_CONNECTION_OFFSET, OrgSettingsPatch};
 pub use upload::UploadRequest;
 
 use crate::blobs::BlobStore;

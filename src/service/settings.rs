@@ -108,6 +108,11 @@ where
     d.deserialize_option(ObjectOrNull(PhantomData))
 }
 
+/// The largest `offset` of `GET /v2/account/connections`: far beyond any
+/// organization's connection count, and small enough that every catalog
+/// takes it as the same 64-bit integer.
+pub const MAX_CONNECTION_OFFSET: u64 = 1_000_000_000;
+
 fn path_connection(raw: &str) -> ServiceResult<ConnectionId> {
     ConnectionId::parse(raw).map_err(|_| connection_missing())
 }
@@ -274,7 +279,9 @@ impl VaultService {
     }
 
     /// `status` filters by connection state; vaultplus keeps no upstream
-    /// session, so every connection is `active`.
+    /// session, so every connection is `active`. `offset` is at most
+    /// [`MAX_CONNECTION_OFFSET`], and no `nextOffset` past it is handed out
+    /// (a client following it would be refused, or loop).
     pub async fn list_connections(
         &self,
         who: &Principal,
@@ -317,7 +324,9 @@ impl VaultService {
                 })
                 .collect(),
             has_more,
-            next_offset: has_more.then_some(offset + count),
+            next_offset: has_more
+                .then_some(offset + count)
+                .filter(|next| *next <= MAX_CONNECTION_OFFSET),
         })
     }
 

@@ -9,7 +9,10 @@ use crate::model::views::{
     ConnectionListView, ConnectionSettingsPatchResponse, ConnectionSettingsView,
     DeleteConnectionResponse, OrgSettingsPatchResponse, OrgSettingsView,
 };
-use crate::service::{ConnectionSettingsPatch, OrgSettingsPatch, VaultService};
+use crate::model::whole::parse_whole;
+use crate::service::{
+    ConnectionSettingsPatch, MAX_CONNECTION_OFFSET, OrgSettingsPatch, VaultService,
+};
 
 /// A connection's Vault+ settings and stats.
 #[utoipa::path(get, path = "/v2/account/connections/{connectionId}/settings", tag = "Account",
@@ -68,23 +71,19 @@ pub async fn patch_org_settings(
     Ok(Json(svc.patch_org_settings(&who, body).await?))
 }
 
-fn whole(q: &mut QueryMap, name: &str, default: u64, max: u64) -> ApiResult<u64> {
-    let Some(raw) = q.take(name) else {
-        return Ok(default);
-    };
-    match raw.trim().parse::<f64>() {
-        Ok(v) if v.fract() == 0.0 && v >= 0.0 && v <= max as f64 => Ok(v as u64),
-        _ => Err(ApiError::bad_request(format!(
-            "invalid query parameter {name}: expected a whole number from 0 to {max}, got {raw:?}"
-        ))),
+fn whole(q: &mut QueryMap, name: &str, default: u64, min: u64, max: u64) -> ApiResult<u64> {
+    match q.take(name) {
+        None => Ok(default),
+        Some(raw) => parse_whole(&raw, min, max)
+            .map_err(|e| ApiError::bad_request(format!("invalid query parameter {name}: {e}"))),
     }
 }
 
 /// The organization's connections (`limit`/`offset` paging).
 #[utoipa::path(get, path = "/v2/account/connections", tag = "Account",
     params(("status" = Option<String>, Query, description = "active, expired or awaiting_2fa"),
-           ("limit" = Option<u64>, Query, description = "1-100, default 20"),
-           ("offset" = Option<u64>, Query, description = "default 0")),
+           ("limit" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1-100, default 20"),
+           ("offset" = Option<u64>, Query, maximum = 1_000_000_000, description = "0-1000000000, default 0")),
     responses((status = 200, body = ConnectionListView), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody)),
     security(("ApiKey" = [])))]
@@ -93,13 +92,8 @@ pub async fn list_connections(
     Auth(who): Auth,
     mut q: QueryMap,
 ) -> ApiResult<Json<ConnectionListView>> {
-    let limit = whole(&mut q, "limit", 20, 100)?;
-    if limit == 0 {
-        return Err(ApiError::bad_request(
-            "invalid query parameter limit: expected a whole number from 1 to 100, got \"0\"",
-        ));
-    }
-    let offset = whole(&mut q, "offset", 0, i64::MAX as u64)?;
+    let limit = whole(&mut q, "limit", 20, 1, 100)?;
+    let offset = whole(&mut q, "offset", 0, 0, MAX_CONNECTION_OFFSET)?;
     let status = q.take("status");
     Ok(Json(
         svc.list_connections(&who, status.as_deref(), limit, offset)

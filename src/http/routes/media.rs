@@ -12,8 +12,10 @@ use crate::model::MediaId;
 use crate::model::views::{DeleteMediaResponse, MediaItemView, MediaItems, MediaPage};
 use crate::service::{MediaQueryParams, VaultService};
 
-/// Query parameters of `GET /v2/vault-plus/media` (OpenAPI only; parsing
-/// and validation live in the service).
+/// Query parameters of `GET /v2/vault-plus/media` and the older `/list`:
+/// the one declaration of what they take (the query-parameter check reads
+/// it from the OpenAPI document; parsing and validation live in the
+/// service).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -44,6 +46,15 @@ pub struct MediaQueryDoc {
     /// Media stored at or before (ISO-8601); alias storedAtTo.
     #[param(rename = "cachedAtTo")]
     cached_at_to: Option<String>,
+    /// Alias of cachedAtFrom.
+    #[param(rename = "storedAtFrom")]
+    stored_at_from: Option<String>,
+    /// Alias of cachedAtTo.
+    #[param(rename = "storedAtTo")]
+    stored_at_to: Option<String>,
+    /// Older SDKs: vault, messages, posts or stories; checked, then ignored
+    /// (vaultplus keeps no source per variant).
+    source: Option<String>,
     /// createdAt_desc (default), createdAt_asc, cachedAt_desc, cachedAt_asc, duration_desc, duration_asc.
     sort: Option<String>,
     /// Page size, 1-100 (default 100).

@@ -9,13 +9,13 @@ use futures::TryStreamExt;
 
 use super::ConnectionIdHeader;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{Auth, ConnectionHeader, PathParams, label, media_id};
+use crate::http::extract::{Auth, ConnectionHeader, PathParams, label, media_id, single_header};
 use crate::model::views::VariantView;
 use crate::service::{UploadRequest, VaultService};
 
+/// A header read as one value: given twice, or not plain ASCII, is a 400.
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a str>> {
-    headers
-        .get(name)
+    single_header(headers, name)?
         .map(|v| {
             v.to_str()
                 .map_err(|_| ApiError::bad_request(format!("{name} header must be plain ASCII")))

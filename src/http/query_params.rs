@@ -1,0 +1,175 @@
+//! Unknown query parameters are refused (`?stauts=stored` must not quietly
+//! answer everything). Each route declares the parameters it takes once,
+//! in its `#[utoipa::path(params(...))]`: this layer reads those
+//! declarations from the OpenAPI document the router is built from, so the
+//! document and the check cannot drift apart, and a route that declares no
+//! query parameter takes none. A handler that starts reading a new
+//! parameter only has to document it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
+use utoipa::openapi::{OpenApi, RefOr};
+
+use super::error::ApiError;
+
+/// The query parameters of every documented operation, by method and
+/// route template (`/v2/vault-plus/media/{mediaId}`, as axum matches it).
+#[derive(Debug, Default)]
+pub struct QueryRules {
+    routes: HashMap<(Method, String), BTreeSet<String>>,
+}
+
+impl QueryRules {
+    pub fn from_openapi(api: &OpenApi) -> Self {
+        let mut routes = HashMap::new();
+        for (path, item) in &api.paths.paths {
+            let shared = query_names(item.parameters.as_deref());
+            let ops: [(Method, &Option<Operation>); 7] = [
+                (Method::GET, &item.get),
+                (Method::PUT, &item.put),
+                (Method::POST, &item.post),
+                (Method::DELETE, &item.delete),
+                (Method::PATCH, &item.patch),
+                (Method::HEAD, &item.head),
+                (Method::OPTIONS, &item.options),
+            ];
+            for (method, op) in ops {
+                if let Some(op) = op {
+                    let mut names = shared.clone();
+                    names.extend(query_names(op.parameters.as_deref()));
+                    routes.insert((method, path.clone()), names);
+                }
+            }
+        }
+        Self { routes }
+    }
+
+    /// The parameters `method` on `route` takes (None for a route the
+    /// document does not describe: it takes none). A HEAD the document does
+    /// not list is answered by the GET handler, so it takes GET's.
+    pub fn accepted(&self, method: &Method, route: &str) -> Option<&BTreeSet<String>> {
+        let get = |m: &Method| self.routes.get(&(m.clone(), route.to_owned()));
+        get(method).or_else(|| {
+            (method == Method::HEAD)
+                .then(|| get(&Method::GET))
+                .flatten()
+        })
+    }
+
+    /// Refuses the first parameter the route does not take, naming it and
+    /// what the route does take.
+    pub fn check(&self, method: &Method, route: &str, query: Option<&str>) -> Result<(), ApiError> {
+        let Some(query) = query else { return Ok(()) };
+        let accepted = self.accepted(method, route);
+        for (name, _) in form_urlencoded::parse(query.as_bytes()) {
+            if accepted.is_some_and(|a| a.contains(name.as_ref())) {
+                continue;
+            }
+            let takes = match accepted {
+                Some(a) if !a.is_empty() => format!(
+                    "this route takes {}",
+                    a.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+                ),
+                _ => "this route takes no query parameters".to_owned(),
+            };
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter {name:?}: {takes}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn query_names(params: Option<&[RefOr<Parameter>]>) -> BTreeSet<String> {
+    params
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| match p {
+            RefOr::T(p) if p.parameter_in == ParameterIn::Query => Some(p.name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs after routing (as a route layer), where the matched route is known.
+pub async fn middleware(
+    State(rules): State<Arc<QueryRules>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    if let Some(route) = route
+        && let Err(e) = rules.check(req.method(), &route, req.uri().query())
+    {
+        return e.into_response();
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> QueryRules {
+        QueryRules::from_openapi(&crate::http::routes().1)
+    }
+
+    #[test]
+    fn declared_parameters_pass_and_others_are_named() {
+        let r = rules();
+        let get = Method::GET;
+        assert!(
+            r.check(&get, "/v2/vault-plus/media", Some("status=stored&limit=2"))
+                .is_ok()
+        );
+        let e = r
+            .check(&get, "/v2/vault-plus/media", Some("stauts=stored"))
+            .unwrap_err();
+        assert!(e.message.contains("\"stauts\""), "{}", e.message);
+        assert!(e.message.contains("status"), "{}", e.message);
+    }
+
+    #[test]
+    fn routes_without_parameters_take_none() {
+        let r = rules();
+        let e = r
+            .check(&Method::GET, "/v2/vault-plus/status", Some("x=1"))
+            .unwrap_err();
+        assert!(
+            e.message.contains("takes no query parameters"),
+            "{}",
+            e.message
+        );
+        assert!(r.check(&Method::GET, "/v2/vault-plus/status", None).is_ok());
+        assert!(
+            r.check(&Method::HEAD, "/v2/media/{token}", Some("cb=1"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn older_sdk_parameters_are_declared() {
+        let r = rules();
+        let legacy = r
+            .accepted(&Method::GET, "/v2/vault-plus/list")
+            .expect("documented");
+        for p in ["status", "source", "contentType", "limit", "cursor"] {
+            assert!(legacy.contains(p), "{p}");
+        }
+        let conns = r
+            .accepted(&Method::GET, "/v2/account/connections")
+            .expect("documented");
+        for p in ["status", "limit", "offset"] {
+            assert!(conns.contains(p), "{p}");
+        }
+    }
+}
