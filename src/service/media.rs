@@ -8,7 +8,9 @@ use crate::model::views::{
 };
 use crate::model::{MediaId, MediaType, VariantStatus};
 
-use super::{ConnectionContext, Principal, ServiceError, ServiceResult, VaultService, cursor};
+use super::{
+    ConnectionContext, Principal, ServiceError, ServiceResult, VaultService, cursor, paging,
+};
 
 pub const MAX_BATCH: usize = 100;
 
@@ -127,18 +129,7 @@ impl MediaQueryParams {
                 bad("sort", format!("expected one of createdAt_desc, createdAt_asc, cachedAt_desc, cachedAt_asc, duration_desc, duration_asc, got {s:?}"))
             })?,
         };
-        let limit = match &self.limit {
-            None => 100,
-            Some(raw) => match raw.trim().parse::<f64>() {
-                Ok(v) if v.fract() == 0.0 && (1.0..=100.0).contains(&v) => v as u32,
-                _ => {
-                    return Err(bad(
-                        "limit",
-                        format!("expected a whole number from 1 to 100, got {raw:?}"),
-                    ));
-                }
-            },
-        };
+        let limit = paging::limit(self.limit.as_deref())?;
         let query = MediaQuery {
             status,
             media_type,

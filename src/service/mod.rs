@@ -12,6 +12,7 @@ pub mod keyring;
 pub mod keys;
 mod lists;
 mod media;
+mod paging;
 pub mod pipeline;
 mod purge;
 pub mod reclaim;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 
 pub use error::{ServiceError, ServiceResult};
 pub use media::MediaQueryParams;
+pub use paging::PageParams;
 pub use settings::{ConnectionSettingsPatch, OrgSettingsPatch};
 pub use upload::UploadRequest;
 
