@@ -224,3 +224,49 @@ async fn far_future_and_foreign_generation_tokens_are_refused() {
     let other = r.with(13, generation.wrapping_add(1).to_be_bytes());
     assert_eq!(fetch(&s, &other).await.0, 404, "another generation");
 }
+
+/// Evicted (by a storage limit), then listed and stored again from the
+/// upstream: the URL handed out before the eviction stays dead.
+#[tokio::test]
+async fn an_old_url_stays_dead_after_eviction_and_store_anew() {
+    use crate::demo::{Demo, add, all_pages, server_for, wait_idle};
+    let demo = Demo::start(&[]);
+    let s = server_for(&demo, &[]).await;
+    add(&s, "103").await;
+    wait_idle(&s).await;
+    let first = all_pages(&s, "/v2/vault-plus/lists/103/media").await[0]["mediaId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let old = listed_url(&s, &first).await;
+    assert_eq!(fetch(&s, &old).await.0, 200);
+    let settings = |v: Value| {
+        s.req(Method::PATCH, "/v2/account/connections/conn_a/settings")
+            .json(&json!({"vaultPlus": {"settings": v}}))
+            .send()
+    };
+    let r = settings(json!({"storageLimitBytes": 1, "storageLimitPurgeStrategy": "purge_oldest"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(fetch(&s, &old).await.0, 404, "evicted");
+    let r = settings(json!({"storageLimitBytes": 0})).await.unwrap();
+    assert_eq!(r.status(), 200);
+    add(&s, "103").await;
+    wait_idle(&s).await;
+    let item: Value = body(s.conn(
+        Method::GET,
+        &format!("/v2/vault-plus/media/{first}"),
+        "conn_a",
+    ))
+    .await;
+    assert_eq!(item["media"]["full"]["status"], "stored", "{item}");
+    let new = item["media"]["full"]["url"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    assert_eq!(fetch(&s, &new).await.0, 200);
+    assert_eq!(
+        fetch(&s, &old).await.0,
+        404,
+        "the old URL never serves again"
+    );
+}
