@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,10 +93,22 @@ class Server:
     def peak_rss_mib(self):
         return peak_rss_mib(self.proc.pid)
 
+    def all_pages(self, path):
+        """Every item of a paged route, following nextCursor to the end."""
+        items, cursor = [], None
+        while True:
+            sep = "&" if "?" in path else "?"
+            url = path if cursor is None else f"{path}{sep}cursor={urllib.parse.quote(cursor)}"
+            page = self.call("GET", url)
+            items.extend(page["items"])
+            cursor = page.get("nextCursor")
+            if cursor is None:
+                return items
+
     def wait_idle(self, timeout=900):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            jobs = self.call("GET", "/v2/vault-plus/jobs")["items"]
+            jobs = self.all_pages("/v2/vault-plus/jobs")
             if not any(j["state"] != "failed" for j in jobs):
                 return
             time.sleep(0.05)

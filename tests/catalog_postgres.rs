@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::{Connection as _, PgConnection, Row};
-use vaultplus::catalog::conformance::Fixture;
+use vaultplus::catalog::conformance::{Fixture, all_jobs};
 use vaultplus::catalog::postgres::{MIGRATION_LOCK, PostgresCatalog};
 use vaultplus::catalog::{Catalog, CommitOutcome, NewStoredVariant, ScopeId, ScopeTotals};
 use vaultplus::model::VariantStatus;
@@ -614,10 +614,8 @@ async fn racing_jobs_and_syncs_keep_counters_exact() {
     // No variant is left in flight without a job that will finish it (a
     // failure racing a sync must not be overwritten by the sync).
     let scope = current_scope(a.as_ref(), org, &id).await;
-    let live_jobs: HashSet<(String, String)> = a
-        .jobs(scope, false)
+    let live_jobs: HashSet<(String, String)> = all_jobs(a.as_ref(), scope, false)
         .await
-        .unwrap()
         .into_iter()
         .filter(|j| j.failed_at.is_none())
         .map(|j| (j.media_id, j.label))

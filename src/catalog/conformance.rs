@@ -45,7 +45,9 @@ macro_rules! catalog_conformance {
             totals_match_records, list_add_and_sync_follow_the_plan,
             jobs_are_leased_once, job_outcomes_update_variants,
             job_commit_after_purge_is_refused, queue_variant_revives_known_variants,
-            storage_limits_evict_or_block, failed_deletions_wait_behind_the_rest);
+            storage_limits_evict_or_block, failed_deletions_wait_behind_the_rest,
+            list_members_page_through_changes, jobs_page_through_changes,
+            generations_follow_the_stored_bytes);
     };
     // Behaviour only an embedded (single-server) catalog shows.
     (embedded $make:expr) => {
@@ -170,6 +172,20 @@ async fn all_ids(c: &dyn Catalog, scope: ScopeId, mut q: MediaQuery) -> Vec<Stri
         match page.next {
             Some(k) => q.after = Some(k),
             None => return ids,
+        }
+    }
+}
+
+/// Every job of the scope (or its failed ones), paging through.
+pub async fn all_jobs(c: &dyn Catalog, scope: ScopeId, failed_only: bool) -> Vec<JobRecord> {
+    let mut all = Vec::new();
+    let mut page = PageRequest::first(paging::MAX_PAGE);
+    loop {
+        let got = c.jobs(scope, failed_only, &page).await.unwrap();
+        all.extend(got.items);
+        match got.next {
+            Some(k) => page.after = Some(k),
+            None => return all,
         }
     }
 }
@@ -896,7 +912,11 @@ pub async fn list_add_and_sync_follow_the_plan(c: Arc<dyn Catalog>) {
     assert!(l10.has_baseline);
     assert_eq!(l10.media_count, 1);
     assert_eq!(l10.last_synced_at, Some(NOW + 3));
-    let members = c.list_members(scope, "20").await.unwrap();
+    let members = c
+        .list_members(scope, "20", &PageRequest::first(100))
+        .await
+        .unwrap()
+        .items;
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].media.as_ref().unwrap().variants.len(), 2);
     let t = c.scope_totals(scope).await.unwrap();
@@ -1066,10 +1086,10 @@ pub async fn job_outcomes_update_variants(c: Arc<dyn Catalog>) {
         .unwrap()
         .unwrap();
     assert_eq!(v.status, VariantStatus::EdgeOnly);
-    let failed = c.jobs(scope, true).await.unwrap();
+    let failed = all_jobs(c.as_ref(), scope, true).await;
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].last_error.as_deref(), Some("gone upstream"));
-    assert_eq!(c.jobs(scope, false).await.unwrap().len(), 2);
+    assert_eq!(all_jobs(c.as_ref(), scope, false).await.len(), 2);
 }
 
 pub async fn job_commit_after_purge_is_refused(c: Arc<dyn Catalog>) {
@@ -1120,7 +1140,7 @@ pub async fn queue_variant_revives_known_variants(c: Arc<dyn Catalog>) {
         QueueOutcome::Queued
     );
     assert_eq!(
-        c.jobs(scope, false).await.unwrap().len(),
+        all_jobs(c.as_ref(), scope, false).await.len(),
         2,
         "one job per variant"
     );
@@ -1250,4 +1270,232 @@ pub async fn failed_deletions_wait_behind_the_rest(c: Arc<dyn Catalog>) {
     c.forget_blob_deletions(&rest).await.unwrap();
     assert!(c.queued_blob_deletions(10).await.unwrap().is_empty());
     assert_eq!(c.reclaim_backlog().await.unwrap().queued_blobs, 1);
+}
+
+/// Pages of list members hold at most `limit` items, end with no `next`,
+/// and give every member present throughout exactly once, whatever is
+/// added or removed between pages.
+pub async fn list_members_page_through_changes(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    // Two batches with equal first_added_at inside each: the media ID
+    // breaks the tie.
+    let first: Vec<_> = (1..=7).map(|i| observed(&format!("1{i}"), "f")).collect();
+    let second: Vec<_> = (1..=6).map(|i| observed(&format!("2{i}"), "f")).collect();
+    c.apply_list(scope, "10", ListMode::Add, &first, NOW)
+        .await
+        .unwrap();
+    c.apply_list(scope, "10", ListMode::Add, &second, NOW + 1)
+        .await
+        .unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    let mut page = PageRequest::first(3);
+    let mut pages = 0;
+    loop {
+        let got = c.list_members(scope, "10", &page).await.unwrap();
+        assert!(got.items.len() <= 3);
+        assert!(got.items.iter().all(|m| m.media.is_some()));
+        seen.extend(got.items.iter().map(|m| m.media_id.clone()));
+        pages += 1;
+        if pages == 1 {
+            // Between pages: one member not yet reached leaves, one that
+            // was already read leaves, and new members join.
+            c.apply_list(scope, "10", ListMode::Sync, &first, NOW + 2)
+                .await
+                .unwrap();
+            let mut rest: Vec<_> = first.clone();
+            rest.retain(|m| m.media_id.as_str() != "11" && m.media_id.as_str() != "15");
+            rest.extend(second.iter().cloned());
+            rest.push(observed("31", "f"));
+            c.apply_list(scope, "10", ListMode::Sync, &rest, NOW + 3)
+                .await
+                .unwrap();
+        }
+        match got.next {
+            Some(k) => page.after = Some(k),
+            None => break,
+        }
+    }
+    let mut expected: Vec<String> = ["11", "12", "13", "14", "16", "17"]
+        .into_iter()
+        .chain(["21", "22", "23", "24", "25", "26", "31"])
+        .map(String::from)
+        .collect();
+    // "11" was read before it left; "15" left before it was reached.
+    expected.sort();
+    let mut got = seen.clone();
+    got.sort();
+    let mut dedup = got.clone();
+    dedup.dedup();
+    assert_eq!(got, dedup, "no member repeated: {seen:?}");
+    assert_eq!(got, expected, "no member present throughout skipped");
+    // 12 members now: a page of exactly that many has no next, one fewer
+    // has.
+    let all = c
+        .list_members(scope, "10", &PageRequest::first(12))
+        .await
+        .unwrap();
+    assert_eq!((all.items.len(), all.next), (12, None));
+    let short = c
+        .list_members(scope, "10", &PageRequest::first(11))
+        .await
+        .unwrap();
+    assert_eq!(short.items.len(), 11);
+    assert!(short.next.is_some());
+    let other = c
+        .list_members(scope, "99", &PageRequest::first(3))
+        .await
+        .unwrap();
+    assert_eq!((other.items.len(), other.next), (0, None));
+}
+
+/// Pages of jobs: bounded, complete, stable while jobs come and go, and
+/// the failed filter pages on its own.
+pub async fn jobs_page_through_changes(c: Arc<dyn Catalog>) {
+    let (_, scope) = queued_scope(c.as_ref(), 8).await;
+    let full = Label::parse("full").unwrap();
+    let mut seen = Vec::new();
+    let mut page = PageRequest::first(3);
+    let mut pages = 0;
+    loop {
+        let got = c.jobs(scope, false, &page).await.unwrap();
+        assert!(got.items.len() <= 3);
+        seen.extend(
+            got.items
+                .iter()
+                .map(|j| format!("{}/{}", j.media_id, j.label)),
+        );
+        pages += 1;
+        if pages == 1 {
+            // A job behind the cursor ends (its variant is uploaded) and
+            // a new one is queued.
+            store(c.as_ref(), scope, "6", "full", "image/jpeg", 5, NOW + 1).await;
+            c.queue_variant(scope, &mid("1"), &Label::parse("preview").unwrap(), NOW)
+                .await
+                .unwrap();
+        }
+        match got.next {
+            Some(k) => page.after = Some(k),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3, "{seen:?}");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "no job repeated: {seen:?}");
+    for m in ["1", "2", "3", "4", "5", "7", "8"] {
+        let job = format!("{m}/full");
+        assert!(seen.contains(&job), "{job} missing from {seen:?}");
+    }
+    assert!(
+        seen.contains(&"1/preview".to_string()),
+        "queued later, reached"
+    );
+    assert!(
+        !seen.contains(&"6/full".to_string()),
+        "ended before it was reached"
+    );
+    // Fail two: the failed filter pages through only those.
+    let claimed = c.claim_jobs("w", 100, NOW + 1000, NOW + 10).await.unwrap();
+    for j in claimed
+        .iter()
+        .filter(|j| j.media_id == "3" || j.media_id == "7")
+    {
+        c.fail_job(j.id, "w", "gone", NOW + 11).await.unwrap();
+    }
+    let first = c.jobs(scope, true, &PageRequest::first(1)).await.unwrap();
+    assert_eq!(first.items.len(), 1);
+    let rest = c
+        .jobs(
+            scope,
+            true,
+            &PageRequest {
+                limit: 1,
+                after: first.next,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.next, None, "last page");
+    let mut failed: Vec<_> = first
+        .items
+        .iter()
+        .chain(&rest.items)
+        .map(|j| j.media_id.as_str())
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["3", "7"]);
+    assert!(
+        c.current_variant(scope, &mid("3"), &full)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// A variant row's generation survives what keeps its bytes (listings,
+/// storing what the upstream serves) and changes with what does not
+/// (an upload, a replace, a return from eviction, a delete and re-store).
+pub async fn generations_follow_the_stored_bytes(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    let full = Label::parse("full").unwrap();
+    let generation = |c: Arc<dyn Catalog>| async move {
+        c.current_variant(scope, &mid("1"), &Label::parse("full").unwrap())
+            .await
+            .unwrap()
+            .map(|v| v.generation)
+    };
+    c.apply_list(scope, "10", ListMode::Add, &[observed("1", "f")], NOW)
+        .await
+        .unwrap();
+    let listed = generation(c.clone()).await.unwrap();
+    // Listing again, and storing the upstream bytes, keep it.
+    c.apply_list(scope, "10", ListMode::Add, &[observed("1", "f")], NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(generation(c.clone()).await, Some(listed));
+    let jobs = c.claim_jobs("w", 10, NOW + 1000, NOW + 2).await.unwrap();
+    let blob = fetched(scope, 10);
+    c.begin_upload(scope, &blob.blob_key, NOW + 2)
+        .await
+        .unwrap();
+    let job = jobs.iter().find(|j| j.label == "full").unwrap();
+    c.complete_job(job, "w", &blob, None, NOW + 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        generation(c.clone()).await,
+        Some(listed),
+        "stored from upstream"
+    );
+    // Evicted, then listed again (revived): a new one.
+    c.evict_variant(scope, &mid("1"), &full, NOW + 4)
+        .await
+        .unwrap();
+    assert_eq!(generation(c.clone()).await, None, "removed is not current");
+    c.queue_variant(scope, &mid("1"), &full, NOW + 5)
+        .await
+        .unwrap();
+    let revived = generation(c.clone()).await.unwrap();
+    assert_ne!(revived, listed);
+    // An upload, and a replace: each a new one.
+    store(c.as_ref(), scope, "1", "full", "image/jpeg", 5, NOW + 6).await;
+    let uploaded = generation(c.clone()).await.unwrap();
+    assert_ne!(uploaded, revived);
+    store(c.as_ref(), scope, "1", "full", "image/jpeg", 6, NOW + 7).await;
+    let replaced = generation(c.clone()).await.unwrap();
+    assert_ne!(replaced, uploaded);
+    // Deleted and stored anew: a new one, never an earlier one.
+    c.delete_media(scope, &mid("1")).await.unwrap();
+    store(c.as_ref(), scope, "1", "full", "image/jpeg", 6, NOW + 8).await;
+    let anew = generation(c.clone()).await.unwrap();
+    for old in [listed, revived, uploaded, replaced] {
+        assert_ne!(anew, old);
+    }
+    // Reads agree with one another.
+    let m = c.media(scope, &[mid("1")]).await.unwrap();
+    assert_eq!(m[0].variants[0].generation, anew);
 }

@@ -5,6 +5,8 @@
 
 pub mod conformance;
 pub mod derive;
+pub mod generation;
+pub mod paging;
 pub mod postgres;
 pub mod query;
 pub mod rows;
@@ -14,6 +16,7 @@ pub mod types;
 
 use async_trait::async_trait;
 
+pub use paging::{JobKey, MemberKey, Page, PageRequest};
 pub use query::{MediaQuery, QueryPage, SortKey, SortValue};
 pub use types::*;
 
@@ -162,7 +165,14 @@ pub trait Catalog: Send + Sync + 'static {
     /// Stores fresh upstream URLs of known variants (after a new listing).
     async fn refresh_upstream_urls(&self, scope: ScopeId, items: &[ObservedMedia]) -> Result<()>;
     async fn lists(&self, scope: ScopeId) -> Result<Vec<ListSummary>>;
-    async fn list_members(&self, scope: ScopeId, list_id: &str) -> Result<Vec<ListMember>>;
+    /// One page of the list's members, oldest membership first, each with
+    /// its media (if any remains). Reads at most `page.limit + 1` members.
+    async fn list_members(
+        &self,
+        scope: ScopeId,
+        list_id: &str,
+        page: &PageRequest<MemberKey>,
+    ) -> Result<Page<ListMember, MemberKey>>;
 
     // --- storing jobs --------------------------------------------------------
     /// Queues storing of a known variant (single flight: one job per
@@ -208,7 +218,14 @@ pub trait Catalog: Send + Sync + 'static {
     /// Ends the job as failed for good: the variant stays, `edge_only`,
     /// with `error`, and the job stays listed as failed.
     async fn fail_job(&self, job_id: i64, owner: &str, error: &str, now: i64) -> Result<()>;
-    async fn jobs(&self, scope: ScopeId, failed_only: bool) -> Result<Vec<JobRecord>>;
+    /// One page of the scope's jobs (`failed_only`: those given up), oldest
+    /// first. Reads at most `page.limit + 1` jobs.
+    async fn jobs(
+        &self,
+        scope: ScopeId,
+        failed_only: bool,
+        page: &PageRequest<JobKey>,
+    ) -> Result<Page<JobRecord, JobKey>>;
     /// Ends every lease at once (an embedded catalog has a single server,
     /// so at its start no other worker can hold one). Returns how many.
     /// A shared catalog (PostgreSQL) ends none and answers 0: other nodes'

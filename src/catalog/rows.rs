@@ -53,7 +53,7 @@ catalog_row!(sqlx::postgres::PgRow);
 
 pub const VARIANT_COLUMNS: &str = "media_id, label, status, size_bytes, content_type, \
      access_count, created_at, stored_at, last_accessed_at, blob_key, checksum, origin, \
-     upstream_url, upstream_size, last_error";
+     upstream_url, upstream_size, last_error, generation";
 
 pub const MEDIA_COLUMNS: &str = "media_id, media_type, duration, created_at, cached_at, list_hint";
 
@@ -84,6 +84,7 @@ pub fn variant(row: &impl CatalogRow) -> anyhow::Result<(String, VariantRecord)>
             upstream_url: row.opt_text("upstream_url")?,
             upstream_size: row.opt_int("upstream_size")?.map(|n| n as u64),
             last_error: row.opt_text("last_error")?,
+            generation: row.int("generation")?,
         },
     ))
 }

@@ -139,6 +139,8 @@ pub struct VariantRecord {
     pub upstream_size: Option<u64>,
     /// Why the last attempt to store it failed, if it did.
     pub last_error: Option<String>,
+    /// What media URLs are bound to (rules: `catalog::generation`).
+    pub generation: i64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -274,6 +276,8 @@ pub enum QueueOutcome {
 /// A job as listed for operators.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobRecord {
+    /// Its place in the queue (jobs page in ID order).
+    pub id: i64,
     pub media_id: String,
     pub label: String,
     pub attempts: u32,

@@ -36,6 +36,7 @@ pub struct VaultPlusSettings {
     pub video_qualities: Vec<String>,
     pub retention_days: u64,
     pub access_expiry_days: u64,
+    /// Lifetime of media URLs in seconds, 60 to 604800 (7 days).
     pub presigned_url_ttl_seconds: u64,
     pub storage_limit_bytes: u64,
     pub storage_limit_purge_strategy: String,

@@ -297,8 +297,12 @@ pub struct ListMediaItemView {
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ListMediaView {
     pub items: Vec<ListMediaItemView>,
+    /// Present only when more members follow: pass it as `cursor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// A storing job (vaultplus extension: where failures stay visible).
@@ -316,8 +320,12 @@ pub struct JobView {
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct JobsView {
     pub items: Vec<JobView>,
+    /// Present only when more jobs follow: pass it as `cursor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Answer to `POST` on a media URL.

@@ -1,7 +1,9 @@
 //! Serving bytes by signed URL. The token is the credential: no API key.
 //! Any token that is malformed, forged or expired gets the same 403, which
 //! says nothing about whether the media exists; a valid token whose variant
-//! was deleted or purged gets 404 at once. A variant that is known but not
+//! was deleted, evicted, purged or replaced gets 404 at once, even once the
+//! same media and label are stored anew (the token names the variant's
+//! generation, which the new row does not have). A variant that is known but not
 //! stored is streamed from the upstream (the media proxy), and enough such
 //! accesses queue it for storing when the connection's rules say so.
 
@@ -57,6 +59,7 @@ impl VaultService {
             .catalog
             .current_variant(grant.scope_id, &grant.media_id, &grant.label)
             .await?
+            .filter(|v| v.generation == grant.generation)
             .ok_or_else(not_found)?;
         Ok(Delivery { grant, variant })
     }
@@ -70,13 +73,15 @@ impl VaultService {
         let key = d.variant.blob_key.as_deref().ok_or_else(not_found)?;
         let Some(read) = self.blobs.get(key, range).await? else {
             // Deleted, replaced or evicted between the look-up and now, and
-            // its bytes already reclaimed: gone (404), replaced (409: the
-            // headers already describe the old bytes), or, if the record
-            // still names this very blob, bytes lost (500).
+            // its bytes already reclaimed: gone (404, this URL no longer
+            // serves), replaced within the generation (409: the headers
+            // already describe the old bytes), or, if the record still
+            // names this very blob, bytes lost (500).
             let now = self
                 .catalog
                 .current_variant(d.grant.scope_id, &d.grant.media_id, &d.grant.label)
-                .await?;
+                .await?
+                .filter(|v| v.generation == d.grant.generation);
             return Err(match now.and_then(|v| v.blob_key) {
                 Some(k) if k == key => ServiceError::Internal(anyhow::anyhow!(
                     "blob {key} of a stored variant is missing"

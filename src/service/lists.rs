@@ -2,7 +2,7 @@
 //! what the cache holds of them. Listing talks to the upstream; the catalog
 //! applies the result in one transaction.
 
-use crate::catalog::ListMember;
+use crate::catalog::{JobKey, ListMember, MemberKey, PageRequest};
 use crate::model::admission::admit;
 use crate::model::list_plan::ListMode;
 use crate::model::time::{format_iso_ms, now_ms};
@@ -13,7 +13,10 @@ use crate::model::views::{
 use crate::model::{MediaId, VariantStatus};
 use crate::upstream::{UpstreamClient, UpstreamError};
 
-use super::{ConnectionContext, Principal, ServiceError, ServiceResult, VaultService};
+use super::{
+    ConnectionContext, PageParams, Principal, ServiceError, ServiceResult, VaultService, cursor,
+    paging,
+};
 
 /// Vault list IDs are numeric strings upstream.
 fn list_id(raw: &str) -> ServiceResult<String> {
@@ -190,17 +193,33 @@ impl VaultService {
         Ok(ListsView { items })
     }
 
+    /// One page of the list's cached members, oldest membership first.
     pub async fn list_media(
         &self,
         who: &Principal,
         connection: &str,
         raw_list: &str,
+        params: &PageParams,
     ) -> ServiceResult<ListMediaView> {
         let list = list_id(raw_list)?;
+        let limit = paging::limit(params.limit.as_deref())?;
         let ctx = self.connection(who, connection).await?;
+        let shape = cursor::list_media_shape(&ctx.connection.id, &list);
+        let after: Option<MemberKey> = paging::after(params.cursor.as_deref(), &shape)?;
+        if let Some(k) = &after
+            && MediaId::parse(&k.media_id).is_err()
+        {
+            return Err(ServiceError::bad_request(
+                "invalid query parameter cursor: cursor is malformed",
+            ));
+        }
         let scope = ctx.connection.scope_id;
-        let members = self.catalog.list_members(scope, &list).await?;
-        let items = members
+        let page = self
+            .catalog
+            .list_members(scope, &list, &PageRequest { limit, after })
+            .await?;
+        let items = page
+            .items
             .into_iter()
             .map(|m: ListMember| {
                 let status = best_status(
@@ -229,15 +248,20 @@ impl VaultService {
                 }
             })
             .collect();
-        Ok(ListMediaView { items })
+        Ok(ListMediaView {
+            items,
+            next_cursor: paging::next_cursor(page.next, &shape),
+        })
     }
 
-    /// Storing jobs of the connection (`failed` ones only, or all).
+    /// One page of the connection's storing jobs (`failed` ones only, or
+    /// all), oldest first.
     pub async fn jobs(
         &self,
         who: &Principal,
         connection: &str,
         state: Option<&str>,
+        params: &PageParams,
     ) -> ServiceResult<JobsView> {
         let failed_only = match state {
             None | Some("all") => false,
@@ -248,11 +272,20 @@ impl VaultService {
                 )));
             }
         };
+        let limit = paging::limit(params.limit.as_deref())?;
         let ctx = self.connection(who, connection).await?;
-        let items = self
+        let shape = cursor::jobs_shape(&ctx.connection.id, failed_only);
+        let after: Option<JobKey> = paging::after(params.cursor.as_deref(), &shape)?;
+        let page = self
             .catalog
-            .jobs(ctx.connection.scope_id, failed_only)
-            .await?
+            .jobs(
+                ctx.connection.scope_id,
+                failed_only,
+                &PageRequest { limit, after },
+            )
+            .await?;
+        let items = page
+            .items
             .into_iter()
             .map(|j| JobView {
                 state: if j.failed_at.is_some() {
@@ -271,7 +304,10 @@ impl VaultService {
                 last_error: j.last_error,
             })
             .collect();
-        Ok(JobsView { items })
+        Ok(JobsView {
+            items,
+            next_cursor: paging::next_cursor(page.next, &shape),
+        })
     }
 
     /// Lists `list` again and stores the fresh rendition URLs (used when a

@@ -6,10 +6,11 @@ use crate::model::views::{
     ConnectionStatusView, DeleteMediaResponse, LegacyConnectionStatusView, MediaItemView,
     MediaItems, MediaPage, OrgStatsView,
 };
-use crate::model::whole::parse_whole;
 use crate::model::{MediaId, MediaType, VariantStatus};
 
-use super::{ConnectionContext, Principal, ServiceError, ServiceResult, VaultService, cursor};
+use super::{
+    ConnectionContext, Principal, ServiceError, ServiceResult, VaultService, cursor, paging,
+};
 
 pub const MAX_BATCH: usize = 100;
 
@@ -128,10 +129,7 @@ impl MediaQueryParams {
                 bad("sort", format!("expected one of createdAt_desc, createdAt_asc, cachedAt_desc, cachedAt_asc, duration_desc, duration_asc, got {s:?}"))
             })?,
         };
-        let limit = match &self.limit {
-            None => 100,
-            Some(raw) => parse_whole(raw, 1, 100).map_err(|e| bad("limit", e))? as u32,
-        };
+        let limit = paging::limit(self.limit.as_deref())?;
         let query = MediaQuery {
             status,
             media_type,

@@ -13,6 +13,7 @@ pub mod keyring;
 pub mod keys;
 mod lists;
 mod media;
+mod paging;
 pub mod pipeline;
 mod purge;
 pub mod reclaim;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 
 pub use error::{ServiceError, ServiceResult};
 pub use media::MediaQueryParams;
+pub use paging::PageParams;
 pub use settings::{ConnectionSettingsPatch, MAX_CONNECTION_OFFSET, OrgSettingsPatch};
 pub use upload::UploadRequest;
 

@@ -1,8 +1,12 @@
 //! Signed media URLs. A token names one variant of one scope (a scope is a
 //! connection's current generation of media, so a token can never reach
-//! another connection's media, nor media stored after a purge) and carries
-//! its expiry; an HMAC-SHA256 over all of it makes it unforgeable and
-//! impossible to extend. The newest signing key signs; every key still in
+//! another connection's media, nor media stored after a purge), the
+//! variant's own generation (so it never serves bytes stored after a
+//! delete, eviction or replace: `catalog::generation`) and its expiry; an
+//! HMAC-SHA256 over all of it makes it unforgeable and impossible to
+//! extend. An expiry further ahead than any setting can give is refused,
+//! so even a token signed by mistake (or with a leaked key) for the far
+//! future stops at the longest lifetime a URL can have. The newest signing key signs; every key still in
 //! the catalog verifies, so rotation does not break URLs already handed out.
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -14,10 +18,25 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::catalog::{ScopeId, SigningKeyRecord};
+use crate::model::settings::MAX_URL_TTL_SECONDS;
 use crate::model::{Label, MediaId};
 
 type HmacSha256 = Hmac<Sha256>;
-const VERSION: u8 = 1;
+/// 2: the payload carries the variant generation. Version 1 tokens (no
+/// generation) are refused like any malformed token.
+const VERSION: u8 = 2;
+
+/// The longest a URL can be valid for, in seconds: the largest
+/// `presignedUrlTtlSeconds` plus the rounding window of [`UrlSigner::expiry_for`]
+/// at that TTL. Tokens expiring later are refused and `max-age` never
+/// exceeds it.
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = MAX_URL_TTL_SECONDS + rounding_window(MAX_URL_TTL_SECONDS);
+
+/// How far [`UrlSigner::expiry_for`] may round an expiry up at `ttl`.
+const fn rounding_window(ttl: u64) -> u64 {
+    let w = ttl / 10;
+    if w == 0 { 1 } else { w }
+}
 
 /// What a valid token grants access to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,8 +44,20 @@ pub struct Grant {
     pub scope_id: ScopeId,
     pub media_id: MediaId,
     pub label: Label,
+    /// The variant's generation when the URL was handed out.
+    pub generation: i64,
     /// Unix seconds.
     pub expires_at: u64,
+}
+
+impl Grant {
+    /// Seconds a cache may keep what this grant served, at `now_s`: until
+    /// the expiry, and never longer than a URL can live.
+    pub fn max_age(&self, now_s: u64) -> u64 {
+        self.expires_at
+            .saturating_sub(now_s)
+            .min(MAX_TOKEN_LIFETIME_SECS)
+    }
 }
 
 /// Signing keys as (key ID, secret), newest last.
@@ -50,6 +81,8 @@ pub enum TokenError {
     UnknownKey,
     BadSignature,
     Expired,
+    /// Expires further ahead than [`MAX_TOKEN_LIFETIME_SECS`].
+    TooFarAhead,
 }
 
 impl UrlSigner {
@@ -89,7 +122,7 @@ impl UrlSigner {
     /// rounded up to a tenth of the TTL, so listings within one window hand
     /// out identical, cacheable URLs.
     pub fn expiry_for(now_s: u64, ttl: u64) -> u64 {
-        let window = (ttl / 10).max(1);
+        let window = rounding_window(ttl);
         (now_s + ttl).div_ceil(window) * window
     }
 
@@ -137,6 +170,9 @@ impl UrlSigner {
         if grant.expires_at <= now_s {
             return Err(TokenError::Expired);
         }
+        if grant.expires_at - now_s > MAX_TOKEN_LIFETIME_SECS {
+            return Err(TokenError::TooFarAhead);
+        }
         Ok(grant)
     }
 }
@@ -153,6 +189,7 @@ fn encode_payload(kid: u32, g: &Grant) -> Vec<u8> {
     p.push(VERSION);
     p.extend_from_slice(&kid.to_be_bytes());
     p.extend_from_slice(&g.scope_id.to_be_bytes());
+    p.extend_from_slice(&g.generation.to_be_bytes());
     p.extend_from_slice(&g.expires_at.to_be_bytes());
     for part in [g.media_id.as_str(), g.label.as_str()] {
         p.push(part.len() as u8);
@@ -163,13 +200,14 @@ fn encode_payload(kid: u32, g: &Grant) -> Vec<u8> {
 
 fn decode_payload(p: &[u8]) -> Option<(u32, Grant)> {
     let (&version, rest) = p.split_first()?;
-    if version != VERSION || rest.len() < 20 {
+    if version != VERSION || rest.len() < 28 {
         return None;
     }
     let kid = u32::from_be_bytes(rest[0..4].try_into().ok()?);
     let scope_id = i64::from_be_bytes(rest[4..12].try_into().ok()?);
-    let expires_at = u64::from_be_bytes(rest[12..20].try_into().ok()?);
-    let mut rest = &rest[20..];
+    let generation = i64::from_be_bytes(rest[12..20].try_into().ok()?);
+    let expires_at = u64::from_be_bytes(rest[20..28].try_into().ok()?);
+    let mut rest = &rest[28..];
     let mut parts = Vec::with_capacity(2);
     for _ in 0..2 {
         let (&len, tail) = rest.split_first()?;
@@ -189,6 +227,7 @@ fn decode_payload(p: &[u8]) -> Option<(u32, Grant)> {
             scope_id,
             media_id: MediaId::parse(parts[0]).ok()?,
             label: Label::parse(parts[1]).ok()?,
+            generation,
             expires_at,
         },
     ))
@@ -215,6 +254,7 @@ mod tests {
             scope_id: 7,
             media_id: MediaId::parse("4492994399").unwrap(),
             label: Label::parse("full").unwrap(),
+            generation: 42,
             expires_at: 10_000,
         }
     }
@@ -268,6 +308,66 @@ mod tests {
             }])
             .unwrap();
         assert_eq!(clone.verify(&old, 0), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn the_generation_is_signed() {
+        let s = signer(&[1]);
+        let t = s.sign(&grant());
+        assert_eq!(s.verify(&t, 0).unwrap().generation, 42);
+        let mut other = grant();
+        other.generation = 43;
+        let forged = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(encode_payload(1, &other)),
+            t.split_once('.').unwrap().1
+        );
+        assert_eq!(s.verify(&forged, 0), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn old_version_tokens_are_refused() {
+        let s = signer(&[1]);
+        let t = s.sign(&grant());
+        let mut payload = URL_SAFE_NO_PAD
+            .decode(t.split_once('.').unwrap().0)
+            .unwrap();
+        payload[0] = 1;
+        let tag = mac(&[1; 32], &payload).finalize().into_bytes();
+        let v1 = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(tag)
+        );
+        assert_eq!(s.verify(&v1, 0), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn far_future_tokens_are_refused() {
+        let s = signer(&[1]);
+        let now = 1_800_000_000;
+        let at = |expires_at| Grant {
+            expires_at,
+            ..grant()
+        };
+        // The longest URL a setting can give verifies, to its last second.
+        let longest = UrlSigner::expiry_for(now, MAX_URL_TTL_SECONDS);
+        assert!(longest - now <= MAX_TOKEN_LIFETIME_SECS);
+        assert!(s.verify(&s.sign(&at(longest)), now).is_ok());
+        let edge = now + MAX_TOKEN_LIFETIME_SECS;
+        assert!(s.verify(&s.sign(&at(edge)), now).is_ok());
+        assert_eq!(
+            s.verify(&s.sign(&at(edge + 1)), now),
+            Err(TokenError::TooFarAhead)
+        );
+        assert_eq!(
+            s.verify(&s.sign(&at(u64::MAX)), now),
+            Err(TokenError::TooFarAhead)
+        );
+        // max-age never exceeds the lifetime either.
+        assert_eq!(at(u64::MAX).max_age(now), MAX_TOKEN_LIFETIME_SECS);
+        assert_eq!(at(now + 60).max_age(now), 60);
+        assert_eq!(at(now - 1).max_age(now), 0);
     }
 
     #[test]

@@ -34,6 +34,7 @@ impl VaultService {
         scope: ScopeId,
         media: &MediaId,
         label: &Label,
+        generation: i64,
         ttl: u64,
     ) -> String {
         let now_s = (now_ms() / 1000) as u64;
@@ -41,6 +42,7 @@ impl VaultService {
             scope_id: scope,
             media_id: media.clone(),
             label: label.clone(),
+            generation,
             expires_at: UrlSigner::expiry_for(now_s, ttl),
         });
         format!("{}/v2/media/{token}", self.config.public_url)
@@ -58,7 +60,13 @@ impl VaultService {
         VariantView {
             status: v.status,
             expires_at: expires_at(&v, settings),
-            url: self.media_url(scope, media_id, &label, settings.presigned_url_ttl_seconds),
+            url: self.media_url(
+                scope,
+                media_id,
+                &label,
+                v.generation,
+                settings.presigned_url_ttl_seconds,
+            ),
             quality: v.label,
             size_bytes: v.size_bytes,
             content_type: v.content_type,
@@ -119,6 +127,7 @@ mod tests {
             upstream_url: None,
             upstream_size: None,
             last_error: None,
+            generation: 0,
         }
     }
 

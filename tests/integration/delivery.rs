@@ -320,7 +320,8 @@ async fn an_expired_token_gets_403() {
     let mut payload = URL_SAFE_NO_PAD
         .decode(token.split_once('.').unwrap().0)
         .unwrap();
-    // Layout: version (1), key ID (4), scope (8), expiry (8), ...
+    // Layout: version (1), key ID (4), scope (8), generation (8), expiry
+    // (8), ...
     let sign = |p: &[u8]| {
         let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&secret).unwrap();
         m.update(b"vaultplus-media-url");
@@ -336,7 +337,7 @@ async fn an_expired_token_gets_403() {
         200,
         "re-signing the same payload is valid"
     );
-    payload[13..21].copy_from_slice(&1_000u64.to_be_bytes());
+    payload[21..29].copy_from_slice(&1_000u64.to_be_bytes());
     let (status, _, got) = get(&s, &sign(&payload), &[]).await;
     assert_eq!(status, 403);
     assert_eq!(

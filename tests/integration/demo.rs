@@ -176,14 +176,32 @@ pub async fn status(s: &TestServer) -> Value {
         .1
 }
 
+/// Every item of a paged route of `conn_a` (`path` may hold a query),
+/// following `nextCursor` to the last page.
+pub async fn all_pages(s: &TestServer, path: &str) -> Vec<Value> {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            None => path.to_owned(),
+            Some(c) => format!("{path}{sep}cursor={c}"),
+        };
+        let (code, page) = json(s.conn(Method::GET, &url, "conn_a")).await;
+        assert_eq!(code, 200, "{url}: {page}");
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return items,
+        }
+    }
+}
+
 /// Waits until no storing job is queued or running (failed ones may stay).
 pub async fn wait_idle(s: &TestServer) {
     for _ in 0..1200 {
-        let (_, jobs) = json(s.conn(Method::GET, "/v2/vault-plus/jobs", "conn_a")).await;
-        let busy = jobs["items"]
-            .as_array()
-            .map(|a| a.iter().any(|j| j["state"] != "failed"))
-            .unwrap_or(true);
+        let jobs = all_pages(s, "/v2/vault-plus/jobs").await;
+        let busy = jobs.iter().any(|j| j["state"] != "failed");
         if !busy {
             return;
         }

@@ -15,14 +15,9 @@ fn ids(list_media: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Every member of the list, all pages, as `{"items": [...]}`.
 async fn members(s: &crate::harness::TestServer, list: &str) -> Value {
-    json(s.conn(
-        Method::GET,
-        &format!("/v2/vault-plus/lists/{list}/media"),
-        "conn_a",
-    ))
-    .await
-    .1
+    json!({ "items": all_pages(s, &format!("/v2/vault-plus/lists/{list}/media")).await })
 }
 
 #[tokio::test]
@@ -171,8 +166,8 @@ async fn transient_failures_are_retried_and_stored() {
     let st = status(&s).await;
     assert_eq!(st["storedCount"], 4, "{st}");
     assert_eq!(st["pendingCount"], 0);
-    let (_, failed) = json(s.conn(Method::GET, "/v2/vault-plus/jobs?state=failed", "conn_a")).await;
-    assert_eq!(failed["items"], json!([]));
+    let failed = all_pages(&s, "/v2/vault-plus/jobs?state=failed").await;
+    assert_eq!(failed, Vec::<Value>::new());
 }
 
 #[tokio::test]
@@ -200,9 +195,7 @@ async fn cut_bodies_fail_visibly_and_never_store() {
         wait_idle(&s).await;
         let st = status(&s).await;
         assert_eq!(st["storedCount"], 0, "{fault}: {st}");
-        let (_, failed) =
-            json(s.conn(Method::GET, "/v2/vault-plus/jobs?state=failed", "conn_a")).await;
-        let failed = failed["items"].as_array().unwrap().clone();
+        let failed = all_pages(&s, "/v2/vault-plus/jobs?state=failed").await;
         assert_eq!(failed.len(), 4, "{fault}");
         assert!(
             failed

@@ -8,7 +8,12 @@ use super::eviction::{admits, enforce_limit};
 use super::locks::lock_current_scope;
 use super::media::{abort_upload, bump_scope, queue_blob, refresh_media, take_intent, variants_of};
 use crate::catalog::derive::counter_delta;
-use crate::catalog::{CommitOutcome, FetchedBlob, Job, JobRecord, QueueOutcome, Result, ScopeId};
+use crate::catalog::generation;
+use crate::catalog::paging;
+use crate::catalog::{
+    CommitOutcome, FetchedBlob, Job, JobKey, JobRecord, Page, PageRequest, QueueOutcome, Result,
+    ScopeId,
+};
 use crate::model::observed::Origin;
 use crate::model::settings::StorageLimit;
 use crate::model::{Label, MediaId, MediaType, VariantStatus};
@@ -65,9 +70,12 @@ pub async fn queue_variant(
     if matches!(v.status, VariantStatus::EdgeOnly | VariantStatus::Removed) {
         let mut rec = v.clone();
         rec.status = VariantStatus::Pending;
+        rec.generation = generation::after_revival(v, rec.status);
         sqlx::query(
-            "UPDATE variants SET status = 'pending' WHERE scope_id = $1 AND media_id = $2 AND label = $3",
+            "UPDATE variants SET status = 'pending', generation = $1 \
+             WHERE scope_id = $2 AND media_id = $3 AND label = $4",
         )
+        .bind(rec.generation)
         .bind(scope)
         .bind(media.as_str())
         .bind(label.as_str())
@@ -343,30 +351,17 @@ pub async fn fail_job(tx: &mut Tx, job: i64, owner: &str, error: &str, now: i64)
     Ok(())
 }
 
-pub async fn jobs(pool: &PgPool, scope: ScopeId, failed_only: bool) -> Result<Vec<JobRecord>> {
-    let rows = sqlx::query(
-        "SELECT media_id, label, attempts, run_after, lease_owner, failed_at, last_error FROM jobs \
-         WHERE scope_id = $1 AND (NOT $2 OR failed_at IS NOT NULL) \
-           AND EXISTS (SELECT 1 FROM connections c WHERE c.scope_id = jobs.scope_id) \
-         ORDER BY id LIMIT 1000",
-    )
-    .bind(scope)
-    .bind(failed_only)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(JobRecord {
-                media_id: r.try_get("media_id")?,
-                label: r.try_get("label")?,
-                attempts: r.try_get::<i64, _>("attempts")? as u32,
-                run_after: r.try_get("run_after")?,
-                leased: r.try_get::<Option<String>, _>("lease_owner")?.is_some(),
-                failed_at: r.try_get("failed_at")?,
-                last_error: r.try_get("last_error")?,
-            })
-        })
-        .collect()
+pub async fn jobs(
+    pool: &PgPool,
+    scope: ScopeId,
+    failed_only: bool,
+    page: &PageRequest<JobKey>,
+) -> Result<Page<JobRecord, JobKey>> {
+    let rows = paging::jobs_query::<Postgres>(scope, failed_only, page)
+        .build()
+        .fetch_all(pool)
+        .await?;
+    paging::jobs_page(&rows, page.limit)
 }
 
 pub async fn next_job_due(pool: &PgPool) -> Result<Option<i64>> {

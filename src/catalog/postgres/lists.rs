@@ -10,8 +10,13 @@ use super::jobs::ensure_job;
 use super::locks::lock_current_scope;
 use super::media::{attach_variants, bump_scope, delete_locked, refresh_media, variants_of};
 use crate::catalog::derive::counter_delta;
+use crate::catalog::generation;
+use crate::catalog::paging;
 use crate::catalog::rows::{self, MEDIA_COLUMNS};
-use crate::catalog::{ListMember, ListOutcome, ListSummary, Result, ScopeId, VariantRecord};
+use crate::catalog::{
+    ListMember, ListOutcome, ListSummary, MemberKey, Page, PageRequest, Result, ScopeId,
+    VariantRecord,
+};
 use crate::model::VariantStatus;
 use crate::model::list_plan::{Cached, ListMode, Snapshot, plan};
 use crate::model::observed::ObservedMedia;
@@ -232,6 +237,7 @@ async fn record_media(
                     upstream_url: v.url.clone(),
                     upstream_size: v.size,
                     last_error: None,
+                    generation: generation::fresh(),
                 };
                 // The job before the variant row: the lock order (locks.rs).
                 if status == VariantStatus::Pending && v.store {
@@ -239,8 +245,8 @@ async fn record_media(
                 }
                 sqlx::query(
                     "INSERT INTO variants (scope_id, media_id, label, status, size_bytes, content_type, \
-                     access_count, created_at, last_accessed_at, origin, upstream_url, upstream_size) \
-                     VALUES ($1, $2, $3, $4, 0, $5, 0, $6, $7, $8, $9, $10)",
+                     access_count, created_at, last_accessed_at, origin, upstream_url, upstream_size, \
+                     generation) VALUES ($1, $2, $3, $4, 0, $5, 0, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(scope)
                 .bind(media_id)
@@ -252,6 +258,7 @@ async fn record_media(
                 .bind(v.origin.as_str())
                 .bind(&v.url)
                 .bind(v.size.map(|n| n as i64))
+                .bind(rec.generation)
                 .execute(&mut **tx)
                 .await?;
                 bump_scope(tx, scope, counter_delta(None, Some(&rec))).await?;
@@ -269,18 +276,20 @@ async fn record_media(
                 // A revived variant is fetched from where this listing says,
                 // even if its bytes once came from an upload.
                 let origin = if revive { v.origin } else { e.origin };
+                let generation = generation::after_revival(e, status);
                 // The job before the variant row: the lock order (locks.rs).
                 if status == VariantStatus::Pending && v.store {
                     queued += ensure_job(tx, scope, media_id, &v.label, now).await?;
                 }
                 sqlx::query(
-                    "UPDATE variants SET status = $1, origin = $2, \
-                     upstream_url = CASE WHEN $3 = 'upstream' THEN $4 ELSE upstream_url END, \
-                     upstream_size = CASE WHEN $5 = 'upstream' THEN $6 ELSE upstream_size END \
-                     WHERE scope_id = $7 AND media_id = $8 AND label = $9",
+                    "UPDATE variants SET status = $1, origin = $2, generation = $3, \
+                     upstream_url = CASE WHEN $4 = 'upstream' THEN $5 ELSE upstream_url END, \
+                     upstream_size = CASE WHEN $6 = 'upstream' THEN $7 ELSE upstream_size END \
+                     WHERE scope_id = $8 AND media_id = $9 AND label = $10",
                 )
                 .bind(status.as_str())
                 .bind(origin.as_str())
+                .bind(generation)
                 .bind(origin.as_str())
                 .bind(&v.url)
                 .bind(origin.as_str())
@@ -293,6 +302,7 @@ async fn record_media(
                 let mut rec = e.clone();
                 rec.status = status;
                 rec.origin = origin;
+                rec.generation = generation;
                 bump_scope(tx, scope, counter_delta(Some(e), Some(&rec))).await?;
                 rec
             }
@@ -358,31 +368,21 @@ pub async fn lists(pool: &PgPool, scope: ScopeId) -> Result<Vec<ListSummary>> {
         .collect()
 }
 
-pub async fn list_members(pool: &PgPool, scope: ScopeId, list_id: &str) -> Result<Vec<ListMember>> {
-    let rows = sqlx::query(
-        "SELECT media_id, first_added_at, last_added_at, last_seen_at, last_synced_at FROM list_members lm \
-         WHERE scope_id = $1 AND list_id = $2 AND EXISTS (SELECT 1 FROM connections c WHERE c.scope_id = lm.scope_id) \
-         ORDER BY first_added_at, media_id",
-    )
-    .bind(scope)
-    .bind(list_id)
-    .fetch_all(pool)
-    .await?;
-    let mut members = Vec::with_capacity(rows.len());
-    for r in &rows {
-        members.push(ListMember {
-            media_id: r.try_get("media_id")?,
-            first_added_at: r.try_get("first_added_at")?,
-            last_added_at: r.try_get("last_added_at")?,
-            last_seen_at: r.try_get("last_seen_at")?,
-            last_synced_at: r.try_get("last_synced_at")?,
-            media: None,
-        });
-    }
-    if members.is_empty() {
+pub async fn list_members(
+    pool: &PgPool,
+    scope: ScopeId,
+    list_id: &str,
+    page: &PageRequest<MemberKey>,
+) -> Result<Page<ListMember, MemberKey>> {
+    let fetched = paging::members_query::<Postgres>(scope, list_id, page)
+        .build()
+        .fetch_all(pool)
+        .await?;
+    let mut members = paging::members_page(&fetched, page.limit)?;
+    if members.items.is_empty() {
         return Ok(members);
     }
-    let ids: Vec<String> = members.iter().map(|m| m.media_id.clone()).collect();
+    let ids: Vec<String> = members.items.iter().map(|m| m.media_id.clone()).collect();
     let sql =
         format!("SELECT {MEDIA_COLUMNS} FROM media WHERE scope_id = $1 AND media_id = ANY($2)");
     let found = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -398,7 +398,7 @@ pub async fn list_members(pool: &PgPool, scope: ScopeId, list_id: &str) -> Resul
         .into_iter()
         .map(|m| (m.media_id.clone(), m))
         .collect();
-    for m in members.iter_mut() {
+    for m in members.items.iter_mut() {
         m.media = found.remove(&m.media_id).filter(|r| !r.variants.is_empty());
     }
     Ok(members)

@@ -327,8 +327,13 @@ impl Catalog for PostgresCatalog {
         lists::lists(&self.pool, scope).await
     }
 
-    async fn list_members(&self, scope: ScopeId, list_id: &str) -> Result<Vec<ListMember>> {
-        lists::list_members(&self.pool, scope, list_id).await
+    async fn list_members(
+        &self,
+        scope: ScopeId,
+        list_id: &str,
+        page: &PageRequest<MemberKey>,
+    ) -> Result<Page<ListMember, MemberKey>> {
+        lists::list_members(&self.pool, scope, list_id, page).await
     }
 
     async fn queue_variant(
@@ -381,8 +386,13 @@ impl Catalog for PostgresCatalog {
         in_tx!(self, tx => jobs::fail_job(&mut tx, job_id, owner, error, now))
     }
 
-    async fn jobs(&self, scope: ScopeId, failed_only: bool) -> Result<Vec<JobRecord>> {
-        jobs::jobs(&self.pool, scope, failed_only).await
+    async fn jobs(
+        &self,
+        scope: ScopeId,
+        failed_only: bool,
+        page: &PageRequest<JobKey>,
+    ) -> Result<Page<JobRecord, JobKey>> {
+        jobs::jobs(&self.pool, scope, failed_only, page).await
     }
 
     async fn release_all_leases(&self) -> Result<u64> {

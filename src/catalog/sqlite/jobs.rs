@@ -8,7 +8,12 @@ use super::media::{
     abort_upload, bump_scope, queue_blob, refresh_media, scope_is_current, take_intent, variants_of,
 };
 use crate::catalog::derive::counter_delta;
-use crate::catalog::{CommitOutcome, FetchedBlob, Job, JobRecord, QueueOutcome, Result, ScopeId};
+use crate::catalog::generation;
+use crate::catalog::paging;
+use crate::catalog::{
+    CommitOutcome, FetchedBlob, Job, JobKey, JobRecord, Page, PageRequest, QueueOutcome, Result,
+    ScopeId,
+};
 use crate::model::observed::Origin;
 use crate::model::settings::StorageLimit;
 use crate::model::{Label, MediaId, MediaType, VariantStatus};
@@ -61,7 +66,9 @@ pub async fn queue_variant(
     if matches!(v.status, VariantStatus::EdgeOnly | VariantStatus::Removed) {
         let mut rec = v.clone();
         rec.status = VariantStatus::Pending;
-        sqlx::query("UPDATE variants SET status = 'pending' WHERE scope_id = ? AND media_id = ? AND label = ?")
+        rec.generation = generation::after_revival(v, rec.status);
+        sqlx::query("UPDATE variants SET status = 'pending', generation = ? WHERE scope_id = ? AND media_id = ? AND label = ?")
+            .bind(rec.generation)
             .bind(scope)
             .bind(media.as_str())
             .bind(label.as_str())
@@ -314,30 +321,17 @@ pub async fn fail_job(
     Ok(())
 }
 
-pub async fn jobs(pool: &SqlitePool, scope: ScopeId, failed_only: bool) -> Result<Vec<JobRecord>> {
-    let rows = sqlx::query(
-        "SELECT media_id, label, attempts, run_after, lease_owner, failed_at, last_error FROM jobs \
-         WHERE scope_id = ? AND (? = 0 OR failed_at IS NOT NULL) \
-           AND EXISTS (SELECT 1 FROM connections c WHERE c.scope_id = jobs.scope_id) \
-         ORDER BY id LIMIT 1000",
-    )
-    .bind(scope)
-    .bind(failed_only)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(JobRecord {
-                media_id: r.try_get("media_id")?,
-                label: r.try_get("label")?,
-                attempts: r.try_get::<i64, _>("attempts")? as u32,
-                run_after: r.try_get("run_after")?,
-                leased: r.try_get::<Option<String>, _>("lease_owner")?.is_some(),
-                failed_at: r.try_get("failed_at")?,
-                last_error: r.try_get("last_error")?,
-            })
-        })
-        .collect()
+pub async fn jobs(
+    pool: &SqlitePool,
+    scope: ScopeId,
+    failed_only: bool,
+    page: &PageRequest<JobKey>,
+) -> Result<Page<JobRecord, JobKey>> {
+    let rows = paging::jobs_query::<Sqlite>(scope, failed_only, page)
+        .build()
+        .fetch_all(pool)
+        .await?;
+    paging::jobs_page(&rows, page.limit)
 }
 
 pub async fn next_job_due(pool: &SqlitePool) -> Result<Option<i64>> {

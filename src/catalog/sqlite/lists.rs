@@ -8,8 +8,13 @@ use super::media::{
     attach_variants, bump_scope, delete_media, refresh_media, scope_is_current, variants_of,
 };
 use crate::catalog::derive::counter_delta;
+use crate::catalog::generation;
+use crate::catalog::paging;
 use crate::catalog::rows::{self, MEDIA_COLUMNS};
-use crate::catalog::{ListMember, ListOutcome, ListSummary, Result, ScopeId, VariantRecord};
+use crate::catalog::{
+    ListMember, ListOutcome, ListSummary, MemberKey, Page, PageRequest, Result, ScopeId,
+    VariantRecord,
+};
 use crate::model::list_plan::{Cached, ListMode, Snapshot, plan};
 use crate::model::observed::ObservedMedia;
 use crate::model::{MediaId, VariantStatus};
@@ -244,11 +249,12 @@ async fn record_media(
                     upstream_url: v.url.clone(),
                     upstream_size: v.size,
                     last_error: None,
+                    generation: generation::fresh(),
                 };
                 sqlx::query(
                     "INSERT INTO variants (scope_id, media_id, label, status, size_bytes, content_type, \
-                     access_count, created_at, last_accessed_at, origin, upstream_url, upstream_size) \
-                     VALUES (?, ?, ?, ?, 0, ?, 0, ?, ?, ?, ?, ?)",
+                     access_count, created_at, last_accessed_at, origin, upstream_url, upstream_size, \
+                     generation) VALUES (?, ?, ?, ?, 0, ?, 0, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(scope)
                 .bind(media_id)
@@ -260,6 +266,7 @@ async fn record_media(
                 .bind(v.origin.as_str())
                 .bind(&v.url)
                 .bind(v.size.map(|n| n as i64))
+                .bind(rec.generation)
                 .execute(&mut **tx)
                 .await?;
                 bump_scope(tx, scope, counter_delta(None, Some(&rec))).await?;
@@ -277,14 +284,16 @@ async fn record_media(
                 // A revived variant is fetched from where this listing says,
                 // even if its bytes once came from an upload.
                 let origin = if revive { v.origin } else { e.origin };
+                let generation = generation::after_revival(e, status);
                 sqlx::query(
-                    "UPDATE variants SET status = ?, origin = ?, \
+                    "UPDATE variants SET status = ?, origin = ?, generation = ?, \
                      upstream_url = CASE WHEN ? = 'upstream' THEN ? ELSE upstream_url END, \
                      upstream_size = CASE WHEN ? = 'upstream' THEN ? ELSE upstream_size END \
                      WHERE scope_id = ? AND media_id = ? AND label = ?",
                 )
                 .bind(status.as_str())
                 .bind(origin.as_str())
+                .bind(generation)
                 .bind(origin.as_str())
                 .bind(&v.url)
                 .bind(origin.as_str())
@@ -297,6 +306,7 @@ async fn record_media(
                 let mut rec = e.clone();
                 rec.status = status;
                 rec.origin = origin;
+                rec.generation = generation;
                 bump_scope(tx, scope, counter_delta(Some(e), Some(&rec))).await?;
                 rec
             }
@@ -369,28 +379,15 @@ pub async fn list_members(
     pool: &SqlitePool,
     scope: ScopeId,
     list_id: &str,
-) -> Result<Vec<ListMember>> {
-    let rows = sqlx::query(
-        "SELECT media_id, first_added_at, last_added_at, last_seen_at, last_synced_at FROM list_members lm \
-         WHERE scope_id = ? AND list_id = ? AND EXISTS (SELECT 1 FROM connections c WHERE c.scope_id = lm.scope_id) \
-         ORDER BY first_added_at, media_id",
-    )
-    .bind(scope)
-    .bind(list_id)
-    .fetch_all(pool)
-    .await?;
-    let mut members = Vec::with_capacity(rows.len());
-    for r in &rows {
-        members.push(ListMember {
-            media_id: r.try_get("media_id")?,
-            first_added_at: r.try_get("first_added_at")?,
-            last_added_at: r.try_get("last_added_at")?,
-            last_seen_at: r.try_get("last_seen_at")?,
-            last_synced_at: r.try_get("last_synced_at")?,
-            media: None,
-        });
-    }
-    for chunk in members.chunks_mut(CHUNK) {
+    page: &PageRequest<MemberKey>,
+) -> Result<Page<ListMember, MemberKey>> {
+    let fetched = paging::members_query::<Sqlite>(scope, list_id, page)
+        .build()
+        .fetch_all(pool)
+        .await?;
+    let mut members = paging::members_page(&fetched, page.limit)?;
+    // A page holds at most MAX_PAGE members: one chunk of IDs.
+    for chunk in members.items.chunks_mut(CHUNK) {
         let mut qb = QueryBuilder::<Sqlite>::new(format!(
             "SELECT {MEDIA_COLUMNS} FROM media WHERE scope_id = "
         ));

@@ -7,6 +7,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 
 use super::eviction::{admits, enforce_limit};
 use crate::catalog::derive::{counter_delta, media_derived, totals_of};
+use crate::catalog::generation;
 use crate::catalog::rows::{self, MEDIA_COLUMNS, VARIANT_COLUMNS};
 use crate::catalog::sql_query;
 use crate::catalog::{
@@ -287,11 +288,15 @@ pub async fn commit_upload(
         upstream_url: None,
         upstream_size: None,
         last_error: None,
+        // Client bytes: URLs handed out before never serve them.
+        generation: generation::fresh(),
     };
     sqlx::query(
         "INSERT INTO variants (scope_id, media_id, label, status, size_bytes, content_type, access_count, \
-         created_at, stored_at, last_accessed_at, blob_key, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         created_at, stored_at, last_accessed_at, blob_key, checksum, generation) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (scope_id, media_id, label) DO UPDATE SET status = excluded.status, \
+         generation = excluded.generation, \
          size_bytes = excluded.size_bytes, content_type = excluded.content_type, \
          stored_at = excluded.stored_at, blob_key = excluded.blob_key, checksum = excluded.checksum, \
          origin = 'upload', upstream_url = NULL, upstream_size = NULL, last_error = NULL",
@@ -308,6 +313,7 @@ pub async fn commit_upload(
     .bind(new.last_accessed_at)
     .bind(&new.blob_key)
     .bind(&new.checksum)
+    .bind(new.generation)
     .execute(&mut **tx)
     .await?;
     if let Some(old_key) = old.and_then(|o| o.blob_key.as_deref()) {

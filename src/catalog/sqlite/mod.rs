@@ -318,8 +318,13 @@ impl Catalog for SqliteCatalog {
         lists::lists(&self.reader, scope).await
     }
 
-    async fn list_members(&self, scope: ScopeId, list_id: &str) -> Result<Vec<ListMember>> {
-        lists::list_members(&self.reader, scope, list_id).await
+    async fn list_members(
+        &self,
+        scope: ScopeId,
+        list_id: &str,
+        page: &PageRequest<MemberKey>,
+    ) -> Result<Page<ListMember, MemberKey>> {
+        lists::list_members(&self.reader, scope, list_id, page).await
     }
 
     async fn queue_variant(
@@ -387,8 +392,13 @@ impl Catalog for SqliteCatalog {
         Ok(())
     }
 
-    async fn jobs(&self, scope: ScopeId, failed_only: bool) -> Result<Vec<JobRecord>> {
-        jobs::jobs(&self.reader, scope, failed_only).await
+    async fn jobs(
+        &self,
+        scope: ScopeId,
+        failed_only: bool,
+        page: &PageRequest<JobKey>,
+    ) -> Result<Page<JobRecord, JobKey>> {
+        jobs::jobs(&self.reader, scope, failed_only, page).await
     }
 
     async fn release_all_leases(&self) -> Result<u64> {

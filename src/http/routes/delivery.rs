@@ -55,7 +55,7 @@ pub async fn get_media_bytes(
     };
     let is_get = method == Method::GET;
     let plan = conditional::plan(&headers, &rep, is_get);
-    let max_age = d.grant.expires_at.saturating_sub((now_ms() / 1000) as u64);
+    let max_age = d.grant.max_age((now_ms() / 1000) as u64);
     let mut b = Response::builder()
         .header(header::ETAG, &etag)
         .header(header::LAST_MODIFIED, http_date(last_modified))

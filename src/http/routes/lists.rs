@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use utoipa::IntoParams;
 
 use super::ConnectionIdHeader;
 use crate::http::error::{ApiResult, ErrorBody};
@@ -9,7 +10,32 @@ use crate::http::extract::{Auth, ConnectionHeader, PathParams, QueryMap};
 use crate::model::views::{
     JobsView, LegacyStoreListResponse, ListAddResponse, ListMediaView, ListSyncResponse, ListsView,
 };
-use crate::service::VaultService;
+use crate::service::{PageParams, VaultService};
+
+/// Paging parameters of the paged list routes (OpenAPI only; validation
+/// lives in the service).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageDoc {
+    /// Page size, 1-100 (default 100).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// The previous page's nextCursor (only valid for the same route,
+    /// connection, list and filters).
+    cursor: Option<String>,
+}
+
+/// Takes `limit` and `cursor`, then refuses any parameter the route does
+/// not know (a misspelt filter must not silently list everything).
+/// `limit` and `cursor` (any other parameter was refused by the query
+/// rules, from `PageDoc`).
+fn page_params(mut q: QueryMap) -> PageParams {
+    PageParams {
+        limit: q.take("limit"),
+        cursor: q.take("cursor"),
+    }
+}
 
 /// Cache new media of a vault list, without removing anything.
 #[utoipa::path(post, path = "/v2/vault-plus/lists/{listId}/add", tag = "Vault+ Lists",
@@ -75,26 +101,34 @@ pub async fn lists(
     Ok(Json(svc.lists(&who, &conn).await?))
 }
 
-/// Cached members of one list, from vaultplus records only (the upstream
-/// is not contacted).
+/// Cached members of one list, oldest membership first, a page at a time
+/// (follow `nextCursor`), from vaultplus records only (the upstream is not
+/// contacted).
 #[utoipa::path(get, path = "/v2/vault-plus/lists/{listId}/media", tag = "Vault+ Lists",
-    params(ConnectionIdHeader, ("listId" = String, Path, description = "Upstream vault list ID")),
-    responses((status = 200, body = ListMediaView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    params(ConnectionIdHeader, ("listId" = String, Path, description = "Upstream vault list ID"), PageDoc),
+    responses((status = 200, description = "One page of members; nextCursor only when more follow.", body = ListMediaView),
+              (status = 400, description = "Bad list ID, limit or cursor (one from another list or route), or an unknown parameter.", body = ErrorBody),
+              (status = 401, body = ErrorBody)),
     security(("ApiKey" = [])))]
 pub async fn list_media(
     State(svc): State<VaultService>,
     Auth(who): Auth,
     ConnectionHeader(conn): ConnectionHeader,
     PathParams(list): PathParams<String>,
+    q: QueryMap,
 ) -> ApiResult<Json<ListMediaView>> {
-    Ok(Json(svc.list_media(&who, &conn, &list).await?))
+    let page = page_params(q);
+    Ok(Json(svc.list_media(&who, &conn, &list, &page).await?))
 }
 
 /// Storing jobs of the connection, with their last errors (vaultplus
-/// extension). `state=failed` lists only those given up.
+/// extension), oldest first, a page at a time (follow `nextCursor`).
+/// `state=failed` lists only those given up.
 #[utoipa::path(get, path = "/v2/vault-plus/jobs", tag = "Vault+ Lists",
-    params(ConnectionIdHeader, ("state" = Option<String>, Query, description = "all (default) or failed")),
-    responses((status = 200, body = JobsView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    params(ConnectionIdHeader, ("state" = Option<String>, Query, description = "all (default) or failed"), PageDoc),
+    responses((status = 200, description = "One page of jobs; nextCursor only when more follow.", body = JobsView),
+              (status = 400, description = "Bad state, limit or cursor (one from another state or route), or an unknown parameter.", body = ErrorBody),
+              (status = 401, body = ErrorBody)),
     security(("ApiKey" = [])))]
 pub async fn jobs(
     State(svc): State<VaultService>,
@@ -103,5 +137,6 @@ pub async fn jobs(
     mut q: QueryMap,
 ) -> ApiResult<Json<JobsView>> {
     let state = q.take("state");
-    Ok(Json(svc.jobs(&who, &conn, state.as_deref()).await?))
+    let page = page_params(q);
+    Ok(Json(svc.jobs(&who, &conn, state.as_deref(), &page).await?))
 }

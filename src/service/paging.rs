@@ -1,0 +1,68 @@
+//! The paging parameters every paged route takes, checked once: `limit`
+//! (a whole number from 1 to 100, default 100) and `cursor` (the previous
+//! page's `nextCursor`, bound to the query that issued it).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{ServiceError, ServiceResult, cursor};
+use crate::catalog::paging::MAX_PAGE;
+use crate::model::whole::parse_whole;
+
+/// `limit` and `cursor` as they arrived, before validation.
+#[derive(Clone, Debug, Default)]
+pub struct PageParams {
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+fn bad(name: &str, why: impl std::fmt::Display) -> ServiceError {
+    ServiceError::BadRequest(format!("invalid query parameter {name}: {why}"))
+}
+
+/// The page size: 1 to 100, 100 when not given.
+pub fn limit(raw: Option<&str>) -> ServiceResult<u32> {
+    let Some(raw) = raw else { return Ok(MAX_PAGE) };
+    parse_whole(raw, 1, u64::from(MAX_PAGE))
+        .map(|n| n as u32)
+        .map_err(|e| bad("limit", e))
+}
+
+/// Where to resume, from a cursor issued for the result set `shape`.
+pub fn after<K: DeserializeOwned>(raw: Option<&str>, shape: &str) -> ServiceResult<Option<K>> {
+    raw.map(|raw| cursor::decode_for(raw, shape).map_err(|e| bad("cursor", e)))
+        .transpose()
+}
+
+/// The `nextCursor` of a page that ended at `next`, if more follow.
+pub fn next_cursor<K: Serialize>(next: Option<K>, shape: &str) -> Option<String> {
+    next.map(|k| cursor::encode_for(shape, k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_whole_numbers_from_1_to_100() {
+        assert_eq!(limit(None).unwrap(), 100);
+        assert_eq!(limit(Some("1")).unwrap(), 1);
+        assert_eq!(limit(Some("100")).unwrap(), 100);
+        for bad in ["0", "101", "-1", "1.5", "7.0", "", "ten", "NaN", "1e400"] {
+            let e = limit(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains("limit"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_name_themselves_when_refused() {
+        let c = next_cursor(Some(5_i64), "a").unwrap();
+        assert_eq!(after::<i64>(Some(&c), "a").unwrap(), Some(5));
+        assert_eq!(after::<i64>(None, "a").unwrap(), None);
+        for raw in [c.as_str(), "garbage", "eyJ9"] {
+            let e = after::<i64>(Some(raw), "b").unwrap_err().to_string();
+            assert!(e.contains("cursor"), "{e}");
+        }
+        assert_eq!(next_cursor(None::<i64>, "a"), None);
+    }
+}
