@@ -12,6 +12,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::harness::{TestServer, body, bytes};
+use crate::resign::{EXPIRY_AT, Resigner};
 
 const SIZE: usize = 1000;
 
@@ -307,38 +308,19 @@ async fn an_expired_token_gets_403() {
     if crate::backend::embedded_only("an_expired_token_gets_403") {
         return;
     }
-    use hmac::{Hmac, KeyInit, Mac};
     let (s, url, _) = setup(&[]).await;
-    let db = s.data_dir().join("catalog.sqlite");
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT hex(secret) FROM signing_keys ORDER BY id DESC').fetchone()[0])"])
-        .arg(&db)
-        .output()
-        .unwrap();
-    let secret = hex::decode(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
-    let (base, token) = url.rsplit_once('/').unwrap();
-    let mut payload = URL_SAFE_NO_PAD
-        .decode(token.split_once('.').unwrap().0)
-        .unwrap();
-    // Layout: version (1), key ID (4), scope (8), generation (8), expiry
-    // (8), ...
-    let sign = |p: &[u8]| {
-        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&secret).unwrap();
-        m.update(b"vaultplus-media-url");
-        m.update(p);
-        format!(
-            "{base}/{}.{}",
-            URL_SAFE_NO_PAD.encode(p),
-            URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
-        )
-    };
+    let token = Resigner::of(&s, &url);
+    let same = token.with(
+        EXPIRY_AT,
+        token.payload[EXPIRY_AT..EXPIRY_AT + 8].try_into().unwrap(),
+    );
     assert_eq!(
-        get(&s, &sign(&payload), &[]).await.0,
+        get(&s, &same, &[]).await.0,
         200,
         "re-signing the same payload is valid"
     );
-    payload[21..29].copy_from_slice(&1_000u64.to_be_bytes());
-    let (status, _, got) = get(&s, &sign(&payload), &[]).await;
+    let expired = token.with(EXPIRY_AT, 1_000u64.to_be_bytes());
+    let (status, _, got) = get(&s, &expired, &[]).await;
     assert_eq!(status, 403);
     assert_eq!(
         serde_json::from_slice::<Value>(&got).unwrap()["error"],

@@ -4,6 +4,7 @@ mod backend;
 mod demo;
 mod harness;
 mod raw_http;
+mod resign;
 
 mod concurrency;
 mod contract;

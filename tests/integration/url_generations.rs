@@ -3,13 +3,11 @@
 //! are stored anew; repeated listings of an unchanged variant hand out the
 //! same URL; and no URL is cacheable for longer than a URL can live.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use crate::harness::{TestServer, body, bytes};
+use crate::resign::{EXPIRY_AT, GENERATION_AT, Resigner};
 
 /// The longest `presignedUrlTtlSeconds` (7 days) and its rounding window.
 const MAX_TTL: u64 = 7 * 86_400;
@@ -143,52 +141,6 @@ async fn max_age_never_exceeds_the_longest_url_lifetime() {
     assert!(max_age <= MAX_LIFETIME, "capped: {cc}");
 }
 
-/// Re-signs altered payloads of a real URL with the catalog's own key (read
-/// from the SQLite file), as only someone holding the key could.
-struct Resigner {
-    base: String,
-    payload: Vec<u8>,
-    secret: Vec<u8>,
-}
-
-impl Resigner {
-    fn of(s: &TestServer, url: &str) -> Resigner {
-        let db = s.data_dir().join("catalog.sqlite");
-        let out = std::process::Command::new("python3")
-            .args(["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT hex(secret) FROM signing_keys ORDER BY id DESC').fetchone()[0])"])
-            .arg(&db)
-            .output()
-            .unwrap();
-        let secret = hex::decode(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
-        let (base, token) = url.rsplit_once('/').unwrap();
-        let payload = URL_SAFE_NO_PAD
-            .decode(token.split_once('.').unwrap().0)
-            .unwrap();
-        Resigner {
-            base: base.to_owned(),
-            payload,
-            secret,
-        }
-    }
-
-    /// The URL with `bytes` written at `at` in the payload (layout:
-    /// version 1, key ID 4, scope 8, generation 8, expiry 8, ...).
-    fn with(&self, at: usize, bytes: [u8; 8]) -> String {
-        use hmac::{Hmac, KeyInit, Mac};
-        let mut p = self.payload.clone();
-        p[at..at + 8].copy_from_slice(&bytes);
-        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret).unwrap();
-        m.update(b"vaultplus-media-url");
-        m.update(&p);
-        format!(
-            "{}/{}.{}",
-            self.base,
-            URL_SAFE_NO_PAD.encode(&p),
-            URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
-        )
-    }
-}
-
 /// Even a correctly signed token is refused when it expires further ahead
 /// than any setting gives, and one naming another generation finds nothing.
 #[tokio::test]
@@ -206,22 +158,24 @@ async fn far_future_and_foreign_generation_tokens_are_refused() {
     let generation = i64::from_be_bytes(r.payload[13..21].try_into().unwrap());
     // Re-signing the same payload is valid: the key is the right one.
     assert_eq!(
-        fetch(&s, &r.with(13, generation.to_be_bytes())).await.0,
+        fetch(&s, &r.with(GENERATION_AT, generation.to_be_bytes()))
+            .await
+            .0,
         200
     );
     for far in [u64::MAX, now + MAX_LIFETIME + 3600] {
-        let (code, body) = fetch(&s, &r.with(21, far.to_be_bytes())).await;
+        let (code, body) = fetch(&s, &r.with(EXPIRY_AT, far.to_be_bytes())).await;
         assert_eq!(code, 403, "expiry {far}");
         let e: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(e["error"], "Invalid or expired media URL");
     }
-    let near = r.with(21, (now + MAX_TTL).to_be_bytes());
+    let near = r.with(EXPIRY_AT, (now + MAX_TTL).to_be_bytes());
     let ok = s.http.get(&near).send().await.unwrap();
     assert_eq!(ok.status(), 200, "within the longest lifetime");
     let cc = ok.headers()["cache-control"].to_str().unwrap().to_owned();
     let age: u64 = cc.rsplit('=').next().unwrap().parse().unwrap();
     assert!(age <= MAX_TTL && age + 5 >= MAX_TTL, "{cc}");
-    let other = r.with(13, generation.wrapping_add(1).to_be_bytes());
+    let other = r.with(GENERATION_AT, generation.wrapping_add(1).to_be_bytes());
     assert_eq!(fetch(&s, &other).await.0, 404, "another generation");
 }
 
