@@ -13,7 +13,8 @@ use crate::blobs::LocalBlobStore;
 use crate::catalog::Catalog;
 use crate::model::time::now_ms;
 use crate::service::pipeline::{self, PipelineConfig};
-use crate::service::{ServiceConfig, VaultService, admin, keyring, reclaim, retention};
+use crate::service::throttle::RateLimitConfig;
+use crate::service::{ServiceConfig, VaultService, admin, keyring, rate_limit, reclaim, retention};
 use crate::stores::{self, BlobSpec, OpenOptions, StoreSpec};
 use crate::upstream::UpstreamClient;
 
@@ -48,6 +49,7 @@ pub struct ServeOptions {
     pub sweep_interval: Duration,
     /// On a cluster: age after which an unfinished upload is taken for dead.
     pub stale_upload: Duration,
+    pub rate_limits: RateLimitConfig,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -112,6 +114,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             public_url: public_url.clone(),
             max_upload_bytes: opts.max_upload_bytes,
             min_free_bytes: opts.min_free_bytes,
+            rate_limits: opts.rate_limits.clone(),
         },
     );
     if let Some((url, key)) = &opts.upstream {
@@ -130,6 +133,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     tokio::spawn(flush_access_counts(service.clone()));
     tokio::spawn(keyring::run_reloader(service.clone(), opts.key_reload));
     tokio::spawn(retention::run_worker(service.clone(), opts.sweep_interval));
+    tokio::spawn(prune_rate_limits(service.clone()));
 
     println!("vaultplus listening on http://{addr} (public URL {public_url})");
     tracing::info!(%addr, stores = %opts.stores.describe(), "serving");
@@ -140,7 +144,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, crate::http::router(service.clone()))
+    // Connect info: the media rate limit needs the peer address.
+    let app =
+        crate::http::router(service.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     // Counts gathered since the last flush are written before exit.
@@ -188,6 +195,14 @@ async fn requeue_stale_intents(catalog: Arc<dyn Catalog>, stale: Duration) {
             Ok(n) => tracing::warn!(n, "uploads abandoned by a stopped node will be reclaimed"),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot requeue stale uploads"),
         }
+    }
+}
+
+async fn prune_rate_limits(service: VaultService) {
+    let mut tick = tokio::time::interval(rate_limit::PRUNE_EVERY);
+    loop {
+        tick.tick().await;
+        service.prune_rate_limits();
     }
 }
 

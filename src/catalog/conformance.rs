@@ -45,7 +45,8 @@ macro_rules! catalog_conformance {
             totals_match_records, list_add_and_sync_follow_the_plan,
             jobs_are_leased_once, job_outcomes_update_variants,
             job_commit_after_purge_is_refused, queue_variant_revives_known_variants,
-            storage_limits_evict_or_block, failed_deletions_wait_behind_the_rest);
+            storage_limits_evict_or_block, failed_deletions_wait_behind_the_rest,
+            org_rate_limit_round_trips);
     };
     // Behaviour only an embedded (single-server) catalog shows.
     (embedded $make:expr) => {
@@ -1250,4 +1251,31 @@ pub async fn failed_deletions_wait_behind_the_rest(c: Arc<dyn Catalog>) {
     c.forget_blob_deletions(&rest).await.unwrap();
     assert!(c.queued_blob_deletions(10).await.unwrap().is_empty());
     assert_eq!(c.reclaim_backlog().await.unwrap().queued_blobs, 1);
+}
+
+pub async fn org_rate_limit_round_trips(c: Arc<dyn Catalog>) {
+    let c = c.as_ref();
+    let o = org(c, "limited").await;
+    assert_eq!(o.rate_limit, OrgRateLimit::default(), "a new org has none");
+    let set = OrgRateLimit {
+        per_minute: Some(120),
+        burst: None,
+    };
+    assert!(c.set_org_rate_limit(o.id, &set).await.unwrap());
+    let after = c.org(o.id).await.unwrap().unwrap();
+    assert_eq!(after.rate_limit, set);
+    assert_eq!(
+        after.default_settings, o.default_settings,
+        "nothing else moved"
+    );
+    let wide = OrgRateLimit {
+        per_minute: Some(u32::MAX),
+        burst: Some(1),
+    };
+    assert!(c.set_org_rate_limit(o.id, &wide).await.unwrap());
+    assert_eq!(c.org(o.id).await.unwrap().unwrap().rate_limit, wide);
+    assert!(
+        !c.set_org_rate_limit(o.id + 1000, &set).await.unwrap(),
+        "no such org"
+    );
 }

@@ -53,6 +53,8 @@ pub trait Catalog: Send + Sync + 'static {
         push: Option<&SettingsPatch>,
         now: i64,
     ) -> Result<u64>;
+    /// Stores the org's rate-limit override; false when there is no such org.
+    async fn set_org_rate_limit(&self, id: OrgId, limit: &OrgRateLimit) -> Result<bool>;
 
     // --- API keys --------------------------------------------------------
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()>;

@@ -18,6 +18,12 @@ pub const MAX_JSON_BODY: usize = 1024 * 1024;
 /// The caller, from the `apiKey` header (names are case-insensitive).
 pub struct Auth(pub Principal);
 
+/// The outcome of [`Auth`] when a middleware already took it (the rate
+/// limiter, which keys on the authenticated key): handlers reuse it rather
+/// than authenticating twice.
+#[derive(Clone)]
+pub struct AuthChecked(pub Result<Principal, ApiError>);
+
 impl FromRequestParts<VaultService> for Auth {
     type Rejection = ApiError;
 
@@ -25,6 +31,9 @@ impl FromRequestParts<VaultService> for Auth {
         parts: &mut Parts,
         service: &VaultService,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(AuthChecked(checked)) = parts.extensions.get::<AuthChecked>() {
+            return checked.clone().map(Auth);
+        }
         let presented = parts.headers.get("apikey").and_then(|v| v.to_str().ok());
         Ok(Auth(service.authenticate(presented).await?))
     }

@@ -1,10 +1,12 @@
 //! The HTTP layer: routes, extractors, errors. Thin by design: every
 //! handler parses, calls the service, and serializes.
 
+pub mod client_ip;
 pub mod conditional;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
 
@@ -81,6 +83,15 @@ pub fn router(service: VaultService) -> Router {
             tracing::error!("handler panicked");
             ApiError::internal().into_response()
         }))
+        // Inside the request-ID layer, so a 429 gets its JSON body.
+        .layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            rate_limit::api_keys,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            rate_limit::media_clients,
+        ))
         .layer(axum::middleware::from_fn(request_id::middleware))
         .with_state(service)
 }

@@ -5,8 +5,8 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use super::locks::{lock_connection, lock_org_connections};
 use crate::catalog::rows::{self, CONNECTION_COLUMNS, KEY_COLUMNS, ORG_COLUMNS};
 use crate::catalog::{
-    ApiKeyRecord, Connection, ConnectionChange, Org, OrgId, OrgTotals, PurgeOutcome, Result,
-    ScopeId, ScopeTotals, SigningKeyRecord,
+    ApiKeyRecord, Connection, ConnectionChange, Org, OrgId, OrgRateLimit, OrgTotals, PurgeOutcome,
+    Result, ScopeId, ScopeTotals, SigningKeyRecord,
 };
 use crate::model::{ConnectionId, OrgName, SettingsPatch, VaultPlusSettings};
 
@@ -101,6 +101,18 @@ pub async fn update_org_settings(
         }
     }
     Ok(conns.len() as u64)
+}
+
+pub async fn set_org_rate_limit(tx: &mut Tx, id: OrgId, limit: &OrgRateLimit) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE orgs SET rate_limit_per_minute = $1, rate_limit_burst = $2 WHERE id = $3",
+    )
+    .bind(limit.per_minute.map(i64::from))
+    .bind(limit.burst.map(i64::from))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 async fn set_overrides(

@@ -175,6 +175,10 @@ impl Catalog for PostgresCatalog {
         in_tx!(self, tx => accounts::update_org_settings(&mut tx, id, auto_enable, defaults, push, now))
     }
 
+    async fn set_org_rate_limit(&self, id: OrgId, limit: &OrgRateLimit) -> Result<bool> {
+        in_tx!(self, tx => accounts::set_org_rate_limit(&mut tx, id, limit))
+    }
+
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
         accounts::insert_api_key(&self.pool, key).await
     }

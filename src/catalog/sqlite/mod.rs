@@ -127,6 +127,13 @@ impl Catalog for SqliteCatalog {
         Ok(n)
     }
 
+    async fn set_org_rate_limit(&self, id: OrgId, limit: &OrgRateLimit) -> Result<bool> {
+        let mut tx = self.tx().await?;
+        let found = accounts::set_org_rate_limit(&mut tx, id, limit).await?;
+        self.commit(tx).await?;
+        Ok(found)
+    }
+
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
         accounts::insert_api_key(&self.writer, key).await
     }
