@@ -11,7 +11,9 @@ mod delivery;
 mod fsck;
 mod lifecycle;
 mod migrate;
+
 mod multi_node;
+mod rate_limit;
 mod retention;
 mod small_disk;
 mod smoke;
