@@ -497,6 +497,38 @@ async fn a_purge_or_revocation_on_one_node_shows_on_the_other_at_once() {
     );
 }
 
+/// A signing key retired through one node (or the CLI) reaches the others
+/// by notification, and only once committed.
+#[tokio::test]
+async fn a_signing_key_change_on_one_node_notifies_the_other() {
+    let (a, b) = two_nodes().await;
+    let mut on_b = b.watch_changes().await.unwrap();
+    let key = |id| vaultplus::catalog::SigningKeyRecord {
+        id,
+        secret: vec![7; 32],
+        created_at: NOW,
+    };
+    a.insert_signing_key(&key(1)).await.unwrap();
+    a.insert_signing_key(&key(2)).await.unwrap();
+    assert!(vaultplus::catalog::conformance::next_change(&mut on_b).await);
+    // Both inserts may have been seen already; wait for quiet, then retire.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    on_b.borrow_and_update();
+    assert!(!on_b.has_changed().unwrap(), "no change, no tick");
+    assert!(a.delete_signing_key(1).await.unwrap());
+    assert!(vaultplus::catalog::conformance::next_change(&mut on_b).await);
+    let ids: Vec<i64> = b
+        .signing_keys()
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(ids, [2], "what the tick announces is visible to node B");
+    // A dropped watcher stops listening (its task ends with the receiver).
+    drop(on_b);
+}
+
 /// Storing workers on both nodes race with list syncs, deletes, evictions
 /// and purges on one connection. Nothing may fail (a deadlock that outlived
 /// its retries would), and every counter must equal a recount afterwards.

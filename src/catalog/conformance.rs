@@ -46,7 +46,7 @@ macro_rules! catalog_conformance {
             jobs_are_leased_once, job_outcomes_update_variants,
             job_commit_after_purge_is_refused, queue_variant_revives_known_variants,
             storage_limits_evict_or_block, failed_deletions_wait_behind_the_rest,
-            org_rate_limit_round_trips);
+            org_rate_limit_round_trips, signing_key_changes_are_watched);
     };
     // Behaviour only an embedded (single-server) catalog shows.
     (embedded $make:expr) => {
@@ -1278,4 +1278,26 @@ pub async fn org_rate_limit_round_trips(c: Arc<dyn Catalog>) {
         !c.set_org_rate_limit(o.id + 1000, &set).await.unwrap(),
         "no such org"
     );
+}
+
+/// Waits for one tick of a change watch, for a few seconds at most (the
+/// promise is "within a second").
+pub async fn next_change(rx: &mut ChangeWatch) -> bool {
+    tokio::time::timeout(std::time::Duration::from_secs(5), rx.changed())
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
+pub async fn signing_key_changes_are_watched(c: Arc<dyn Catalog>) {
+    let mut rx = c.watch_changes().await.unwrap();
+    let key = |id| SigningKeyRecord {
+        id,
+        secret: vec![id as u8; 32],
+        created_at: NOW,
+    };
+    assert!(c.insert_signing_key(&key(1)).await.unwrap());
+    assert!(next_change(&mut rx).await, "an inserted key is signalled");
+    rx.borrow_and_update();
+    assert!(c.delete_signing_key(1).await.unwrap());
+    assert!(next_change(&mut rx).await, "a deleted key is signalled");
 }

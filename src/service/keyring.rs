@@ -77,10 +77,29 @@ impl VaultService {
     }
 }
 
-/// Keeps a server's keys in step with the catalog.
+/// Keeps a server's keys in step with the catalog: at once when the
+/// catalog signals a change by another process or node (a retired key stops
+/// verifying within a second), and every `every` in any case (the signal
+/// can be missed while a PostgreSQL listener reconnects).
 pub async fn run_reloader(service: VaultService, every: Duration) {
+    let mut changes = match service.catalog().watch_changes().await {
+        Ok(rx) => Some(rx),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "cannot watch the catalog for key changes; reloading periodically only");
+            None
+        }
+    };
     loop {
-        tokio::time::sleep(every).await;
+        let changed = async {
+            match changes.as_mut() {
+                Some(rx) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            alive = changed => if !alive { changes = None },
+        }
         if let Err(e) = service.reload_signing_keys().await {
             tracing::warn!(error = %format!("{e:#}"), "cannot reload URL signing keys");
         }

@@ -10,8 +10,8 @@ mod crash;
 mod delivery;
 mod fsck;
 mod lifecycle;
+mod live_changes;
 mod migrate;
-
 mod multi_node;
 mod rate_limit;
 mod retention;

@@ -199,7 +199,9 @@ pub async fn signing_keys(pool: &PgPool) -> Result<Vec<SigningKeyRecord>> {
         .collect()
 }
 
-pub async fn insert_signing_key(pool: &PgPool, key: &SigningKeyRecord) -> Result<bool> {
+/// Signing-key changes notify every node in the same transaction: a
+/// retired key must stop verifying everywhere at once.
+pub async fn insert_signing_key(tx: &mut Tx, key: &SigningKeyRecord) -> Result<bool> {
     let done = sqlx::query(
         "INSERT INTO signing_keys (id, secret, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (id) DO NOTHING",
@@ -207,16 +209,18 @@ pub async fn insert_signing_key(pool: &PgPool, key: &SigningKeyRecord) -> Result
     .bind(key.id)
     .bind(&key.secret)
     .bind(key.created_at)
-    .execute(pool)
+    .execute(&mut **tx)
     .await?;
+    super::notify::notify(tx, "signing_keys").await?;
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn delete_signing_key(pool: &PgPool, id: i64) -> Result<bool> {
+pub async fn delete_signing_key(tx: &mut Tx, id: i64) -> Result<bool> {
     let done = sqlx::query("DELETE FROM signing_keys WHERE id = $1")
         .bind(id)
-        .execute(pool)
+        .execute(&mut **tx)
         .await?;
+    super::notify::notify(tx, "signing_keys").await?;
     Ok(done.rows_affected() == 1)
 }
 
