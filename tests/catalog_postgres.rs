@@ -501,7 +501,9 @@ async fn a_purge_or_revocation_on_one_node_shows_on_the_other_at_once() {
 /// by notification, and only once committed.
 #[tokio::test]
 async fn a_signing_key_change_on_one_node_notifies_the_other() {
-    let (a, b) = two_nodes().await;
+    let url = new_database().await;
+    let a = PostgresCatalog::connect(&url, 4).await.unwrap();
+    let b = PostgresCatalog::connect(&url, 4).await.unwrap();
     let mut on_b = b.watch_changes().await.unwrap();
     let key = |id| vaultplus::catalog::SigningKeyRecord {
         id,
@@ -525,8 +527,37 @@ async fn a_signing_key_change_on_one_node_notifies_the_other() {
         .map(|k| k.id)
         .collect();
     assert_eq!(ids, [2], "what the tick announces is visible to node B");
-    // A dropped watcher stops listening (its task ends with the receiver).
-    drop(on_b);
+
+    // The listener's connection dies (a failover, a restart): node B hears
+    // of it (it may have missed notifications) and listens again.
+    let mut admin = PgConnection::connect(&url).await.unwrap();
+    on_b.borrow_and_update();
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(killed >= 1, "the listener's session was found");
+    assert!(
+        vaultplus::catalog::conformance::next_change(&mut on_b).await,
+        "a lost listener ticks"
+    );
+    // Once it listens again, changes are heard again.
+    let mut heard = false;
+    for id in 3..40 {
+        on_b.borrow_and_update();
+        a.insert_signing_key(&key(id)).await.unwrap();
+        if tokio::time::timeout(Duration::from_millis(500), on_b.changed())
+            .await
+            .is_ok()
+        {
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "notifications reach node B after it reconnected");
 }
 
 /// Storing workers on both nodes race with list syncs, deletes, evictions
