@@ -182,7 +182,7 @@ struct ServeArgs {
     /// Seconds a claimed job stays a worker's without its heartbeat (then another takes it over).
     #[arg(long, env = "VAULTPLUS_JOB_LEASE_SECS", default_value_t = 60)]
     job_lease_secs: u64,
-    /// Seconds between re-reads of the URL signing keys (picks up `signing-keys rotate|retire`).
+    /// Seconds between fallback re-reads of the URL signing keys; changes by other processes (`signing-keys rotate|retire`) are signalled and reach the server within a second anyway.
     #[arg(long, env = "VAULTPLUS_KEY_RELOAD_SECS", default_value_t = crate::service::keyring::RELOAD_EVERY.as_secs())]
     key_reload_secs: u64,
     /// Seconds between retention sweeps (retentionDays, accessExpiryDays, storageLimitBytes).

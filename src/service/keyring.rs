@@ -14,7 +14,8 @@ use crate::model::time::{DAY_MS, now_ms};
 use super::VaultService;
 use super::signing::UrlSigner;
 
-/// How often a server picks up keys rotated by another process, by default.
+/// How often a server re-reads its signing keys even without a change
+/// signal from the catalog, by default.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(10);
 
 fn fresh(id: i64) -> SigningKeyRecord {

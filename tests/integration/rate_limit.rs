@@ -306,3 +306,46 @@ async fn behind_a_trusted_proxy_the_forwarded_client_counts() {
         assert_eq!(status(fetch(&s, &url, Some("not-an-address"))).await, want);
     }
 }
+
+#[tokio::test]
+async fn openapi_documents_the_limits() {
+    let s = TestServer::start().await;
+    let d: Value = s
+        .http
+        .get(s.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let settings = &d["paths"]["/v2/account/settings"];
+    for (method, code) in [("get", "200"), ("patch", "400"), ("patch", "429")] {
+        let headers = &settings[method]["responses"][code]["headers"];
+        for h in [
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+        ] {
+            assert!(
+                headers.get(h).is_some(),
+                "{method} {code} lacks {h}: {headers}"
+            );
+        }
+    }
+    let patch_body = &d["components"]["schemas"]["OrgSettingsPatch"]["properties"];
+    assert!(
+        patch_body.get("rateLimitPerMinute").is_some(),
+        "{patch_body}"
+    );
+    assert!(patch_body.get("rateLimitBurst").is_some());
+    let media = &d["paths"]["/v2/media/{token}"]["get"]["responses"]["429"];
+    assert!(media["headers"].get("Retry-After").is_some(), "{media}");
+    assert!(media["headers"].get("X-RateLimit-Limit").is_none());
+    assert!(
+        d["paths"]["/healthz"]["get"]["responses"]
+            .get("429")
+            .is_none(),
+        "health is not limited"
+    );
+}
