@@ -38,8 +38,8 @@ pub async fn signer(catalog: &dyn Catalog) -> anyhow::Result<UrlSigner> {
     UrlSigner::new(&keys)
 }
 
-/// Adds a new signing key (new URLs use it once servers reload, within
-/// [`RELOAD_EVERY`]) and drops keys that no unexpired URL can still use: a
+/// Adds a new signing key (new URLs use it once servers reload, within a
+/// second: the catalog signals the change) and drops keys that no unexpired URL can still use: a
 /// key is dead once its successor has signed for longer than the longest
 /// URL lifetime. Returns the new key's ID and the IDs dropped.
 pub async fn rotate(catalog: &dyn Catalog) -> anyhow::Result<(i64, Vec<i64>)> {
