@@ -29,7 +29,7 @@ use routes::{account, delivery, health, lists, media, purge, status, upload};
 /// Routes and the OpenAPI document they describe, from one list, so the
 /// document cannot miss a route.
 pub fn routes() -> (Router<VaultService>, utoipa::openapi::OpenApi) {
-    let (router, api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (router, mut api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(media::query_media, purge::purge_media))
         .routes(routes!(media::batch_media))
         .routes(routes!(media::get_media, media::delete_media))
@@ -61,7 +61,6 @@ pub fn routes() -> (Router<VaultService>, utoipa::openapi::OpenApi) {
         .routes(routes!(delivery::get_media_bytes, delivery::post_media_url))
         .routes(routes!(health::healthz))
         .split_for_parts();
-    let mut api = api;
     openapi::document_rate_limits(&mut api);
     (router, api)
 }
