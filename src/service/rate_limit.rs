@@ -113,7 +113,7 @@ fn rescale(old: Quota, new: Quota, full_at: u64, now: u64) -> u64 {
 
 /// Buckets by key, at most `max_keys` of them. A full bucket carries no
 /// information, so it is dropped first; if the map is still full, the new
-/// key evicts an arbitrary one (which only makes that key's limit more
+/// key evicts arbitrary ones (which only makes that key's limit more
 /// lenient for a while: a client able to present that many keys or
 /// addresses could spread its requests over them anyway).
 pub struct KeyedLimiter<K> {
@@ -148,10 +148,17 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         let (decision, full_at) = take(quota, full_at, now);
         if !buckets.contains_key(key) && buckets.len() >= self.max_keys {
             buckets.retain(|_, b| b.full_at > now);
-            if buckets.len() >= self.max_keys
-                && let Some(victim) = buckets.keys().next().cloned()
-            {
-                buckets.remove(&victim);
+            if buckets.len() >= self.max_keys {
+                // An eighth at once, so a flood of new keys costs one scan
+                // per `max_keys / 8` of them, not one per request.
+                let victims: Vec<K> = buckets
+                    .keys()
+                    .take(self.max_keys / 8 + 1)
+                    .cloned()
+                    .collect();
+                for v in &victims {
+                    buckets.remove(v);
+                }
             }
         }
         buckets.insert(key.clone(), Bucket { quota, full_at });
@@ -292,6 +299,13 @@ mod tests {
         l.check(&4, quota, t0 + 2 * SEC);
         l.check(&5, quota, t0 + 2 * SEC);
         assert_eq!(l.len(), 2, "never more than max_keys");
+        // A flood of new keys evicts in batches and stays bounded.
+        let big = KeyedLimiter::new(80);
+        for k in 0..1000 {
+            big.check(&k, quota, t0);
+            assert!(big.len() <= 80);
+        }
+        assert!(big.len() > 60, "only about an eighth goes at a time");
     }
 
     #[test]
