@@ -13,7 +13,8 @@ use crate::catalog::Catalog;
 use crate::http::server::{self, ServerConfig, Timeouts, limits};
 use crate::model::time::now_ms;
 use crate::service::pipeline::{self, PipelineConfig};
-use crate::service::{ServiceConfig, VaultService, admin, keyring, reclaim, retention};
+use crate::service::throttle::RateLimitConfig;
+use crate::service::{ServiceConfig, VaultService, admin, keyring, rate_limit, reclaim, retention};
 use crate::stores::{self, BlobSpec, OpenOptions, StoreSpec};
 use crate::upstream::UpstreamClient;
 
@@ -52,6 +53,7 @@ pub struct ServeOptions {
     /// open-file limit).
     pub timeouts: Timeouts,
     pub max_connections: Option<usize>,
+    pub rate_limits: RateLimitConfig,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -121,6 +123,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             public_url: public_url.clone(),
             max_upload_bytes: opts.max_upload_bytes,
             min_free_bytes: opts.min_free_bytes,
+            rate_limits: opts.rate_limits.clone(),
         },
     );
     if let Some((url, key)) = &opts.upstream {
@@ -139,6 +142,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     tokio::spawn(flush_access_counts(service.clone()));
     tokio::spawn(keyring::run_reloader(service.clone(), opts.key_reload));
     tokio::spawn(retention::run_worker(service.clone(), opts.sweep_interval));
+    tokio::spawn(prune_rate_limits(service.clone()));
 
     println!("vaultplus listening on http://{addr} (public URL {public_url})");
     tracing::info!(
@@ -203,6 +207,14 @@ async fn requeue_stale_intents(catalog: Arc<dyn Catalog>, stale: Duration) {
             Ok(n) => tracing::warn!(n, "uploads abandoned by a stopped node will be reclaimed"),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot requeue stale uploads"),
         }
+    }
+}
+
+async fn prune_rate_limits(service: VaultService) {
+    let mut tick = tokio::time::interval(rate_limit::PRUNE_EVERY);
+    loop {
+        tick.tick().await;
+        service.prune_rate_limits();
     }
 }
 

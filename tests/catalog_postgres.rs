@@ -497,6 +497,69 @@ async fn a_purge_or_revocation_on_one_node_shows_on_the_other_at_once() {
     );
 }
 
+/// A signing key retired through one node (or the CLI) reaches the others
+/// by notification, and only once committed.
+#[tokio::test]
+async fn a_signing_key_change_on_one_node_notifies_the_other() {
+    let url = new_database().await;
+    let a = PostgresCatalog::connect(&url, 4).await.unwrap();
+    let b = PostgresCatalog::connect(&url, 4).await.unwrap();
+    let mut on_b = b.watch_changes().await.unwrap();
+    let key = |id| vaultplus::catalog::SigningKeyRecord {
+        id,
+        secret: vec![7; 32],
+        created_at: NOW,
+    };
+    a.insert_signing_key(&key(1)).await.unwrap();
+    a.insert_signing_key(&key(2)).await.unwrap();
+    assert!(vaultplus::catalog::conformance::next_change(&mut on_b).await);
+    // Both inserts may have been seen already; wait for quiet, then retire.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    on_b.borrow_and_update();
+    assert!(!on_b.has_changed().unwrap(), "no change, no tick");
+    assert!(a.delete_signing_key(1).await.unwrap());
+    assert!(vaultplus::catalog::conformance::next_change(&mut on_b).await);
+    let ids: Vec<i64> = b
+        .signing_keys()
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(ids, [2], "what the tick announces is visible to node B");
+
+    // The listener's connection dies (a failover, a restart): node B hears
+    // of it (it may have missed notifications) and listens again.
+    let mut admin = PgConnection::connect(&url).await.unwrap();
+    on_b.borrow_and_update();
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(killed >= 1, "the listener's session was found");
+    assert!(
+        vaultplus::catalog::conformance::next_change(&mut on_b).await,
+        "a lost listener ticks"
+    );
+    // Once it listens again, changes are heard again.
+    let mut heard = false;
+    for id in 3..40 {
+        on_b.borrow_and_update();
+        a.insert_signing_key(&key(id)).await.unwrap();
+        if tokio::time::timeout(Duration::from_millis(500), on_b.changed())
+            .await
+            .is_ok()
+        {
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "notifications reach node B after it reconnected");
+}
+
 /// Storing workers on both nodes race with list syncs, deletes, evictions
 /// and purges on one connection. Nothing may fail (a deadlock that outlived
 /// its retries would), and every counter must equal a recount afterwards.

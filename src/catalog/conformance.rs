@@ -47,7 +47,8 @@ macro_rules! catalog_conformance {
             job_commit_after_purge_is_refused, queue_variant_revives_known_variants,
             storage_limits_evict_or_block, failed_deletions_wait_behind_the_rest,
             list_members_page_through_changes, jobs_page_through_changes,
-            generations_follow_the_stored_bytes);
+            generations_follow_the_stored_bytes,
+            org_rate_limit_round_trips, signing_key_changes_are_watched);
     };
     // Behaviour only an embedded (single-server) catalog shows.
     (embedded $make:expr) => {
@@ -1498,4 +1499,51 @@ pub async fn generations_follow_the_stored_bytes(c: Arc<dyn Catalog>) {
     // Reads agree with one another.
     let m = c.media(scope, &[mid("1")]).await.unwrap();
     assert_eq!(m[0].variants[0].generation, anew);
+pub async fn org_rate_limit_round_trips(c: Arc<dyn Catalog>) {
+    let c = c.as_ref();
+    let o = org(c, "limited").await;
+    assert_eq!(o.rate_limit, OrgRateLimit::default(), "a new org has none");
+    let set = OrgRateLimit {
+        per_minute: Some(120),
+        burst: None,
+    };
+    assert!(c.set_org_rate_limit(o.id, &set).await.unwrap());
+    let after = c.org(o.id).await.unwrap().unwrap();
+    assert_eq!(after.rate_limit, set);
+    assert_eq!(
+        after.default_settings, o.default_settings,
+        "nothing else moved"
+    );
+    let wide = OrgRateLimit {
+        per_minute: Some(u32::MAX),
+        burst: Some(1),
+    };
+    assert!(c.set_org_rate_limit(o.id, &wide).await.unwrap());
+    assert_eq!(c.org(o.id).await.unwrap().unwrap().rate_limit, wide);
+    assert!(
+        !c.set_org_rate_limit(o.id + 1000, &set).await.unwrap(),
+        "no such org"
+    );
+}
+
+/// Waits for one tick of a change watch, for a few seconds at most (the
+/// promise is "within a second").
+pub async fn next_change(rx: &mut ChangeWatch) -> bool {
+    tokio::time::timeout(std::time::Duration::from_secs(5), rx.changed())
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
+pub async fn signing_key_changes_are_watched(c: Arc<dyn Catalog>) {
+    let mut rx = c.watch_changes().await.unwrap();
+    let key = |id| SigningKeyRecord {
+        id,
+        secret: vec![id as u8; 32],
+        created_at: NOW,
+    };
+    assert!(c.insert_signing_key(&key(1)).await.unwrap());
+    assert!(next_change(&mut rx).await, "an inserted key is signalled");
+    rx.borrow_and_update();
+    assert!(c.delete_signing_key(1).await.unwrap());
+    assert!(next_change(&mut rx).await, "a deleted key is signalled");
 }

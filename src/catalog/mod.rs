@@ -20,6 +20,9 @@ pub use paging::{JobKey, MemberKey, Page, PageRequest};
 pub use query::{MediaQuery, QueryPage, SortKey, SortValue};
 pub use types::*;
 
+/// See [`Catalog::watch_changes`]: the value only counts ticks.
+pub type ChangeWatch = tokio::sync::watch::Receiver<u64>;
+
 use crate::model::list_plan::ListMode;
 use crate::model::observed::ObservedMedia;
 use crate::model::settings::StorageLimit;
@@ -31,6 +34,14 @@ pub type Result<T> = anyhow::Result<T>;
 pub trait Catalog: Send + Sync + 'static {
     /// A cheap round trip proving the catalog answers (health checks).
     async fn ping(&self) -> Result<()>;
+
+    /// Ticks when another process or node may have changed what a server
+    /// keeps in memory (the signing keys): on SQLite within a fraction of a
+    /// second of any other connection's commit, on PostgreSQL on a
+    /// notification sent in the same transaction as the change. Servers
+    /// still re-read periodically: a PostgreSQL listener that reconnects
+    /// may have missed notifications (it ticks once it is back).
+    async fn watch_changes(&self) -> Result<ChangeWatch>;
 
     // --- organizations ---------------------------------------------------
     /// Returns the organization, creating it with these settings if absent.
@@ -56,6 +67,8 @@ pub trait Catalog: Send + Sync + 'static {
         push: Option<&SettingsPatch>,
         now: i64,
     ) -> Result<u64>;
+    /// Stores the org's rate-limit override; false when there is no such org.
+    async fn set_org_rate_limit(&self, id: OrgId, limit: &OrgRateLimit) -> Result<bool>;
 
     // --- API keys --------------------------------------------------------
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()>;

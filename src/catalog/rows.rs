@@ -5,7 +5,9 @@
 use anyhow::{Context, anyhow};
 use sqlx::Row;
 
-use crate::catalog::{ApiKeyRecord, Connection, KeyScope, MediaRecord, Org, VariantRecord};
+use crate::catalog::{
+    ApiKeyRecord, Connection, KeyScope, MediaRecord, Org, OrgRateLimit, VariantRecord,
+};
 use crate::model::observed::Origin;
 use crate::model::{MediaType, VariantStatus};
 
@@ -60,7 +62,8 @@ pub const MEDIA_COLUMNS: &str = "media_id, media_type, duration, created_at, cac
 pub const CONNECTION_COLUMNS: &str =
     "org_id, id, enabled, settings_overrides, scope_id, created_at, updated_at";
 
-pub const ORG_COLUMNS: &str = "id, name, auto_enable, default_settings, created_at";
+pub const ORG_COLUMNS: &str =
+    "id, name, auto_enable, default_settings, rate_limit_per_minute, rate_limit_burst, created_at";
 
 pub const KEY_COLUMNS: &str = "id, org_id, secret_hash, scopes, created_at, revoked_at";
 
@@ -132,8 +135,18 @@ pub fn org(row: &impl CatalogRow) -> anyhow::Result<Org> {
         auto_enable: row.flag("auto_enable")?,
         default_settings: serde_json::from_str(&settings)
             .context("organization default settings in the catalog are not valid JSON")?,
+        rate_limit: OrgRateLimit {
+            per_minute: limit_column(row, "rate_limit_per_minute")?,
+            burst: limit_column(row, "rate_limit_burst")?,
+        },
         created_at: row.int("created_at")?,
     })
+}
+
+fn limit_column(row: &impl CatalogRow, column: &str) -> anyhow::Result<Option<u32>> {
+    row.opt_int(column)?
+        .map(|v| u32::try_from(v).with_context(|| format!("orgs.{column} is out of range: {v}")))
+        .transpose()
 }
 
 pub fn api_key(row: &impl CatalogRow) -> anyhow::Result<ApiKeyRecord> {

@@ -17,7 +17,17 @@ pub struct Org {
     pub name: String,
     pub auto_enable: bool,
     pub default_settings: VaultPlusSettings,
+    /// The org's own rate limit for its API keys (unset fields take the
+    /// server's).
+    pub rate_limit: OrgRateLimit,
     pub created_at: i64,
+}
+
+/// An organization's rate-limit override; `None` takes the server's value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OrgRateLimit {
+    pub per_minute: Option<u32>,
+    pub burst: Option<u32>,
 }
 
 /// Permission areas of the OFAuth API a key can carry.

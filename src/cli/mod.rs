@@ -18,6 +18,8 @@ use crate::app::{self, ServeOptions};
 use crate::blobs::s3::S3Options;
 use crate::http::server::Timeouts;
 use crate::service::pipeline::PipelineConfig;
+use crate::service::rate_limit::MAX_RATE;
+use crate::service::throttle::RateLimitConfig;
 use crate::stores::{self, OpenOptions, StoreSpec, Stores};
 use secret::SecretOption;
 
@@ -210,12 +212,24 @@ struct ServeArgs {
     /// Seconds a claimed job stays a worker's without its heartbeat (then another takes it over).
     #[arg(long, env = "VAULTPLUS_JOB_LEASE_SECS", default_value_t = 60)]
     job_lease_secs: u64,
-    /// Seconds between re-reads of the URL signing keys (picks up `signing-keys rotate|retire`).
+    /// Seconds between fallback re-reads of the URL signing keys; changes by other processes (`signing-keys rotate|retire`) are signalled and reach the server within a second anyway.
     #[arg(long, env = "VAULTPLUS_KEY_RELOAD_SECS", default_value_t = crate::service::keyring::RELOAD_EVERY.as_secs())]
     key_reload_secs: u64,
     /// Seconds between retention sweeps (retentionDays, accessExpiryDays, storageLimitBytes).
     #[arg(long, env = "VAULTPLUS_SWEEP_INTERVAL_SECS", default_value_t = 300)]
     sweep_interval_secs: u64,
+    /// Requests a minute per API key (token bucket; each org can lower it in its settings); 0 turns the limit off.
+    #[arg(long, env = "VAULTPLUS_RATE_LIMIT_PER_MINUTE", default_value_t = 600, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RATE)))]
+    rate_limit_per_minute: u32,
+    /// Requests an API key may make at once, before the per-minute rate applies (the bucket's size); 0 turns the limit off.
+    #[arg(long, env = "VAULTPLUS_RATE_LIMIT_BURST", default_value_t = 300, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RATE)))]
+    rate_limit_burst: u32,
+    /// Requests a minute per client address on media URLs (/v2/media/...), which carry no API key; the burst is the same number; 0 (the default) turns the limit off.
+    #[arg(long, env = "VAULTPLUS_MEDIA_RATE_LIMIT_PER_MINUTE", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RATE)))]
+    media_rate_limit_per_minute: u32,
+    /// Reverse proxy (IP address or CIDR block) whose X-Forwarded-For names the client, for the media rate limit; repeat the option or separate with commas. [default: none, the TCP peer is the client]
+    #[arg(long, env = "VAULTPLUS_TRUSTED_PROXY", value_delimiter = ',', value_parser = crate::http::client_ip::parse_trusted)]
+    trusted_proxy: Vec<ipnet::IpNet>,
     /// On a cluster (--database postgres://): seconds after which an unfinished upload or fetch is taken for dead and its bytes reclaimed; must exceed the longest upload. (An embedded server reclaims them at its next start.)
     #[arg(long, env = "VAULTPLUS_STALE_UPLOAD_SECS", default_value_t = 6 * 3600)]
     stale_upload_secs: u64,
@@ -288,6 +302,12 @@ pub fn run() -> anyhow::Result<()> {
                         write_idle: Duration::from_secs(a.write_idle_timeout_secs),
                     },
                     max_connections: a.max_connections.map(|n| n as usize),
+                    rate_limits: RateLimitConfig {
+                        per_minute: a.rate_limit_per_minute,
+                        burst: a.rate_limit_burst,
+                        media_per_minute: a.media_rate_limit_per_minute,
+                        trusted_proxies: a.trusted_proxy,
+                    },
                 })
                 .await
             }

@@ -43,6 +43,12 @@ pub fn single_header<'a>(
     Ok(first)
 }
 
+/// The outcome of [`Auth`] when a middleware already took it (the rate
+/// limiter, which keys on the authenticated key): handlers reuse it rather
+/// than authenticating twice.
+#[derive(Clone)]
+pub struct AuthChecked(pub Result<Principal, ApiError>);
+
 impl FromRequestParts<VaultService> for Auth {
     type Rejection = ApiError;
 
@@ -50,6 +56,9 @@ impl FromRequestParts<VaultService> for Auth {
         parts: &mut Parts,
         service: &VaultService,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(AuthChecked(checked)) = parts.extensions.get::<AuthChecked>() {
+            return checked.clone().map(Auth);
+        }
         let presented = api_key(&parts.headers)?;
         Ok(Auth(service.authenticate(presented).await?))
     }

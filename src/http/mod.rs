@@ -1,11 +1,13 @@
 //! The HTTP layer: routes, extractors, errors. Thin by design: every
 //! handler parses, calls the service, and serializes.
 
+pub mod client_ip;
 pub mod conditional;
 pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod query_params;
+pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
 pub mod server;
@@ -30,7 +32,7 @@ use routes::{account, delivery, health, lists, media, purge, status, upload};
 /// Routes and the OpenAPI document they describe, from one list, so the
 /// document cannot miss a route.
 pub fn routes() -> (Router<VaultService>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (router, mut api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(media::query_media, purge::purge_media))
         .routes(routes!(media::batch_media))
         .routes(routes!(media::get_media, media::delete_media))
@@ -61,7 +63,9 @@ pub fn routes() -> (Router<VaultService>, utoipa::openapi::OpenApi) {
         .routes(routes!(account::delete_connection))
         .routes(routes!(delivery::get_media_bytes, delivery::post_media_url))
         .routes(routes!(health::healthz))
-        .split_for_parts()
+        .split_for_parts();
+    openapi::document_rate_limits(&mut api);
+    (router, api)
 }
 
 pub fn router(service: VaultService) -> Router {
@@ -91,6 +95,15 @@ pub fn router(service: VaultService) -> Router {
             tracing::error!("handler panicked");
             ApiError::internal().into_response()
         }))
+        // Inside the request-ID layer, so a 429 gets its JSON body.
+        .layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            rate_limit::api_keys,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            rate_limit::media_clients,
+        ))
         .layer(axum::middleware::from_fn(request_id::middleware))
         .with_state(service)
 }

@@ -80,3 +80,71 @@ impl PartialSchema for PurgeErrorResponse {
 }
 
 impl ToSchema for PurgeErrorResponse {}
+
+/// Documents the rate limits on every operation, in one place rather than
+/// in each route's annotation: API-key operations get the `X-RateLimit-*`
+/// headers on every response and a `429`; media URLs (limited per client
+/// address when `--media-rate-limit-per-minute` is set) get the `429`.
+pub fn document_rate_limits(api: &mut utoipa::openapi::OpenApi) {
+    let header = |description: &str| -> utoipa::openapi::Header {
+        serde_json::from_value(serde_json::json!({
+            "description": description,
+            "schema": {"type": "integer", "minimum": 0}
+        }))
+        .expect("hand-written header is valid")
+    };
+    let too_many = |keyed: bool| -> RefOr<utoipa::openapi::Response> {
+        let mut headers = serde_json::json!({
+            "Retry-After": {"description": "Seconds until a request is allowed again.", "schema": {"type": "integer", "minimum": 1}}
+        });
+        if keyed {
+            headers["X-RateLimit-Limit"] = serde_json::json!({"schema": {"type": "integer"}});
+            headers["X-RateLimit-Remaining"] = serde_json::json!({"schema": {"type": "integer"}});
+            headers["X-RateLimit-Reset"] = serde_json::json!({"schema": {"type": "integer"}});
+        }
+        serde_json::from_value(serde_json::json!({
+            "description": "Rate limit exceeded (`RATE_LIMIT_EXCEEDED`): per API key, or per client address on media URLs.",
+            "headers": headers,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        }))
+        .expect("hand-written response is valid")
+    };
+    for (path, item) in api.paths.paths.iter_mut() {
+        let media = path.starts_with("/v2/media/");
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.head,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            let keyed = op.security.as_ref().is_some_and(|s| {
+                s.iter()
+                    .any(|r| serde_json::to_value(r).is_ok_and(|v| v.get("ApiKey").is_some()))
+            });
+            if keyed {
+                for resp in op.responses.responses.values_mut() {
+                    if let RefOr::T(r) = resp {
+                        r.headers.insert(
+                            "X-RateLimit-Limit".into(),
+                            RefOr::T(header("Requests the API key's bucket holds (the burst).")),
+                        );
+                        r.headers.insert(
+                            "X-RateLimit-Remaining".into(),
+                            RefOr::T(header("Requests left in the bucket after this one.")),
+                        );
+                        r.headers.insert(
+                            "X-RateLimit-Reset".into(),
+                            RefOr::T(header("Seconds until the bucket is full again.")),
+                        );
+                    }
+                }
+            }
+            if keyed || media {
+                op.responses.responses.insert("429".into(), too_many(keyed));
+            }
+        }
+    }
+}

@@ -160,6 +160,14 @@ pub struct OrgVaultPlusView {
 #[serde(rename_all = "camelCase")]
 pub struct OrgSettingsView {
     pub vault_plus: OrgVaultPlusView,
+    /// This org's requests a minute per API key; absent: the server's
+    /// `--rate-limit-per-minute` (the OFAuth shape has no such field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_minute: Option<u32>,
+    /// This org's burst per API key; absent: the server's
+    /// `--rate-limit-burst`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_burst: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]

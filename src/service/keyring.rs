@@ -14,7 +14,8 @@ use crate::model::time::{DAY_MS, now_ms};
 use super::VaultService;
 use super::signing::UrlSigner;
 
-/// How often a server picks up keys rotated by another process, by default.
+/// How often a server re-reads its signing keys even without a change
+/// signal from the catalog, by default.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(10);
 
 fn fresh(id: i64) -> SigningKeyRecord {
@@ -37,8 +38,8 @@ pub async fn signer(catalog: &dyn Catalog) -> anyhow::Result<UrlSigner> {
     UrlSigner::new(&keys)
 }
 
-/// Adds a new signing key (new URLs use it once servers reload, within
-/// [`RELOAD_EVERY`]) and drops keys that no unexpired URL can still use: a
+/// Adds a new signing key (new URLs use it once servers reload, within a
+/// second: the catalog signals the change) and drops keys that no unexpired URL can still use: a
 /// key is dead once its successor has signed for longer than the longest
 /// URL lifetime. Returns the new key's ID and the IDs dropped.
 pub async fn rotate(catalog: &dyn Catalog) -> anyhow::Result<(i64, Vec<i64>)> {
@@ -77,10 +78,29 @@ impl VaultService {
     }
 }
 
-/// Keeps a server's keys in step with the catalog.
+/// Keeps a server's keys in step with the catalog: at once when the
+/// catalog signals a change by another process or node (a retired key stops
+/// verifying within a second), and every `every` in any case (the signal
+/// can be missed while a PostgreSQL listener reconnects).
 pub async fn run_reloader(service: VaultService, every: Duration) {
+    let mut changes = match service.catalog().watch_changes().await {
+        Ok(rx) => Some(rx),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "cannot watch the catalog for key changes; reloading periodically only");
+            None
+        }
+    };
     loop {
-        tokio::time::sleep(every).await;
+        let changed = async {
+            match changes.as_mut() {
+                Some(rx) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            alive = changed => if !alive { changes = None },
+        }
         if let Err(e) = service.reload_signing_keys().await {
             tracing::warn!(error = %format!("{e:#}"), "cannot reload URL signing keys");
         }

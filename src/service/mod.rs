@@ -16,11 +16,13 @@ mod media;
 mod paging;
 pub mod pipeline;
 mod purge;
+pub mod rate_limit;
 pub mod reclaim;
 pub mod retention;
 pub mod settings;
 pub mod signal;
 pub mod signing;
+pub mod throttle;
 mod thumbnail;
 mod upload;
 mod views;
@@ -50,6 +52,7 @@ pub struct ServiceConfig {
     pub max_upload_bytes: u64,
     /// New stores are refused while the blob store has less free space.
     pub min_free_bytes: u64,
+    pub rate_limits: throttle::RateLimitConfig,
 }
 
 /// The authenticated caller: an API key of one organization.
@@ -82,6 +85,7 @@ pub struct Inner {
     pipeline_signal: Signal,
     upstream: Option<UpstreamClient>,
     config: ServiceConfig,
+    limiters: throttle::Limiters,
 }
 
 impl std::ops::Deref for VaultService {
@@ -109,6 +113,7 @@ impl VaultService {
                 pipeline_signal: Signal::default(),
                 upstream: None,
                 config,
+                limiters: throttle::Limiters::default(),
             }),
         }
     }

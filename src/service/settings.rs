@@ -8,7 +8,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
-use crate::catalog::{Connection, ConnectionChange};
+use crate::catalog::{Connection, ConnectionChange, OrgRateLimit};
 use crate::model::time::{format_iso_ms, now_ms};
 use crate::model::views::{
     BroadcastResult, ConnectionListView, ConnectionSettingsPatchResponse, ConnectionSettingsView,
@@ -18,7 +18,7 @@ use crate::model::views::{
 };
 use crate::model::{ConnectionId, SettingsPatch};
 
-use super::{Principal, ServiceError, ServiceResult, VaultService, retention};
+use super::{Principal, ServiceError, ServiceResult, VaultService, retention, throttle};
 
 /// Body of `PATCH /v2/account/connections/{id}/settings`.
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
@@ -45,6 +45,16 @@ pub struct ConnectionVaultPlusPatch {
 pub struct OrgSettingsPatch {
     #[serde(default, deserialize_with = "object")]
     pub vault_plus: Option<OrgVaultPlusPatch>,
+    /// Requests a minute per API key of this org (1 up to the server's
+    /// `--rate-limit-per-minute`); `null` takes the server's limit again.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>, minimum = 1)]
+    pub rate_limit_per_minute: Option<Option<u32>>,
+    /// Requests an API key of this org may make at once (1 up to the
+    /// server's `--rate-limit-burst`); `null` takes the server's value again.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>, minimum = 1)]
+    pub rate_limit_burst: Option<Option<u32>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
@@ -58,6 +68,15 @@ pub struct OrgVaultPlusPatch {
     pub apply_to_existing_connections: Option<bool>,
     #[serde(default, deserialize_with = "object")]
     pub default_settings: Option<SettingsPatch>,
+}
+
+/// Tells a field given as `null` (Some(None)) from one left out (None).
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Tells a field given as `null` (Some(None)) from one left out (None);
@@ -234,6 +253,8 @@ impl VaultService {
                 auto_enable_for_new_connections: org.auto_enable,
                 default_settings: org.default_settings,
             },
+            rate_limit_per_minute: org.rate_limit.per_minute,
+            rate_limit_burst: org.rate_limit.burst,
         })
     }
 
@@ -252,6 +273,19 @@ impl VaultService {
             .org(who.org_id)
             .await?
             .ok_or(ServiceError::Unauthorized)?;
+        let rate_limit = OrgRateLimit {
+            per_minute: patch
+                .rate_limit_per_minute
+                .unwrap_or(org.rate_limit.per_minute),
+            burst: patch.rate_limit_burst.unwrap_or(org.rate_limit.burst),
+        };
+        throttle::check_org_override(&self.config.rate_limits, &rate_limit)
+            .map_err(ServiceError::bad_request)?;
+        if rate_limit != org.rate_limit {
+            self.catalog
+                .set_org_rate_limit(who.org_id, &rate_limit)
+                .await?;
+        }
         let defaults = org.default_settings.with(&defaults_patch);
         let auto_enable = vp
             .auto_enable_for_new_connections

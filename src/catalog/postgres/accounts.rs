@@ -5,8 +5,8 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use super::locks::{lock_connection, lock_org_connections};
 use crate::catalog::rows::{self, CONNECTION_COLUMNS, KEY_COLUMNS, ORG_COLUMNS};
 use crate::catalog::{
-    ApiKeyRecord, Connection, ConnectionChange, Org, OrgId, OrgTotals, PurgeOutcome, Result,
-    ScopeId, ScopeTotals, SigningKeyRecord,
+    ApiKeyRecord, Connection, ConnectionChange, Org, OrgId, OrgRateLimit, OrgTotals, PurgeOutcome,
+    Result, ScopeId, ScopeTotals, SigningKeyRecord,
 };
 use crate::model::{ConnectionId, OrgName, SettingsPatch, VaultPlusSettings};
 
@@ -103,6 +103,18 @@ pub async fn update_org_settings(
     Ok(conns.len() as u64)
 }
 
+pub async fn set_org_rate_limit(tx: &mut Tx, id: OrgId, limit: &OrgRateLimit) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE orgs SET rate_limit_per_minute = $1, rate_limit_burst = $2 WHERE id = $3",
+    )
+    .bind(limit.per_minute.map(i64::from))
+    .bind(limit.burst.map(i64::from))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 async fn set_overrides(
     tx: &mut Tx,
     c: &Connection,
@@ -187,7 +199,9 @@ pub async fn signing_keys(pool: &PgPool) -> Result<Vec<SigningKeyRecord>> {
         .collect()
 }
 
-pub async fn insert_signing_key(pool: &PgPool, key: &SigningKeyRecord) -> Result<bool> {
+/// Signing-key changes notify every node in the same transaction: a
+/// retired key must stop verifying everywhere at once.
+pub async fn insert_signing_key(tx: &mut Tx, key: &SigningKeyRecord) -> Result<bool> {
     let done = sqlx::query(
         "INSERT INTO signing_keys (id, secret, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (id) DO NOTHING",
@@ -195,16 +209,18 @@ pub async fn insert_signing_key(pool: &PgPool, key: &SigningKeyRecord) -> Result
     .bind(key.id)
     .bind(&key.secret)
     .bind(key.created_at)
-    .execute(pool)
+    .execute(&mut **tx)
     .await?;
+    super::notify::notify(tx, "signing_keys").await?;
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn delete_signing_key(pool: &PgPool, id: i64) -> Result<bool> {
+pub async fn delete_signing_key(tx: &mut Tx, id: i64) -> Result<bool> {
     let done = sqlx::query("DELETE FROM signing_keys WHERE id = $1")
         .bind(id)
-        .execute(pool)
+        .execute(&mut **tx)
         .await?;
+    super::notify::notify(tx, "signing_keys").await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -5,8 +5,10 @@
 //! where nodes meet. Writes run at READ COMMITTED and take row locks in one
 //! fixed order (see `locks.rs` for the order and why), which keeps counts,
 //! purge answers and per-scope counters exact when nodes race on one
-//! connection. Nothing is cached in the process: a purge, delete or key
-//! revocation committed by one node is seen by the next query on every node.
+//! connection. Nothing is cached in the process but the URL signing keys: a
+//! purge, delete or key revocation committed by one node is seen by the
+//! next query on every node, and a signing-key change is notified to every
+//! node (`notify.rs`).
 
 mod accounts;
 mod audit;
@@ -15,6 +17,7 @@ mod jobs;
 mod lists;
 mod locks;
 mod media;
+mod notify;
 mod reclaim;
 
 use std::str::FromStr;
@@ -142,6 +145,10 @@ impl Catalog for PostgresCatalog {
         Ok(())
     }
 
+    async fn watch_changes(&self) -> Result<ChangeWatch> {
+        notify::watch(&self.pool).await
+    }
+
     async fn ensure_org(
         &self,
         name: &OrgName,
@@ -175,6 +182,10 @@ impl Catalog for PostgresCatalog {
         in_tx!(self, tx => accounts::update_org_settings(&mut tx, id, auto_enable, defaults, push, now))
     }
 
+    async fn set_org_rate_limit(&self, id: OrgId, limit: &OrgRateLimit) -> Result<bool> {
+        in_tx!(self, tx => accounts::set_org_rate_limit(&mut tx, id, limit))
+    }
+
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
         accounts::insert_api_key(&self.pool, key).await
     }
@@ -196,11 +207,11 @@ impl Catalog for PostgresCatalog {
     }
 
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool> {
-        accounts::insert_signing_key(&self.pool, key).await
+        in_tx!(self, tx => accounts::insert_signing_key(&mut tx, key))
     }
 
     async fn delete_signing_key(&self, id: i64) -> Result<bool> {
-        accounts::delete_signing_key(&self.pool, id).await
+        in_tx!(self, tx => accounts::delete_signing_key(&mut tx, id))
     }
 
     async fn insert_connection(

@@ -5,8 +5,8 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use crate::catalog::Org;
 use crate::catalog::rows::{self, CONNECTION_COLUMNS, KEY_COLUMNS, ORG_COLUMNS};
 use crate::catalog::{
-    ApiKeyRecord, Connection, ConnectionChange, OrgId, OrgTotals, PurgeOutcome, Result, ScopeId,
-    ScopeTotals, SigningKeyRecord,
+    ApiKeyRecord, Connection, ConnectionChange, OrgId, OrgRateLimit, OrgTotals, PurgeOutcome,
+    Result, ScopeId, ScopeTotals, SigningKeyRecord,
 };
 use crate::model::{ConnectionId, OrgName, SettingsPatch, VaultPlusSettings};
 
@@ -85,6 +85,21 @@ pub async fn update_org_settings(
         }
     }
     Ok(conns.len() as u64)
+}
+
+pub async fn set_org_rate_limit(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: OrgId,
+    limit: &OrgRateLimit,
+) -> Result<bool> {
+    let done =
+        sqlx::query("UPDATE orgs SET rate_limit_per_minute = ?, rate_limit_burst = ? WHERE id = ?")
+            .bind(limit.per_minute)
+            .bind(limit.burst)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 async fn load_connections(

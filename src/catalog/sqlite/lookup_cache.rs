@@ -1,17 +1,16 @@
 //! A cache for the look-up every media URL request makes (is this variant
 //! still stored in a current scope?), valid only while nothing was written
-//! to the catalog since it was filled. Deletes and purges through this
-//! server invalidate it exactly (a counter bumped after every commit);
-//! writes by another process (the CLI on the same data directory) are seen
-//! through the WAL file's size and modification time, which every commit
-//! changes.
+//! to the catalog since it was filled. Every entry is stamped with the
+//! catalog's state when its read began: this process's commit count, and
+//! `PRAGMA data_version`, which changes with every commit of any other
+//! connection or process (the CLI on the same data directory). A look-up
+//! whose stamp differs is a miss, so the cache is exact.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
 
+use super::data_version::DataVersion;
 use crate::catalog::{ScopeId, VariantRecord};
 
 /// Entries kept at most; the cache is dropped whole when full (simple, and
@@ -20,21 +19,19 @@ const MAX_ENTRIES: usize = 50_000;
 
 type Key = (ScopeId, String, String);
 /// What identifies the catalog's state: commits by this process, and the
-/// WAL file as other processes leave it.
-type Stamp = (u64, Option<(u64, SystemTime)>);
+/// data version that other connections' commits change.
+pub type Stamp = (u64, i64);
 
 pub struct LookupCache {
-    wal: PathBuf,
+    version: DataVersion,
     commits: AtomicU64,
     entries: Mutex<HashMap<Key, (Stamp, Option<VariantRecord>)>>,
 }
 
 impl LookupCache {
-    pub fn new(db: &std::path::Path) -> Self {
-        let mut wal = db.as_os_str().to_owned();
-        wal.push("-wal");
+    pub fn new(version: DataVersion) -> Self {
         Self {
-            wal: PathBuf::from(wal),
+            version,
             commits: AtomicU64::new(0),
             entries: Mutex::new(HashMap::new()),
         }
@@ -46,14 +43,17 @@ impl LookupCache {
     }
 
     /// The current state stamp; take it *before* reading the catalog, so
-    /// that a commit landing during the read makes the entry stale.
-    pub fn stamp(&self) -> Stamp {
+    /// that a commit landing during the read makes the entry stale. `None`
+    /// when the data version cannot be read: then the cache is not used.
+    pub async fn stamp(&self) -> Option<Stamp> {
         let commits = self.commits.load(Ordering::SeqCst);
-        // A stat of a hot inode, not a disk read.
-        let wal = std::fs::metadata(&self.wal)
-            .ok()
-            .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
-        (commits, wal)
+        match self.version.read().await {
+            Ok(v) => Some((commits, v)),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot read the catalog's data version; look-ups bypass the cache");
+                None
+            }
+        }
     }
 
     pub fn get(&self, key: &Key, now: &Stamp) -> Option<Option<VariantRecord>> {

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod audit;
+mod data_version;
 mod eviction;
 mod jobs;
 mod lists;
@@ -22,7 +23,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, Sqlite, SqlitePool, Transaction};
 
 use super::*;
 use crate::model::list_plan::ListMode;
@@ -33,6 +34,7 @@ use crate::model::time::now_ms;
 pub struct SqliteCatalog {
     writer: SqlitePool,
     reader: SqlitePool,
+    version: data_version::DataVersion,
     lookups: lookup_cache::LookupCache,
 }
 
@@ -59,12 +61,16 @@ impl SqliteCatalog {
             .context("cannot apply catalog migrations")?;
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
+        // Its own connection, outside any pool: a data version is only
+        // comparable with earlier reads on the same connection.
+        let version = data_version::DataVersion::new(options.read_only(true).connect().await?);
         Ok(Self {
             writer,
             reader,
-            lookups: lookup_cache::LookupCache::new(path),
+            lookups: lookup_cache::LookupCache::new(version.clone()),
+            version,
         })
     }
 
@@ -85,6 +91,10 @@ impl Catalog for SqliteCatalog {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    async fn watch_changes(&self) -> Result<ChangeWatch> {
+        self.version.watch().await
     }
 
     async fn ensure_org(
@@ -125,6 +135,13 @@ impl Catalog for SqliteCatalog {
             accounts::update_org_settings(&mut tx, id, auto_enable, defaults, push, now).await?;
         self.commit(tx).await?;
         Ok(n)
+    }
+
+    async fn set_org_rate_limit(&self, id: OrgId, limit: &OrgRateLimit) -> Result<bool> {
+        let mut tx = self.tx().await?;
+        let found = accounts::set_org_rate_limit(&mut tx, id, limit).await?;
+        self.commit(tx).await?;
+        Ok(found)
     }
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
@@ -277,12 +294,16 @@ impl Catalog for SqliteCatalog {
         label: &Label,
     ) -> Result<Option<VariantRecord>> {
         let key = (scope, media.as_str().to_owned(), label.as_str().to_owned());
-        let stamp = self.lookups.stamp();
-        if let Some(hit) = self.lookups.get(&key, &stamp) {
+        let stamp = self.lookups.stamp().await;
+        if let Some(stamp) = &stamp
+            && let Some(hit) = self.lookups.get(&key, stamp)
+        {
             return Ok(hit);
         }
         let found = media::current_variant(&self.reader, scope, media, label).await?;
-        self.lookups.put(key, stamp, found.clone());
+        if let Some(stamp) = stamp {
+            self.lookups.put(key, stamp, found.clone());
+        }
         Ok(found)
     }
 

@@ -1,0 +1,81 @@
+//! Rate-limit middleware: per API key once the key authenticated (a wrong
+//! key never gets a bucket, so it cannot fill memory), and per client
+//! address on media URLs. The rule is in `service::rate_limit`; this only
+//! copies its decision into headers.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::client_ip::client_ip;
+use super::error::ApiError;
+use super::extract::{Auth, AuthChecked};
+use crate::service::VaultService;
+use crate::service::rate_limit::Decision;
+
+/// Media URLs: the path the per-address limit applies to.
+const MEDIA_PREFIX: &str = "/v2/media/";
+
+pub async fn api_keys(State(svc): State<VaultService>, req: Request, next: Next) -> Response {
+    if !req.headers().contains_key("apikey") {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let checked = Auth::from_request_parts(&mut parts, &svc)
+        .await
+        .map(|Auth(who)| who);
+    let decision = match &checked {
+        Ok(who) => match svc.admit_api_key(who).await {
+            Ok(d) => d,
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        Err(_) => None,
+    };
+    parts.extensions.insert(AuthChecked(checked));
+    let req = Request::from_parts(parts, body);
+    let Some(d) = decision else {
+        return next.run(req).await;
+    };
+    let mut res = if d.allowed {
+        next.run(req).await
+    } else {
+        refused(&d)
+    };
+    let h = res.headers_mut();
+    put(h, "x-ratelimit-limit", u64::from(d.limit));
+    put(h, "x-ratelimit-remaining", u64::from(d.remaining));
+    put(h, "x-ratelimit-reset", d.reset_secs);
+    res
+}
+
+/// Media URLs carry no key, so they are limited by client address, when
+/// `--media-rate-limit-per-minute` is set. Without the peer address (a
+/// server not wired with connect info) nothing is limited.
+pub async fn media_clients(State(svc): State<VaultService>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with(MEDIA_PREFIX) {
+        return next.run(req).await;
+    }
+    let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
+        return next.run(req).await;
+    };
+    let client = client_ip(peer.ip(), req.headers(), svc.trusted_proxies());
+    match svc.admit_media_client(client) {
+        // No X-RateLimit-* headers on media: a CDN could cache one
+        // client's numbers and show them to others.
+        Some(d) if !d.allowed => refused(&d),
+        _ => next.run(req).await,
+    }
+}
+
+fn refused(d: &Decision) -> Response {
+    let mut res = ApiError::rate_limited(d.retry_after_secs).into_response();
+    put(res.headers_mut(), "retry-after", d.retry_after_secs);
+    res
+}
+
+fn put(h: &mut HeaderMap, name: &'static str, value: u64) {
+    h.insert(name, HeaderValue::from(value));
+}
