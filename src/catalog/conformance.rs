@@ -1499,6 +1499,8 @@ pub async fn generations_follow_the_stored_bytes(c: Arc<dyn Catalog>) {
     // Reads agree with one another.
     let m = c.media(scope, &[mid("1")]).await.unwrap();
     assert_eq!(m[0].variants[0].generation, anew);
+}
+
 pub async fn org_rate_limit_round_trips(c: Arc<dyn Catalog>) {
     let c = c.as_ref();
     let o = org(c, "limited").await;
