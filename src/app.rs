@@ -13,6 +13,7 @@ use crate::blobs::LocalBlobStore;
 use crate::catalog::Catalog;
 use crate::model::time::now_ms;
 use crate::service::pipeline::{self, PipelineConfig};
+use crate::service::secret_box::SecretBox;
 use crate::service::{ServiceConfig, VaultService, admin, keyring, reclaim, retention};
 use crate::stores::{self, BlobSpec, OpenOptions, StoreSpec};
 use crate::upstream::UpstreamClient;
@@ -33,6 +34,10 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     pub max_upload_bytes: u64,
     pub min_free_bytes: u64,
+    /// Uploads one connection may have in progress at once.
+    pub max_uploads_per_connection: usize,
+    /// The master key that URL signing secrets are sealed with, if any.
+    pub secrets: SecretBox,
     /// Memory for small blobs served often (0: none).
     pub blob_cache_bytes: u64,
     pub reclaim_interval: Duration,
@@ -66,6 +71,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         .into_iter()
         .map(stores::lock_dir)
         .collect::<anyhow::Result<Vec<_>>>()?;
+    stores::tighten_modes(&opts.stores);
     if let BlobSpec::Local(dir) = &opts.stores.blobs {
         LocalBlobStore::open(dir).await?.clean_tmp().await?;
     }
@@ -92,7 +98,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             opts.stale_upload,
         ));
     }
-    let signer = keyring::signer(stores.catalog.as_ref()).await?;
+    let signer = keyring::signer(stores.catalog.as_ref(), &opts.secrets).await?;
 
     let listener = TcpListener::bind(&opts.listen)
         .await
@@ -112,6 +118,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             public_url: public_url.clone(),
             max_upload_bytes: opts.max_upload_bytes,
             min_free_bytes: opts.min_free_bytes,
+            max_uploads_per_connection: opts.max_uploads_per_connection,
+            secrets: opts.secrets.clone(),
         },
     );
     if let Some((url, key)) = &opts.upstream {

@@ -14,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub kind: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429 answers).
+    pub retry_after_secs: Option<u64>,
 }
 
 /// The error body. Handlers never build it: the request-ID middleware does,
@@ -38,7 +40,14 @@ impl ApiError {
             status,
             kind,
             message: message.into(),
+            retry_after_secs: None,
         }
+    }
+
+    /// Tells the client when to try again (`Retry-After`).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -93,6 +102,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::InsufficientStorage(m) => {
                 Self::new(S::INSUFFICIENT_STORAGE, "INSUFFICIENT_STORAGE", m)
             }
+            ServiceError::RateLimited {
+                message,
+                retry_after_secs,
+            } => Self::new(S::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED", message)
+                .retry_after(retry_after_secs),
             ServiceError::UpstreamSession { kind, message } => {
                 Self::new(S::UNAUTHORIZED, kind, message)
             }
@@ -110,6 +124,10 @@ impl From<ServiceError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = self.status.into_response();
+        if let Some(secs) = self.retry_after_secs {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         res.extensions_mut().insert(self);
         res
     }

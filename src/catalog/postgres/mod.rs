@@ -203,6 +203,10 @@ impl Catalog for PostgresCatalog {
         accounts::delete_signing_key(&self.pool, id).await
     }
 
+    async fn replace_signing_secret(&self, id: i64, old: &[u8], new: &[u8]) -> Result<bool> {
+        accounts::replace_signing_secret(&self.pool, id, old, new).await
+    }
+
     async fn insert_connection(
         &self,
         org: OrgId,
