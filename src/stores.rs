@@ -233,8 +233,8 @@ pub fn tighten_modes(spec: &StoreSpec) {
                 fixed = t.fixed,
                 failed = t.failed,
                 first_error = t.first_error.as_deref().unwrap_or(""),
-                "the data directory was readable by other users (made by an older vaultplus): \
-                 directories are now 0700 and files 0600"
+                "the data directory could be read by other users (set up by an older vaultplus, \
+                 or by hand): its directories are now 0700 and its files 0600"
             ),
             Err(e) => tracing::warn!(
                 dir = %dir.display(),

@@ -30,6 +30,13 @@ use super::{ServiceError, ServiceResult};
 /// A body of unknown length reserves this much at a time, so the store's
 /// free space is not read for every chunk.
 const GROW_STEP: u64 = 1024 * 1024;
+/// After a body is cut at the floor, this much more of it is read and
+/// thrown away, for at most [`DRAIN_TIME`]: a client still sending when
+/// the 507 goes out and the socket closes gets a reset, and many clients
+/// then report a broken pipe instead of the answer. Past these bounds the
+/// client gets the reset.
+const DRAIN_BYTES: u64 = 16 * 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct SpaceLedger {
@@ -193,16 +200,35 @@ impl Reservation {
             match body.next().await? {
                 Ok(chunk) => match reservation.take(chunk.len() as u64).await {
                     Ok(()) => Some((Ok(chunk), Some((reservation, body)))),
-                    Err(NoRoom(msg)) => Some((
-                        Err(std::io::Error::new(std::io::ErrorKind::StorageFull, msg)),
-                        None,
-                    )),
+                    Err(NoRoom(msg)) => {
+                        drop(reservation);
+                        tokio::spawn(drain(body));
+                        Some((
+                            Err(std::io::Error::new(std::io::ErrorKind::StorageFull, msg)),
+                            None,
+                        ))
+                    }
                 },
                 Err(e) => Some((Err(e), None)),
             }
         })
         .boxed()
     }
+}
+
+/// Reads and discards the rest of a refused body, within bounds (see
+/// [`DRAIN_BYTES`]).
+async fn drain(mut body: ByteStream) {
+    let mut left = DRAIN_BYTES;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(chunk)) = body.next().await {
+            let Some(rest) = left.checked_sub(chunk.len() as u64) else {
+                return;
+            };
+            left = rest;
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod concurrency;
 mod contract;
 mod crash;
 mod delivery;
+mod fair_storage;
 mod fsck;
 mod lifecycle;
 mod migrate;
