@@ -9,6 +9,7 @@ mod contract;
 mod crash;
 mod delivery;
 mod fair_storage;
+mod file_modes;
 mod fsck;
 mod lifecycle;
 mod migrate;
