@@ -72,6 +72,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         .map(stores::lock_dir)
         .collect::<anyhow::Result<Vec<_>>>()?;
     stores::tighten_modes(&opts.stores);
+    // Before anything else changes: a missing or wrong master key stops
+    // the start here.
+    let signer = keyring::signer(stores.catalog.as_ref(), &opts.secrets).await?;
     if let BlobSpec::Local(dir) = &opts.stores.blobs {
         LocalBlobStore::open(dir).await?.clean_tmp().await?;
     }
@@ -98,7 +101,6 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             opts.stale_upload,
         ));
     }
-    let signer = keyring::signer(stores.catalog.as_ref(), &opts.secrets).await?;
 
     let listener = TcpListener::bind(&opts.listen)
         .await

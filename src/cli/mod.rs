@@ -104,9 +104,20 @@ impl StoreArgs {
         )
     }
 
-    /// Opens the stores for a one-shot command.
+    /// Opens the stores for a one-shot command. A master key given is read
+    /// (and so checked) even by commands that need none, so a broken
+    /// `VAULTPLUS_MASTER_KEY_FILE` shows at once.
     pub async fn open(&self) -> anyhow::Result<Stores> {
-        stores::open(&self.spec()?, OpenOptions::COMMAND).await
+        Ok(self.open_with_secrets().await?.0)
+    }
+
+    /// Opens the stores and reads the master key, if one is given.
+    pub async fn open_with_secrets(&self) -> anyhow::Result<(Stores, SecretBox)> {
+        let secrets = self.secrets()?;
+        Ok((
+            stores::open(&self.spec()?, OpenOptions::COMMAND).await?,
+            secrets,
+        ))
     }
 }
 

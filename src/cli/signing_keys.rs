@@ -5,11 +5,13 @@ use clap::Subcommand;
 use super::StoreArgs;
 use crate::model::time::format_iso_ms;
 use crate::service::keyring;
-use crate::service::secret_box::is_sealed;
+use crate::service::secret_box::{self, is_sealed};
 
 #[derive(Subcommand, Debug)]
 pub enum SigningKeysCommand {
-    /// List the URL signing keys (IDs and ages; secrets are not shown).
+    /// List the URL signing keys (IDs, ages, whether encrypted at rest;
+    /// secrets are not shown). With --master-key-file, checks that it opens
+    /// every encrypted one.
     List {
         #[command(flatten)]
         data: StoreArgs,
@@ -35,7 +37,11 @@ pub enum SigningKeysCommand {
 pub async fn run(cmd: SigningKeysCommand) -> anyhow::Result<()> {
     match cmd {
         SigningKeysCommand::List { data } => {
-            let stores = data.open().await?;
+            let (stores, secrets) = data.open_with_secrets().await?;
+            if secrets.has_key() {
+                // Says at once whether this master key is the right one.
+                secret_box::open_keys(stores.catalog.as_ref(), &secrets).await?;
+            }
             let keys = stores.catalog.signing_keys().await?;
             println!("{:<6} {:<10} CREATED", "ID", "AT REST");
             for (i, k) in keys.iter().enumerate() {
@@ -57,8 +63,7 @@ pub async fn run(cmd: SigningKeysCommand) -> anyhow::Result<()> {
             }
         }
         SigningKeysCommand::Rotate { data } => {
-            let stores = data.open().await?;
-            let secrets = data.secrets()?;
+            let (stores, secrets) = data.open_with_secrets().await?;
             let (id, dropped) = keyring::rotate(stores.catalog.as_ref(), &secrets).await?;
             println!("new signing key {id}; dropped {dropped:?}");
         }

@@ -12,6 +12,7 @@ mod fair_storage;
 mod file_modes;
 mod fsck;
 mod lifecycle;
+mod master_key;
 mod migrate;
 mod multi_node;
 mod retention;
