@@ -78,7 +78,7 @@ impl VaultService {
         }
 
         // Held until the upload task ends, however it ends.
-        let slot = self.uploads.take(who.org_id, connection)?;
+        let slot = self.uploads.take(who.org_id, &ctx.connection.id)?;
         // The declared length is reserved now; a body of unknown length
         // reserves its bytes as they arrive (and is cut with 507 at the
         // floor). The body owns the reservation: whoever drops it gives the
