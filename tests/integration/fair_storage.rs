@@ -306,3 +306,61 @@ async fn the_upload_cap_is_an_option() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn upstream_fetches_wait_while_uploads_hold_the_room() {
+    if crate::backend::embedded_only("upstream_fetches_wait_while_uploads_hold_the_room") {
+        return;
+    }
+    let Some(mount) = Mount::tmpfs_of("32m") else {
+        eprintln!("SKIPPED: mounting a tmpfs is not permitted here (needs root)");
+        return;
+    };
+    let demo = crate::demo::Demo::start(&[]);
+    let mut args = crate::demo::upstream_flags(&demo);
+    args.extend(["--min-free-bytes".into(), (8 * MIB).to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let dir = tempfile::tempdir_in(&mount.0).unwrap();
+    let s = TestServer::start_in(dir, &args).await;
+    s.add_connection("default", "conn_a");
+    s.add_connection("default", "conn_b");
+    // conn_b holds 20 MiB of a 32 MiB disk with an 8 MiB floor: about 3
+    // MiB are left, and the videos list (about 12 MiB, the largest 4.5 MB)
+    // does not fit. Without reservations all of it would: the disk itself
+    // is nearly empty.
+    let _stalled = StalledUpload::start(&s, "conn_b", "1", Some(20 * MIB), 1024).await;
+    wait_writes(&s, 1).await;
+    let (status, _) = crate::demo::add(&s, crate::demo::VIDEOS).await;
+    assert!(status == 200 || status == 202, "add answered {status}");
+    // The fetches that do not fit wait (no try spent) and say why.
+    let mut waiting = Vec::new();
+    for _ in 0..200 {
+        let (_, jobs) =
+            crate::demo::json(s.conn(Method::GET, "/v2/vault-plus/jobs", "conn_a")).await;
+        waiting = jobs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| {
+                j["lastError"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("reserved by uploads in progress"))
+            })
+            .cloned()
+            .collect();
+        if !waiting.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !waiting.is_empty(),
+        "no fetch was held back by the reservation"
+    );
+    assert!(
+        waiting
+            .iter()
+            .all(|j| j["attempts"] == 0 && j["state"] != "failed"),
+        "{waiting:?}"
+    );
+}
