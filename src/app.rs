@@ -13,6 +13,7 @@ use crate::catalog::Catalog;
 use crate::http::server::{self, ServerConfig, Timeouts, limits};
 use crate::model::time::now_ms;
 use crate::service::pipeline::{self, PipelineConfig};
+use crate::service::secret_box::SecretBox;
 use crate::service::throttle::RateLimitConfig;
 use crate::service::{ServiceConfig, VaultService, admin, keyring, rate_limit, reclaim, retention};
 use crate::stores::{self, BlobSpec, OpenOptions, StoreSpec};
@@ -34,6 +35,10 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     pub max_upload_bytes: u64,
     pub min_free_bytes: u64,
+    /// Uploads one connection may have in progress at once.
+    pub max_uploads_per_connection: usize,
+    /// The master key that URL signing secrets are sealed with, if any.
+    pub secrets: SecretBox,
     /// Memory for small blobs served often (0: none).
     pub blob_cache_bytes: u64,
     pub reclaim_interval: Duration,
@@ -77,6 +82,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         .into_iter()
         .map(stores::lock_dir)
         .collect::<anyhow::Result<Vec<_>>>()?;
+    stores::tighten_modes(&opts.stores);
+    // Before anything else changes: a missing or wrong master key stops
+    // the start here.
+    let signer = keyring::signer(stores.catalog.as_ref(), &opts.secrets).await?;
     if let BlobSpec::Local(dir) = &opts.stores.blobs {
         LocalBlobStore::open(dir).await?.clean_tmp().await?;
     }
@@ -103,7 +112,6 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             opts.stale_upload,
         ));
     }
-    let signer = keyring::signer(stores.catalog.as_ref()).await?;
 
     let listener = TcpListener::bind(&opts.listen)
         .await
@@ -124,6 +132,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             max_upload_bytes: opts.max_upload_bytes,
             min_free_bytes: opts.min_free_bytes,
             rate_limits: opts.rate_limits.clone(),
+            max_uploads_per_connection: opts.max_uploads_per_connection,
+            secrets: opts.secrets.clone(),
         },
     );
     if let Some((url, key)) = &opts.upstream {

@@ -14,6 +14,7 @@ pub mod demo_upstream;
 pub mod http;
 pub mod migrate;
 pub mod model;
+pub mod private_files;
 pub mod service;
 pub mod stores;
 pub mod upstream;

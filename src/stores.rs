@@ -13,6 +13,7 @@ use crate::blobs::{BlobStore, CachedBlobStore, LocalBlobStore};
 use crate::catalog::Catalog;
 use crate::catalog::postgres::PostgresCatalog;
 use crate::catalog::sqlite::SqliteCatalog;
+use crate::private_files;
 
 /// Where the metadata lives.
 #[derive(Clone, PartialEq, Eq)]
@@ -215,9 +216,33 @@ fn cached<S: BlobStore>(store: S, budget: u64) -> Arc<dyn BlobStore> {
 }
 
 async fn create_dir(dir: &Path) -> anyhow::Result<()> {
-    tokio::fs::create_dir_all(dir)
+    private_files::create_dir_all(dir)
         .await
         .with_context(|| format!("cannot create data directory {}", dir.display()))
+}
+
+/// Takes away group and other access in the directories a server holds
+/// alone (see [`StoreSpec::exclusive_dirs`]), left open by an older
+/// version; says so once when it did.
+pub fn tighten_modes(spec: &StoreSpec) {
+    for dir in spec.exclusive_dirs() {
+        match private_files::tighten(dir) {
+            Ok(t) if t.fixed == 0 && t.failed == 0 => {}
+            Ok(t) => tracing::warn!(
+                dir = %dir.display(),
+                fixed = t.fixed,
+                failed = t.failed,
+                first_error = t.first_error.as_deref().unwrap_or(""),
+                "the data directory could be read by other users (set up by an older vaultplus, \
+                 or by hand): its directories are now 0700 and its files 0600"
+            ),
+            Err(e) => tracing::warn!(
+                dir = %dir.display(),
+                error = %e,
+                "cannot check the data directory's permissions"
+            ),
+        }
+    }
 }
 
 /// Takes a data directory for this process alone: a server's start-up
@@ -225,7 +250,7 @@ async fn create_dir(dir: &Path) -> anyhow::Result<()> {
 /// assume no other server works on it. The lock lives as long as the file.
 pub fn lock_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     let path = dir.join("LOCK");
-    let file = std::fs::OpenOptions::new()
+    let file = private_files::file_options()
         .create(true)
         .truncate(false)
         .write(true)

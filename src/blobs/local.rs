@@ -18,6 +18,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncWriteExt, BufWriter};
 
 use super::{BlobRead, BlobStore, ByteStream, PutError, PutOutcome};
+use crate::private_files;
 
 const WRITE_BUFFER: usize = 256 * 1024;
 /// Chunk size when streaming a blob: big enough that the blocking pool
@@ -43,7 +44,7 @@ impl LocalBlobStore {
         let root = dir.join("blobs");
         let tmp = dir.join("tmp");
         for d in [&root, &tmp] {
-            fs::create_dir_all(d)
+            private_files::create_dir_all(d)
                 .await
                 .with_context(|| format!("cannot create {}", d.display()))?;
         }
@@ -86,14 +87,14 @@ impl LocalBlobStore {
         mut body: ByteStream,
         limit: u64,
     ) -> Result<PutOutcome, PutError> {
-        let file = fs::File::create(tmp)
+        let file = private_files::create_file_async(tmp)
             .await
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| PutError::Body(e.to_string()))?;
+            let chunk = chunk.map_err(PutError::from_body)?;
             size += chunk.len() as u64;
             if size > limit {
                 return Err(PutError::TooLarge { limit });
@@ -158,7 +159,9 @@ impl BlobStore for LocalBlobStore {
         let probe = self
             .tmp
             .join(format!("health-{}", uuid::Uuid::new_v4().simple()));
-        fs::write(&probe, b"ok")
+        private_files::create_file_async(&probe)
+            .await?
+            .write_all(b"ok")
             .await
             .with_context(|| format!("blob directory {} is not writable", self.tmp.display()))?;
         fs::remove_file(&probe).await?;
@@ -186,7 +189,7 @@ impl BlobStore for LocalBlobStore {
             let mut created = false;
             loop {
                 if !fs::try_exists(&parent).await? {
-                    fs::create_dir_all(&parent).await?;
+                    private_files::create_dir_all(&parent).await?;
                     created = true;
                 }
                 match fs::rename(&tmp, &dest).await {

@@ -43,6 +43,20 @@ pub enum PutError {
     Store(#[from] anyhow::Error),
 }
 
+impl PutError {
+    /// A failed read of the body being stored. A body may itself say that
+    /// the store has no room ([`std::io::ErrorKind::StorageFull`]: the
+    /// free-space floor refused its next chunk), which is no fault of the
+    /// body.
+    pub fn from_body(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            Self::NoSpace
+        } else {
+            Self::Body(e.to_string())
+        }
+    }
+}
+
 /// An open blob: its length and a stream of the requested bytes.
 pub struct BlobRead {
     pub len: u64,

@@ -274,7 +274,7 @@ impl S3BlobStore {
             upload.put(chunk);
         }
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| PutError::Body(e.to_string()))?;
+            let chunk = chunk.map_err(PutError::from_body)?;
             *size += chunk.len() as u64;
             if *size > limit {
                 return Err(PutError::TooLarge { limit });
@@ -345,7 +345,7 @@ impl BlobStore for S3BlobStore {
         let mut first_len = 0usize;
         let mut overflow = None;
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| PutError::Body(e.to_string()))?;
+            let chunk = chunk.map_err(PutError::from_body)?;
             size += chunk.len() as u64;
             if size > limit {
                 return Err(PutError::TooLarge { limit });

@@ -35,6 +35,7 @@ macro_rules! catalog_conformance {
     ($make:expr) => {
         $crate::catalog_conformance!(@tests $make;
             orgs_are_created_once, api_keys_round_trip, signing_keys_insert_once,
+            signing_secrets_are_replaced_only_if_unchanged,
             connections_are_per_org, connection_settings_change,
             upload_commit_creates_and_replaces, commit_after_purge_is_refused,
             purge_is_exact_and_idempotent, purge_hides_everything_at_once,
@@ -258,6 +259,46 @@ pub async fn signing_keys_insert_once(c: Arc<dyn Catalog>) {
     assert!(c.delete_signing_key(1).await.unwrap());
     assert!(!c.delete_signing_key(1).await.unwrap());
     assert_eq!(c.signing_keys().await.unwrap(), vec![newer]);
+}
+
+pub async fn signing_secrets_are_replaced_only_if_unchanged(c: Arc<dyn Catalog>) {
+    let k = SigningKeyRecord {
+        id: 1,
+        secret: vec![1; 32],
+        created_at: NOW,
+    };
+    assert!(c.insert_signing_key(&k).await.unwrap());
+    let sealed = vec![9; 76];
+    // Not what the row holds: nothing changes.
+    assert!(
+        !c.replace_signing_secret(1, &[2; 32], &sealed)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !c.replace_signing_secret(5, &[1; 32], &sealed)
+            .await
+            .unwrap()
+    );
+    assert_eq!(c.signing_keys().await.unwrap(), vec![k.clone()]);
+    assert!(
+        c.replace_signing_secret(1, &[1; 32], &sealed)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        c.signing_keys().await.unwrap(),
+        vec![SigningKeyRecord {
+            secret: sealed.clone(),
+            ..k
+        }]
+    );
+    // A second replace of the same old value finds it gone.
+    assert!(
+        !c.replace_signing_secret(1, &[1; 32], &[3; 76])
+            .await
+            .unwrap()
+    );
 }
 
 pub async fn connections_are_per_org(c: Arc<dyn Catalog>) {

@@ -84,6 +84,9 @@ pub trait Catalog: Send + Sync + 'static {
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool>;
     /// Drops a signing key; false when there was none with that ID.
     async fn delete_signing_key(&self, id: i64) -> Result<bool>;
+    /// Replaces a key's stored secret (sealing it at rest) if it still
+    /// holds `old`; false when the key is gone or holds something else.
+    async fn replace_signing_secret(&self, id: i64, old: &[u8], new: &[u8]) -> Result<bool>;
 
     // --- connections -----------------------------------------------------
     /// Registers a connection; false when the org already has it.

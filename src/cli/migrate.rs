@@ -8,7 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::S3Args;
 use super::secret::SecretOption;
 use crate::migrate::{self, Progress};
-use crate::stores::StoreSpec;
+use crate::service::secret_box::{self, SecretBox};
+use crate::stores::{self, OpenOptions, StoreSpec};
 
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
@@ -26,6 +27,9 @@ pub struct MigrateArgs {
     blobs: String,
     #[command(flatten)]
     s3: S3Args,
+    /// The master key the URL signing secrets are encrypted with, if they are: the copied secrets are checked to open with it (they are copied as stored, so the cluster needs the same key).
+    #[arg(long, env = "VAULTPLUS_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
 }
 
 /// indicatif draws only on a terminal; elsewhere each phase ends with one
@@ -63,6 +67,11 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
         Some(&args.blobs),
         args.s3.options()?,
     )?;
+    // Read first: a bad master key file fails before anything is copied.
+    let secrets = match &args.master_key_file {
+        Some(path) => Some(SecretBox::from_file(path)?),
+        None => None,
+    };
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template(
         "{msg:>16} [{bar:40}] {pos}/{len} ({eta} left)",
@@ -74,6 +83,11 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     }
     for (table, source, _) in &report.tables {
         println!("verified {table}: {source} rows");
+    }
+    if let Some(secrets) = secrets {
+        let target = stores::open(&to, OpenOptions::COMMAND).await?;
+        secret_box::open_keys(target.catalog.as_ref(), &secrets).await?;
+        println!("verified: the master key opens every URL signing secret");
     }
     println!(
         "migrated {} into {}; start the cluster nodes with the same --database and --blobs",

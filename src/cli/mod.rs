@@ -3,6 +3,7 @@
 mod connections;
 mod fsck;
 mod keys;
+mod master_key;
 mod migrate;
 mod reclaim;
 mod retention;
@@ -19,6 +20,7 @@ use crate::blobs::s3::S3Options;
 use crate::http::server::Timeouts;
 use crate::service::pipeline::PipelineConfig;
 use crate::service::rate_limit::MAX_RATE;
+use crate::service::secret_box::SecretBox;
 use crate::service::throttle::RateLimitConfig;
 use crate::stores::{self, OpenOptions, StoreSpec, Stores};
 use secret::SecretOption;
@@ -57,6 +59,9 @@ enum Command {
     /// List, rotate or retire the keys that sign media URLs.
     #[command(subcommand)]
     SigningKeys(signing_keys::SigningKeysCommand),
+    /// Make a master key file (for --master-key-file).
+    #[command(subcommand)]
+    MasterKey(master_key::MasterKeyCommand),
     /// Run a local stand-in for the upstream Access API (tests, demos).
     DemoUpstream(crate::demo_upstream::DemoArgs),
     /// Inspect or drain the background reclaim of purged bytes.
@@ -97,9 +102,20 @@ pub struct StoreArgs {
     pub blobs: Option<String>,
     #[command(flatten)]
     pub s3: S3Args,
+    /// File holding the master key that URL signing secrets are encrypted with at rest (32 random bytes in base64: `openssl rand -base64 32`, or `vaultplus master-key generate FILE`) [default: none: secrets are stored in plaintext].
+    #[arg(long, env = "VAULTPLUS_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl StoreArgs {
+    /// The master key, if one is given.
+    pub fn secrets(&self) -> anyhow::Result<SecretBox> {
+        match &self.master_key_file {
+            Some(path) => SecretBox::from_file(path),
+            None => Ok(SecretBox::none()),
+        }
+    }
+
     pub fn spec(&self) -> anyhow::Result<StoreSpec> {
         let database =
             DATABASE_SECRET.resolve(self.database.as_deref(), self.database_file.as_deref())?;
@@ -111,9 +127,20 @@ impl StoreArgs {
         )
     }
 
-    /// Opens the stores for a one-shot command.
+    /// Opens the stores for a one-shot command. A master key given is read
+    /// (and so checked) even by commands that need none, so a broken
+    /// `VAULTPLUS_MASTER_KEY_FILE` shows at once.
     pub async fn open(&self) -> anyhow::Result<Stores> {
-        stores::open(&self.spec()?, OpenOptions::COMMAND).await
+        Ok(self.open_with_secrets().await?.0)
+    }
+
+    /// Opens the stores and reads the master key, if one is given.
+    pub async fn open_with_secrets(&self) -> anyhow::Result<(Stores, SecretBox)> {
+        let secrets = self.secrets()?;
+        Ok((
+            stores::open(&self.spec()?, OpenOptions::COMMAND).await?,
+            secrets,
+        ))
     }
 }
 
@@ -170,10 +197,14 @@ struct ServeArgs {
     /// Largest upload accepted, in bytes (larger ones get 413).
     #[arg(long, env = "VAULTPLUS_MAX_UPLOAD_BYTES", default_value_t = 5 * 1024 * 1024 * 1024)]
     max_upload_bytes: u64,
-    /// Free-space floor of the blob store, in bytes: below it new stores get
-    /// 507 (reads, deletes and purges keep working).
+    /// Free-space floor of the blob store, in bytes: new stores get 507 when
+    /// they would take it below, counting the bytes of uploads and fetches in
+    /// progress as used (reads, deletes and purges keep working).
     #[arg(long, env = "VAULTPLUS_MIN_FREE_BYTES", default_value_t = 64 * 1024 * 1024)]
     min_free_bytes: u64,
+    /// Uploads one connection (x-connection-id) may have in progress at once; more get 429 RATE_LIMIT_EXCEEDED with Retry-After. Counted per server node.
+    #[arg(long, env = "VAULTPLUS_MAX_UPLOADS_PER_CONNECTION", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    max_uploads_per_connection: u32,
     /// Memory for small blobs (up to 256 KiB each) served often, in bytes; 0 turns it off.
     #[arg(long, env = "VAULTPLUS_BLOB_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
     blob_cache_bytes: u64,
@@ -276,11 +307,13 @@ pub fn run() -> anyhow::Result<()> {
                     (None, _) => None,
                 };
                 app::serve(ServeOptions {
+                    secrets: a.stores.secrets()?,
                     stores: a.stores.spec()?,
                     listen: a.listen,
                     public_url: a.public_url,
                     max_upload_bytes: a.max_upload_bytes,
                     min_free_bytes: a.min_free_bytes,
+                    max_uploads_per_connection: a.max_uploads_per_connection as usize,
                     blob_cache_bytes: a.blob_cache_bytes,
                     reclaim_interval: Duration::from_secs(a.reclaim_interval_secs.max(1)),
                     reclaim_share: a.reclaim_share.clamp(0.01, 1.0),
@@ -315,6 +348,7 @@ pub fn run() -> anyhow::Result<()> {
             Command::Connections(c) => connections::run(c).await,
             Command::Reclaim(c) => reclaim::run(c).await,
             Command::SigningKeys(c) => signing_keys::run(c).await,
+            Command::MasterKey(c) => master_key::run(c),
             Command::Fsck(a) => fsck::run(a).await,
             Command::Retention(c) => retention::run(c).await,
             Command::DemoUpstream(a) => crate::demo_upstream::run(a).await,

@@ -14,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub kind: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429 answers).
+    pub retry_after_secs: Option<u64>,
 }
 
 /// The error body. Handlers never build it: the request-ID middleware does,
@@ -38,7 +40,14 @@ impl ApiError {
             status,
             kind,
             message: message.into(),
+            retry_after_secs: None,
         }
+    }
+
+    /// Tells the client when to try again (`Retry-After`).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -57,13 +66,14 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", message)
     }
 
-    /// Past a rate limit; the caller adds `Retry-After`.
+    /// Past a rate limit, with `Retry-After`.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "RATE_LIMIT_EXCEEDED",
             format!("Rate limit exceeded; retry in {retry_after_secs} s"),
         )
+        .retry_after(retry_after_secs)
     }
 
     pub fn internal() -> Self {
@@ -102,6 +112,13 @@ impl From<ServiceError> for ApiError {
             ServiceError::InsufficientStorage(m) => {
                 Self::new(S::INSUFFICIENT_STORAGE, "INSUFFICIENT_STORAGE", m)
             }
+            ServiceError::RateLimited {
+                message,
+                retry_after_secs,
+            } => Self {
+                message,
+                ..Self::rate_limited(retry_after_secs)
+            },
             ServiceError::UpstreamSession { kind, message } => {
                 Self::new(S::UNAUTHORIZED, kind, message)
             }
@@ -119,6 +136,10 @@ impl From<ServiceError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = self.status.into_response();
+        if let Some(secs) = self.retry_after_secs {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         res.extensions_mut().insert(self);
         res
     }

@@ -71,9 +71,7 @@ pub async fn media_clients(State(svc): State<VaultService>, req: Request, next: 
 }
 
 fn refused(d: &Decision) -> Response {
-    let mut res = ApiError::rate_limited(d.retry_after_secs).into_response();
-    put(res.headers_mut(), "retry-after", d.retry_after_secs);
-    res
+    ApiError::rate_limited(d.retry_after_secs).into_response()
 }
 
 fn put(h: &mut HeaderMap, name: &'static str, value: u64) {

@@ -69,7 +69,7 @@ impl State {
         let body = serde_json::to_vec_pretty(self)?;
         {
             use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut f = crate::private_files::create_file(&tmp)?;
             f.write_all(&body)?;
             f.sync_all()?;
         }

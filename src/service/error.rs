@@ -22,6 +22,12 @@ pub enum ServiceError {
     PayloadTooLarge(String),
     #[error("{0}")]
     InsufficientStorage(String),
+    /// Too much at once from one caller; try again after the given seconds.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// The connection's upstream session is gone; `kind` is the upstream's
     /// own type (`SESSION_EXPIRED` or `SESSION_NOT_PROVIDED`).
     #[error("{message}")]

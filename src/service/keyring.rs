@@ -12,28 +12,39 @@ use crate::model::settings::MAX_URL_TTL_SECONDS;
 use crate::model::time::{DAY_MS, now_ms};
 
 use super::VaultService;
+use super::secret_box::{self, SECRET_LEN, SecretBox};
 use super::signing::UrlSigner;
 
 /// How often a server re-reads its signing keys even without a change
 /// signal from the catalog, by default.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(10);
 
-fn fresh(id: i64) -> SigningKeyRecord {
-    let mut secret = vec![0u8; 32];
+/// A new key, its secret as stored (sealed when there is a master key).
+fn fresh(id: i64, secrets: &SecretBox) -> anyhow::Result<SigningKeyRecord> {
+    let mut secret = vec![0u8; SECRET_LEN];
     rand::rng().fill_bytes(&mut secret);
-    SigningKeyRecord {
+    secrets.sealed_record(&SigningKeyRecord {
         id,
         secret,
         created_at: now_ms(),
-    }
+    })
 }
 
-/// The URL signer, creating the first signing key if there is none.
-pub async fn signer(catalog: &dyn Catalog) -> anyhow::Result<UrlSigner> {
-    let mut keys = catalog.signing_keys().await?;
+/// The URL signer, creating the first signing key if there is none. With
+/// a master key, secrets still in plaintext are sealed first; a secret that
+/// cannot be opened (no master key, the wrong one) stops the start.
+pub async fn signer(catalog: &dyn Catalog, secrets: &SecretBox) -> anyhow::Result<UrlSigner> {
+    let sealed = secret_box::seal_plaintext(catalog, secrets).await?;
+    if sealed > 0 {
+        tracing::info!(
+            sealed,
+            "URL signing secrets stored in plaintext are now encrypted with the master key"
+        );
+    }
+    let mut keys = secret_box::open_keys(catalog, secrets).await?;
     if keys.is_empty() {
-        catalog.insert_signing_key(&fresh(1)).await?;
-        keys = catalog.signing_keys().await?;
+        catalog.insert_signing_key(&fresh(1, secrets)?).await?;
+        keys = secret_box::open_keys(catalog, secrets).await?;
     }
     UrlSigner::new(&keys)
 }
@@ -41,11 +52,15 @@ pub async fn signer(catalog: &dyn Catalog) -> anyhow::Result<UrlSigner> {
 /// Adds a new signing key (new URLs use it once servers reload, within a
 /// second: the catalog signals the change) and drops keys that no unexpired URL can still use: a
 /// key is dead once its successor has signed for longer than the longest
-/// URL lifetime. Returns the new key's ID and the IDs dropped.
-pub async fn rotate(catalog: &dyn Catalog) -> anyhow::Result<(i64, Vec<i64>)> {
-    let keys = catalog.signing_keys().await?;
+/// URL lifetime. Returns the new key's ID and the IDs dropped. With a
+/// master key the new secret is sealed (and any still in plaintext); the
+/// existing keys must open first, so a wrong master key or a missing one
+/// (where secrets are sealed) changes nothing.
+pub async fn rotate(catalog: &dyn Catalog, secrets: &SecretBox) -> anyhow::Result<(i64, Vec<i64>)> {
+    secret_box::seal_plaintext(catalog, secrets).await?;
+    let keys = secret_box::open_keys(catalog, secrets).await?;
     let next = keys.iter().map(|k| k.id).max().unwrap_or(0) + 1;
-    catalog.insert_signing_key(&fresh(next)).await?;
+    catalog.insert_signing_key(&fresh(next, secrets)?).await?;
     let keys = catalog.signing_keys().await?;
     let horizon = now_ms() - (MAX_URL_TTL_SECONDS as i64 * 1000 + DAY_MS);
     let mut dropped = Vec::new();
@@ -73,7 +88,7 @@ pub async fn retire(catalog: &dyn Catalog, id: i64) -> anyhow::Result<()> {
 impl VaultService {
     /// Takes the catalog's current signing keys.
     pub async fn reload_signing_keys(&self) -> anyhow::Result<()> {
-        let keys = self.catalog.signing_keys().await?;
+        let keys = secret_box::open_keys(self.catalog.as_ref(), &self.config.secrets).await?;
         self.signer.replace_keys(&keys)
     }
 }

@@ -19,12 +19,15 @@ mod purge;
 pub mod rate_limit;
 pub mod reclaim;
 pub mod retention;
+pub mod secret_box;
 pub mod settings;
 pub mod signal;
 pub mod signing;
+pub mod space;
 pub mod throttle;
 mod thumbnail;
 mod upload;
+pub mod upload_slots;
 mod views;
 
 use std::sync::Arc;
@@ -40,8 +43,11 @@ use crate::catalog::{Catalog, Connection, KeyScope, OrgId};
 use crate::model::{ConnectionId, VaultPlusSettings};
 use crate::upstream::UpstreamClient;
 use access::AccessRecorder;
+use secret_box::SecretBox;
 use signal::Signal;
 use signing::UrlSigner;
+use space::SpaceLedger;
+use upload_slots::UploadSlots;
 
 /// Options that shape answers and limits.
 #[derive(Clone, Debug)]
@@ -50,9 +56,14 @@ pub struct ServiceConfig {
     pub public_url: String,
     /// Largest upload accepted, in bytes.
     pub max_upload_bytes: u64,
-    /// New stores are refused while the blob store has less free space.
+    /// New stores are refused while the blob store has less free space
+    /// (bytes of writes in progress counted as used: [`space`]).
     pub min_free_bytes: u64,
     pub rate_limits: throttle::RateLimitConfig,
+    /// Uploads one connection may have in progress at once.
+    pub max_uploads_per_connection: usize,
+    /// Seals and opens the URL signing secrets kept in the catalog.
+    pub secrets: SecretBox,
 }
 
 /// The authenticated caller: an API key of one organization.
@@ -84,6 +95,9 @@ pub struct Inner {
     reclaim_signal: Signal,
     pipeline_signal: Signal,
     upstream: Option<UpstreamClient>,
+    /// Free space held by writes in progress (uploads and fetches).
+    space: SpaceLedger,
+    uploads: UploadSlots,
     config: ServiceConfig,
     limiters: throttle::Limiters,
 }
@@ -105,6 +119,8 @@ impl VaultService {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                space: SpaceLedger::new(blobs.clone(), config.min_free_bytes),
+                uploads: UploadSlots::new(config.max_uploads_per_connection),
                 catalog,
                 blobs,
                 signer,
@@ -161,23 +177,6 @@ impl VaultService {
             org_id: record.org_id,
             key_id: record.id,
         })
-    }
-
-    /// Refuses a new store of about `incoming` bytes when it would take the
-    /// blob store below its free-space floor. Reads, deletes and purges
-    /// never call this: they keep working on a full disk.
-    pub async fn check_free_space(&self, incoming: u64) -> ServiceResult<()> {
-        let Some(free) = self.blobs.free_bytes().await? else {
-            return Ok(());
-        };
-        if free < self.config.min_free_bytes.saturating_add(incoming) {
-            return Err(ServiceError::InsufficientStorage(format!(
-                "the blob store is below its free-space floor ({free} bytes free, floor {} bytes, \
-                 --min-free-bytes); new media is refused until space is freed",
-                self.config.min_free_bytes
-            )));
-        }
-        Ok(())
     }
 
     /// Finds the `x-connection-id` connection within the caller's org.

@@ -69,6 +69,16 @@ fn retry(error: impl Into<String>) -> JobError {
     }
 }
 
+/// The blob store has no room above its floor: wait for space (reclaim,
+/// retention) without spending a try.
+fn no_room(error: String) -> JobError {
+    JobError::Retry {
+        error,
+        after: Some(Duration::from_secs(30)),
+        count: false,
+    }
+}
+
 /// Largest full image read into memory to make a thumbnail.
 const MAX_THUMB_SOURCE: u64 = 64 * 1024 * 1024;
 
@@ -224,20 +234,22 @@ impl VaultService {
 
     /// Writes the bytes of `produce` under a fresh key recorded as an
     /// upload intent, so that a crash mid-write leaves nothing unaccounted.
+    /// `expected` is the length announced, if any: it is reserved against
+    /// the free-space floor up front (else the bytes are, as they arrive).
     async fn write_job_blob(
         &self,
         job: &Job,
         body: crate::blobs::ByteStream,
+        expected: Option<u64>,
     ) -> Result<(String, crate::blobs::PutOutcome), JobError> {
         // Below the free-space floor, wait (without spending a try) rather
         // than fill the disk.
-        if let Err(e) = self.check_free_space(job.upstream_size.unwrap_or(0)).await {
-            return Err(JobError::Retry {
-                error: e.to_string(),
-                after: Some(Duration::from_secs(30)),
-                count: false,
-            });
-        }
+        let reservation = match self.space.reserve(expected.unwrap_or(0)).await {
+            Ok(r) => r,
+            Err(ServiceError::InsufficientStorage(e)) => return Err(no_room(e)),
+            Err(e) => return Err(retry(format!("blob store: {e}"))),
+        };
+        let body = reservation.meter(body);
         let key = format!("{}/{}", job.scope_id, uuid::Uuid::new_v4().simple());
         self.catalog
             .begin_upload(job.scope_id, &key, now_ms())
@@ -257,11 +269,9 @@ impl VaultService {
                         JobError::Fail(format!("larger than the limit of {limit} bytes"))
                     }
                     PutError::Body(e) => retry(format!("the body was cut short: {e}")),
-                    PutError::NoSpace => JobError::Retry {
-                        error: "no space left in the blob store".into(),
-                        after: Some(Duration::from_secs(30)),
-                        count: false,
-                    },
+                    PutError::NoSpace => {
+                        no_room("no room left in the blob store above --min-free-bytes".into())
+                    }
                     PutError::Store(e) => retry(format!("blob store: {e:#}")),
                 })
             }
@@ -322,8 +332,8 @@ impl VaultService {
             )));
         }
         let body = Box::pin(resp.bytes_stream().map_err(std::io::Error::other));
-        let (key, out) = self.write_job_blob(job, body).await?;
         let expected = declared.or(job.upstream_size);
+        let (key, out) = self.write_job_blob(job, body, expected).await?;
         if let Some(want) = expected.filter(|w| *w != out.size_bytes) {
             let _ = self.catalog.abort_upload(&key, now_ms()).await;
             self.reclaim_soon();
@@ -419,10 +429,11 @@ impl VaultService {
             .await
             .map_err(|e| retry(format!("thumbnail task failed: {e}")))?
             .map_err(JobError::Fail)?;
+        let len = jpeg.len() as u64;
         let body = Box::pin(futures::stream::once(async move {
             Ok(bytes::Bytes::from(jpeg))
         }));
-        let (key, out) = self.write_job_blob(job, body).await?;
+        let (key, out) = self.write_job_blob(job, body, Some(len)).await?;
         Ok(FetchedBlob {
             blob_key: key,
             content_type: "image/jpeg".into(),

@@ -77,7 +77,13 @@ impl VaultService {
             return Err(ServiceError::bad_request("the upload body is empty"));
         }
 
-        self.check_free_space(req.declared_len.unwrap_or(0)).await?;
+        // Held until the upload task ends, however it ends.
+        let slot = self.uploads.take(who.org_id, &ctx.connection.id)?;
+        // The declared length is reserved now; a body of unknown length
+        // reserves its bytes as they arrive (and is cut with 507 at the
+        // floor). The body owns the reservation: whoever drops it gives the
+        // rest back.
+        let reservation = self.space.reserve(req.declared_len.unwrap_or(0)).await?;
         let scope = ctx.connection.scope_id;
         let storage_limit = ctx.settings.storage_limit();
         if let Some(l) = storage_limit {
@@ -112,8 +118,10 @@ impl VaultService {
             duration,
             ..
         } = req;
+        let body = reservation.meter(body);
         let (task_media, task_label) = (media_id.clone(), label.clone());
         let task = tokio::spawn(async move {
+            let _slot = slot;
             this.catalog
                 .begin_upload(scope, &blob_key, now_ms())
                 .await?;
@@ -129,7 +137,9 @@ impl VaultService {
                 ))),
                 Err(PutError::Store(e)) => Err(ServiceError::Internal(e)),
                 Err(PutError::NoSpace) => Err(ServiceError::InsufficientStorage(
-                    "the blob store ran out of space during the upload".into(),
+                    "the blob store ran out of room during the upload (its free space, less \
+                     the uploads in progress, reached --min-free-bytes, or the disk is full)"
+                        .into(),
                 )),
             };
             let outcome = match outcome {

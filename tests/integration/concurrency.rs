@@ -19,7 +19,8 @@ struct Done {
 
 #[tokio::test]
 async fn purge_during_concurrent_uploads_is_exact() {
-    let s = Arc::new(TestServer::start().await);
+    // Six uploads at once on one connection: more than the default cap.
+    let s = Arc::new(TestServer::start_with(&["--max-uploads-per-connection", "6"]).await);
     s.add_connection("default", "conn_a");
     let done = Arc::new(Mutex::new(Vec::<Done>::new()));
     let conflicts = Arc::new(Mutex::new(0u32));

@@ -11,14 +11,21 @@ use serde_json::{Value, json};
 
 use crate::harness::{TestServer, body, bytes};
 
-struct Mount(PathBuf);
+/// A tmpfs mounted for one test (shared with `fair_storage`).
+pub struct Mount(pub PathBuf);
 
 impl Mount {
     /// An 8 MiB tmpfs, or None where mounting is not permitted.
     fn tmpfs() -> Option<Mount> {
+        Self::tmpfs_of("8m")
+    }
+
+    /// A tmpfs of `size` (as mount's `size=` option takes it), or None
+    /// where mounting is not permitted.
+    pub fn tmpfs_of(size: &str) -> Option<Mount> {
         let dir = tempfile::tempdir().ok()?.keep();
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(&dir)
             .status()
             .ok()?

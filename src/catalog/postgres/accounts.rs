@@ -224,6 +224,21 @@ pub async fn delete_signing_key(tx: &mut Tx, id: i64) -> Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
+pub async fn replace_signing_secret(
+    pool: &PgPool,
+    id: i64,
+    old: &[u8],
+    new: &[u8],
+) -> Result<bool> {
+    let done = sqlx::query("UPDATE signing_keys SET secret = $1 WHERE id = $2 AND secret = $3")
+        .bind(new)
+        .bind(id)
+        .bind(old)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 async fn new_scope(tx: &mut Tx, org: OrgId, id: &str, now: i64) -> Result<ScopeId> {
     let row = sqlx::query(
         "INSERT INTO scopes (org_id, connection_id, created_at) VALUES ($1, $2, $3) RETURNING id",

@@ -214,6 +214,10 @@ impl Catalog for PostgresCatalog {
         in_tx!(self, tx => accounts::delete_signing_key(&mut tx, id))
     }
 
+    async fn replace_signing_secret(&self, id: i64, old: &[u8], new: &[u8]) -> Result<bool> {
+        accounts::replace_signing_secret(&self.pool, id, old, new).await
+    }
+
     async fn insert_connection(
         &self,
         org: OrgId,

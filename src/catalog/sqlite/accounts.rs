@@ -220,6 +220,21 @@ pub async fn delete_signing_key(pool: &SqlitePool, id: i64) -> Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
+pub async fn replace_signing_secret(
+    pool: &SqlitePool,
+    id: i64,
+    old: &[u8],
+    new: &[u8],
+) -> Result<bool> {
+    let done = sqlx::query("UPDATE signing_keys SET secret = ? WHERE id = ? AND secret = ?")
+        .bind(new)
+        .bind(id)
+        .bind(old)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 async fn new_scope(
     tx: &mut Transaction<'static, Sqlite>,
     org: OrgId,

@@ -41,6 +41,16 @@ pub struct SqliteCatalog {
 impl SqliteCatalog {
     /// Opens (creating if needed) the catalog file and applies migrations.
     pub async fn open(path: &Path) -> Result<Self> {
+        // The file holds the URL signing secrets: SQLite would create it
+        // 0644, so it is made private first (SQLite accepts an empty file
+        // as a new database), and SQLite gives its -wal and -shm files the
+        // database file's mode.
+        crate::private_files::file_options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("cannot create the catalog at {}", path.display()))?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
@@ -170,6 +180,10 @@ impl Catalog for SqliteCatalog {
 
     async fn delete_signing_key(&self, id: i64) -> Result<bool> {
         accounts::delete_signing_key(&self.writer, id).await
+    }
+
+    async fn replace_signing_secret(&self, id: i64, old: &[u8], new: &[u8]) -> Result<bool> {
+        accounts::replace_signing_secret(&self.writer, id, old, new).await
     }
 
     async fn insert_connection(

@@ -41,6 +41,9 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a st
         (status = 403, description = "Vault+ is disabled for the connection.", body = ErrorBody),
         (status = 409, description = "The connection was purged during the upload.", body = ErrorBody),
         (status = 413, description = "Larger than --max-upload-bytes.", body = ErrorBody),
+        (status = 429, description = "The connection already has --max-uploads-per-connection uploads in progress (RATE_LIMIT_EXCEEDED).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 507, description = "No room: the blob store's free space less the uploads in progress would fall below --min-free-bytes (refused up front for a declared length, cut mid-body for a chunked one), or the connection's storageLimitBytes is reached under block_new.", body = ErrorBody),
     ),
     security(("ApiKey" = [])))]
 pub async fn put_variant(
