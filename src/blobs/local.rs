@@ -159,11 +159,13 @@ impl BlobStore for LocalBlobStore {
         let probe = self
             .tmp
             .join(format!("health-{}", uuid::Uuid::new_v4().simple()));
+        let not_writable = || format!("blob directory {} is not writable", self.tmp.display());
         private_files::create_file_async(&probe)
-            .await?
+            .await
+            .with_context(not_writable)?
             .write_all(b"ok")
             .await
-            .with_context(|| format!("blob directory {} is not writable", self.tmp.display()))?;
+            .with_context(not_writable)?;
         fs::remove_file(&probe).await?;
         fs::metadata(&self.root)
             .await
