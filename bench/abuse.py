@@ -18,6 +18,7 @@ import argparse
 import concurrent.futures
 import errno
 import json
+import math
 import os
 import queue
 import resource
@@ -231,7 +232,7 @@ def percentile(values, p):
     if not values:
         return float("nan")
     v = sorted(values)
-    return v[max(0, min(len(v) - 1, int(round(p / 100 * len(v) + 0.5)) - 1))]
+    return v[max(0, math.ceil(p / 100 * len(v)) - 1)]
 
 
 class Sampler:
@@ -423,7 +424,10 @@ class Attack:
 
     def run(self):
         started = time.monotonic()
-        for kind, n in (("idle", IDLE), ("slow", SLOW), ("stalled", STALLED)):
+        # Slow readers and stalled uploads first: on a server that stops
+        # accepting once its descriptors run out, idle sockets opened first
+        # would leave the other two attacks waiting in the listen backlog.
+        for kind, n in (("slow", SLOW), ("stalled", STALLED), ("idle", IDLE)):
             for _ in range(n):
                 self.open(kind)
         while time.monotonic() - started < RAMP_SECS and any(e[2] == "connecting" for e in self.socks.values()):
@@ -451,7 +455,7 @@ class Attack:
     def drain_slow(self):
         """Reads what the slow readers were sent: fewer bytes than the 1 MB
         answer followed by end-of-file or a reset means the server cut it."""
-        out = {"cut": 0, "served_whole": 0, "still_open": 0}
+        out = {"cut": 0, "served_whole": 0, "still_open": 0, "bytes": 0}
         got = {}
         ep = select.epoll()
         for s in self.slow:
@@ -470,6 +474,7 @@ class Attack:
                     chunk = b""
                 if chunk:
                     got[fd][1] += len(chunk)
+                    out["bytes"] += len(chunk)
                     if got[fd][1] > BIG_SIZE * self.cfg["slow_requests"]:  # every answer, heads included
                         out["served_whole"] += 1
                         ep.unregister(fd)
@@ -564,6 +569,16 @@ def failures(results):
     return ", ".join(f"{k} x{v}" for k, v in sorted(out.items(), key=lambda kv: -kv[1])) or "none"
 
 
+def by_kind(quiet, under):
+    parts = []
+    for kind in dict.fromkeys(r[0] for r in quiet):
+        q = [r[2] for r in quiet if r[0] == kind]
+        a = [r[2] for r in under if r[0] == kind]
+        parts.append(f"{kind} {percentile(q, 50):.1f} / {percentile(q, 99):.1f} then "
+                     f"{percentile(a, 50):.1f} / {percentile(a, 99):.1f}")
+    return "; ".join(parts)
+
+
 def git_head():
     r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=common.ROOT, capture_output=True, text=True)
     return r.stdout.strip() or "unknown"
@@ -585,6 +600,7 @@ def main():
         common.BIN = os.path.abspath(args.bin)
     else:
         build()
+    binary = f"`{args.bin}`" if args.bin else "release build"
     title = args.title or (f"`{args.bin}`" if args.bin else f"commit {git_head()}")
     flags, notes = server_flags(common.BIN, shlex.split(args.server_args))
 
@@ -622,7 +638,10 @@ def main():
         attack_rss, attack_fds = sampler.stop()
         final = attacker.finish()
         attack_secs = time.monotonic() - attack_started + ready["ready"]
-        peak = s.peak_rss_mib()
+        try:
+            peak = s.peak_rss_mib()
+        except OSError:  # the server is gone
+            peak = float("nan")
     finally:
         if attacker:
             attacker.kill()
@@ -632,7 +651,7 @@ def main():
     st = final["stats"]
     print(f"### {title}\n")
     print(f"Machine: {machine()} (shared; 1-minute load {load_quiet} before the quiet run, {load_attack} "
-          f"before the attacked one). Release build, SQLite + local blobs, server started with a soft "
+          f"before the attacked one). Binary: {binary}, SQLite + local blobs, server started with a soft "
           f"open-file limit of {server_soft} (hard {hard}); {'; '.join(notes)}. Server flags: "
           f"`{' '.join(flags) or 'none'}`. The legitimate client: {REQUESTS} requests started {RATE} a second "
           f"(API media list, API status, a few-KB media URL, the 1 MB media URL, in turn), each on a new "
@@ -645,6 +664,7 @@ def main():
     print()
     print(f"p99 under attack / quiet: {a[3] / q[3]:.2f}x (target: every request succeeds and at most 2x).\n")
     print(f"- Failures under attack: {failures(under)}. Quiet run: {failures(quiet)}.")
+    print(f"- p50 / p99 ms by request, quiet then under attack: {by_kind(quiet, under)}.")
     print(f"- Server memory: peak (VmHWM) {peak:.0f} MiB; largest resident sample {quiet_rss:.0f} MiB quiet, "
           f"{attack_rss:.0f} MiB under attack. Open descriptors, largest sample: {quiet_fds} quiet, "
           f"{attack_fds} under attack.")
@@ -664,7 +684,8 @@ def main():
     print(f"- Slow readers ({slow_requests()} pipelined GETs of the 1 MB media each, receive buffer "
           f"{SLOW_RCVBUF} bytes): {sl['opened']} connected; at the end, {sl['cut']} had been cut by the server, "
           f"{sl['served_whole']} were still being served (every answer arrived once read), "
-          f"{sl['still_open']} gave neither within {DRAIN_SECS:.0f} s.")
+          f"{sl['still_open']} were still open without every answer after {DRAIN_SECS:.0f} s of reading "
+          f"(never accepted, or stuck); {sl['bytes'] / 1e6:.0f} MB read from them in all.")
     if final["errors"]:
         print(f"- Attacker socket errors: {', '.join(f'{k} x{v}' for k, v in final['errors'].items())}.")
 
