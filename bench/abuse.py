@@ -276,8 +276,8 @@ class Attack:
         self.addr = (cfg["host"], cfg["port"])
         self.cfg = cfg
         self.ep = select.epoll()
-        self.socks = {}  # fd -> [sock, kind, state, t_connected, t_last_sent, bytes_in]
-        self.slow = []  # [sock, connected]
+        self.socks = {}  # fd -> [sock, kind, state, t_connected, t_last_sent, first bytes received]
+        self.slow = []  # connected slow readers, never read until drain_slow()
         self.reopen = []  # (due, kind)
         self.stopping = False
         self.stats = {k: {"opened": 0, "connect_failed": 0, "closed_by_server": 0, "answered": {},
@@ -541,15 +541,17 @@ def server_flags(bin_path, extra):
     """The flags passed to `vaultplus serve`, and a note on each choice."""
     help_text = subprocess.run([bin_path, "serve", "--help"], capture_output=True, text=True).stdout
     flags, notes = list(extra), []
-    if "--rate-limit-per-minute" in help_text:
-        if "--rate-limit-per-minute" not in extra:
-            flags += ["--rate-limit-per-minute", "0"]
+    given = [f.split("=", 1)[0] for f in extra if f.startswith("--")]
+    if "--rate-limit-per-minute" in given:
+        notes.append("API rate limit as given below")
+    elif "--rate-limit-per-minute" in help_text:
+        flags += ["--rate-limit-per-minute", "0"]
         notes.append("API rate limit off (`--rate-limit-per-minute 0`): it would otherwise throttle the "
                      "legitimate client, which is not what this measures")
     else:
         notes.append("this build has no rate limit")
-    timeouts = [f for f in extra if f.endswith("-secs")]
-    notes.append(f"timeouts shortened for this run: {' '.join(timeouts)}" if timeouts
+    timeouts = [f for f in given if f.endswith("-secs")]
+    notes.append(f"timeouts set for this run (not the defaults): {', '.join(timeouts)}" if timeouts
                  else "every timeout at its default")
     return flags, notes
 
