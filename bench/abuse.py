@@ -72,8 +72,12 @@ STALLED_SENT = 4 * 1024
 REOPEN_DELAY = 0.1
 REOPEN_PER_SEC = 500
 RAMP_SECS = 10.0  # longest wait for the attack to be in place
+# The attack is opened at this pace: a burst of 2,000 connects overflows the
+# listen backlog (128 here), and with SYN cookies the kernel then forgets
+# connections the client believes open, so an idle socket would hold nothing.
+RAMP_PER_SEC = 1000
 ATTACK_MAX_SECS = 120.0  # the attacker stops by itself after this, whatever happens
-DRAIN_SECS = 10.0  # reading the slow readers' sockets at the end
+SAMPLE_SECS = 1.0  # how often the attacker looks at the server's side of its sockets
 
 # Most Linux systems start processes with a soft open-file limit of 1,024
 # (systemd's default, with a higher hard limit). The server is started with it
@@ -266,18 +270,40 @@ class Sampler:
 # The attack (child process)
 
 
+def server_side(port):
+    """{client port: inode} of the server's end of every loopback connection
+    to `port`, from /proc/net/tcp. Inode 0 means no process holds that end:
+    still in the listen backlog, or closed by the server with unsent data
+    (orphaned); absent means gone. So a slow reader, whose own end never
+    sees the server's FIN behind the unread data, is known to be cut by the
+    server as soon as the server lets go of it."""
+    out = {}
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if int(local.rsplit(":", 1)[1], 16) == port:
+                rport = int(remote.rsplit(":", 1)[1], 16)
+                if rport:
+                    out[rport] = int(fields[9])
+    return out
+
+
 class Attack:
     """Every attack socket in one epoll loop. Idle sockets and stalled uploads
     are watched for the server closing them (and opened again); slow readers
-    are never read until the end, when a bounded drain tells which ones the
-    server cut."""
+    are never read. Once a second the server's side of every attack socket
+    is looked up (`server_side`): how many the server process holds, and
+    when it let go of each slow reader."""
 
     def __init__(self, cfg):
         self.addr = (cfg["host"], cfg["port"])
         self.cfg = cfg
         self.ep = select.epoll()
         self.socks = {}  # fd -> [sock, kind, state, t_connected, t_last_sent, first bytes received]
-        self.slow = []  # connected slow readers, never read until drain_slow()
+        self.slow = []  # connected slow readers: [sock, port, t_connected, ever held, secs until cut]
+        self.held_by_server = {"idle": [], "stalled": [], "slow": []}  # one count per sample
         self.reopen = []  # (due, kind)
         self.stopping = False
         self.stats = {k: {"opened": 0, "connect_failed": 0, "closed_by_server": 0, "answered": {},
@@ -320,7 +346,7 @@ class Attack:
         except OSError as e:  # reset before we said anything: closed by the server
             self.count_error(e.errno)
             if entry[1] == "slow":
-                self.slow.remove(entry[0])
+                self.slow = [e for e in self.slow if e[0] is not entry[0]]
                 entry[0].close()
             else:
                 self.closed(fd, entry)
@@ -334,7 +360,7 @@ class Attack:
             # the server's hands.
             self.ep.unregister(fd)
             del self.socks[fd]
-            self.slow.append(s)
+            self.slow.append([s, s.getsockname()[1], entry[3], False, None])
             get = f"GET {self.cfg['slow_target']} HTTP/1.1\r\nHost: {self.addr[0]}\r\n\r\n"
             s.send((get * self.cfg["slow_requests"]).encode())
         else:
@@ -414,6 +440,27 @@ class Attack:
         counts["slow"] = len(self.slow)
         return counts
 
+    def sample(self):
+        """Counts the attack sockets whose server end a process holds, and
+        notes when the server let go of each slow reader."""
+        try:
+            server = server_side(self.addr[1])
+        except OSError:
+            return
+        now = time.monotonic()
+        counts = {"idle": 0, "stalled": 0, "slow": 0}
+        for entry in self.socks.values():
+            if entry[2] == "open" and server.get(entry[0].getsockname()[1], 0):
+                counts[entry[1]] += 1
+        for e in self.slow:
+            if server.get(e[1], 0):
+                e[3] = True
+                counts["slow"] += 1
+            elif e[3] and e[4] is None:
+                e[4] = now - e[2]
+        for kind, n in counts.items():
+            self.held_by_server[kind].append(n)
+
     def poll(self, timeout):
         for fd, ev in self.ep.poll(timeout):
             if fd == 0:
@@ -427,66 +474,42 @@ class Attack:
         # Slow readers and stalled uploads first: on a server that stops
         # accepting once its descriptors run out, idle sockets opened first
         # would leave the other two attacks waiting in the listen backlog.
-        for kind, n in (("slow", SLOW), ("stalled", STALLED), ("idle", IDLE)):
-            for _ in range(n):
+        todo = ["slow"] * SLOW + ["stalled"] * STALLED + ["idle"] * IDLE
+        while time.monotonic() - started < RAMP_SECS:
+            due = int((time.monotonic() - started) * RAMP_PER_SEC) + 1
+            opened = SLOW + STALLED + IDLE - len(todo)
+            for kind in todo[:max(0, due - opened)]:
                 self.open(kind)
-        while time.monotonic() - started < RAMP_SECS and any(e[2] == "connecting" for e in self.socks.values()):
-            self.poll(0.05)
+            del todo[:max(0, due - opened)]
+            if not todo and not any(e[2] == "connecting" for e in self.socks.values()):
+                break
+            self.poll(0.01)
         report({"ready": round(time.monotonic() - started, 2), "held": self.held()})
         self.ep.register(0, select.EPOLLIN)
-        held_min, next_count = self.held(), 0.0
+        held_min, next_sample = self.held(), 0.0
         while not self.stopping and time.monotonic() - started < ATTACK_MAX_SECS:
             self.poll(0.1)
             self.reopen_due()
-            if time.monotonic() >= next_count:
-                next_count = time.monotonic() + 0.5
+            if time.monotonic() >= next_sample:
+                next_sample = time.monotonic() + SAMPLE_SECS
                 held_min = {k: min(v, held_min[k]) for k, v in self.held().items()}
+                self.sample()
         self.stopping = True
-        held_end = self.held()
-        slow = self.drain_slow()
+        self.sample()
         for st in (self.stats["idle"], self.stats["stalled"]):
             secs = sorted(st.pop("close_secs"))
             st["close_median_secs"] = round(secs[len(secs) // 2], 1) if secs else None
             st["close_max_secs"] = round(secs[-1], 1) if secs else None
-        self.stats["slow"].update(slow)
-        report({"stats": self.stats, "held_end": held_end, "held_min": held_min, "errors": self.errors,
+        cut = sorted(e[4] for e in self.slow if e[4] is not None)
+        self.stats["slow"].update({
+            "ever_held": sum(1 for e in self.slow if e[3]), "cut": len(cut),
+            "cut_median_secs": round(cut[len(cut) // 2], 1) if cut else None,
+            "cut_max_secs": round(cut[-1], 1) if cut else None})
+        server = {k: {"max": max(v, default=0), "end": v[-1] if v else 0} for k, v in self.held_by_server.items()}
+        report({"stats": self.stats, "held_min": held_min, "server_held": server, "errors": self.errors,
                 "secs": round(time.monotonic() - started, 1)})
-
-    def drain_slow(self):
-        """Reads what the slow readers were sent: fewer bytes than the 1 MB
-        answer followed by end-of-file or a reset means the server cut it."""
-        out = {"cut": 0, "served_whole": 0, "still_open": 0, "bytes": 0}
-        got = {}
-        ep = select.epoll()
-        for s in self.slow:
-            s.setblocking(False)
-            ep.register(s.fileno(), select.EPOLLIN)
-            got[s.fileno()] = [s, 0]
-        deadline = time.monotonic() + DRAIN_SECS
-        while got and time.monotonic() < deadline:
-            for fd, _ in ep.poll(0.1):
-                s, n = got[fd]
-                try:
-                    chunk = s.recv(256 * 1024)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    chunk = b""
-                if chunk:
-                    got[fd][1] += len(chunk)
-                    out["bytes"] += len(chunk)
-                    if got[fd][1] > BIG_SIZE * self.cfg["slow_requests"]:  # every answer, heads included
-                        out["served_whole"] += 1
-                        ep.unregister(fd)
-                        del got[fd]
-                    continue
-                out["cut"] += 1
-                ep.unregister(fd)
-                del got[fd]
-        out["still_open"] = len(got)
-        for s in self.slow:
-            s.close()
-        return out
+        for e in self.slow:
+            e[0].close()
 
 
 def report(obj):
@@ -525,7 +548,7 @@ class Attacker:
 
     def finish(self):
         self.proc.stdin.close()
-        return self.next(DRAIN_SECS + 15)
+        return self.next(15)
 
     def kill(self):
         if self.proc.poll() is None:
@@ -674,6 +697,7 @@ def main():
           f"sockets, {ready['held']['slow']} slow readers and {ready['held']['stalled']} stalled uploads "
           f"connected ({ready['held']['connecting']} still connecting); fewest held at any time during the run: "
           f"{final['held_min']['idle']} idle, {final['held_min']['stalled']} stalled.")
+    held = final["server_held"]
     for kind, label, since in (("idle", "Idle sockets", "after connecting"),
                                ("stalled", "Stalled uploads", "after their last byte")):
         k = st[kind]
@@ -681,13 +705,15 @@ def main():
             if k["close_median_secs"] is not None else "none"
         ans = ", ".join(f"HTTP {c} x{n}" for c, n in k["answered"].items()) or "no answer"
         print(f"- {label}: {k['opened']} connections opened (with re-opens), {k['connect_failed']} failed to "
-              f"connect; {k['closed_by_server']} closed by the server ({med}); answers seen: {ans}.")
+              f"connect; held by the server process: at most {held[kind]['max']} at once, {held[kind]['end']} "
+              f"at the end; {k['closed_by_server']} closed by the server ({med}); answers seen: {ans}.")
     sl = st["slow"]
+    cut = f"median {sl['cut_median_secs']} s, longest {sl['cut_max_secs']} s after connecting" \
+        if sl["cut_median_secs"] is not None else "none"
     print(f"- Slow readers ({slow_requests()} pipelined GETs of the 1 MB media each, receive buffer "
-          f"{SLOW_RCVBUF} bytes): {sl['opened']} connected; at the end, {sl['cut']} had been cut by the server, "
-          f"{sl['served_whole']} were still being served (every answer arrived once read), "
-          f"{sl['still_open']} were still open without every answer after {DRAIN_SECS:.0f} s of reading "
-          f"(never accepted, or stuck); {sl['bytes'] / 1e6:.0f} MB read from them in all.")
+          f"{SLOW_RCVBUF} bytes, never read): {sl['opened']} connected, {sl['ever_held']} taken in by the server "
+          f"process (at most {held['slow']['max']} at once); {sl['cut']} let go by the server ({cut}), "
+          f"{held['slow']['end']} still held at the end.")
     if final["errors"]:
         print(f"- Attacker socket errors: {', '.join(f'{k} x{v}' for k, v in final['errors'].items())}.")
 
