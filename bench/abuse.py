@@ -11,7 +11,7 @@ epoll loop holding every attack socket, so their Python work is not counted
 in the client's latencies. Loopback only; every loop is bounded in count and
 time, and everything started is stopped in `finally`.
 
-    python3 bench/abuse.py [--bin PATH] [--server-args "..."] [--title "..."]
+    python3 bench/abuse.py [--bin PATH] [--server-args "..."] [--server-nofile N] [--title "..."]
 """
 
 import argparse
@@ -21,6 +21,7 @@ import json
 import math
 import os
 import queue
+import re
 import resource
 import select
 import shlex
@@ -567,13 +568,13 @@ def server_flags(bin_path, extra):
     given = [f.split("=", 1)[0] for f in extra if f.startswith("--")]
     if "--rate-limit-per-minute" in given:
         notes.append("API rate limit as given below")
-    elif "--rate-limit-per-minute" in help_text:
+    elif re.search(r"(?<![\w-])--rate-limit-per-minute\b", help_text):
         flags += ["--rate-limit-per-minute", "0"]
         notes.append("API rate limit off (`--rate-limit-per-minute 0`): it would otherwise throttle the "
                      "legitimate client, which is not what this measures")
     else:
         notes.append("this build has no rate limit")
-    timeouts = [f for f in given if f.endswith("-secs")]
+    timeouts = [f for f in given if f.endswith("-secs") and ("timeout" in f or "idle" in f)]
     notes.append(f"timeouts set for this run (not the defaults): {', '.join(timeouts)}" if timeouts
                  else "every timeout at its default")
     return flags, notes
