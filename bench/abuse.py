@@ -613,7 +613,8 @@ def git_head():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bin", help="run this vaultplus binary instead of building target/release")
-    ap.add_argument("--server-args", default="", help="extra arguments for `vaultplus serve`")
+    ap.add_argument("--server-args", default="", help="extra arguments for `vaultplus serve`, e.g. \"--header-timeout-secs 5\" "
+                    "(write --server-args=--flag=value for a single flag without a space)")
     ap.add_argument("--server-nofile", type=int, default=SERVER_NOFILE,
                     help=f"soft open-file limit the server starts with (default {SERVER_NOFILE}; 0 inherits ours)")
     ap.add_argument("--title", help="heading of the printed section")
