@@ -113,7 +113,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         ));
     }
 
-    let listener = TcpListener::bind(&opts.listen)
+    let listener = listen(&opts.listen)
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     let addr: SocketAddr = listener.local_addr()?;
@@ -176,6 +176,27 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     service.access().flush(stores.catalog.as_ref()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Connections the kernel may hold for the accept loop (capped by
+/// `net.core.somaxconn`): a burst of connects beyond the backlog is
+/// dropped or answered with SYN cookies before the server sees it, so the
+/// cap and eviction could not make room for it.
+const LISTEN_BACKLOG: u32 = 4096;
+
+async fn listen(addr: &str) -> anyhow::Result<TcpListener> {
+    let addr = tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .context("the address resolves to nothing")?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket.listen(LISTEN_BACKLOG)?)
 }
 
 /// Start-up recovery of the only server on an embedded catalog: upload
