@@ -1,5 +1,5 @@
 //! `vaultplus demo-upstream`: a local stand-in for the upstream Access API
-//! (see ../shared/reference/upstream.md), with deterministic vault lists of
+//! (see docs/reference/upstream.md), with deterministic vault lists of
 //! real media and injectable faults, for tests, benchmarks and the README's
 //! quick start.
 //!

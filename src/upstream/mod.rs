@@ -1,4 +1,4 @@
-//! Client for the upstream Access API (../shared/reference/upstream.md):
+//! Client for the upstream Access API (docs/reference/upstream.md):
 //! listing vault lists and fetching rendition bytes.
 
 mod client;

@@ -3,7 +3,7 @@
 The SDK is used unchanged, pointed at a vaultplus server by `base_url`. It
 calls the older Vault+ paths (vaultplus-api.md section 7): `/v2/vault-plus/{id}`,
 `/batch`, `/list`, `/purge`, `/store/status`, `/store/stats`, and the Account
-settings routes. Expected values come from shared/reference/vaultplus-api.md
+settings routes. Expected values come from docs/reference/vaultplus-api.md
 ("API"), DECISIONS.md ("DECISIONS") and the purge contract
 000_ab7af7969c1ee0d9.txt ("PURGE").
 

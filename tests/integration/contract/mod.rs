@@ -1,4 +1,4 @@
-//! Black-box tests written against the reference contract (../shared/reference),
+//! Black-box tests written against the reference contract (docs/reference),
 //! not against the implementation.
 //!
 //! Sources cited in the tests:
