@@ -19,8 +19,8 @@ def build():
     subprocess.run(["cargo", "build", "--release", "--locked", "-q"], cwd=ROOT, check=True)
 
 
-def _spawn(args, marker, env=None):
-    proc = subprocess.Popen([BIN] + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+def _spawn(args, marker, env=None, binary=None):
+    proc = subprocess.Popen([binary or BIN] + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, env={**os.environ, **(env or {}), "RUST_LOG": "warn"})
     key = None
     for line in proc.stdout:
@@ -51,7 +51,8 @@ class Server:
     stores = ()
     env = {}
 
-    def __init__(self, *extra, upstream=None, stores=(), env=None):
+    def __init__(self, *extra, upstream=None, stores=(), env=None, binary=None):
+        self.binary = binary or BIN
         self.dir = tempfile.mkdtemp(prefix="vaultplus-bench-")
         self.stores = list(stores)
         self.env = dict(env or {})
@@ -64,7 +65,7 @@ class Server:
 
     def start(self):
         """Starts the server process (again, after halt(): same stores, same key)."""
-        self.proc, self.base, key = _spawn(self.args, "vaultplus listening on ", self.env)
+        self.proc, self.base, key = _spawn(self.args, "vaultplus listening on ", self.env, self.binary)
         self.key = key or self.key
 
     def halt(self):
@@ -77,7 +78,7 @@ class Server:
             self.proc.wait()
 
     def cli(self, *args):
-        return subprocess.run([BIN, *args, "--data-dir", self.dir, *self.stores], check=True,
+        return subprocess.run([self.binary, *args, "--data-dir", self.dir, *self.stores], check=True,
                               capture_output=True, text=True, env={**os.environ, **self.env}).stdout
 
     def call(self, method, path, body=None, conn="conn_bench"):

@@ -3,6 +3,9 @@ nginx serving the very same blob files from the same disk (sendfile on), in
 the same run, driven by wrk over loopback: 1 KB, 100 KB and 10 MB objects,
 64 connections. Prints a Markdown section for BENCHMARKS.md.
 
+`--previous PATH` also measures another vaultplus binary (an earlier
+release build) on its own data directory, alternating with the others.
+
 nginx and wrk come from the OS packages (installed here when missing)."""
 
 import os
@@ -121,25 +124,40 @@ def median(runs):
     return sorted(runs, key=lambda r: r[0])[len(runs) // 2]
 
 
-def main():
-    ensure_tools()
-    build()
-    s = Server()
+def pinned_server(binary=None):
+    # Rate limits (where the build has them) off: wrk is one client.
+    extra = ("--rate-limit-per-minute", "0") if binary is None else ()
+    s = Server(*extra, binary=binary)
     subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU, str(s.proc.pid)], check=True,
                    stdout=subprocess.DEVNULL)
+    return s
+
+
+def main():
+    previous = None
+    if "--previous" in sys.argv:
+        previous = os.path.abspath(sys.argv[sys.argv.index("--previous") + 1])
+    ensure_tools()
+    build()
+    s = pinned_server()
+    old = pinned_server(previous) if previous else None
     nginx = None
     try:
         urls = {label: upload(s, str(1000 + i), size) for i, (label, size) in enumerate(SIZES)}
+        old_urls = {label: upload(old, str(1000 + i), size)
+                    for i, (label, size) in enumerate(SIZES)} if old else {}
         paths = {label: blob_path(s, size) for label, size in SIZES}
         nginx, conf_dir = start_nginx(os.path.join(s.dir, "blobs"))
         rows = []
         idle_rss = s.peak_rss_mib()
         for label, size in SIZES:
-            ns, vs = [], []
+            ns, vs, os_ = [], [], []
             for _ in range(REPEATS):
                 ns.append(wrk(f"http://127.0.0.1:18999/{paths[label]}"))
                 vs.append(wrk(urls[label]))
-            rows.append((label, size, median(ns), median(vs)))
+                if old:
+                    os_.append(wrk(old_urls[label]))
+            rows.append((label, size, median(ns), median(vs), median(os_) if old else None))
         peak_rss = s.peak_rss_mib()
     finally:
         if nginx:
@@ -148,6 +166,8 @@ def main():
             nginx.terminate()
             nginx.wait()
         s.stop()
+        if old:
+            old.stop()
     print("## Serving stored media (issue 4)\n")
     print(f"Machine: {machine()}. Release build; nginx {nginx_version()} with `sendfile on`, "
           f"serving the same blob files; each server pinned to one core and wrk ({THREADS} thread, "
@@ -155,9 +175,10 @@ def main():
           f"{SECONDS} s per run, median of {REPEATS} alternating runs, all on loopback.\n")
     print("| object | server | requests/s | MB/s | p50 (ms) | p99 (ms) | errors | vaultplus / nginx |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for label, size, n, v in rows:
-        for name, (rps, p50, p99, err) in (("nginx", n), ("vaultplus", v)):
-            ratio = f"{v[0] / n[0]:.2f}x" if name == "vaultplus" else ""
+    for label, size, n, v, o in rows:
+        peers = [("nginx", n), ("vaultplus", v)] + ([("previous build", o)] if o else [])
+        for name, (rps, p50, p99, err) in peers:
+            ratio = "" if name == "nginx" else f"{rps / n[0]:.2f}x"
             print(f"| {label} | {name} | {rps:,.0f} | {rps * size / 1e6:,.1f} | {p50:.2f} | {p99:.2f} | {err} | {ratio} |")
     print()
     print(f"vaultplus peak resident memory over all runs (64 concurrent downloads, up to 10 MB each): "

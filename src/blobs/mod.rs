@@ -5,6 +5,7 @@
 pub mod cached;
 pub mod conformance;
 pub mod local;
+mod probe_cache;
 pub mod s3;
 pub mod small_cache;
 

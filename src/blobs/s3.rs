@@ -30,6 +30,7 @@ use object_store::{
 };
 use sha2::{Digest, Sha256};
 
+use super::probe_cache::ProbeCache;
 use super::{BlobRead, BlobStore, ByteStream, PutError, PutOutcome};
 
 /// Size of one multipart part, and the largest body sent as a single PUT.
@@ -94,18 +95,10 @@ pub struct S3BlobStore {
     /// timeout, so that during an outage a probe fails fast instead of
     /// costing the ten retries real uploads get.
     prober: Arc<AmazonS3>,
-    /// The last probe and its outcome. Health checks from a load balancer
-    /// (every node, every few seconds) would otherwise each write and
-    /// delete an object, and during an outage pile up behind retries. The
-    /// lock is held while probing: concurrent checks share one probe.
-    last_ping: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+    /// Health checks share recent probes.
+    probes: ProbeCache,
 }
 
-/// A successful probe stands for this long.
-const PING_VALID: Duration = Duration::from_secs(5);
-/// A failed probe stands for this long: short, so that recovery shows
-/// within seconds, yet checks during an outage cost one probe per window.
-pub const PING_FAILURE_VALID: Duration = Duration::from_secs(2);
 /// Retries of one probe request (real uploads keep object_store's default).
 const PROBE_RETRIES: usize = 1;
 /// Time for each probe request (the write, then the delete).
@@ -210,7 +203,7 @@ impl S3BlobStore {
             prober: Arc::new(prober),
             bucket,
             prefix,
-            last_ping: tokio::sync::Mutex::new(None),
+            probes: ProbeCache::default(),
         })
     }
 
@@ -315,20 +308,7 @@ fn is_not_found(e: &object_store::Error) -> bool {
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn ping(&self) -> anyhow::Result<()> {
-        let mut last = self.last_ping.lock().await;
-        if let Some((at, outcome)) = last.as_ref() {
-            let valid = if outcome.is_ok() {
-                PING_VALID
-            } else {
-                PING_FAILURE_VALID
-            };
-            if at.elapsed() < valid {
-                return outcome.clone().map_err(anyhow::Error::msg);
-            }
-        }
-        let outcome = self.probe().await.map_err(|e| format!("{e:#}"));
-        *last = Some((std::time::Instant::now(), outcome.clone()));
-        outcome.map_err(anyhow::Error::msg)
+        self.probes.check(|| self.probe()).await
     }
 
     async fn put(

@@ -276,7 +276,7 @@ struct ServeArgs {
     /// Seconds a client may take no byte of a response before the connection is dropped.
     #[arg(long, env = "VAULTPLUS_WRITE_IDLE_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     write_idle_timeout_secs: u64,
-    /// Most client connections at once; at the cap the oldest idle one is closed for a new one, or the new one is closed when all are busy [default: from the open-file limit (raised to its hard limit at start): (limit - max(64, limit/8)) / 2, at most 16384].
+    /// Most client connections at once; at the cap the oldest idle one is closed for a new one, or the new one is closed when all are busy [default: from the open-file limit (raised to its hard limit at start): (limit - max(64, limit/8)) / 2, at most 8192].
     #[arg(long, env = "VAULTPLUS_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
 }

@@ -6,7 +6,8 @@
 /// `raw` as a whole number within `min..=max`, or the reason it is not,
 /// for a message that names the parameter.
 pub fn parse_whole(raw: &str, min: u64, max: u64) -> Result<u64, String> {
-    let digits = raw.trim();
+    // No trimming: `limit=+5` (a space once decoded) is not a number.
+    let digits = raw;
     let expected = || format!("expected a whole number from {min} to {max}, got {raw:?}");
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(expected());
@@ -25,14 +26,14 @@ mod tests {
     #[test]
     fn takes_plain_digits_in_range() {
         assert_eq!(parse_whole("25", 1, 100), Ok(25));
-        assert_eq!(parse_whole(" 7 ", 1, 100), Ok(7));
         assert_eq!(parse_whole("0100", 1, 100), Ok(100));
     }
 
     #[test]
     fn refuses_what_is_not_a_whole_number() {
         for raw in [
-            "1.5", "1e3", "1e1", "-1", "+5", "-0", "", " ", "0x10", "NaN", "inf", "10.0",
+            "1.5", "1e3", "1e1", "-1", "+5", "-0", "", " ", " 7", "7 ", "0x10", "NaN", "inf",
+            "10.0",
         ] {
             let e = parse_whole(raw, 0, 100).unwrap_err();
             assert!(e.contains("whole number from 0 to 100"), "{raw}: {e}");

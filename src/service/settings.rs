@@ -279,7 +279,14 @@ impl VaultService {
                 .unwrap_or(org.rate_limit.per_minute),
             burst: patch.rate_limit_burst.unwrap_or(org.rate_limit.burst),
         };
-        throttle::check_org_override(&self.config.rate_limits, &rate_limit)
+        // Only the values this PATCH gives are checked: one stored under an
+        // earlier, higher server limit must not make every later PATCH fail
+        // (it is clamped where it applies).
+        let patched = OrgRateLimit {
+            per_minute: patch.rate_limit_per_minute.flatten(),
+            burst: patch.rate_limit_burst.flatten(),
+        };
+        throttle::check_org_override(&self.config.rate_limits, &patched)
             .map_err(ServiceError::bad_request)?;
         if rate_limit != org.rate_limit {
             self.catalog

@@ -48,9 +48,16 @@ impl Default for Limiters {
 /// The quota of an org's keys: each field of its override, else the
 /// server's value; none when either ends up 0.
 pub fn org_quota(server: &RateLimitConfig, org: &OrgRateLimit) -> Option<Quota> {
+    // An override tightens the server's limit, never lifts it, even one
+    // stored while the server allowed more.
+    let tighter = |own: Option<u32>, server: u32| match own {
+        Some(v) if server > 0 => v.min(server),
+        Some(v) => v,
+        None => server,
+    };
     Quota::new(
-        org.per_minute.unwrap_or(server.per_minute),
-        org.burst.unwrap_or(server.burst),
+        tighter(org.per_minute, server.per_minute),
+        tighter(org.burst, server.burst),
     )
 }
 

@@ -12,6 +12,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
 
+use super::framing::Rejection;
+
 pub struct ConnShared {
     pub id: u64,
     /// Requests dispatched whose response has not been sent whole yet.
@@ -24,6 +26,11 @@ pub struct ConnShared {
     /// refused pipelined request after the responses before it).
     idle_waker: Mutex<Option<Waker>>,
     evict: Notify,
+    /// Requests dispatched so far on this connection.
+    dispatched: AtomicU64,
+    /// A request refused before hyper saw it: its position among the
+    /// connection's requests (from 1), and why.
+    refusal: Mutex<Option<(u64, Rejection)>>,
 }
 
 impl ConnShared {
@@ -35,6 +42,8 @@ impl ConnShared {
             idle_since: Mutex::new(Instant::now()),
             idle_waker: Mutex::new(None),
             evict: Notify::new(),
+            dispatched: AtomicU64::new(0),
+            refusal: Mutex::new(None),
         })
     }
 
@@ -60,6 +69,22 @@ impl ConnShared {
     pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(self.clone())
+    }
+
+    /// Records that request number `index` is refused.
+    pub fn refuse(&self, index: u64, why: Rejection) {
+        *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some((index, why));
+    }
+
+    /// Counts a dispatched request; answers the refusal it stands for, if
+    /// it is the refused one.
+    pub fn dispatch(&self) -> Option<Rejection> {
+        let n = self.dispatched.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut refusal = self.refusal.lock().unwrap_or_else(|p| p.into_inner());
+        match &*refusal {
+            Some((index, _)) if *index == n => refusal.take().map(|(_, r)| r),
+            _ => None,
+        }
     }
 
     pub fn evict(&self) {

@@ -75,6 +75,8 @@ pub struct Framing {
     state: State,
     /// The head being received, held back until it is whole and checked.
     head: Vec<u8>,
+    /// Heads checked and handed on so far.
+    heads: u64,
 }
 
 impl Default for Framing {
@@ -88,7 +90,20 @@ impl Framing {
         Self {
             state: State::Head,
             head: Vec::new(),
+            heads: 0,
         }
+    }
+
+    /// Heads checked and handed on so far.
+    pub fn heads(&self) -> u64 {
+        self.heads
+    }
+
+    /// Stops here (a timeout refused the head in progress): nothing more
+    /// is handed on.
+    pub fn refuse(&mut self) {
+        self.state = State::Refused;
+        self.head = Vec::new();
     }
 
     /// True while part of a request head has arrived but not all of it.
@@ -184,6 +199,7 @@ impl Framing {
                 self.head.extend_from_slice(&input[start..i]);
                 let head = std::mem::take(&mut self.head);
                 self.state = check_head(&head)?;
+                self.heads += 1;
                 out.extend_from_slice(&head);
                 return Ok(i);
             }
@@ -263,6 +279,16 @@ fn check_head(head: &[u8]) -> Result<State, Rejection> {
     }
     if req.method == Some("CONNECT") {
         return Err(Rejection::bad("CONNECT is not supported"));
+    }
+    // Hyper parses these again, and would answer a failure itself (bare).
+    let method = req.method.unwrap_or_default();
+    if axum::http::Method::from_bytes(method.as_bytes()).is_err() {
+        return Err(Rejection::bad("malformed request head: invalid method"));
+    }
+    if axum::http::Uri::try_from(req.path.unwrap_or_default()).is_err() {
+        return Err(Rejection::bad(
+            "malformed request head: invalid request target",
+        ));
     }
     body_framing(req.version == Some(1), req.headers)
 }
@@ -493,6 +519,7 @@ mod tests {
             ),
             (b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", StatusCode::BAD_REQUEST),
             (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", StatusCode::BAD_REQUEST),
+            (b"GET http://[::1/ HTTP/1.1\r\n\r\n", StatusCode::BAD_REQUEST),
         ];
         for (req, status) in cases {
             let (out, err) = run(&[req]);

@@ -20,15 +20,13 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 use super::conn::ConnShared;
 use super::framing::{Framing, Rejection};
-use crate::http::error::ApiError;
-use crate::http::request_id;
 
 /// How long the server waits on a client, each with its own option.
 #[derive(Clone, Copy, Debug)]
@@ -61,9 +59,8 @@ pub struct GuardedIo {
     read_deadline: Option<Instant>,
     write_timer: Pin<Box<Sleep>>,
     write_deadline: Option<Instant>,
-    /// A request refused here: its answer, and how much of it is written.
-    refusal: Option<Rejection>,
-    answer: Option<(Bytes, usize)>,
+    /// A request was refused here: nothing more is read from the client.
+    refused: bool,
     /// Hyper is told end-of-stream from now on.
     closed: bool,
     linger_until: Option<Instant>,
@@ -90,8 +87,7 @@ impl GuardedIo {
             read_deadline: None,
             write_timer: Box::pin(tokio::time::sleep_until(far)),
             write_deadline: None,
-            refusal: None,
-            answer: None,
+            refused: false,
             closed: false,
             linger_until: None,
             lingered: 0,
@@ -145,7 +141,7 @@ impl GuardedIo {
                 Poll::Ready(Ok(()))
             }
             Wait::Head => {
-                self.refusal = Some(Rejection {
+                self.refuse(Rejection {
                     status: StatusCode::REQUEST_TIMEOUT,
                     kind: "REQUEST_TIMEOUT",
                     message: format!(
@@ -153,7 +149,8 @@ impl GuardedIo {
                         self.timeouts.header.as_secs()
                     ),
                 });
-                self.poll_refusal(cx)
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
             Wait::Body => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -165,70 +162,24 @@ impl GuardedIo {
         }
     }
 
-    /// Answers a refused request once the responses before it are out,
-    /// then tells hyper end-of-stream (it closes the connection).
-    fn poll_refusal(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.answer.is_none() {
-            if !self.shared.is_idle() {
-                self.shared.wake_when_idle(cx.waker());
-                if !self.shared.is_idle() {
-                    return Poll::Pending;
-                }
-            }
-            let Some(r) = self.refusal.take() else {
-                self.closed = true;
-                return Poll::Ready(Ok(()));
-            };
-            tracing::info!(status = r.status.as_u16(), reason = %r.message, "request refused before routing");
-            self.answer = Some((refusal_bytes(&r), 0));
-        }
-        if let Some((bytes, written)) = &mut self.answer {
-            while *written < bytes.len() {
-                let inner = Pin::new(&mut self.inner);
-                match inner.poll_write(cx, &bytes[*written..]) {
-                    Poll::Ready(Ok(0)) => break,
-                    Poll::Ready(Ok(n)) => *written += n,
-                    // The client is gone: nothing more to tell it.
-                    Poll::Ready(Err(_)) => break,
-                    Poll::Pending => {
-                        // A client that does not read even this is cut by
-                        // the write timer.
-                        if poll_write_timer(
-                            &mut self.write_timer,
-                            &mut self.write_deadline,
-                            self.timeouts.write_idle,
-                            cx,
-                        )
-                        .is_ready()
-                        {
-                            break;
-                        }
-                        return Poll::Pending;
-                    }
-                }
-            }
-        }
-        self.closed = true;
-        Poll::Ready(Ok(()))
+    /// Refuses the request whose head is arriving: hyper is handed, in its
+    /// place, a head that stands for the refusal (the service answers it
+    /// with the API's error body), so the answer leaves after every
+    /// response before it, in order and flushed, and the connection then
+    /// closes. Nothing the client sends after it is read on.
+    fn refuse(&mut self, r: Rejection) {
+        tracing::info!(status = r.status.as_u16(), reason = %r.message, "request refused before routing");
+        self.framing.refuse();
+        self.shared.refuse(self.framing.heads() + 1, r);
+        self.pending.extend_from_slice(REFUSAL_HEAD);
+        self.refused = true;
     }
 }
 
-/// A complete HTTP/1.1 answer in the API's error format, written straight
-/// to the socket: hyper never saw the request.
-fn refusal_bytes(r: &Rejection) -> Bytes {
-    let id = request_id::new_id();
-    let body = serde_json::to_vec(&ApiError::new(r.status, r.kind, r.message.clone()).body(&id))
-        .unwrap_or_default();
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-request-id: {id}\r\nconnection: close\r\n\r\n",
-        r.status.as_u16(),
-        r.status.canonical_reason().unwrap_or(""),
-        body.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(&body);
-    Bytes::from(out)
-}
+/// The head hyper is given for a refused request. The service recognises
+/// it by its position on the connection ([`ConnShared::refusal_for`]), not
+/// by its text, so a client sending the same bytes gets nothing special.
+const REFUSAL_HEAD: &[u8] = b"GET /.refused HTTP/1.1\r\nhost: refused\r\nconnection: close\r\n\r\n";
 
 /// Fails a write that has made no progress for `limit` (the deadline is
 /// set by the first write that had to wait, cleared by any progress).
@@ -266,8 +217,10 @@ impl AsyncRead for GuardedIo {
             if this.closed {
                 return Poll::Ready(Ok(()));
             }
-            if this.refusal.is_some() || this.answer.is_some() {
-                return this.poll_refusal(cx);
+            if this.refused {
+                // The refusal's answer closes the connection; until hyper
+                // does, only the idle wait applies.
+                return this.poll_read_timer(cx);
             }
             let before = buf.filled().len();
             match Pin::new(&mut this.inner).poll_read(cx, buf) {
@@ -297,7 +250,7 @@ impl AsyncRead for GuardedIo {
                 this.head_started = Some(Instant::now());
             }
             if let Err(r) = result {
-                this.refusal = Some(r);
+                this.refuse(r);
             }
             if fast > 0 {
                 return Poll::Ready(Ok(()));
@@ -348,7 +301,7 @@ impl AsyncWrite for GuardedIo {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
-        if this.answer.is_some() {
+        if this.refused {
             return this.poll_linger(cx);
         }
         Poll::Ready(Ok(()))

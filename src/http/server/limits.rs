@@ -8,7 +8,7 @@ const RESERVED_FDS: u64 = 64;
 /// The default cap never exceeds this, whatever the open-file limit: at
 /// the bound on memory per connection (README, "Limits") this many
 /// connections stay within a few GiB.
-const MAX_DEFAULT_CONNECTIONS: u64 = 16_384;
+const MAX_DEFAULT_CONNECTIONS: u64 = 8_192;
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; answers the soft
 /// limit in force afterwards.
@@ -40,7 +40,7 @@ mod tests {
     fn the_cap_leaves_room_for_files() {
         assert_eq!(default_max_connections(256), 96);
         assert_eq!(default_max_connections(1024), 448);
-        assert_eq!(default_max_connections(1 << 20), 16_384);
+        assert_eq!(default_max_connections(1 << 20), 8_192);
         assert_eq!(default_max_connections(10), 1);
     }
 }

@@ -110,11 +110,15 @@ pub async fn serve(
             hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 let in_flight = shared.begin();
+                let refused = shared.dispatch();
                 let router = router.clone();
                 async move {
-                    let res = match router.oneshot(req).await {
-                        Ok(r) => r,
-                        Err(never) => match never {},
+                    let res = match refused {
+                        Some(why) => refusal_response(&why),
+                        None => match router.oneshot(req).await {
+                            Ok(r) => r,
+                            Err(never) => match never {},
+                        },
                     };
                     Ok::<_, Infallible>(res.map(|b| conn::TrackedBody::new(b, in_flight)))
                 }
@@ -156,6 +160,29 @@ pub async fn serve(
             SHUTDOWN_GRACE.as_secs()
         );
     }
+}
+
+/// The answer to a request refused before routing: the API's error body
+/// with a request ID, and the connection closes after it.
+fn refusal_response(why: &framing::Rejection) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let id = crate::http::request_id::new_id();
+    let body =
+        crate::http::error::ApiError::new(why.status, why.kind, why.message.clone()).body(&id);
+    let mut res = axum::response::Response::new(axum::body::Body::from(
+        serde_json::to_vec(&body).unwrap_or_default(),
+    ));
+    *res.status_mut() = why.status;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        h.insert("x-request-id", v);
+    }
+    res
 }
 
 /// When each kind of warning was last logged.

@@ -1,22 +1,18 @@
 //! The connections a server holds, and its cap on them.
 //!
-//! At the cap, a new connection first makes room by closing the oldest
-//! connection that is idle (no request being answered: a client that
-//! connected and sent nothing, one dribbling a head, or a keep-alive
-//! connection between requests). Only when every scanned connection is
-//! serving a request is the new one closed at once. So a flood of idle
-//! sockets cannot lock out new clients, and established transfers are
-//! never cut to make room.
+//! At the cap, a new connection first makes room by closing an idle one (no
+//! request being answered): the oldest that has never been answered (a
+//! client that connected and sent nothing, or is dribbling a head), else the
+//! oldest keep-alive connection between requests, so the pools of real
+//! clients go last. Only when every connection is serving a request is the
+//! new one closed at once. So a flood of idle sockets cannot lock out new
+//! clients, and responses in progress are never cut to make room.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::conn::ConnShared;
-
-/// Connections looked at, oldest first, for one to evict: bounds the work
-/// of one accept when the server is full of busy connections.
-const EVICTION_SCAN: usize = 256;
 
 pub struct Registry {
     cap: usize,
@@ -46,10 +42,12 @@ impl Registry {
     pub fn admit(&self) -> Admission {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         if live.len() >= self.cap {
-            let victim = live
-                .iter()
-                .take(EVICTION_SCAN)
-                .find(|(_, c)| c.is_idle())
+            // One pass over at most the cap (in accept order), only while
+            // the server is full.
+            let idle = || live.iter().filter(|(_, c)| c.is_idle());
+            let victim = idle()
+                .find(|(_, c)| c.served() == 0)
+                .or_else(|| idle().next())
                 .map(|(id, _)| *id);
             match victim.and_then(|id| live.remove(&id)) {
                 Some(c) => {
@@ -114,6 +112,17 @@ mod tests {
         assert!(evicted.is_some());
         assert!(futures::FutureExt::now_or_never(a.evicted()).is_none());
         drop(c);
+    }
+
+    #[test]
+    fn connections_never_answered_go_before_keep_alive_ones() {
+        let r = Registry::new(2);
+        let pooled = admitted(&r);
+        drop(pooled.begin()); // answered once, now between requests
+        let silent = admitted(&r);
+        let _new = admitted(&r);
+        assert!(futures::FutureExt::now_or_never(silent.evicted()).is_some());
+        assert!(futures::FutureExt::now_or_never(pooled.evicted()).is_none());
     }
 
     #[test]
