@@ -126,3 +126,33 @@ async fn a_pipelined_request_is_checked_as_well_and_answered_in_order() {
     assert_refused(rest, 400, "BAD_REQUEST", "ambiguous");
     assert_nothing_stored(&s).await;
 }
+
+#[tokio::test]
+async fn a_refusal_waits_for_the_whole_response_before_it() {
+    let s = TestServer::start().await;
+    s.add_connection("default", CONN);
+    let size = 3 << 20;
+    let v = s
+        .put(CONN, "5", "full", "video/mp4", crate::harness::bytes(5, size))
+        .await;
+    let path = v["url"].as_str().unwrap().trim_start_matches(&s.base).to_owned();
+    let bad = upload_head(&s, "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n");
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n{bad}");
+    let mut c = crate::raw_http::connect(&s.addr()).await;
+    tokio::io::AsyncWriteExt::write_all(&mut c, raw.as_bytes())
+        .await
+        .unwrap();
+    // Read slowly at first, so the media response is still being written
+    // when the refused request is reached.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let out = crate::raw_http::read_to_close(&mut c, std::time::Duration::from_secs(20))
+        .await
+        .expect("both answers, then close");
+    let head_end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let first = String::from_utf8_lossy(&out[..head_end]).into_owned();
+    assert_eq!(status(&first), 200, "{first}");
+    let rest = &out[head_end + size..];
+    let rest = String::from_utf8_lossy(rest);
+    assert!(rest.starts_with("HTTP/1.1 400"), "the 400 follows the whole body: {rest:.200}");
+    assert_refused(&rest, 400, "BAD_REQUEST", "ambiguous");
+}
