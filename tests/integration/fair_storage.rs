@@ -364,3 +364,63 @@ async fn upstream_fetches_wait_while_uploads_hold_the_room() {
         "{waiting:?}"
     );
 }
+
+/// Stalled uploads that stay connected are cut by the body idle timeout,
+/// and what they reserved comes back: another tenant's store that did not
+/// fit while they were held fits once they are cut.
+#[tokio::test]
+async fn the_body_idle_timeout_gives_a_stalled_tenants_room_back() {
+    if crate::backend::embedded_only("the_body_idle_timeout_gives_a_stalled_tenants_room_back") {
+        return;
+    }
+    let Some(mount) = Mount::tmpfs_of("48m") else {
+        eprintln!("SKIPPED: mounting a tmpfs is not permitted here (needs root)");
+        return;
+    };
+    let dir = tempfile::tempdir_in(&mount.0).unwrap();
+    let floor = 8 * MIB;
+    let s = TestServer::start_in(
+        dir,
+        &[
+            "--min-free-bytes",
+            &floor.to_string(),
+            "--body-idle-timeout-secs",
+            "2",
+        ],
+    )
+    .await;
+    s.add_connection("default", "conn_a");
+    s.add_connection("default", "conn_b");
+    // conn_a holds 30 MiB of declared uploads open, sending nothing more.
+    let mut held = Vec::new();
+    for media in ["1", "2", "3"] {
+        held.push(StalledUpload::start(&s, "conn_a", media, Some(10 * MIB), 64 * 1024).await);
+    }
+    wait_writes(&s, 3).await;
+    let store = || {
+        s.upload(
+            "conn_b",
+            "10",
+            "full",
+            "video/mp4",
+            bytes(1, 12 * MIB as usize),
+        )
+    };
+    assert_eq!(store().await.status(), 507, "no room while they are held");
+    // Within the timeout (and some slack for a loaded machine) they are
+    // cut, still connected, and conn_b's store fits.
+    let mut status = 0;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        status = store().await.status().as_u16();
+        if status == 201 {
+            break;
+        }
+    }
+    assert_eq!(
+        status, 201,
+        "the room came back after the body idle timeout"
+    );
+    wait_writes(&s, 0).await;
+    drop(held);
+}

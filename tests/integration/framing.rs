@@ -133,9 +133,19 @@ async fn a_refusal_waits_for_the_whole_response_before_it() {
     s.add_connection("default", CONN);
     let size = 3 << 20;
     let v = s
-        .put(CONN, "5", "full", "video/mp4", crate::harness::bytes(5, size))
+        .put(
+            CONN,
+            "5",
+            "full",
+            "video/mp4",
+            crate::harness::bytes(5, size),
+        )
         .await;
-    let path = v["url"].as_str().unwrap().trim_start_matches(&s.base).to_owned();
+    let path = v["url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&s.base)
+        .to_owned();
     let bad = upload_head(&s, "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n");
     let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n{bad}");
     let mut c = crate::raw_http::connect(&s.addr()).await;
@@ -153,6 +163,9 @@ async fn a_refusal_waits_for_the_whole_response_before_it() {
     assert_eq!(status(&first), 200, "{first}");
     let rest = &out[head_end + size..];
     let rest = String::from_utf8_lossy(rest);
-    assert!(rest.starts_with("HTTP/1.1 400"), "the 400 follows the whole body: {rest:.200}");
+    assert!(
+        rest.starts_with("HTTP/1.1 400"),
+        "the 400 follows the whole body: {rest:.200}"
+    );
     assert_refused(&rest, 400, "BAD_REQUEST", "ambiguous");
 }
