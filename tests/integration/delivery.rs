@@ -328,10 +328,11 @@ async fn an_expired_token_gets_403() {
     );
 }
 
-/// Revocation by another process (the CLI on the same data directory) is
-/// seen at once too, cached look-ups included.
+/// Revocation by another process (the CLI on the same data directory)
+/// reaches the running server within a second (its data-version poller
+/// looks every 100 ms), cached look-ups included.
 #[tokio::test]
-async fn revocation_by_the_cli_is_immediate() {
+async fn revocation_by_the_cli_reaches_the_server_within_a_second() {
     let (s, url, _) = setup(&[]).await;
     for _ in 0..3 {
         assert_eq!(get(&s, &url, &[]).await.0, 200, "warm the look-up cache");
@@ -342,5 +343,15 @@ async fn revocation_by_the_cli_is_immediate() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(get(&s, &url, &[]).await.0, 404);
+    let removed = std::time::Instant::now();
+    let mut status = 200;
+    // The promise is a second; a loaded test machine is allowed three.
+    while removed.elapsed() < Duration::from_secs(3) {
+        status = get(&s, &url, &[]).await.0.as_u16();
+        if status == 404 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 404, "revoked within a second");
 }

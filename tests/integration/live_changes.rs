@@ -91,7 +91,7 @@ async fn a_key_revoked_by_the_cli_is_refused_at_once() {
 }
 
 #[tokio::test]
-async fn a_connection_removed_by_the_cli_stops_serving_its_urls_at_once() {
+async fn a_connection_removed_by_the_cli_stops_serving_its_urls_within_a_second() {
     let s = TestServer::start_with(NO_PERIODIC_RELOAD).await;
     s.add_connection("default", "conn_a");
     let v = s
@@ -102,12 +102,12 @@ async fn a_connection_removed_by_the_cli_stops_serving_its_urls_at_once() {
     assert_eq!(status_of(&s, &url).await, 200);
     assert_eq!(status_of(&s, &url).await, 200);
     cli_ok(&s, &["connections", "remove", "--org", "default", "conn_a"]);
-    // The next request already misses the cache: no waiting.
-    assert_eq!(status_of(&s, &url).await, 404);
+    // Within the poller's 100 ms, cached look-ups included.
+    assert!(within_deadline(async || status_of(&s, &url).await == 404).await);
 }
 
 #[tokio::test]
-async fn a_retention_run_by_the_cli_stops_serving_what_it_evicted_at_once() {
+async fn a_retention_run_by_the_cli_stops_serving_what_it_evicted_within_a_second() {
     let s = TestServer::start_with(NO_PERIODIC_RELOAD).await;
     s.add_connection("default", "conn_a");
     let v = s
@@ -125,5 +125,5 @@ async fn a_retention_run_by_the_cli_stops_serving_what_it_evicted_at_once() {
     assert_eq!(status_of(&s, &url).await, 200);
     assert_eq!(status_of(&s, &url).await, 200);
     cli_ok(&s, &["retention", "run", "--as-of", "2099-01-01T00:00:00Z"]);
-    assert_eq!(status_of(&s, &url).await, 404);
+    assert!(within_deadline(async || status_of(&s, &url).await == 404).await);
 }

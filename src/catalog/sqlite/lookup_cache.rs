@@ -1,10 +1,12 @@
 //! A cache for the look-up every media URL request makes (is this variant
 //! still stored in a current scope?), valid only while nothing was written
 //! to the catalog since it was filled. Every entry is stamped with the
-//! catalog's state when its read began: this process's commit count, and
-//! `PRAGMA data_version`, which changes with every commit of any other
-//! connection or process (the CLI on the same data directory). A look-up
-//! whose stamp differs is a miss, so the cache is exact.
+//! catalog's state when its read began: this process's commit count (exact
+//! for its own writes: a delete or purge answered by this server is seen by
+//! the next request), and the changes of other connections or processes
+//! (the CLI on the same data directory) that the data-version poller has
+//! seen, within [`super::data_version::POLL_EVERY`]. A look-up whose stamp
+//! differs is a miss.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,8 +21,8 @@ const MAX_ENTRIES: usize = 50_000;
 
 type Key = (ScopeId, String, String);
 /// What identifies the catalog's state: commits by this process, and the
-/// data version that other connections' commits change.
-pub type Stamp = (u64, i64);
+/// changes of other connections seen.
+pub type Stamp = (u64, u64);
 
 pub struct LookupCache {
     version: DataVersion,
@@ -43,17 +45,9 @@ impl LookupCache {
     }
 
     /// The current state stamp; take it *before* reading the catalog, so
-    /// that a commit landing during the read makes the entry stale. `None`
-    /// when the data version cannot be read: then the cache is not used.
-    pub async fn stamp(&self) -> Option<Stamp> {
-        let commits = self.commits.load(Ordering::SeqCst);
-        match self.version.read().await {
-            Ok(v) => Some((commits, v)),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "cannot read the catalog's data version; look-ups bypass the cache");
-                None
-            }
-        }
+    /// that a commit landing during the read makes the entry stale.
+    pub fn stamp(&self) -> Stamp {
+        (self.commits.load(Ordering::SeqCst), self.version.ticks())
     }
 
     pub fn get(&self, key: &Key, now: &Stamp) -> Option<Option<VariantRecord>> {

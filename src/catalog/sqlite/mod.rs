@@ -75,7 +75,8 @@ impl SqliteCatalog {
             .await?;
         // Its own connection, outside any pool: a data version is only
         // comparable with earlier reads on the same connection.
-        let version = data_version::DataVersion::new(options.read_only(true).connect().await?);
+        let version =
+            data_version::DataVersion::new(options.read_only(true).connect().await?).await?;
         Ok(Self {
             writer,
             reader,
@@ -104,7 +105,7 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn watch_changes(&self) -> Result<ChangeWatch> {
-        self.version.watch().await
+        Ok(self.version.watch())
     }
 
     async fn ensure_org(
@@ -308,16 +309,12 @@ impl Catalog for SqliteCatalog {
         label: &Label,
     ) -> Result<Option<VariantRecord>> {
         let key = (scope, media.as_str().to_owned(), label.as_str().to_owned());
-        let stamp = self.lookups.stamp().await;
-        if let Some(stamp) = &stamp
-            && let Some(hit) = self.lookups.get(&key, stamp)
-        {
+        let stamp = self.lookups.stamp();
+        if let Some(hit) = self.lookups.get(&key, &stamp) {
             return Ok(hit);
         }
         let found = media::current_variant(&self.reader, scope, media, label).await?;
-        if let Some(stamp) = stamp {
-            self.lookups.put(key, stamp, found.clone());
-        }
+        self.lookups.put(key, stamp, found.clone());
         Ok(found)
     }
 
