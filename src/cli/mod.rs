@@ -44,7 +44,7 @@ enum LogFormat {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server (embedded: a data directory; cluster: --database and --blobs).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -294,6 +294,7 @@ pub fn run() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(a) => {
+                let a = *a;
                 let upstream_key = UPSTREAM_SECRET
                     .resolve(a.upstream_key.as_deref(), a.upstream_key_file.as_deref())?;
                 let upstream = match (a.upstream_url, upstream_key) {

@@ -92,20 +92,32 @@ async fn chunked_upload(s: &TestServer, connection: &str, media: &str, len: usiz
     r.status().as_u16()
 }
 
+/// A server on a tmpfs of `size` with an 8 MiB floor and two connections,
+/// conn_a and conn_b; None (after saying SKIPPED) where mounting is not
+/// allowed. The mount must outlive the server.
+async fn tight_server(size: &str, extra: &[&str]) -> Option<(Mount, TestServer)> {
+    let Some(mount) = Mount::tmpfs_of(size) else {
+        eprintln!("SKIPPED: mounting a tmpfs is not permitted here (needs root)");
+        return None;
+    };
+    let dir = tempfile::tempdir_in(&mount.0).unwrap();
+    let floor = (8 * MIB).to_string();
+    let mut args = vec!["--min-free-bytes", floor.as_str()];
+    args.extend_from_slice(extra);
+    let s = TestServer::start_in(dir, &args).await;
+    s.add_connection("default", "conn_a");
+    s.add_connection("default", "conn_b");
+    Some((mount, s))
+}
+
 #[tokio::test]
 async fn stalled_uploads_reserve_their_bytes_and_give_them_back_on_disconnect() {
     if crate::backend::embedded_only("stalled_uploads_reserve_their_bytes") {
         return;
     }
-    let Some(mount) = Mount::tmpfs_of("48m") else {
-        eprintln!("SKIPPED: mounting a tmpfs is not permitted here (needs root)");
+    let Some((_mount, s)) = tight_server("48m", &[]).await else {
         return;
     };
-    let dir = tempfile::tempdir_in(&mount.0).unwrap();
-    let floor = 8 * MIB;
-    let s = TestServer::start_in(dir, &["--min-free-bytes", &floor.to_string()]).await;
-    s.add_connection("default", "conn_a");
-    s.add_connection("default", "conn_b");
 
     // conn_a: three uploads of 10 MiB each, declared and stalled after 64
     // KiB (30 MiB reserved), the most a connection may hold being 4.
@@ -188,15 +200,9 @@ async fn a_chunked_upload_stops_at_the_floor_and_leaves_reservations_alone() {
     if crate::backend::embedded_only("a_chunked_upload_stops_at_the_floor") {
         return;
     }
-    let Some(mount) = Mount::tmpfs_of("32m") else {
-        eprintln!("SKIPPED: mounting a tmpfs is not permitted here (needs root)");
+    let Some((_mount, s)) = tight_server("32m", &[]).await else {
         return;
     };
-    let dir = tempfile::tempdir_in(&mount.0).unwrap();
-    let floor = 8 * MIB;
-    let s = TestServer::start_in(dir, &["--min-free-bytes", &floor.to_string()]).await;
-    s.add_connection("default", "conn_a");
-    s.add_connection("default", "conn_b");
     // conn_a holds 10 MiB, declared; conn_a's second upload is chunked and
     // stalls after 1 MiB, which is written or reserved.
     let mut stalled = vec![StalledUpload::start(&s, "conn_a", "1", Some(10 * MIB), 1024).await];
@@ -373,24 +379,9 @@ async fn the_body_idle_timeout_gives_a_stalled_tenants_room_back() {
     if crate::backend::embedded_only("the_body_idle_timeout_gives_a_stalled_tenants_room_back") {
         return;
     }
-    let Some(mount) = Mount::tmpfs_of("48m") else {
-        eprintln!("SKIPPED: mounting a tmpfs is not permitted here (needs root)");
+    let Some((_mount, s)) = tight_server("48m", &["--body-idle-timeout-secs", "2"]).await else {
         return;
     };
-    let dir = tempfile::tempdir_in(&mount.0).unwrap();
-    let floor = 8 * MIB;
-    let s = TestServer::start_in(
-        dir,
-        &[
-            "--min-free-bytes",
-            &floor.to_string(),
-            "--body-idle-timeout-secs",
-            "2",
-        ],
-    )
-    .await;
-    s.add_connection("default", "conn_a");
-    s.add_connection("default", "conn_b");
     // conn_a holds 30 MiB of declared uploads open, sending nothing more.
     let mut held = Vec::new();
     for media in ["1", "2", "3"] {

@@ -224,11 +224,10 @@ impl Framing {
                 (k < h).then(|| self.head[h - 1 - k])
             }
         };
-        match (at(1), at(2)) {
-            (Some(b'\n'), _) => true,
-            (Some(b'\r'), Some(b'\n')) => true,
-            _ => false,
-        }
+        matches!(
+            (at(1), at(2)),
+            (Some(b'\n'), _) | (Some(b'\r'), Some(b'\n'))
+        )
     }
 }
 
