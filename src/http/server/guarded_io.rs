@@ -67,10 +67,12 @@ pub struct GuardedIo {
     lingered: usize,
 }
 
-/// After a refusal, the longest time and most bytes read and dropped
-/// before the connection is closed.
-const LINGER_TIME: Duration = Duration::from_secs(2);
-const LINGER_BYTES: usize = 1024 * 1024;
+/// When a connection closes while the client may still be sending, the
+/// longest time and most bytes read and dropped first (as nginx's lingering
+/// close): enough for an upload refused on its declared length to reach its
+/// end, so its client reads the answer instead of a reset.
+const LINGER_TIME: Duration = Duration::from_secs(5);
+const LINGER_BYTES: usize = 16 * 1024 * 1024;
 
 impl GuardedIo {
     pub fn new(inner: TcpStream, shared: Arc<ConnShared>, timeouts: Timeouts) -> Self {
@@ -301,7 +303,10 @@ impl AsyncWrite for GuardedIo {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
-        if this.refused {
+        // A refused request, or an answer given before its body was read
+        // (a 413 or 507 decided on the declared length): the client may
+        // still be sending.
+        if this.refused || this.framing.in_body() {
             return this.poll_linger(cx);
         }
         Poll::Ready(Ok(()))
@@ -309,10 +314,10 @@ impl AsyncWrite for GuardedIo {
 }
 
 impl GuardedIo {
-    /// After refusing a request whose rest is still arriving: closing now
-    /// would reset the connection and could destroy the answer before the
-    /// client reads it, so the rest is read and dropped first, for a
-    /// bounded time and amount.
+    /// Closing while the client is still sending would reset the
+    /// connection and could destroy the answer before the client reads it,
+    /// so the rest is read and dropped first, for a bounded time and
+    /// amount.
     fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let deadline = *self
             .linger_until
@@ -321,7 +326,7 @@ impl GuardedIo {
             self.read_deadline = Some(deadline);
             self.read_timer.as_mut().reset(deadline.into());
         }
-        let mut scratch = [0u8; 4096];
+        let mut scratch = [0u8; 16 * 1024];
         while self.lingered < LINGER_BYTES {
             let mut buf = ReadBuf::new(&mut scratch);
             match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
