@@ -209,8 +209,13 @@ async fn idle_sockets_beyond_the_cap_do_not_lock_clients_out() {
     );
 }
 
+/// On the local blob store (an object store's HTTP client adds its own
+/// receive buffer per stalled reader: README, "Limits").
 #[tokio::test]
 async fn big_heads_and_slow_readers_hold_bounded_memory() {
+    if crate::backend::embedded_only("big_heads_and_slow_readers_hold_bounded_memory") {
+        return;
+    }
     let s = TestServer::start_with(&[
         "--header-timeout-secs",
         "60",
