@@ -219,11 +219,7 @@ async fn forged_and_replayed_tokens_get_403() {
 async fn rotated_keys_sign_new_urls_and_old_ones_keep_working() {
     let (s, old_url, data) = setup(&["--key-reload-secs", "1"]).await;
     let out = s.cli(&["signing-keys", "rotate"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::assert_success(&out);
     let mut new_url = old_url.clone();
     for _ in 0..100 {
         let item = body(s.conn(Method::GET, "/v2/vault-plus/media/42", "conn_a")).await;
@@ -338,11 +334,7 @@ async fn revocation_by_the_cli_reaches_the_server_within_a_second() {
         assert_eq!(get(&s, &url, &[]).await.0, 200, "warm the look-up cache");
     }
     let out = s.cli(&["connections", "remove", "--org", "default", "conn_a"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::assert_success(&out);
     let removed = std::time::Instant::now();
     let mut status = 200;
     // The promise is a second; a loaded test machine is allowed three.

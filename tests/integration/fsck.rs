@@ -86,16 +86,7 @@ async fn fsck_repairs_counters() {
         .await;
     // Corrupt the counters behind the server's back.
     let db = s.data_dir().join("catalog.sqlite");
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE scopes SET stored_bytes = stored_bytes + 7'); c.commit()"])
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::sqlite(&db, "UPDATE scopes SET stored_bytes = stored_bytes + 7");
     let (ok, text) = fsck(&s, false);
     assert!(
         !ok && text.contains("counters say 1 variants, 1 stored, 107 bytes"),

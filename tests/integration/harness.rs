@@ -158,11 +158,7 @@ impl TestServer {
 
     pub fn add_connection(&self, org: &str, id: &str) {
         let out = self.cli(&["connections", "add", "--org", org, id]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
     }
 
     pub fn create_key(&self, org: &str, scopes: &[&str]) -> String {
@@ -172,11 +168,7 @@ impl TestServer {
             args.push(s);
         }
         let out = self.cli(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
@@ -371,6 +363,32 @@ fn spawn(
         .recv_timeout(Duration::from_secs(30))
         .expect("server printed its address");
     (child, base, key)
+}
+
+/// Asserts a CLI run succeeded, showing its stderr when it did not.
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs one SQL statement on a SQLite catalog file behind the server's
+/// back (python3's sqlite3, so the test needs no SQLite crate of its own);
+/// answers the first column of the first row, if any, as text.
+pub fn sqlite(db: &Path, sql: &str) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); r=c.execute(sys.argv[2]).fetchone(); c.commit(); print('' if r is None else r[0])",
+        ])
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("run python3");
+    assert_success(&out);
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// Deterministic pseudo-random bytes of a given size.

@@ -95,11 +95,7 @@ async fn a_bad_or_repeated_key_is_refused_not_answered_in_detail() {
     let other = s.create_key("default", &["ACCOUNT"]);
     assert_eq!(health(&s, Some(&other)).await.body["catalog"], "ok");
     let out = s.cli(&["keys", "revoke", &other]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::assert_success(&out);
     let r = health(&s, Some(&other)).await;
     assert_unauthorized(&r, "revoked key");
     // No query parameters either.

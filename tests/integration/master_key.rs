@@ -22,11 +22,7 @@ fn make_master_key(dir: &Path, name: &str) -> PathBuf {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::assert_success(&out);
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     // It never overwrites a key.
@@ -170,11 +166,7 @@ async fn plaintext_secrets_are_sealed_at_start_and_old_urls_keep_working() {
         .env("VAULTPLUS_MASTER_KEY_FILE", &master)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::assert_success(&out);
     let rotated = stored_secrets(s.data_dir()).await;
     assert_eq!(rotated.len(), 2);
     assert!(

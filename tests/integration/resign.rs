@@ -24,12 +24,11 @@ pub struct Resigner {
 impl Resigner {
     pub fn of(s: &TestServer, url: &str) -> Resigner {
         let db = s.data_dir().join("catalog.sqlite");
-        let out = std::process::Command::new("python3")
-            .args(["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT hex(secret) FROM signing_keys ORDER BY id DESC').fetchone()[0])"])
-            .arg(&db)
-            .output()
-            .unwrap();
-        let secret = hex::decode(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+        let secret = hex::decode(crate::harness::sqlite(
+            &db,
+            "SELECT hex(secret) FROM signing_keys ORDER BY id DESC",
+        ))
+        .unwrap();
         let (base, token) = url.rsplit_once('/').unwrap();
         let payload = URL_SAFE_NO_PAD
             .decode(token.split_once('.').unwrap().0)

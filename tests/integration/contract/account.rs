@@ -272,11 +272,7 @@ async fn new_connections_follow_auto_enable_and_the_current_defaults() {
         "--enabled",
         "conn_on",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::assert_success(&out);
     let v = create(&s, "conn_on", "1", "full", "image/jpeg", 5, None).await;
     assert_eq!(
         int(&v["expiresAt"]),
@@ -481,11 +477,7 @@ async fn a_disabled_connection_reads_empty_and_refuses_writes_with_403() {
         "--disabled",
         "conn_off",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::assert_success(&out);
     assert_eq!(
         get_ok(&s, "conn_off", "/v2/vault-plus/media").await,
         json!({"items": []})

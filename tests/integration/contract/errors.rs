@@ -102,11 +102,7 @@ async fn every_route_answers_401_unauthorized_without_a_valid_account_key() {
     let s = seeded().await;
     let revoked = s.create_key("default", &["ACCOUNT"]);
     let out = s.cli(&["keys", "revoke", &revoked]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::assert_success(&out);
     let access = s.create_key("default", &["ACCESS"]);
     let link = s.create_key("default", &["LINK", "DYNAMIC_RULES"]);
     let before = state(&s, "conn_a").await;

@@ -75,11 +75,7 @@ async fn a_disabled_connection_reads_no_lists_and_refuses_list_writes_with_403()
         "--disabled",
         "conn_off",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::assert_success(&out);
     let before = state(&s, "conn_off").await;
     let mut soft = Soft::default();
     for (m, path) in LIST_ROUTES {

@@ -207,11 +207,7 @@ async fn status_and_stats_count_exactly() {
         "--disabled",
         "conn_c",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::assert_success(&out);
     s.create_key("orgb", &["ACCOUNT"]);
     s.add_connection("orgb", "conn_x");
 

@@ -230,11 +230,7 @@ async fn purge_with_a_missing_wrong_revoked_or_underscoped_key_is_401_and_change
     .await;
     assert_eq!(r.status, 200, "fresh ACCOUNT key: {}", r.body);
     let out = s.cli(&["keys", "revoke", &revoked]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::harness::assert_success(&out);
     let access_only = s.create_key("default", &["ACCESS"]);
     let before = state(&s, "conn_a").await;
 
