@@ -13,7 +13,9 @@ use std::time::Duration;
 use sqlx::{Connection as _, PgConnection, Row};
 use vaultplus::catalog::conformance::{Fixture, all_jobs};
 use vaultplus::catalog::postgres::{MIGRATION_LOCK, PostgresCatalog};
-use vaultplus::catalog::{Catalog, CommitOutcome, NewStoredVariant, ScopeId, ScopeTotals};
+use vaultplus::catalog::{
+    Accounts, Catalog, CommitOutcome, NewStoredVariant, ScopeId, ScopeTotals,
+};
 use vaultplus::model::VariantStatus;
 use vaultplus::model::list_plan::ListMode;
 use vaultplus::model::observed::{ObservedMedia, ObservedVariant, Origin};

@@ -30,8 +30,25 @@ use crate::model::{ConnectionId, Label, MediaId, OrgName, SettingsPatch, VaultPl
 
 pub type Result<T> = anyhow::Result<T>;
 
+/// The whole catalog: every backend implements each part, and callers hold
+/// an `Arc<dyn Catalog>`. The parts are separate traits so that each SQL
+/// module implements the operations it owns, next to the statements that
+/// carry them out.
 #[async_trait]
-pub trait Catalog: Send + Sync + 'static {
+pub trait Catalog:
+    Accounts
+    + Connections
+    + MediaStore
+    + UploadStore
+    + ListStore
+    + JobQueue
+    + ReclaimQueue
+    + Retention
+    + Audit
+    + Send
+    + Sync
+    + 'static
+{
     /// A cheap round trip proving the catalog answers (health checks).
     async fn ping(&self) -> Result<()>;
 
@@ -42,7 +59,11 @@ pub trait Catalog: Send + Sync + 'static {
     /// still re-read periodically: a PostgreSQL listener that reconnects
     /// may have missed notifications (it ticks once it is back).
     async fn watch_changes(&self) -> Result<ChangeWatch>;
+}
 
+/// Organizations, their API keys, and the URL signing keys.
+#[async_trait]
+pub trait Accounts: Send + Sync {
     // --- organizations ---------------------------------------------------
     /// Returns the organization, creating it with these settings if absent.
     /// The flag tells whether it was created by this call.
@@ -87,7 +108,11 @@ pub trait Catalog: Send + Sync + 'static {
     /// Replaces a key's stored secret (sealing it at rest) if it still
     /// holds `old`; false when the key is gone or holds something else.
     async fn replace_signing_secret(&self, id: i64, old: &[u8], new: &[u8]) -> Result<bool>;
+}
 
+/// Connections, their purges, and the totals the API reports.
+#[async_trait]
+pub trait Connections: Send + Sync {
     // --- connections -----------------------------------------------------
     /// Registers a connection; false when the org already has it.
     async fn insert_connection(
@@ -132,7 +157,11 @@ pub trait Catalog: Send + Sync + 'static {
     ) -> Result<Option<PurgeOutcome>>;
     async fn scope_totals(&self, scope: ScopeId) -> Result<ScopeTotals>;
     async fn org_totals(&self, org: OrgId) -> Result<OrgTotals>;
+}
 
+/// Media items and variants: reads, deletes, delivery look-ups.
+#[async_trait]
+pub trait MediaStore: Send + Sync {
     // --- media -------------------------------------------------------------
     /// The items among `ids` that have at least one non-removed variant,
     /// with those variants, in no particular order.
@@ -141,6 +170,21 @@ pub trait Catalog: Send + Sync + 'static {
     /// Deletes every variant of the item and queues their bytes.
     async fn delete_media(&self, scope: ScopeId, id: &MediaId) -> Result<DeleteOutcome>;
 
+    // --- delivery ----------------------------------------------------------
+    /// The variant (any status but `removed`), if its scope is still current.
+    async fn current_variant(
+        &self,
+        scope: ScopeId,
+        media: &MediaId,
+        label: &Label,
+    ) -> Result<Option<VariantRecord>>;
+    /// Adds batched access counts; hits on variants that are gone are dropped.
+    async fn record_accesses(&self, hits: &[AccessHit]) -> Result<()>;
+}
+
+/// Bytes written by clients, made stored variants in one step.
+#[async_trait]
+pub trait UploadStore: Send + Sync {
     // --- uploads -----------------------------------------------------------
     /// Records that bytes are being written under `blob_key`, so that a
     /// crash mid-write leaves a blob the next start can find and delete.
@@ -155,18 +199,11 @@ pub trait Catalog: Send + Sync + 'static {
     /// uploads running on other nodes have intents too: `started_before`
     /// must be older than any of them.
     async fn requeue_upload_intents(&self, started_before: i64) -> Result<u64>;
+}
 
-    // --- delivery ----------------------------------------------------------
-    /// The variant (any status but `removed`), if its scope is still current.
-    async fn current_variant(
-        &self,
-        scope: ScopeId,
-        media: &MediaId,
-        label: &Label,
-    ) -> Result<Option<VariantRecord>>;
-    /// Adds batched access counts; hits on variants that are gone are dropped.
-    async fn record_accesses(&self, hits: &[AccessHit]) -> Result<()>;
-
+/// Upstream vault lists: add, sync and their members.
+#[async_trait]
+pub trait ListStore: Send + Sync {
     // --- lists ---------------------------------------------------------------
     /// Applies a list add or sync (rules: `model::list_plan`) in one
     /// transaction. None when the scope is no longer current.
@@ -189,7 +226,11 @@ pub trait Catalog: Send + Sync + 'static {
         list_id: &str,
         page: &PageRequest<MemberKey>,
     ) -> Result<Page<ListMember, MemberKey>>;
+}
 
+/// The durable storing queue: one job per variant, leased to a worker.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
     // --- storing jobs --------------------------------------------------------
     /// Queues storing of a known variant (single flight: one job per
     /// variant).
@@ -249,7 +290,11 @@ pub trait Catalog: Send + Sync + 'static {
     async fn release_all_leases(&self) -> Result<u64>;
     /// When the next job becomes due, if any is waiting.
     async fn next_job_due(&self) -> Result<Option<i64>>;
+}
 
+/// Retired scopes and blob deletions waiting for the reclaimer.
+#[async_trait]
+pub trait ReclaimQueue: Send + Sync {
     // --- reclaim -----------------------------------------------------------
     /// Moves up to `limit` variants of one retired scope into the blob
     /// reclaim queue and deletes their records; drops the scope once empty.
@@ -269,7 +314,11 @@ pub trait Catalog: Send + Sync + 'static {
     /// Every blob key the catalog accounts for (variants, reclaim queue,
     /// upload intents). Used by consistency checks.
     async fn referenced_blob_keys(&self) -> Result<Vec<String>>;
+}
 
+/// Evictions by age, by access and by storage limit.
+#[async_trait]
+pub trait Retention: Send + Sync {
     // --- retention -----------------------------------------------------------
     /// Evicts up to `limit` stored variants of the scope stored before
     /// `stored_before` or last accessed before `accessed_before`. Returns
@@ -290,7 +339,11 @@ pub trait Catalog: Send + Sync + 'static {
         limit: StorageLimit,
         now: i64,
     ) -> Result<(u64, u64)>;
+}
 
+/// Consistency checks and repairs (fsck).
+#[async_trait]
+pub trait Audit: Send + Sync {
     // --- consistency (fsck) -------------------------------------------------
     /// Counters and recomputed totals of every current scope.
     async fn audit_scopes(&self) -> Result<Vec<ScopeAudit>>;

@@ -175,8 +175,8 @@ mod tests {
 
     use super::*;
     use crate::blobs::{BlobRead, ByteStream, LocalBlobStore, PutError, PutOutcome};
-    use crate::catalog::NewStoredVariant;
     use crate::catalog::sqlite::SqliteCatalog;
+    use crate::catalog::{Accounts, Connections, NewStoredVariant, ReclaimQueue, UploadStore};
     use crate::model::{ConnectionId, MediaId, OrgName, VaultPlusSettings};
 
     const NOW: i64 = 1_800_000_000_000;

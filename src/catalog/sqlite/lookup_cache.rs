@@ -19,7 +19,7 @@ use crate::catalog::{ScopeId, VariantRecord};
 /// a miss only costs the query the cache saves).
 const MAX_ENTRIES: usize = 50_000;
 
-type Key = (ScopeId, String, String);
+pub type LookupKey = (ScopeId, String, String);
 /// What identifies the catalog's state: commits by this process, and the
 /// changes of other connections seen.
 pub type Stamp = (u64, u64);
@@ -27,7 +27,7 @@ pub type Stamp = (u64, u64);
 pub struct LookupCache {
     version: DataVersion,
     commits: AtomicU64,
-    entries: Mutex<HashMap<Key, (Stamp, Option<VariantRecord>)>>,
+    entries: Mutex<HashMap<LookupKey, (Stamp, Option<VariantRecord>)>>,
 }
 
 impl LookupCache {
@@ -50,7 +50,7 @@ impl LookupCache {
         (self.commits.load(Ordering::SeqCst), self.version.ticks())
     }
 
-    pub fn get(&self, key: &Key, now: &Stamp) -> Option<Option<VariantRecord>> {
+    pub fn get(&self, key: &LookupKey, now: &Stamp) -> Option<Option<VariantRecord>> {
         let entries = self.entries.lock().expect("lookup cache lock poisoned");
         entries
             .get(key)
@@ -58,7 +58,7 @@ impl LookupCache {
             .map(|(_, v)| v.clone())
     }
 
-    pub fn put(&self, key: Key, stamp: Stamp, value: Option<VariantRecord>) {
+    pub fn put(&self, key: LookupKey, stamp: Stamp, value: Option<VariantRecord>) {
         let mut entries = self.entries.lock().expect("lookup cache lock poisoned");
         if entries.len() >= MAX_ENTRIES {
             entries.clear();

@@ -1,29 +1,61 @@
 //! List memberships, sync baselines, and recording what a listing observed.
-//! A list add or sync runs under the scope row lock (see locks.rs), so two
-//! nodes syncing the same connection apply their plans one after the other.
+//! A list add or sync runs under the scope row lock, so two nodes syncing
+//! the same connection apply their plans one after the other.
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use async_trait::async_trait;
+use sqlx::Row;
 
-use super::jobs::ensure_job;
-use super::locks::lock_current_scope;
-use super::media::{attach_variants, bump_scope, delete_locked, refresh_media, variants_of};
-use crate::catalog::derive::counter_delta;
+use super::SqlCatalog;
+use super::dialect::{self, Tx};
+use super::job_rows::ensure_job;
+use super::media::{attach_variants, delete_locked};
+use super::scopes::lock_current_scope;
+use super::variants::{ItemEdit, record_observed_media, refresh_upstream_url};
 use crate::catalog::generation;
 use crate::catalog::paging;
 use crate::catalog::rows::{self, MEDIA_COLUMNS};
 use crate::catalog::{
-    ListMember, ListOutcome, ListSummary, MemberKey, Page, PageRequest, Result, ScopeId,
+    ListMember, ListOutcome, ListStore, ListSummary, MemberKey, Page, PageRequest, Result, ScopeId,
     VariantRecord,
 };
 use crate::model::VariantStatus;
 use crate::model::list_plan::{Cached, ListMode, Snapshot, plan};
-use crate::model::observed::ObservedMedia;
+use crate::model::observed::{ObservedMedia, Origin};
 
-type Tx = Transaction<'static, Postgres>;
+#[async_trait]
+impl ListStore for SqlCatalog {
+    async fn apply_list(
+        &self,
+        scope: ScopeId,
+        list_id: &str,
+        mode: ListMode,
+        items: &[ObservedMedia],
+        now: i64,
+    ) -> Result<Option<ListOutcome>> {
+        in_tx!(self, tx => apply_list(&mut tx, scope, list_id, mode, items, now))
+    }
 
-pub async fn apply_list(
+    async fn refresh_upstream_urls(&self, scope: ScopeId, items: &[ObservedMedia]) -> Result<()> {
+        in_tx!(self, tx => refresh_upstream_urls(&mut tx, scope, items))
+    }
+
+    async fn lists(&self, scope: ScopeId) -> Result<Vec<ListSummary>> {
+        lists(self, scope).await
+    }
+
+    async fn list_members(
+        &self,
+        scope: ScopeId,
+        list_id: &str,
+        page: &PageRequest<MemberKey>,
+    ) -> Result<Page<ListMember, MemberKey>> {
+        list_members(self, scope, list_id, page).await
+    }
+}
+
+async fn apply_list(
     tx: &mut Tx,
     scope: ScopeId,
     list_id: &str,
@@ -136,15 +168,17 @@ async fn snapshot(
     // Cached: something of it is stored or on its way. Media known only as
     // edge_only (or evicted) is not, so a list add queues it.
     let mut cached = HashMap::new();
-    for r in sqlx::query(
+    let sql = format!(
         "SELECT m.media_id, m.fingerprint FROM media m WHERE m.scope_id = $1 \
          AND EXISTS (SELECT 1 FROM variants v WHERE v.scope_id = m.scope_id AND v.media_id = m.media_id \
-         AND v.status IN ('pending', 'storing', 'stored')) AND m.media_id = ANY($2)",
-    )
-    .bind(scope)
-    .bind(&ids)
-    .fetch_all(&mut **tx)
-    .await?
+         AND v.status IN ('pending', 'storing', 'stored')) AND {}",
+        dialect::in_list("m.media_id", 2)
+    );
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(scope)
+        .bind(dialect::list(&ids))
+        .fetch_all(&mut **tx)
+        .await?
     {
         cached.insert(
             r.try_get::<String, _>("media_id")?,
@@ -161,15 +195,17 @@ async fn snapshot(
         .collect();
     let mut owned_elsewhere = HashSet::new();
     if !gone.is_empty() {
-        for r in sqlx::query(
+        let sql = format!(
             "SELECT DISTINCT media_id FROM list_members WHERE scope_id = $1 AND list_id <> $2 \
-             AND media_id = ANY($3)",
-        )
-        .bind(scope)
-        .bind(list_id)
-        .bind(gone)
-        .fetch_all(&mut **tx)
-        .await?
+             AND {}",
+            dialect::in_list("media_id", 3)
+        );
+        for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(scope)
+            .bind(list_id)
+            .bind(dialect::list(&gone))
+            .fetch_all(&mut **tx)
+            .await?
         {
             owned_elsewhere.insert(r.try_get::<String, _>("media_id")?);
         }
@@ -195,162 +231,85 @@ async fn record_media(
     now: i64,
 ) -> Result<u64> {
     let media_id = item.media_id.as_str();
-    sqlx::query(
-        "INSERT INTO media (scope_id, media_id, sort_id, created_at, duration, fingerprint, list_hint) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scope_id, media_id) DO UPDATE SET \
-         duration = coalesce(excluded.duration, media.duration), fingerprint = excluded.fingerprint, \
-         list_hint = excluded.list_hint",
-    )
-    .bind(scope)
-    .bind(media_id)
-    .bind(item.media_id.sort_key())
-    .bind(now)
-    .bind(item.duration)
-    .bind(&item.fingerprint)
-    .bind(list_id)
-    .execute(&mut **tx)
-    .await?;
-    let before = variants_of(tx, scope, media_id).await?;
-    let mut after: Vec<VariantRecord> = before.clone();
+    record_observed_media(tx, scope, item, list_id, now).await?;
+    let mut edit = ItemEdit::load(tx, scope, media_id).await?;
     let mut queued = 0;
     for v in &item.variants {
-        let existing = before.iter().find(|e| e.label == v.label);
-        let record = match existing {
-            None => {
-                let status = if v.store {
+        let record = match edit.get(&v.label) {
+            None => VariantRecord {
+                label: v.label.clone(),
+                status: if v.store {
                     VariantStatus::Pending
                 } else {
                     VariantStatus::EdgeOnly
-                };
-                let rec = VariantRecord {
-                    label: v.label.clone(),
-                    status,
-                    size_bytes: 0,
-                    content_type: v.content_type.clone(),
-                    access_count: 0,
-                    created_at: now,
-                    stored_at: None,
-                    last_accessed_at: now,
-                    blob_key: None,
-                    checksum: None,
-                    origin: v.origin,
-                    upstream_url: v.url.clone(),
-                    upstream_size: v.size,
-                    last_error: None,
-                    generation: generation::fresh(),
-                };
-                // The job before the variant row: the lock order (locks.rs).
-                if status == VariantStatus::Pending && v.store {
-                    queued += ensure_job(tx, scope, media_id, &v.label, now).await?;
-                }
-                sqlx::query(
-                    "INSERT INTO variants (scope_id, media_id, label, status, size_bytes, content_type, \
-                     access_count, created_at, last_accessed_at, origin, upstream_url, upstream_size, \
-                     generation) VALUES ($1, $2, $3, $4, 0, $5, 0, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(scope)
-                .bind(media_id)
-                .bind(&rec.label)
-                .bind(status.as_str())
-                .bind(&rec.content_type)
-                .bind(now)
-                .bind(now)
-                .bind(v.origin.as_str())
-                .bind(&v.url)
-                .bind(v.size.map(|n| n as i64))
-                .bind(rec.generation)
-                .execute(&mut **tx)
-                .await?;
-                bump_scope(tx, scope, counter_delta(None, Some(&rec))).await?;
-                rec
-            }
+                },
+                size_bytes: 0,
+                content_type: v.content_type.clone(),
+                access_count: 0,
+                created_at: now,
+                stored_at: None,
+                last_accessed_at: now,
+                blob_key: None,
+                checksum: None,
+                origin: v.origin,
+                upstream_url: v.url.clone(),
+                upstream_size: v.size,
+                last_error: None,
+                generation: generation::fresh(),
+            },
             Some(e) => {
                 let revive = requeue
                     && v.store
                     && matches!(e.status, VariantStatus::EdgeOnly | VariantStatus::Removed);
-                let status = if revive {
-                    VariantStatus::Pending
-                } else {
-                    e.status
-                };
-                // A revived variant is fetched from where this listing says,
-                // even if its bytes once came from an upload.
-                let origin = if revive { v.origin } else { e.origin };
-                let generation = generation::after_revival(e, status);
-                // The job before the variant row: the lock order (locks.rs).
-                if status == VariantStatus::Pending && v.store {
-                    queued += ensure_job(tx, scope, media_id, &v.label, now).await?;
-                }
-                sqlx::query(
-                    "UPDATE variants SET status = $1, origin = $2, generation = $3, \
-                     upstream_url = CASE WHEN $4 = 'upstream' THEN $5 ELSE upstream_url END, \
-                     upstream_size = CASE WHEN $6 = 'upstream' THEN $7 ELSE upstream_size END \
-                     WHERE scope_id = $8 AND media_id = $9 AND label = $10",
-                )
-                .bind(status.as_str())
-                .bind(origin.as_str())
-                .bind(generation)
-                .bind(origin.as_str())
-                .bind(&v.url)
-                .bind(origin.as_str())
-                .bind(v.size.map(|n| n as i64))
-                .bind(scope)
-                .bind(media_id)
-                .bind(&v.label)
-                .execute(&mut **tx)
-                .await?;
                 let mut rec = e.clone();
-                rec.status = status;
-                rec.origin = origin;
-                rec.generation = generation;
-                bump_scope(tx, scope, counter_delta(Some(e), Some(&rec))).await?;
+                if revive {
+                    rec.status = VariantStatus::Pending;
+                    // A revived variant is fetched from where this listing
+                    // says, even if its bytes once came from an upload.
+                    rec.origin = v.origin;
+                }
+                rec.generation = generation::after_revival(e, rec.status);
+                if rec.origin == Origin::Upstream {
+                    rec.upstream_url = v.url.clone();
+                    rec.upstream_size = v.size;
+                }
                 rec
             }
         };
-        after.retain(|a| a.label != record.label);
-        after.push(record);
+        // The job before the variant row: the lock order (mod.rs).
+        if record.status == VariantStatus::Pending && v.store {
+            queued += ensure_job(tx, scope, media_id, &v.label, now).await?;
+        }
+        edit.put(record);
     }
-    refresh_media(tx, scope, media_id, &after, None).await?;
+    edit.save(tx, None, now).await?;
     Ok(queued)
 }
 
-pub async fn refresh_upstream_urls(
-    tx: &mut Tx,
-    scope: ScopeId,
-    items: &[ObservedMedia],
-) -> Result<()> {
+async fn refresh_upstream_urls(tx: &mut Tx, scope: ScopeId, items: &[ObservedMedia]) -> Result<()> {
     for item in items {
         for v in item.variants.iter().filter(|v| v.url.is_some()) {
-            sqlx::query(
-                "UPDATE variants SET upstream_url = $1, upstream_size = $2 \
-                 WHERE scope_id = $3 AND media_id = $4 AND label = $5 AND origin = 'upstream'",
-            )
-            .bind(&v.url)
-            .bind(v.size.map(|n| n as i64))
-            .bind(scope)
-            .bind(item.media_id.as_str())
-            .bind(&v.label)
-            .execute(&mut **tx)
-            .await?;
+            let (media, url) = (item.media_id.as_str(), v.url.as_deref());
+            refresh_upstream_url(tx, scope, media, &v.label, url, v.size).await?;
         }
     }
     Ok(())
 }
 
-pub async fn lists(pool: &PgPool, scope: ScopeId) -> Result<Vec<ListSummary>> {
+async fn lists(catalog: &SqlCatalog, scope: ScopeId) -> Result<Vec<ListSummary>> {
     let rows = sqlx::query(
         "SELECT l.list_id, l.has_baseline, l.first_added_at, l.last_added_at, l.last_synced_at, \
            (SELECT count(*) FROM list_members lm WHERE lm.scope_id = l.scope_id AND lm.list_id = l.list_id) AS media_count, \
            (SELECT count(*) FROM list_members lm JOIN variants v ON v.scope_id = lm.scope_id AND v.media_id = lm.media_id \
               WHERE lm.scope_id = l.scope_id AND lm.list_id = l.list_id AND v.status = 'stored') AS stored_count, \
-           (SELECT coalesce(sum(v.size_bytes), 0)::BIGINT FROM list_members lm JOIN variants v ON v.scope_id = lm.scope_id AND v.media_id = lm.media_id \
+           (SELECT CAST(coalesce(sum(v.size_bytes), 0) AS BIGINT) FROM list_members lm JOIN variants v ON v.scope_id = lm.scope_id AND v.media_id = lm.media_id \
               WHERE lm.scope_id = l.scope_id AND lm.list_id = l.list_id AND v.status = 'stored') AS total_size \
          FROM lists l WHERE l.scope_id = $1 \
            AND EXISTS (SELECT 1 FROM connections c WHERE c.scope_id = l.scope_id) \
          ORDER BY l.first_added_at, l.list_id",
     )
     .bind(scope)
-    .fetch_all(pool)
+    .fetch_all(catalog.db.reader())
     .await?;
     rows.iter()
         .map(|r| {
@@ -368,32 +327,34 @@ pub async fn lists(pool: &PgPool, scope: ScopeId) -> Result<Vec<ListSummary>> {
         .collect()
 }
 
-pub async fn list_members(
-    pool: &PgPool,
+async fn list_members(
+    catalog: &SqlCatalog,
     scope: ScopeId,
     list_id: &str,
     page: &PageRequest<MemberKey>,
 ) -> Result<Page<ListMember, MemberKey>> {
-    let fetched = paging::members_query::<Postgres>(scope, list_id, page)
+    let fetched = paging::members_query::<dialect::Db>(scope, list_id, page)
         .build()
-        .fetch_all(pool)
+        .fetch_all(catalog.db.reader())
         .await?;
     let mut members = paging::members_page(&fetched, page.limit)?;
     if members.items.is_empty() {
         return Ok(members);
     }
-    let ids: Vec<String> = members.items.iter().map(|m| m.media_id.clone()).collect();
-    let sql =
-        format!("SELECT {MEDIA_COLUMNS} FROM media WHERE scope_id = $1 AND media_id = ANY($2)");
+    let ids: Vec<&str> = members.items.iter().map(|m| m.media_id.as_str()).collect();
+    let sql = format!(
+        "SELECT {MEDIA_COLUMNS} FROM media WHERE scope_id = $1 AND {}",
+        dialect::in_list("media_id", 2)
+    );
     let found = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(scope)
-        .bind(ids)
-        .fetch_all(pool)
+        .bind(dialect::list(&ids))
+        .fetch_all(catalog.db.reader())
         .await?
         .iter()
         .map(rows::media)
         .collect::<Result<Vec<_>>>()?;
-    let mut found: HashMap<String, _> = attach_variants(pool, scope, found, true)
+    let mut found: HashMap<String, _> = attach_variants(catalog, scope, found, true)
         .await?
         .into_iter()
         .map(|m| (m.media_id.clone(), m))

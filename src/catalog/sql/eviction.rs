@@ -1,60 +1,68 @@
 //! Evictions: a stored variant loses its bytes but keeps its record, as
 //! `removed` with size 0, so a later sync or proxy hit can store it again.
 //! Storage limits evict at store time, in the storing transaction. Every
-//! entry point here runs under the scope row lock (see locks.rs).
+//! entry point here runs under the scope row lock.
 
-use sqlx::{Postgres, Row, Transaction};
+use async_trait::async_trait;
+use sqlx::Row;
 
-use super::accounts::scope_totals;
-use super::locks::lock_current_scope;
-use super::media::{bump_scope, queue_blob, refresh_media, variants_of};
-use crate::catalog::derive::counter_delta;
-use crate::catalog::{Result, ScopeId};
+use super::SqlCatalog;
+use super::dialect::{GREATEST, Tx};
+use super::scopes::{lock_current_scope, scope_totals};
+use super::variants::ItemEdit;
+use crate::catalog::{Result, Retention, ScopeId};
 use crate::model::VariantStatus;
 use crate::model::settings::{LimitStrategy, StorageLimit};
 
-type Tx = Transaction<'static, Postgres>;
+#[async_trait]
+impl Retention for SqlCatalog {
+    async fn evict_expired(
+        &self,
+        scope: ScopeId,
+        stored_before: Option<i64>,
+        accessed_before: Option<i64>,
+        limit: u64,
+        now: i64,
+    ) -> Result<(u64, u64)> {
+        in_tx!(self, tx => evict_expired(&mut tx, scope, stored_before, accessed_before, limit, now))
+    }
 
-/// Turns a stored variant into a `removed` tombstone and queues its bytes.
-/// The caller holds the scope lock.
-async fn evict_locked(
+    async fn enforce_storage_limit(
+        &self,
+        scope: ScopeId,
+        limit: StorageLimit,
+        now: i64,
+    ) -> Result<(u64, u64)> {
+        in_tx!(self, tx => enforce_storage_limit(&mut tx, scope, limit, now))
+    }
+}
+
+/// Turns a stored variant into a `removed` tombstone (its bytes queued).
+/// The caller holds the scope lock. Returns the bytes it held.
+pub async fn evict_locked(
     tx: &mut Tx,
     scope: ScopeId,
     media: &str,
     label: &str,
     now: i64,
 ) -> Result<u64> {
-    let variants = variants_of(tx, scope, media).await?;
-    let Some(old) = variants.iter().find(|v| v.label == label) else {
+    let mut edit = ItemEdit::load(tx, scope, media).await?;
+    let Some(old) = edit
+        .get(label)
+        .filter(|v| v.status == VariantStatus::Stored)
+    else {
         return Ok(0);
     };
-    if old.status != VariantStatus::Stored {
-        return Ok(0);
-    }
+    let freed = old.size_bytes;
     let mut gone = old.clone();
     gone.status = VariantStatus::Removed;
     gone.size_bytes = 0;
     gone.stored_at = None;
     gone.blob_key = None;
     gone.checksum = None;
-    sqlx::query(
-        "UPDATE variants SET status = 'removed', size_bytes = 0, stored_at = NULL, blob_key = NULL, \
-         checksum = NULL WHERE scope_id = $1 AND media_id = $2 AND label = $3",
-    )
-    .bind(scope)
-    .bind(media)
-    .bind(label)
-    .execute(&mut **tx)
-    .await?;
-    if let Some(key) = old.blob_key.as_deref() {
-        queue_blob(tx, key, now).await?;
-    }
-    bump_scope(tx, scope, counter_delta(Some(old), Some(&gone))).await?;
-    let mut after = variants.clone();
-    after.retain(|v| v.label != label);
-    after.push(gone);
-    refresh_media(tx, scope, media, &after, None).await?;
-    Ok(old.size_bytes)
+    edit.put(gone);
+    edit.save(tx, None, now).await?;
+    Ok(freed)
 }
 
 /// Evicts one stored variant of a current scope.
@@ -135,8 +143,7 @@ pub async fn enforce_limit(
     Ok(evicted)
 }
 
-/// `enforce_limit` as an entry point of its own: takes the scope lock.
-pub async fn enforce_storage_limit(
+async fn enforce_storage_limit(
     tx: &mut Tx,
     scope: ScopeId,
     limit: StorageLimit,
@@ -151,7 +158,7 @@ pub async fn enforce_storage_limit(
 /// Evicts up to `limit` variants past their retention or access expiry.
 /// Access expiry counts from the last access or, if later, from when the
 /// bytes were stored: a variant stored today is not "unused for N days".
-pub async fn evict_expired(
+async fn evict_expired(
     tx: &mut Tx,
     scope: ScopeId,
     stored_before: Option<i64>,
@@ -162,17 +169,18 @@ pub async fn evict_expired(
     if !lock_current_scope(tx, scope).await? {
         return Ok((0, 0));
     }
-    let rows = sqlx::query(
+    let sql = format!(
         "SELECT media_id, label FROM variants WHERE scope_id = $1 AND status = 'stored' \
-         AND (stored_at < $2 OR greatest(stored_at, last_accessed_at) < $3) \
-         ORDER BY stored_at, media_id, label LIMIT $4",
-    )
-    .bind(scope)
-    .bind(stored_before.unwrap_or(i64::MIN))
-    .bind(accessed_before.unwrap_or(i64::MIN))
-    .bind(limit.min(i64::MAX as u64) as i64)
-    .fetch_all(&mut **tx)
-    .await?;
+         AND (stored_at < $2 OR {GREATEST}(stored_at, last_accessed_at) < $3) \
+         ORDER BY stored_at, media_id, label LIMIT $4"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(scope)
+        .bind(stored_before.unwrap_or(i64::MIN))
+        .bind(accessed_before.unwrap_or(i64::MIN))
+        .bind(limit.min(i64::MAX as u64) as i64)
+        .fetch_all(&mut **tx)
+        .await?;
     let mut evicted = (0, 0);
     for row in rows {
         let media: String = row.try_get("media_id")?;

@@ -1,0 +1,170 @@
+//! What the shared catalog does its own way: PostgreSQL, for several
+//! vaultplus nodes on one database.
+//!
+//! Every node runs the same transactions; PostgreSQL is the only place
+//! where nodes meet. Writes run at READ COMMITTED and take row locks in one
+//! fixed order (see `catalog/sql/mod.rs`), which keeps counts, purge
+//! answers and per-scope counters exact when nodes race on one connection.
+//! Nothing is cached in the process but the URL signing keys: a purge,
+//! delete or key revocation committed by one node is seen by the next query
+//! on every node, and a signing-key change is notified to every node
+//! (`notify.rs`).
+
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection as _, PgPool};
+
+use super::notify;
+use crate::catalog::{ChangeWatch, Result, ScopeId, VariantRecord};
+
+pub type Db = sqlx::Postgres;
+pub type Tx = sqlx::Transaction<'static, Db>;
+
+/// Several nodes share the database: another node's workers may hold live
+/// job leases, and rows that need no atomicity together are written one
+/// statement each, so that they never hold locks while waiting for others.
+pub const SHARED: bool = true;
+pub const FOR_UPDATE: &str = " FOR UPDATE";
+/// Concurrent claimers on any node pass over each other's rows instead of
+/// waiting; a row another claimer leased meanwhile is re-checked against
+/// the WHERE clause before it is locked, so nothing is handed out twice.
+pub const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+pub const GREATEST: &str = "greatest";
+/// The database's clock in milliseconds: the one clock all nodes share.
+pub const NOW_MS: &str = "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)";
+
+/// A list of values bound as one parameter: a PostgreSQL array.
+pub type List<T> = Vec<T>;
+
+pub fn list<T: Clone>(items: &[T]) -> List<T> {
+    items.to_vec()
+}
+
+/// `column` is one of the values of the list bound as parameter `param`
+/// (`= ANY`, which plans as an index probe per value).
+pub fn in_list(column: &str, param: u32) -> String {
+    format!("{column} = ANY(${param})")
+}
+
+/// The list bound as parameter `param` as a table of one column, `value`.
+pub fn list_table(param: u32) -> String {
+    format!("unnest(${param}) AS l(value)")
+}
+
+/// Advisory lock key held while migrations run ("vaultplu" in ASCII).
+/// Advisory locks are per database, so clusters hosting several vaultplus
+/// databases do not block each other.
+pub const MIGRATION_LOCK: i64 = 0x7661_756c_7470_6c75;
+
+/// Whether an error is PostgreSQL asking for the transaction to be run
+/// again: a serialization failure or a detected deadlock.
+pub fn is_retryable(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<sqlx::Error>()
+            .and_then(|e| e.as_database_error())
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == "40001" || c == "40P01")
+    })
+}
+
+/// Signing-key changes notify every node in the same transaction: a
+/// retired key must stop verifying everywhere at once.
+pub async fn notify(tx: &mut Tx, what: &str) -> Result<()> {
+    notify::notify(tx, what).await
+}
+
+pub struct Stores {
+    pool: PgPool,
+}
+
+impl Stores {
+    /// Connects to the database at `url` (`postgres://user:pass@host/db`)
+    /// and applies pending migrations first. Several nodes may start
+    /// together: migrations run under an advisory lock (see `migrate`).
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .context("the catalog URL is not a valid PostgreSQL URL")?;
+        migrate(&options).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .context("cannot connect to the PostgreSQL catalog")?;
+        Ok(Self { pool })
+    }
+
+    pub fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Nothing is cached in the process, so a commit has nothing to tell.
+    pub fn committed(&self) {}
+
+    pub async fn watch_changes(&self) -> Result<ChangeWatch> {
+        notify::watch(&self.pool).await
+    }
+
+    /// Never cached: a purge or delete on any node is seen by the very next
+    /// request on every node.
+    pub async fn cached_variant(
+        &self,
+        _key: (ScopeId, String, String),
+        read: impl Future<Output = Result<Option<VariantRecord>>>,
+    ) -> Result<Option<VariantRecord>> {
+        read.await
+    }
+}
+
+/// Applies migrations on a connection of its own, under an advisory lock.
+///
+/// sqlx's PostgreSQL migrator already takes `pg_advisory_lock` (keyed on
+/// the database name) before it even creates `_sqlx_migrations`, so nodes
+/// racing here would be serialized by it alone. We take our own lock
+/// anyway, because: the behaviour is then ours and explicit rather than a
+/// default of a dependency (`Migrator::locking` can be switched off), and
+/// sqlx leaves its lock held if a migration fails (it returns before
+/// unlocking) — on a pooled connection that lock would outlive the attempt.
+/// Closing this dedicated connection ends the session, which releases
+/// every advisory lock whatever happened. Advisory locks are reentrant
+/// within a session, so sqlx's own lock on the same connection just nests.
+async fn migrate(options: &PgConnectOptions) -> Result<()> {
+    let mut conn = options
+        .connect()
+        .await
+        .context("cannot connect to the PostgreSQL catalog")?;
+    let result: Result<()> = async {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut conn)
+            .await?;
+        // `run_direct` rather than `run`: `run` goes through `Acquire`, whose
+        // lifetimes make the future not `Send` (sqlx documents this as the
+        // way around it), and this runs inside spawned tasks.
+        sqlx::migrate!("./migrations/postgres")
+            .run_direct(None, &mut conn, false)
+            .await
+            .context("cannot apply catalog migrations")?;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+    .await;
+    // Ends the session: releases the lock even when a step above failed.
+    let _ = conn.close().await;
+    result
+}

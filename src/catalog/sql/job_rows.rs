@@ -1,0 +1,74 @@
+//! Job rows: third in the lock order, so a transaction that writes a
+//! variant and its job touches the job first.
+
+use super::dialect::{FOR_UPDATE, Tx};
+use crate::catalog::{Result, ScopeId};
+
+/// Creates the variant's job, or revives it if it had failed for good.
+/// Returns 1 when a job became runnable, 0 when one already was.
+pub async fn ensure_job(
+    tx: &mut Tx,
+    scope: ScopeId,
+    media: &str,
+    label: &str,
+    now: i64,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "INSERT INTO jobs (scope_id, media_id, label, run_after, created_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (scope_id, media_id, label) DO UPDATE SET failed_at = NULL, attempts = 0, \
+         run_after = excluded.run_after, last_error = NULL WHERE jobs.failed_at IS NOT NULL",
+    )
+    .bind(scope)
+    .bind(media)
+    .bind(label)
+    .bind(now)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Drops the jobs of an item (`label: None`) or of one of its variants: a
+/// worker still fetching finds its job gone and discards what it fetched.
+pub async fn drop_jobs(
+    tx: &mut Tx,
+    scope: ScopeId,
+    media: &str,
+    label: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM jobs WHERE scope_id = $1 AND media_id = $2 \
+         AND (CAST($3 AS TEXT) IS NULL OR label = $3)",
+    )
+    .bind(scope)
+    .bind(media)
+    .bind(label)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Whether `owner` still holds the job; locks the job row so the answer
+/// holds until the transaction ends (another node cannot re-lease it
+/// meanwhile).
+pub async fn holds(tx: &mut Tx, job: i64, owner: &str) -> Result<bool> {
+    let sql = format!(
+        "SELECT 1 FROM jobs WHERE id = $1 AND lease_owner = $2 AND failed_at IS NULL{FOR_UPDATE}"
+    );
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(job)
+        .bind(owner)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some())
+}
+
+/// The variant a job stores: (scope, media ID, label).
+pub async fn job_target(tx: &mut Tx, job: i64) -> Result<Option<(ScopeId, String, String)>> {
+    Ok(
+        sqlx::query_as("SELECT scope_id, media_id, label FROM jobs WHERE id = $1")
+            .bind(job)
+            .fetch_optional(&mut **tx)
+            .await?,
+    )
+}

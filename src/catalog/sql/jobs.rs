@@ -1,0 +1,364 @@
+//! The durable storing queue: one job per variant, leased to one worker on
+//! any node at a time, so a node that dies mid-fetch hands its jobs to the
+//! others once their leases lapse.
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::SqlCatalog;
+use super::blob_queue::queue_blob;
+use super::dialect::{self, SKIP_LOCKED, Tx};
+use super::eviction::{admits, enforce_limit};
+use super::job_rows::{ensure_job, holds, job_target};
+use super::scopes::lock_current_scope;
+use super::uploads::{abort_upload, take_intent};
+use super::variants::{ItemEdit, mark_storing};
+use crate::catalog::generation;
+use crate::catalog::paging;
+use crate::catalog::{
+    CommitOutcome, FetchedBlob, Job, JobKey, JobQueue, JobRecord, Page, PageRequest, QueueOutcome,
+    Result, ScopeId,
+};
+use crate::model::observed::Origin;
+use crate::model::settings::StorageLimit;
+use crate::model::{Label, MediaId, MediaType, VariantStatus};
+
+#[async_trait]
+impl JobQueue for SqlCatalog {
+    async fn queue_variant(
+        &self,
+        scope: ScopeId,
+        media: &MediaId,
+        label: &Label,
+        now: i64,
+    ) -> Result<QueueOutcome> {
+        in_tx!(self, tx => queue_variant(&mut tx, scope, media, label, now))
+    }
+
+    /// Where nodes share the database, the claim transaction touches only
+    /// job rows, and marking the variants `storing` happens after it
+    /// commits, one row per statement: holding job locks while waiting for
+    /// variant rows could deadlock with a list sync that writes a variant's
+    /// job and then the variant. With one writer, both share a transaction.
+    async fn claim_jobs(
+        &self,
+        owner: &str,
+        limit: u64,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Vec<Job>> {
+        let jobs = in_tx!(self, tx => async {
+            let jobs = claim(&mut tx, owner, limit, lease_until, now).await?;
+            if !dialect::SHARED {
+                for j in &jobs {
+                    mark_storing(&mut tx, j.scope_id, &j.media_id, &j.label).await?;
+                }
+            }
+            Ok(jobs)
+        })?;
+        if dialect::SHARED {
+            let mut conn = self.db.writer().acquire().await?;
+            for j in &jobs {
+                mark_storing(&mut conn, j.scope_id, &j.media_id, &j.label).await?;
+            }
+        }
+        Ok(jobs)
+    }
+
+    async fn extend_lease(&self, job_id: i64, owner: &str, lease_until: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 \
+             AND failed_at IS NULL",
+        )
+        .bind(lease_until)
+        .bind(job_id)
+        .bind(owner)
+        .execute(self.db.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn complete_job(
+        &self,
+        job: &Job,
+        owner: &str,
+        blob: &FetchedBlob,
+        limit: Option<StorageLimit>,
+        now: i64,
+    ) -> Result<CommitOutcome> {
+        in_tx!(self, tx => complete_job(&mut tx, job, owner, blob, limit, now))
+    }
+
+    async fn retry_job(
+        &self,
+        job_id: i64,
+        owner: &str,
+        error: &str,
+        run_after: i64,
+        count_attempt: bool,
+    ) -> Result<()> {
+        let outcome = JobEnd::Retry {
+            run_after,
+            count_attempt,
+        };
+        in_tx!(self, tx => end_attempt(&mut tx, job_id, owner, error, outcome))
+    }
+
+    async fn fail_job(&self, job_id: i64, owner: &str, error: &str, now: i64) -> Result<()> {
+        in_tx!(self, tx => end_attempt(&mut tx, job_id, owner, error, JobEnd::Fail { now }))
+    }
+
+    async fn jobs(
+        &self,
+        scope: ScopeId,
+        failed_only: bool,
+        page: &PageRequest<JobKey>,
+    ) -> Result<Page<JobRecord, JobKey>> {
+        let rows = paging::jobs_query::<dialect::Db>(scope, failed_only, page)
+            .build()
+            .fetch_all(self.db.reader())
+            .await?;
+        paging::jobs_page(&rows, page.limit)
+    }
+
+    async fn release_all_leases(&self) -> Result<u64> {
+        if dialect::SHARED {
+            // Other nodes may be running the jobs they hold: ending their
+            // leases would run those jobs twice at once. A dead node's
+            // leases lapse by themselves (`lease_until`), after which any
+            // node's `claim_jobs` takes them over.
+            return Ok(0);
+        }
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
+        )
+        .execute(self.db.writer())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn next_job_due(&self) -> Result<Option<i64>> {
+        let sql = format!(
+            "SELECT min({}(run_after, coalesce(lease_until, 0))) AS due FROM jobs \
+             WHERE failed_at IS NULL",
+            dialect::GREATEST
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_one(self.db.reader())
+            .await?;
+        Ok(row.try_get("due")?)
+    }
+}
+
+async fn queue_variant(
+    tx: &mut Tx,
+    scope: ScopeId,
+    media: &MediaId,
+    label: &Label,
+    now: i64,
+) -> Result<QueueOutcome> {
+    if !lock_current_scope(tx, scope).await? {
+        return Ok(QueueOutcome::Unknown);
+    }
+    let mut edit = ItemEdit::load(tx, scope, media.as_str()).await?;
+    let Some(v) = edit.get(label.as_str()).cloned() else {
+        return Ok(QueueOutcome::Unknown);
+    };
+    if v.status == VariantStatus::Stored {
+        return Ok(QueueOutcome::Stored);
+    }
+    if v.origin == Origin::Upload {
+        // An upload that never completed has nothing to fetch from.
+        return Ok(QueueOutcome::Unknown);
+    }
+    // The job before the variant row: the lock order (mod.rs).
+    ensure_job(tx, scope, media.as_str(), label.as_str(), now).await?;
+    if matches!(v.status, VariantStatus::EdgeOnly | VariantStatus::Removed) {
+        let mut rec = v.clone();
+        rec.status = VariantStatus::Pending;
+        rec.generation = generation::after_revival(&v, rec.status);
+        edit.put(rec);
+        edit.save(tx, None, now).await?;
+    }
+    Ok(QueueOutcome::Queued)
+}
+
+/// Leases due jobs of current scopes to `owner`. An expired lease matches
+/// `lease_until < now` again, so any node can take it over.
+async fn claim(
+    tx: &mut Tx,
+    owner: &str,
+    limit: u64,
+    lease_until: i64,
+    now: i64,
+) -> Result<Vec<Job>> {
+    let sql = format!(
+        "UPDATE jobs SET lease_owner = $1, lease_until = $2 WHERE id IN ( \
+           SELECT j.id FROM jobs j WHERE j.failed_at IS NULL AND j.run_after <= $3 \
+             AND (j.lease_until IS NULL OR j.lease_until < $3) \
+             AND EXISTS (SELECT 1 FROM connections c WHERE c.scope_id = j.scope_id) \
+           ORDER BY j.run_after, j.id LIMIT $4{SKIP_LOCKED}) \
+         RETURNING id"
+    );
+    let ids: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(owner)
+        .bind(lease_until)
+        .bind(now)
+        .bind(limit.min(i64::MAX as u64) as i64)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<std::result::Result<_, _>>()?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT j.id, j.scope_id, s.org_id, s.connection_id, j.media_id, j.label, j.attempts, \
+           v.origin, v.upstream_url, v.upstream_size, v.content_type, m.list_hint \
+         FROM jobs j JOIN scopes s ON s.id = j.scope_id \
+           JOIN variants v ON v.scope_id = j.scope_id AND v.media_id = j.media_id AND v.label = j.label \
+           LEFT JOIN media m ON m.scope_id = j.scope_id AND m.media_id = j.media_id \
+         WHERE {} ORDER BY j.run_after, j.id",
+        dialect::in_list("j.id", 1)
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(dialect::list(&ids))
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Job {
+                id: r.try_get("id")?,
+                scope_id: r.try_get("scope_id")?,
+                org_id: r.try_get("org_id")?,
+                connection_id: r.try_get("connection_id")?,
+                media_id: r.try_get("media_id")?,
+                label: r.try_get("label")?,
+                attempts: r.try_get::<i64, _>("attempts")? as u32,
+                origin: Origin::parse(&r.try_get::<String, _>("origin")?)
+                    .unwrap_or(Origin::Upstream),
+                upstream_url: r.try_get("upstream_url")?,
+                upstream_size: r
+                    .try_get::<Option<i64>, _>("upstream_size")?
+                    .map(|n| n as u64),
+                content_type: r.try_get("content_type")?,
+                list_hint: r.try_get("list_hint")?,
+            })
+        })
+        .collect()
+}
+
+async fn complete_job(
+    tx: &mut Tx,
+    job: &Job,
+    owner: &str,
+    blob: &FetchedBlob,
+    limit: Option<StorageLimit>,
+    now: i64,
+) -> Result<CommitOutcome> {
+    if !lock_current_scope(tx, job.scope_id).await? {
+        abort_upload(tx, &blob.blob_key, now).await?;
+        return Ok(CommitOutcome::ScopeRetired);
+    }
+    // Job row before variant rows (lock order).
+    let held = holds(tx, job.id, owner).await?;
+    let mut edit = ItemEdit::load(tx, job.scope_id, &job.media_id).await?;
+    let (Some(old), true) = (edit.get(&job.label).cloned(), held) else {
+        abort_upload(tx, &blob.blob_key, now).await?;
+        return Ok(CommitOutcome::Superseded);
+    };
+    let replaced = if old.status == VariantStatus::Stored {
+        old.size_bytes
+    } else {
+        0
+    };
+    if !admits(tx, job.scope_id, limit, blob.size_bytes, replaced).await? {
+        abort_upload(tx, &blob.blob_key, now).await?;
+        return Ok(CommitOutcome::OverLimit);
+    }
+    if !take_intent(tx, &blob.blob_key).await? {
+        queue_blob(tx, &blob.blob_key, now).await?;
+        return Ok(CommitOutcome::Superseded);
+    }
+    let mut new = old.clone();
+    new.status = VariantStatus::Stored;
+    new.size_bytes = blob.size_bytes;
+    // The response's own type wins over the guess made at listing time,
+    // provided it is media at all.
+    if MediaType::from_content_type(&blob.content_type).is_some() {
+        new.content_type = blob.content_type.clone();
+    }
+    new.stored_at = Some(now);
+    new.blob_key = Some(blob.blob_key.clone());
+    new.checksum = Some(blob.checksum.clone());
+    new.last_error = None;
+    sqlx::query("DELETE FROM jobs WHERE id = $1")
+        .bind(job.id)
+        .execute(&mut **tx)
+        .await?;
+    edit.put(new.clone());
+    edit.save(tx, None, now).await?;
+    enforce_limit(tx, job.scope_id, limit, (&job.media_id, &job.label), now).await?;
+    Ok(CommitOutcome::Created(new))
+}
+
+/// How a failed attempt ends.
+#[derive(Clone, Copy)]
+enum JobEnd {
+    /// The job runs again at `run_after`; the variant returns to `pending`.
+    Retry { run_after: i64, count_attempt: bool },
+    /// The job stays listed as failed; the variant stays, `edge_only`.
+    Fail { now: i64 },
+}
+
+/// Ends a failed attempt, if `owner` still holds the job. Takes the job's
+/// scope row lock first (the lock order: scope, job, variant). The counters
+/// do not move (pending, storing and edge_only all count as live and not
+/// stored), but a list sync of the same scope on another node reads the
+/// variant and writes its status back under this lock: without it, a
+/// failure committed in between would be overwritten and the variant left
+/// `storing` with no job.
+async fn end_attempt(tx: &mut Tx, job: i64, owner: &str, error: &str, end: JobEnd) -> Result<()> {
+    let Some((scope, media, label)) = job_target(tx, job).await? else {
+        return Ok(());
+    };
+    lock_current_scope(tx, scope).await?;
+    if !holds(tx, job, owner).await? {
+        return Ok(());
+    }
+    // Only a variant still in flight changes; one stored meanwhile (by an
+    // upload) keeps its state.
+    let mut edit = ItemEdit::load(tx, scope, &media).await?;
+    if let Some(v) = edit.get(&label)
+        && matches!(v.status, VariantStatus::Pending | VariantStatus::Storing)
+    {
+        let mut v = v.clone();
+        v.status = match end {
+            JobEnd::Retry { .. } => VariantStatus::Pending,
+            JobEnd::Fail { .. } => VariantStatus::EdgeOnly,
+        };
+        v.last_error = Some(error.to_owned());
+        edit.put(v);
+        edit.save(tx, None, crate::model::time::now_ms()).await?;
+    }
+    let (attempts, run_after, failed_at) = match end {
+        JobEnd::Retry {
+            run_after,
+            count_attempt,
+        } => (i64::from(count_attempt), Some(run_after), None),
+        JobEnd::Fail { now } => (1, None, Some(now)),
+    };
+    sqlx::query(
+        "UPDATE jobs SET attempts = attempts + $1, run_after = coalesce($2, run_after), \
+         failed_at = $3, lease_owner = NULL, lease_until = NULL, last_error = $4 WHERE id = $5",
+    )
+    .bind(attempts)
+    .bind(run_after)
+    .bind(failed_at)
+    .bind(error)
+    .bind(job)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Media and variant reads, queries, deletes, delivery look-ups and access
+//! counts.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+use super::SqlCatalog;
+use super::dialect::{self, Tx};
+use super::job_rows::drop_jobs;
+use super::scopes::{SCOPE_IS_CURRENT, lock_current_scope};
+use super::variants::{ItemEdit, record_access};
+use crate::catalog::derive::totals_of;
+use crate::catalog::rows::{self, MEDIA_COLUMNS, VARIANT_COLUMNS};
+use crate::catalog::sql_query;
+use crate::catalog::{
+    AccessHit, DeleteOutcome, MediaQuery, MediaRecord, MediaStore, QueryPage, Result, ScopeId,
+    SortKey, VariantRecord,
+};
+use crate::model::time::now_ms;
+use crate::model::{Label, MediaId, VariantStatus};
+
+#[async_trait]
+impl MediaStore for SqlCatalog {
+    async fn media(&self, scope: ScopeId, ids: &[MediaId]) -> Result<Vec<MediaRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = ids.iter().map(|m| m.as_str()).collect();
+        let sql = format!(
+            "SELECT {MEDIA_COLUMNS} FROM media m WHERE m.scope_id = $1 AND m.live_count > 0 \
+             AND {SCOPE_IS_CURRENT}$1) AND {}",
+            dialect::in_list("m.media_id", 2)
+        );
+        let items = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(scope)
+            .bind(dialect::list(&ids))
+            .fetch_all(self.db.reader())
+            .await?
+            .iter()
+            .map(rows::media)
+            .collect::<Result<Vec<_>>>()?;
+        attach_variants(self, scope, items, false).await
+    }
+
+    async fn query_media(&self, scope: ScopeId, q: &MediaQuery) -> Result<QueryPage> {
+        let mut qb =
+            sql_query::page_query::<dialect::Db>(scope, q, sort_expr(q.sort), SCOPE_IS_CURRENT);
+        let fetched = qb.build().fetch_all(self.db.reader()).await?;
+        let (items, next) = sql_query::page_of(&fetched, q)?;
+        let removed = q.status == Some(VariantStatus::Removed);
+        let items = attach_variants(self, scope, items, removed).await?;
+        Ok(QueryPage { items, next })
+    }
+
+    async fn delete_media(&self, scope: ScopeId, id: &MediaId) -> Result<DeleteOutcome> {
+        in_tx!(self, tx => delete_media(&mut tx, scope, id.as_str(), now_ms()))
+    }
+
+    async fn current_variant(
+        &self,
+        scope: ScopeId,
+        media: &MediaId,
+        label: &Label,
+    ) -> Result<Option<VariantRecord>> {
+        let key = (scope, media.as_str().to_owned(), label.as_str().to_owned());
+        self.db
+            .cached_variant(key, current_variant(self, scope, media, label))
+            .await
+    }
+
+    async fn record_accesses(&self, hits: &[AccessHit]) -> Result<()> {
+        if dialect::SHARED {
+            // Each hit is its own statement (autocommit): access counts need
+            // no atomicity across hits, and a transaction holding many
+            // variant locks in arbitrary order could deadlock with an
+            // eviction holding some of them.
+            let mut conn = self.db.writer().acquire().await?;
+            for h in hits {
+                record_access(&mut conn, h).await?;
+            }
+            Ok(())
+        } else {
+            // One writer: one transaction (one sync to disk) for the batch.
+            in_tx!(self, tx => async {
+                for h in hits {
+                    record_access(&mut tx, h).await?;
+                }
+                Ok(())
+            })
+        }
+    }
+}
+
+/// Fills in the items' variants (only non-removed ones unless `removed`).
+pub async fn attach_variants(
+    catalog: &SqlCatalog,
+    scope: ScopeId,
+    mut items: Vec<MediaRecord>,
+    removed: bool,
+) -> Result<Vec<MediaRecord>> {
+    if items.is_empty() {
+        return Ok(items);
+    }
+    let ids: Vec<&str> = items.iter().map(|m| m.media_id.as_str()).collect();
+    let sql = format!(
+        "SELECT {VARIANT_COLUMNS} FROM variants WHERE scope_id = $1 AND {} \
+         AND ($3 OR status <> 'removed') ORDER BY media_id, label",
+        dialect::in_list("media_id", 2)
+    );
+    let mut by_media: HashMap<String, Vec<VariantRecord>> = HashMap::new();
+    for row in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(scope)
+        .bind(dialect::list(&ids))
+        .bind(removed)
+        .fetch_all(catalog.db.reader())
+        .await?
+    {
+        let (media_id, v) = rows::variant(&row)?;
+        by_media.entry(media_id).or_default().push(v);
+    }
+    for m in &mut items {
+        m.variants = by_media.remove(&m.media_id).unwrap_or_default();
+    }
+    Ok(items)
+}
+
+/// The sort expression; missing values take the extreme that sorts last,
+/// as `SortKey::value_of` does (typed: a bare -9223372036854775808 would be
+/// NUMERIC in PostgreSQL).
+fn sort_expr(sort: SortKey) -> &'static str {
+    match sort {
+        SortKey::CachedAtDesc => "coalesce(m.cached_at, CAST('-9223372036854775808' AS BIGINT))",
+        SortKey::CachedAtAsc => "coalesce(m.cached_at, CAST('9223372036854775807' AS BIGINT))",
+        SortKey::DurationDesc => {
+            "coalesce(m.duration, CAST('-1.7976931348623157e308' AS DOUBLE PRECISION))"
+        }
+        SortKey::DurationAsc => {
+            "coalesce(m.duration, CAST('1.7976931348623157e308' AS DOUBLE PRECISION))"
+        }
+        SortKey::CreatedAtDesc | SortKey::CreatedAtAsc => "m.created_at",
+    }
+}
+
+/// Deletes an item. The caller holds the scope lock and knows the scope is
+/// current.
+pub async fn delete_locked(
+    tx: &mut Tx,
+    scope: ScopeId,
+    id: &str,
+    now: i64,
+) -> Result<DeleteOutcome> {
+    let mut edit = ItemEdit::load(tx, scope, id).await?;
+    if edit.before().is_empty() {
+        return Ok(DeleteOutcome::default());
+    }
+    let totals = totals_of(edit.before());
+    // Jobs before variants: the lock order (mod.rs).
+    drop_jobs(tx, scope, id, None).await?;
+    edit.delete_all();
+    edit.save(tx, None, now).await?;
+    Ok(DeleteOutcome {
+        removed_count: totals.live_count,
+        freed_bytes: totals.stored_bytes,
+    })
+}
+
+async fn delete_media(tx: &mut Tx, scope: ScopeId, id: &str, now: i64) -> Result<DeleteOutcome> {
+    if !lock_current_scope(tx, scope).await? {
+        return Ok(DeleteOutcome::default());
+    }
+    delete_locked(tx, scope, id, now).await
+}
+
+/// One indexed query (variant primary key plus the `connections_by_scope`
+/// probe).
+async fn current_variant(
+    catalog: &SqlCatalog,
+    scope: ScopeId,
+    media: &MediaId,
+    label: &Label,
+) -> Result<Option<VariantRecord>> {
+    let sql = format!(
+        "SELECT {VARIANT_COLUMNS} FROM variants v WHERE v.scope_id = $1 AND v.media_id = $2 \
+         AND v.label = $3 AND v.status <> 'removed' AND {SCOPE_IS_CURRENT}v.scope_id)"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(scope)
+        .bind(media.as_str())
+        .bind(label.as_str())
+        .fetch_optional(catalog.db.reader())
+        .await?
+        .map(|r| rows::variant(&r).map(|(_, v)| v))
+        .transpose()
+}

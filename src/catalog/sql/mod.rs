@@ -1,0 +1,123 @@
+//! The SQL catalog, written once for both databases.
+//!
+//! This module is compiled once per backend: `catalog::sqlite` and
+//! `catalog::postgres` each include it (`#[path]`) next to their own
+//! `dialect` module, which is all that differs between the two: opening
+//! and migrating, the transaction policy, row locks and claims, and the few
+//! expressions the databases spell differently. Everything here (every
+//! rule, statement and statement order) is shared; sqlx's SQLite driver
+//! binds `$1, $2, ...` by number, so one placeholder style serves both.
+//!
+//! Statement order is PostgreSQL's lock order, on both databases (on SQLite
+//! the locks are no-ops: a write transaction holds the whole file):
+//!
+//! 1. connection rows (purge, remove, settings changes; by `id` when many)
+//! 2. the scope row (every write to a scope's media, and purge)
+//! 3. job rows (claims skip locked ones instead of waiting)
+//! 4. variant rows (a transaction that takes a variant's job takes the job
+//!    first)
+//!
+//! Why row locks (READ COMMITTED + `SELECT ... FOR UPDATE`) and not
+//! SERIALIZABLE on PostgreSQL: every write that changes a scope's media
+//! already knows its scope, so one lock on the scope row serializes exactly
+//! the transactions that could disagree about its counters, and nothing
+//! else. Should PostgreSQL still report a deadlock or serialization
+//! failure, the whole transaction is retried (`in_tx!`).
+//!
+//! Module layers, lower ones never using higher ones:
+//! - rows: `scopes` (currency, locks, counters' reads), `blob_queue`,
+//!   `variants` (the one writer of variant rows and of everything derived
+//!   from them: counters, media rows, replaced blobs), `job_rows`;
+//! - operations: `eviction`, then `uploads`, `jobs`, `media`, `lists`,
+//!   `accounts`, `connections`, `reclaim`, `audit`, each implementing its
+//!   part of the [`Catalog`](crate::catalog::Catalog) trait.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::dialect;
+use crate::catalog::{Catalog, ChangeWatch, Result};
+
+/// Times a transaction is run again after PostgreSQL aborted it as a
+/// deadlock victim or serialization failure. The lock order should make
+/// both impossible; this is the safety net, not the mechanism.
+const RETRIES: u32 = 5;
+
+/// Runs `$body` (an async call taking `&mut $tx`) in a write transaction of
+/// the dialect's kind, commits, and runs it again from scratch if the
+/// database asks for a retry. A macro rather than a function taking a
+/// closure: the body borrows both the transaction and the caller's
+/// arguments, which a closure returning a boxed future cannot express for
+/// every transaction lifetime. Used by the modules below this one only.
+macro_rules! in_tx {
+    ($self:ident, $tx:ident => $body:expr) => {{
+        let mut attempt = 0u32;
+        loop {
+            let mut $tx = $self.db.begin().await?;
+            let result: $crate::catalog::Result<_> = match $body.await {
+                Ok(value) => $tx
+                    .commit()
+                    .await
+                    .map(|()| value)
+                    .map_err(anyhow::Error::from),
+                // Dropping the transaction rolls it back.
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if attempt < super::RETRIES && super::dialect::is_retryable(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(super::retry_pause(attempt)).await;
+                }
+                Ok(value) => {
+                    $self.db.committed();
+                    break Ok(value);
+                }
+                Err(e) => break Err(e),
+            }
+        }
+    }};
+}
+
+mod blob_queue;
+mod job_rows;
+mod scopes;
+mod variants;
+
+mod accounts;
+mod audit;
+mod connections;
+mod eviction;
+mod jobs;
+mod lists;
+mod media;
+mod reclaim;
+mod uploads;
+
+pub struct SqlCatalog {
+    db: dialect::Stores,
+}
+
+impl SqlCatalog {
+    pub(super) fn new(db: dialect::Stores) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl Catalog for SqlCatalog {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(self.db.reader()).await?;
+        Ok(())
+    }
+
+    async fn watch_changes(&self) -> Result<ChangeWatch> {
+        self.db.watch_changes().await
+    }
+}
+
+/// Pause before a retried transaction: random, so that the two victims of
+/// a deadlock do not collide again, and growing with each attempt.
+fn retry_pause(attempt: u32) -> Duration {
+    Duration::from_millis(rand::random_range(1..=10u64) * u64::from(attempt))
+}

@@ -1,0 +1,82 @@
+//! Scopes (one generation of a connection's media) and the row locks at the
+//! head of the lock order (see `mod.rs`): connections, then the scope.
+
+use sqlx::Row;
+
+use super::dialect::{Db, FOR_UPDATE, Tx};
+use crate::catalog::rows::{self, CONNECTION_COLUMNS};
+use crate::catalog::{Connection, OrgId, Result, ScopeId, ScopeTotals};
+
+/// Condition that the scope is still some connection's current one (one
+/// probe of the unique `connections_by_scope` index), open for the scope
+/// column or parameter and a closing parenthesis. Reads use it so that
+/// nothing of a purge committed anywhere is visible afterwards, even to a
+/// request that looked the connection up just before.
+pub const SCOPE_IS_CURRENT: &str = "EXISTS (SELECT 1 FROM connections c WHERE c.scope_id = ";
+
+/// Locks the scope row and tells whether it is still its connection's
+/// current scope. A purge or removal sets `retired_at` in the same
+/// transaction that moves the connection off the scope, so once the lock is
+/// held the answer cannot change until this transaction ends: a write that
+/// saw a current scope lands before the purge, and the purge's totals
+/// include it.
+pub async fn lock_current_scope(tx: &mut Tx, scope: ScopeId) -> Result<bool> {
+    let sql = format!("SELECT retired_at FROM scopes WHERE id = $1{FOR_UPDATE}");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(scope)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get::<Option<i64>, _>("retired_at")?.is_none(),
+        None => false,
+    })
+}
+
+/// Locks a connection row (first in the lock order). Under READ COMMITTED
+/// the row returned is the latest committed one, so a purge that waited for
+/// another purge sees the fresh scope that one made.
+pub async fn lock_connection(tx: &mut Tx, org: OrgId, id: &str) -> Result<Option<Connection>> {
+    let sql = format!(
+        "SELECT {CONNECTION_COLUMNS} FROM connections WHERE org_id = $1 AND id = $2{FOR_UPDATE}"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(org)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| rows::connection(&r))
+        .transpose()
+}
+
+/// Locks every connection of an organization, in key order.
+pub async fn lock_org_connections(tx: &mut Tx, org: OrgId) -> Result<Vec<Connection>> {
+    let sql = format!(
+        "SELECT {CONNECTION_COLUMNS} FROM connections WHERE org_id = $1 ORDER BY id{FOR_UPDATE}"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(org)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(rows::connection)
+        .collect()
+}
+
+pub async fn scope_totals<'e, E>(exec: E, scope: ScopeId) -> Result<ScopeTotals>
+where
+    E: sqlx::Executor<'e, Database = Db>,
+{
+    let row =
+        sqlx::query("SELECT live_count, stored_count, stored_bytes FROM scopes WHERE id = $1")
+            .bind(scope)
+            .fetch_optional(exec)
+            .await?;
+    let Some(row) = row else {
+        return Ok(ScopeTotals::default());
+    };
+    Ok(ScopeTotals {
+        live_count: row.try_get::<i64, _>("live_count")? as u64,
+        stored_count: row.try_get::<i64, _>("stored_count")? as u64,
+        stored_bytes: row.try_get::<i64, _>("stored_bytes")? as u64,
+    })
+}

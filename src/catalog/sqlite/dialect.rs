@@ -1,0 +1,158 @@
+//! What the embedded catalog does its own way: one SQLite file in WAL mode,
+//! a single writer, and no row locks.
+//!
+//! Writes go through a single pooled connection and open with
+//! `BEGIN IMMEDIATE`, so transactions in this process queue instead of
+//! failing with SQLITE_BUSY; other processes on the same file (the CLI while
+//! the server runs) wait on the busy timeout. Reads use their own pool and
+//! run beside the writer, as WAL allows. Since a write transaction holds the
+//! whole file, the shared code's row locks are empty strings here.
+
+use std::future::Future;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqlitePool};
+
+use super::data_version::DataVersion;
+use super::lookup_cache::{LookupCache, LookupKey};
+use crate::catalog::{ChangeWatch, Result, VariantRecord};
+
+pub type Db = sqlx::Sqlite;
+pub type Tx = sqlx::Transaction<'static, Db>;
+
+/// One server owns the file: at its start no other worker can hold a job
+/// lease, and rows written one by one may as well share a transaction.
+pub const SHARED: bool = false;
+/// Row lock suffixes: a write transaction already holds the whole file.
+pub const FOR_UPDATE: &str = "";
+pub const SKIP_LOCKED: &str = "";
+/// The larger of two values (SQLite's two-argument `max`).
+pub const GREATEST: &str = "max";
+/// The database's clock in milliseconds (claims on the reclaim queue).
+pub const NOW_MS: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+
+/// A list of values bound as one parameter: a JSON array, read back with
+/// `json_each` (no limit on the number of values, unlike `IN (?, ?, ...)`).
+pub type List = String;
+
+pub fn list<T: Serialize>(items: &[T]) -> List {
+    serde_json::to_string(items).expect("a list of strings or integers serializes")
+}
+
+/// `column` is one of the values of the list bound as parameter `param`.
+pub fn in_list(column: &str, param: u32) -> String {
+    format!("{column} IN (SELECT value FROM json_each(${param}))")
+}
+
+/// The list bound as parameter `param` as a table of one column, `value`.
+pub fn list_table(param: u32) -> String {
+    format!("json_each(${param})")
+}
+
+/// Nothing to retry: `BEGIN IMMEDIATE` queues writers instead of failing.
+pub fn is_retryable(_: &anyhow::Error) -> bool {
+    false
+}
+
+/// Other connections learn of changes from the data-version poller.
+pub async fn notify(_: &mut Tx, _what: &str) -> Result<()> {
+    Ok(())
+}
+
+pub struct Stores {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    version: DataVersion,
+    lookups: LookupCache,
+}
+
+impl Stores {
+    /// Opens (creating if needed) the catalog file and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        // The file holds the URL signing secrets: SQLite would create it
+        // 0644, so it is made private first (SQLite accepts an empty file
+        // as a new database), and SQLite gives its -wal and -shm files the
+        // database file's mode.
+        crate::private_files::file_options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("cannot create the catalog at {}", path.display()))?;
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before it is answered, so a power
+            // cut loses nothing that a client was told is stored.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("cannot open the catalog at {}", path.display()))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .context("cannot apply catalog migrations")?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.clone().read_only(true))
+            .await?;
+        // Its own connection, outside any pool: a data version is only
+        // comparable with earlier reads on the same connection.
+        let version = DataVersion::new(options.read_only(true).connect().await?).await?;
+        Ok(Self {
+            writer,
+            reader,
+            lookups: LookupCache::new(version.clone()),
+            version,
+        })
+    }
+
+    pub fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Tells the look-up cache that the catalog changed.
+    pub fn committed(&self) {
+        self.lookups.committed();
+    }
+
+    pub async fn watch_changes(&self) -> Result<ChangeWatch> {
+        Ok(self.version.watch())
+    }
+
+    /// The delivery look-up, answered from the cache while nothing was
+    /// written since it was filled (see `lookup_cache.rs`).
+    pub async fn cached_variant(
+        &self,
+        key: LookupKey,
+        read: impl Future<Output = Result<Option<VariantRecord>>>,
+    ) -> Result<Option<VariantRecord>> {
+        // Stamped before the read starts (`read` is lazy): a commit landing
+        // during the read makes the entry stale.
+        let stamp = self.lookups.stamp();
+        if let Some(hit) = self.lookups.get(&key, &stamp) {
+            return Ok(hit);
+        }
+        let found = read.await?;
+        self.lookups.put(key, stamp, found.clone());
+        Ok(found)
+    }
+}
