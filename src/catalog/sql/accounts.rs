@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::SqlCatalog;
 use super::connections::set_overrides;
-use super::dialect::{self, Tx};
+use super::dialect;
 use super::scopes::lock_org_connections;
 use crate::catalog::rows::{self, KEY_COLUMNS, ORG_COLUMNS};
 use crate::catalog::{Accounts, ApiKeyRecord, Org, OrgId, OrgRateLimit, Result, SigningKeyRecord};
@@ -20,7 +20,29 @@ impl Accounts for SqlCatalog {
         auto_enable: bool,
         now: i64,
     ) -> Result<(Org, bool)> {
-        in_tx!(self, tx => ensure_org(&mut tx, name, defaults, auto_enable, now))
+        in_tx!(self, |tx| async move {
+            // Two nodes racing: the second insert waits for the first to commit,
+            // then does nothing, and the select below sees the first one's row.
+            let inserted = sqlx::query(
+                "INSERT INTO orgs (name, auto_enable, default_settings, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name.as_str())
+            .bind(auto_enable)
+            .bind(serde_json::to_string(defaults)?)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+                == 1;
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {ORG_COLUMNS} FROM orgs WHERE name = $1"
+            )))
+            .bind(name.as_str())
+            .fetch_one(&mut **tx)
+            .await?;
+            Ok((rows::org(&row)?, inserted))
+        })
     }
 
     async fn org(&self, id: OrgId) -> Result<Option<Org>> {
@@ -61,11 +83,43 @@ impl Accounts for SqlCatalog {
         push: Option<&SettingsPatch>,
         now: i64,
     ) -> Result<u64> {
-        in_tx!(self, tx => update_org_settings(&mut tx, id, auto_enable, defaults, push, now))
+        in_tx!(self, |tx| async move {
+            // Connections first (lock order), so an override merged concurrently by
+            // another node is either seen here or applied after this push.
+            let conns = lock_org_connections(tx, id).await?;
+            sqlx::query("UPDATE orgs SET auto_enable = $1, default_settings = $2 WHERE id = $3")
+                .bind(auto_enable)
+                .bind(serde_json::to_string(defaults)?)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            if let Some(pushed) = push {
+                for c in &conns {
+                    let Some(overrides) = &c.overrides else {
+                        continue;
+                    };
+                    let left = overrides.without_fields_of(pushed);
+                    if &left != overrides {
+                        set_overrides(tx, c, Some(&left), now).await?;
+                    }
+                }
+            }
+            Ok(conns.len() as u64)
+        })
     }
 
     async fn set_org_rate_limit(&self, id: OrgId, limit: &OrgRateLimit) -> Result<bool> {
-        in_tx!(self, tx => set_org_rate_limit(&mut tx, id, limit))
+        in_tx!(self, |tx| async move {
+            let done = sqlx::query(
+                "UPDATE orgs SET rate_limit_per_minute = $1, rate_limit_burst = $2 WHERE id = $3",
+            )
+            .bind(limit.per_minute.map(i64::from))
+            .bind(limit.burst.map(i64::from))
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
@@ -134,11 +188,32 @@ impl Accounts for SqlCatalog {
     }
 
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool> {
-        in_tx!(self, tx => insert_signing_key(&mut tx, key))
+        in_tx!(self, |tx| async move {
+            // Signing-key changes notify every node in the same transaction: a
+            // retired key must stop verifying everywhere at once.
+            let done = sqlx::query(
+                "INSERT INTO signing_keys (id, secret, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(key.id)
+            .bind(&key.secret)
+            .bind(key.created_at)
+            .execute(&mut **tx)
+            .await?;
+            dialect::notify(tx, "signing_keys").await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     async fn delete_signing_key(&self, id: i64) -> Result<bool> {
-        in_tx!(self, tx => delete_signing_key(&mut tx, id))
+        in_tx!(self, |tx| async move {
+            let done = sqlx::query("DELETE FROM signing_keys WHERE id = $1")
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            dialect::notify(tx, "signing_keys").await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     async fn replace_signing_secret(&self, id: i64, old: &[u8], new: &[u8]) -> Result<bool> {
@@ -150,102 +225,4 @@ impl Accounts for SqlCatalog {
             .await?;
         Ok(done.rows_affected() == 1)
     }
-}
-
-async fn ensure_org(
-    tx: &mut Tx,
-    name: &OrgName,
-    defaults: &VaultPlusSettings,
-    auto_enable: bool,
-    now: i64,
-) -> Result<(Org, bool)> {
-    // Two nodes racing: the second insert waits for the first to commit,
-    // then does nothing, and the select below sees the first one's row.
-    let inserted = sqlx::query(
-        "INSERT INTO orgs (name, auto_enable, default_settings, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(name.as_str())
-    .bind(auto_enable)
-    .bind(serde_json::to_string(defaults)?)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected()
-        == 1;
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {ORG_COLUMNS} FROM orgs WHERE name = $1"
-    )))
-    .bind(name.as_str())
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok((rows::org(&row)?, inserted))
-}
-
-async fn update_org_settings(
-    tx: &mut Tx,
-    id: OrgId,
-    auto_enable: bool,
-    defaults: &VaultPlusSettings,
-    push: Option<&SettingsPatch>,
-    now: i64,
-) -> Result<u64> {
-    // Connections first (lock order), so an override merged concurrently by
-    // another node is either seen here or applied after this push.
-    let conns = lock_org_connections(tx, id).await?;
-    sqlx::query("UPDATE orgs SET auto_enable = $1, default_settings = $2 WHERE id = $3")
-        .bind(auto_enable)
-        .bind(serde_json::to_string(defaults)?)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    if let Some(pushed) = push {
-        for c in &conns {
-            let Some(overrides) = &c.overrides else {
-                continue;
-            };
-            let left = overrides.without_fields_of(pushed);
-            if &left != overrides {
-                set_overrides(tx, c, Some(&left), now).await?;
-            }
-        }
-    }
-    Ok(conns.len() as u64)
-}
-
-async fn set_org_rate_limit(tx: &mut Tx, id: OrgId, limit: &OrgRateLimit) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE orgs SET rate_limit_per_minute = $1, rate_limit_burst = $2 WHERE id = $3",
-    )
-    .bind(limit.per_minute.map(i64::from))
-    .bind(limit.burst.map(i64::from))
-    .bind(id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Signing-key changes notify every node in the same transaction: a
-/// retired key must stop verifying everywhere at once.
-async fn insert_signing_key(tx: &mut Tx, key: &SigningKeyRecord) -> Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO signing_keys (id, secret, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(key.id)
-    .bind(&key.secret)
-    .bind(key.created_at)
-    .execute(&mut **tx)
-    .await?;
-    dialect::notify(tx, "signing_keys").await?;
-    Ok(done.rows_affected() == 1)
-}
-
-async fn delete_signing_key(tx: &mut Tx, id: i64) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM signing_keys WHERE id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    dialect::notify(tx, "signing_keys").await?;
-    Ok(done.rows_affected() == 1)
 }

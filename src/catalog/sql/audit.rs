@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::SqlCatalog;
-use super::dialect::{self, Tx};
+use super::dialect;
 use super::eviction::evict_variant;
 use super::scopes::lock_current_scope;
 use crate::catalog::{Audit, Result, ScopeAudit, ScopeId, ScopeTotals, StoredBlob};
@@ -43,7 +43,30 @@ impl Audit for SqlCatalog {
     }
 
     async fn repair_scope_totals(&self, scope: ScopeId) -> Result<(ScopeTotals, ScopeTotals)> {
-        in_tx!(self, tx => repair_scope_totals(&mut tx, scope))
+        in_tx!(self, |tx| async move {
+            // Counters set from a recount (fsck's repair). Under the scope lock, no
+            // write can land between recount and update.
+            lock_current_scope(tx, scope).await?;
+            let sql = format!(
+                "SELECT s.live_count, s.stored_count, s.stored_bytes, {ACTUAL} FROM scopes s WHERE s.id = $1"
+            );
+            let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(scope)
+                .fetch_one(&mut **tx)
+                .await?;
+            let before = totals(&r, "live_count", "stored_count", "stored_bytes")?;
+            let after = totals(&r, "a_live", "a_stored", "a_bytes")?;
+            sqlx::query(
+                "UPDATE scopes SET live_count = $1, stored_count = $2, stored_bytes = $3 WHERE id = $4",
+            )
+            .bind(after.live_count as i64)
+            .bind(after.stored_count as i64)
+            .bind(after.stored_bytes as i64)
+            .bind(scope)
+            .execute(&mut **tx)
+            .await?;
+            Ok((before, after))
+        })
     }
 
     async fn stored_blobs(&self, after: Option<&str>, limit: u64) -> Result<Vec<StoredBlob>> {
@@ -77,7 +100,13 @@ impl Audit for SqlCatalog {
         label: &Label,
         now: i64,
     ) -> Result<u64> {
-        in_tx!(self, tx => evict_variant(&mut tx, scope, media.as_str(), label.as_str(), now))
+        in_tx!(self, |tx| evict_variant(
+            tx,
+            scope,
+            media.as_str(),
+            label.as_str(),
+            now
+        ))
     }
 }
 
@@ -92,29 +121,4 @@ fn totals(
         stored_count: r.try_get::<i64, _>(stored)? as u64,
         stored_bytes: r.try_get::<i64, _>(bytes)? as u64,
     })
-}
-
-/// Counters set from a recount (fsck's repair). Under the scope lock, no
-/// write can land between recount and update.
-async fn repair_scope_totals(tx: &mut Tx, scope: ScopeId) -> Result<(ScopeTotals, ScopeTotals)> {
-    lock_current_scope(tx, scope).await?;
-    let sql = format!(
-        "SELECT s.live_count, s.stored_count, s.stored_bytes, {ACTUAL} FROM scopes s WHERE s.id = $1"
-    );
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(scope)
-        .fetch_one(&mut **tx)
-        .await?;
-    let before = totals(&r, "live_count", "stored_count", "stored_bytes")?;
-    let after = totals(&r, "a_live", "a_stored", "a_bytes")?;
-    sqlx::query(
-        "UPDATE scopes SET live_count = $1, stored_count = $2, stored_bytes = $3 WHERE id = $4",
-    )
-    .bind(after.live_count as i64)
-    .bind(after.stored_count as i64)
-    .bind(after.stored_bytes as i64)
-    .bind(scope)
-    .execute(&mut **tx)
-    .await?;
-    Ok((before, after))
 }

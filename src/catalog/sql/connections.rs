@@ -22,7 +22,32 @@ impl Connections for SqlCatalog {
         enabled: bool,
         now: i64,
     ) -> Result<bool> {
-        in_tx!(self, tx => insert_connection(&mut tx, org, id, enabled, now))
+        in_tx!(self, |tx| async move {
+            let scope = new_scope(tx, org, id.as_str(), now).await?;
+            // ON CONFLICT rather than a prior look-up: two nodes adding the same
+            // connection both get an answer, exactly one of them true.
+            let inserted = sqlx::query(
+                "INSERT INTO connections (org_id, id, enabled, settings_overrides, scope_id, created_at, updated_at) \
+                 VALUES ($1, $2, $3, NULL, $4, $5, $6) ON CONFLICT (org_id, id) DO NOTHING",
+            )
+            .bind(org)
+            .bind(id.as_str())
+            .bind(enabled)
+            .bind(scope)
+            .bind(now)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !inserted {
+                sqlx::query("DELETE FROM scopes WHERE id = $1")
+                    .bind(scope)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Ok(inserted)
+        })
     }
 
     async fn connection(&self, org: OrgId, id: &ConnectionId) -> Result<Option<Connection>> {
@@ -67,7 +92,42 @@ impl Connections for SqlCatalog {
         change: &ConnectionChange,
         now: i64,
     ) -> Result<Option<(Connection, Option<PurgeOutcome>)>> {
-        in_tx!(self, tx => update_connection(&mut tx, org, id, change, now))
+        in_tx!(self, |tx| async move {
+            // Locked, so two nodes merging override patches both land.
+            let Some(c) = lock_connection(tx, org, id.as_str()).await? else {
+                return Ok(None);
+            };
+            let purged = if change.purge {
+                Some(purge_in(tx, &c, now).await?)
+            } else {
+                None
+            };
+            if let Some(enabled) = change.enabled {
+                sqlx::query(
+                    "UPDATE connections SET enabled = $1, updated_at = $2 WHERE org_id = $3 AND id = $4",
+                )
+                .bind(enabled)
+                .bind(now)
+                .bind(org)
+                .bind(id.as_str())
+                .execute(&mut **tx)
+                .await?;
+            }
+            if let Some(patch) = &change.overrides {
+                let merged = patch
+                    .as_ref()
+                    .map(|p| match &c.overrides {
+                        Some(old) => old.merged(p),
+                        None => p.clone(),
+                    })
+                    .filter(|p| !p.is_empty());
+                set_overrides(tx, &c, merged.as_ref(), now).await?;
+            }
+            let after = connection(&mut **tx, org, id.as_str())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("connection vanished inside its own transaction"))?;
+            Ok(Some((after, purged)))
+        })
     }
 
     async fn purge_connection(
@@ -76,7 +136,12 @@ impl Connections for SqlCatalog {
         id: &ConnectionId,
         now: i64,
     ) -> Result<Option<PurgeOutcome>> {
-        in_tx!(self, tx => purge_connection(&mut tx, org, id, now))
+        in_tx!(self, |tx| async move {
+            let Some(c) = lock_connection(tx, org, id.as_str()).await? else {
+                return Ok(None);
+            };
+            Ok(Some(purge_in(tx, &c, now).await?))
+        })
     }
 
     async fn remove_connection(
@@ -85,7 +150,18 @@ impl Connections for SqlCatalog {
         id: &ConnectionId,
         now: i64,
     ) -> Result<Option<PurgeOutcome>> {
-        in_tx!(self, tx => remove_connection(&mut tx, org, id, now))
+        in_tx!(self, |tx| async move {
+            let Some(c) = lock_connection(tx, org, id.as_str()).await? else {
+                return Ok(None);
+            };
+            let outcome = retire_scope(tx, c.scope_id, now).await?;
+            sqlx::query("DELETE FROM connections WHERE org_id = $1 AND id = $2")
+                .bind(org)
+                .bind(id.as_str())
+                .execute(&mut **tx)
+                .await?;
+            Ok(Some(outcome))
+        })
     }
 
     async fn scope_totals(&self, scope: ScopeId) -> Result<ScopeTotals> {
@@ -123,39 +199,6 @@ async fn new_scope(tx: &mut Tx, org: OrgId, id: &str, now: i64) -> Result<ScopeI
     Ok(row.try_get("id")?)
 }
 
-async fn insert_connection(
-    tx: &mut Tx,
-    org: OrgId,
-    id: &ConnectionId,
-    enabled: bool,
-    now: i64,
-) -> Result<bool> {
-    let scope = new_scope(tx, org, id.as_str(), now).await?;
-    // ON CONFLICT rather than a prior look-up: two nodes adding the same
-    // connection both get an answer, exactly one of them true.
-    let inserted = sqlx::query(
-        "INSERT INTO connections (org_id, id, enabled, settings_overrides, scope_id, created_at, updated_at) \
-         VALUES ($1, $2, $3, NULL, $4, $5, $6) ON CONFLICT (org_id, id) DO NOTHING",
-    )
-    .bind(org)
-    .bind(id.as_str())
-    .bind(enabled)
-    .bind(scope)
-    .bind(now)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !inserted {
-        sqlx::query("DELETE FROM scopes WHERE id = $1")
-            .bind(scope)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(inserted)
-}
-
 /// Retires the scope: its counters at that moment are the purge's answer.
 /// The UPDATE waits for any transaction holding the scope row (every write
 /// to the scope's media holds it to its end), so the totals it returns
@@ -191,79 +234,6 @@ async fn purge_in(tx: &mut Tx, c: &Connection, now: i64) -> Result<PurgeOutcome>
     .execute(&mut **tx)
     .await?;
     Ok(outcome)
-}
-
-async fn purge_connection(
-    tx: &mut Tx,
-    org: OrgId,
-    id: &ConnectionId,
-    now: i64,
-) -> Result<Option<PurgeOutcome>> {
-    let Some(c) = lock_connection(tx, org, id.as_str()).await? else {
-        return Ok(None);
-    };
-    Ok(Some(purge_in(tx, &c, now).await?))
-}
-
-async fn remove_connection(
-    tx: &mut Tx,
-    org: OrgId,
-    id: &ConnectionId,
-    now: i64,
-) -> Result<Option<PurgeOutcome>> {
-    let Some(c) = lock_connection(tx, org, id.as_str()).await? else {
-        return Ok(None);
-    };
-    let outcome = retire_scope(tx, c.scope_id, now).await?;
-    sqlx::query("DELETE FROM connections WHERE org_id = $1 AND id = $2")
-        .bind(org)
-        .bind(id.as_str())
-        .execute(&mut **tx)
-        .await?;
-    Ok(Some(outcome))
-}
-
-async fn update_connection(
-    tx: &mut Tx,
-    org: OrgId,
-    id: &ConnectionId,
-    change: &ConnectionChange,
-    now: i64,
-) -> Result<Option<(Connection, Option<PurgeOutcome>)>> {
-    // Locked, so two nodes merging override patches both land.
-    let Some(c) = lock_connection(tx, org, id.as_str()).await? else {
-        return Ok(None);
-    };
-    let purged = if change.purge {
-        Some(purge_in(tx, &c, now).await?)
-    } else {
-        None
-    };
-    if let Some(enabled) = change.enabled {
-        sqlx::query(
-            "UPDATE connections SET enabled = $1, updated_at = $2 WHERE org_id = $3 AND id = $4",
-        )
-        .bind(enabled)
-        .bind(now)
-        .bind(org)
-        .bind(id.as_str())
-        .execute(&mut **tx)
-        .await?;
-    }
-    if let Some(patch) = &change.overrides {
-        let merged = patch
-            .as_ref()
-            .map(|p| match &c.overrides {
-                Some(old) => old.merged(p),
-                None => p.clone(),
-            })
-            .filter(|p| !p.is_empty());
-        set_overrides(tx, &c, merged.as_ref(), now).await?;
-    }
-    let after = connection(&mut **tx, org, id.as_str())
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("connection vanished inside its own transaction"))?;
-    Ok(Some((after, purged)))
 }
 
 async fn connection<'e, E>(exec: E, org: OrgId, id: &str) -> Result<Option<Connection>>

@@ -24,7 +24,34 @@ impl Retention for SqlCatalog {
         limit: u64,
         now: i64,
     ) -> Result<(u64, u64)> {
-        in_tx!(self, tx => evict_expired(&mut tx, scope, stored_before, accessed_before, limit, now))
+        in_tx!(self, |tx| async move {
+            // Evicts up to `limit` variants past their retention or access expiry.
+            // Access expiry counts from the last access or, if later, from when the
+            // bytes were stored: a variant stored today is not "unused for N days".
+            if !lock_current_scope(tx, scope).await? {
+                return Ok((0, 0));
+            }
+            let sql = format!(
+                "SELECT media_id, label FROM variants WHERE scope_id = $1 AND status = 'stored' \
+                 AND (stored_at < $2 OR {GREATEST}(stored_at, last_accessed_at) < $3) \
+                 ORDER BY stored_at, media_id, label LIMIT $4"
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(scope)
+                .bind(stored_before.unwrap_or(i64::MIN))
+                .bind(accessed_before.unwrap_or(i64::MIN))
+                .bind(limit.min(i64::MAX as u64) as i64)
+                .fetch_all(&mut **tx)
+                .await?;
+            let mut evicted = (0, 0);
+            for row in rows {
+                let media: String = row.try_get("media_id")?;
+                let label: String = row.try_get("label")?;
+                evicted.1 += evict_locked(tx, scope, &media, &label, now).await?;
+                evicted.0 += 1;
+            }
+            Ok(evicted)
+        })
     }
 
     async fn enforce_storage_limit(
@@ -33,7 +60,12 @@ impl Retention for SqlCatalog {
         limit: StorageLimit,
         now: i64,
     ) -> Result<(u64, u64)> {
-        in_tx!(self, tx => enforce_storage_limit(&mut tx, scope, limit, now))
+        in_tx!(self, |tx| async move {
+            if !lock_current_scope(tx, scope).await? {
+                return Ok((0, 0));
+            }
+            enforce_limit(tx, scope, Some(limit), ("", ""), now).await
+        })
     }
 }
 
@@ -135,54 +167,6 @@ pub async fn enforce_limit(
         else {
             break;
         };
-        let media: String = row.try_get("media_id")?;
-        let label: String = row.try_get("label")?;
-        evicted.1 += evict_locked(tx, scope, &media, &label, now).await?;
-        evicted.0 += 1;
-    }
-    Ok(evicted)
-}
-
-async fn enforce_storage_limit(
-    tx: &mut Tx,
-    scope: ScopeId,
-    limit: StorageLimit,
-    now: i64,
-) -> Result<(u64, u64)> {
-    if !lock_current_scope(tx, scope).await? {
-        return Ok((0, 0));
-    }
-    enforce_limit(tx, scope, Some(limit), ("", ""), now).await
-}
-
-/// Evicts up to `limit` variants past their retention or access expiry.
-/// Access expiry counts from the last access or, if later, from when the
-/// bytes were stored: a variant stored today is not "unused for N days".
-async fn evict_expired(
-    tx: &mut Tx,
-    scope: ScopeId,
-    stored_before: Option<i64>,
-    accessed_before: Option<i64>,
-    limit: u64,
-    now: i64,
-) -> Result<(u64, u64)> {
-    if !lock_current_scope(tx, scope).await? {
-        return Ok((0, 0));
-    }
-    let sql = format!(
-        "SELECT media_id, label FROM variants WHERE scope_id = $1 AND status = 'stored' \
-         AND (stored_at < $2 OR {GREATEST}(stored_at, last_accessed_at) < $3) \
-         ORDER BY stored_at, media_id, label LIMIT $4"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(scope)
-        .bind(stored_before.unwrap_or(i64::MIN))
-        .bind(accessed_before.unwrap_or(i64::MIN))
-        .bind(limit.min(i64::MAX as u64) as i64)
-        .fetch_all(&mut **tx)
-        .await?;
-    let mut evicted = (0, 0);
-    for row in rows {
         let media: String = row.try_get("media_id")?;
         let label: String = row.try_get("label")?;
         evicted.1 += evict_locked(tx, scope, &media, &label, now).await?;

@@ -32,7 +32,32 @@ impl JobQueue for SqlCatalog {
         label: &Label,
         now: i64,
     ) -> Result<QueueOutcome> {
-        in_tx!(self, tx => queue_variant(&mut tx, scope, media, label, now))
+        in_tx!(self, |tx| async move {
+            if !lock_current_scope(tx, scope).await? {
+                return Ok(QueueOutcome::Unknown);
+            }
+            let mut edit = ItemEdit::load(tx, scope, media.as_str()).await?;
+            let Some(v) = edit.get(label.as_str()).cloned() else {
+                return Ok(QueueOutcome::Unknown);
+            };
+            if v.status == VariantStatus::Stored {
+                return Ok(QueueOutcome::Stored);
+            }
+            if v.origin == Origin::Upload {
+                // An upload that never completed has nothing to fetch from.
+                return Ok(QueueOutcome::Unknown);
+            }
+            // The job before the variant row: the lock order (mod.rs).
+            ensure_job(tx, scope, media.as_str(), label.as_str(), now).await?;
+            if matches!(v.status, VariantStatus::EdgeOnly | VariantStatus::Removed) {
+                let mut rec = v.clone();
+                rec.status = VariantStatus::Pending;
+                rec.generation = generation::after_revival(&v, rec.status);
+                edit.put(rec);
+                edit.save(tx, None, now).await?;
+            }
+            Ok(QueueOutcome::Queued)
+        })
     }
 
     /// Where nodes share the database, the claim transaction touches only
@@ -47,11 +72,11 @@ impl JobQueue for SqlCatalog {
         lease_until: i64,
         now: i64,
     ) -> Result<Vec<Job>> {
-        let jobs = in_tx!(self, tx => async {
-            let jobs = claim(&mut tx, owner, limit, lease_until, now).await?;
+        let jobs = in_tx!(self, |tx| async move {
+            let jobs = claim(tx, owner, limit, lease_until, now).await?;
             if !dialect::SHARED {
                 for j in &jobs {
-                    mark_storing(&mut tx, j.scope_id, &j.media_id, &j.label).await?;
+                    mark_storing(tx, j.scope_id, &j.media_id, &j.label).await?;
                 }
             }
             Ok(jobs)
@@ -86,7 +111,7 @@ impl JobQueue for SqlCatalog {
         limit: Option<StorageLimit>,
         now: i64,
     ) -> Result<CommitOutcome> {
-        in_tx!(self, tx => complete_job(&mut tx, job, owner, blob, limit, now))
+        in_tx!(self, |tx| complete_job(tx, job, owner, blob, limit, now))
     }
 
     async fn retry_job(
@@ -101,11 +126,17 @@ impl JobQueue for SqlCatalog {
             run_after,
             count_attempt,
         };
-        in_tx!(self, tx => end_attempt(&mut tx, job_id, owner, error, outcome))
+        in_tx!(self, |tx| end_attempt(tx, job_id, owner, error, outcome))
     }
 
     async fn fail_job(&self, job_id: i64, owner: &str, error: &str, now: i64) -> Result<()> {
-        in_tx!(self, tx => end_attempt(&mut tx, job_id, owner, error, JobEnd::Fail { now }))
+        in_tx!(self, |tx| end_attempt(
+            tx,
+            job_id,
+            owner,
+            error,
+            JobEnd::Fail { now }
+        ))
     }
 
     async fn jobs(
@@ -148,39 +179,6 @@ impl JobQueue for SqlCatalog {
             .await?;
         Ok(row.try_get("due")?)
     }
-}
-
-async fn queue_variant(
-    tx: &mut Tx,
-    scope: ScopeId,
-    media: &MediaId,
-    label: &Label,
-    now: i64,
-) -> Result<QueueOutcome> {
-    if !lock_current_scope(tx, scope).await? {
-        return Ok(QueueOutcome::Unknown);
-    }
-    let mut edit = ItemEdit::load(tx, scope, media.as_str()).await?;
-    let Some(v) = edit.get(label.as_str()).cloned() else {
-        return Ok(QueueOutcome::Unknown);
-    };
-    if v.status == VariantStatus::Stored {
-        return Ok(QueueOutcome::Stored);
-    }
-    if v.origin == Origin::Upload {
-        // An upload that never completed has nothing to fetch from.
-        return Ok(QueueOutcome::Unknown);
-    }
-    // The job before the variant row: the lock order (mod.rs).
-    ensure_job(tx, scope, media.as_str(), label.as_str(), now).await?;
-    if matches!(v.status, VariantStatus::EdgeOnly | VariantStatus::Removed) {
-        let mut rec = v.clone();
-        rec.status = VariantStatus::Pending;
-        rec.generation = generation::after_revival(&v, rec.status);
-        edit.put(rec);
-        edit.save(tx, None, now).await?;
-    }
-    Ok(QueueOutcome::Queued)
 }
 
 /// Leases due jobs of current scopes to `owner`. An expired lease matches

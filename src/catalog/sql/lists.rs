@@ -34,11 +34,19 @@ impl ListStore for SqlCatalog {
         items: &[ObservedMedia],
         now: i64,
     ) -> Result<Option<ListOutcome>> {
-        in_tx!(self, tx => apply_list(&mut tx, scope, list_id, mode, items, now))
+        in_tx!(self, |tx| apply_list(tx, scope, list_id, mode, items, now))
     }
 
     async fn refresh_upstream_urls(&self, scope: ScopeId, items: &[ObservedMedia]) -> Result<()> {
-        in_tx!(self, tx => refresh_upstream_urls(&mut tx, scope, items))
+        in_tx!(self, |tx| async move {
+            for item in items {
+                for v in item.variants.iter().filter(|v| v.url.is_some()) {
+                    let (media, url) = (item.media_id.as_str(), v.url.as_deref());
+                    refresh_upstream_url(tx, scope, media, &v.label, url, v.size).await?;
+                }
+            }
+            Ok(())
+        })
     }
 
     async fn lists(&self, scope: ScopeId) -> Result<Vec<ListSummary>> {
@@ -284,16 +292,6 @@ async fn record_media(
     }
     edit.save(tx, None, now).await?;
     Ok(queued)
-}
-
-async fn refresh_upstream_urls(tx: &mut Tx, scope: ScopeId, items: &[ObservedMedia]) -> Result<()> {
-    for item in items {
-        for v in item.variants.iter().filter(|v| v.url.is_some()) {
-            let (media, url) = (item.media_id.as_str(), v.url.as_deref());
-            refresh_upstream_url(tx, scope, media, &v.label, url, v.size).await?;
-        }
-    }
-    Ok(())
 }
 
 async fn lists(catalog: &SqlCatalog, scope: ScopeId) -> Result<Vec<ListSummary>> {

@@ -54,7 +54,7 @@ impl MediaStore for SqlCatalog {
     }
 
     async fn delete_media(&self, scope: ScopeId, id: &MediaId) -> Result<DeleteOutcome> {
-        in_tx!(self, tx => delete_media(&mut tx, scope, id.as_str(), now_ms()))
+        in_tx!(self, |tx| delete_media(tx, scope, id.as_str(), now_ms()))
     }
 
     async fn current_variant(
@@ -82,9 +82,9 @@ impl MediaStore for SqlCatalog {
             Ok(())
         } else {
             // One writer: one transaction (one sync to disk) for the batch.
-            in_tx!(self, tx => async {
+            in_tx!(self, |tx| async move {
                 for h in hits {
-                    record_access(&mut tx, h).await?;
+                    record_access(tx, h).await?;
                 }
                 Ok(())
             })

@@ -44,19 +44,23 @@ use crate::catalog::{Catalog, ChangeWatch, Result};
 /// both impossible; this is the safety net, not the mechanism.
 const RETRIES: u32 = 5;
 
-/// Runs `$body` (an async call taking `&mut $tx`) in a write transaction of
+/// Runs `$body` (a future using `$tx: &mut Tx`) in a write transaction of
 /// the dialect's kind, commits, and runs it again from scratch if the
 /// database asks for a retry. A macro rather than a function taking a
 /// closure: the body borrows both the transaction and the caller's
 /// arguments, which a closure returning a boxed future cannot express for
 /// every transaction lifetime. Used by the modules below this one only.
 macro_rules! in_tx {
-    ($self:ident, $tx:ident => $body:expr) => {{
+    ($self:ident, |$tx:ident| $body:expr) => {{
         let mut attempt = 0u32;
         loop {
-            let mut $tx = $self.db.begin().await?;
-            let result: $crate::catalog::Result<_> = match $body.await {
-                Ok(value) => $tx
+            let mut transaction = $self.db.begin().await?;
+            let outcome = {
+                let $tx = &mut transaction;
+                $body.await
+            };
+            let result: $crate::catalog::Result<_> = match outcome {
+                Ok(value) => transaction
                     .commit()
                     .await
                     .map(|()| value)

@@ -20,7 +20,7 @@ const DELETION_CLAIM_MS: i64 = 10_000;
 #[async_trait]
 impl ReclaimQueue for SqlCatalog {
     async fn drain_retired_scope(&self, limit: u64) -> Result<u64> {
-        in_tx!(self, tx => drain_retired_scope(&mut tx, limit, now_ms()))
+        in_tx!(self, |tx| drain_retired_scope(tx, limit, now_ms()))
     }
 
     /// Claims are timed by the database's clock, the one clock all nodes

@@ -34,15 +34,19 @@ impl UploadStore for SqlCatalog {
     }
 
     async fn commit_upload(&self, upload: &NewStoredVariant) -> Result<CommitOutcome> {
-        in_tx!(self, tx => commit_upload(&mut tx, upload))
+        in_tx!(self, |tx| commit_upload(tx, upload))
     }
 
     async fn abort_upload(&self, blob_key: &str, now: i64) -> Result<()> {
-        in_tx!(self, tx => abort_upload(&mut tx, blob_key, now))
+        in_tx!(self, |tx| abort_upload(tx, blob_key, now))
     }
 
     async fn requeue_upload_intents(&self, started_before: i64) -> Result<u64> {
-        in_tx!(self, tx => requeue_upload_intents(&mut tx, started_before, now_ms()))
+        in_tx!(self, |tx| requeue_upload_intents(
+            tx,
+            started_before,
+            now_ms()
+        ))
     }
 }
 
