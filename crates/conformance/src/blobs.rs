@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
-use super::{BlobStore, ByteStream, PutError};
+use vaultplus::blobs::{BlobStore, ByteStream, PutError};
 
 /// A fresh, empty blob store and whatever must live as long as it (a temp
 /// dir, a prefix to clean up).
@@ -45,7 +45,7 @@ macro_rules! blob_conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let fixture = $make.await;
-                $crate::blobs::conformance::$name(fixture.blobs.clone()).await;
+                $crate::blobs::$name(fixture.blobs.clone()).await;
             }
         )*
     };
