@@ -29,7 +29,9 @@ impl Fixture {
 }
 
 /// Instantiates every conformance test for a backend. `$make` is an async
-/// expression yielding a [`Fixture`].
+/// expression yielding a [`Fixture`]. Every test of this file must be
+/// named here; `registration::every_catalog_test_is_registered_once` fails
+/// on one that is not.
 #[macro_export]
 macro_rules! catalog_conformance {
     ($make:expr) => {

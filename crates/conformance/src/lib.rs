@@ -10,3 +10,5 @@
 
 pub mod blobs;
 pub mod catalog;
+#[cfg(test)]
+mod registration;
