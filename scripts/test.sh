@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine: formatting, lints, unit tests,
+# The whole test suite, on a fresh machine: formatting, lints, unit tests
+# of every workspace member (the server and crates/*),
 # the catalog and blob store conformance suites (the S3 one against a
 # throwaway Garage server), integration tests against the real binary
 # over HTTP, and the official Python SDK against a running server.
@@ -12,10 +13,10 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "==> cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "==> cargo build"
-cargo build --locked --all-targets
+cargo build --locked --workspace --all-targets
 
 # The services the tests run against, stopped and deleted on exit: a
 # throwaway PostgreSQL cluster (unless the caller gives one) and an S3
@@ -41,9 +42,9 @@ source "$s3_dir/env"
 
 echo "==> Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --locked --all-targets --no-fail-fast
+    cargo nextest run --locked --workspace --all-targets --no-fail-fast
 else
-    cargo test --locked --all-targets --no-fail-fast
+    cargo test --locked --workspace --all-targets --no-fail-fast
 fi
 
 echo "==> Integration tests again, every server on PostgreSQL + S3"

@@ -10,7 +10,6 @@ pub mod app;
 pub mod blobs;
 pub mod catalog;
 pub mod cli;
-pub mod demo_upstream;
 pub mod http;
 pub mod migrate;
 pub mod model;

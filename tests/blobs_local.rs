@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use vaultplus::blobs::conformance::Fixture;
 use vaultplus::blobs::{BlobStore, CachedBlobStore, LocalBlobStore};
+use vaultplus_conformance::blobs::Fixture;
 
 async fn fresh(memory_cache: u64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
@@ -17,10 +17,10 @@ async fn fresh(memory_cache: u64) -> Fixture {
     Fixture::new(store, dir)
 }
 
-vaultplus::blob_conformance!(fresh(0));
+vaultplus_conformance::blob_conformance!(fresh(0));
 
 mod with_memory_cache {
     use super::*;
 
-    vaultplus::blob_conformance!(fresh(64 * 1024 * 1024));
+    vaultplus_conformance::blob_conformance!(fresh(64 * 1024 * 1024));
 }

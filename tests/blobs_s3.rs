@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use vaultplus::blobs::conformance::Fixture;
 use vaultplus::blobs::{BlobStore, S3BlobStore, S3Options};
+use vaultplus_conformance::blobs::Fixture;
 
 fn env(name: &str) -> String {
     match std::env::var(name) {
@@ -63,7 +63,7 @@ async fn fresh() -> Fixture {
     Fixture::new(store.clone(), Cleanup(store))
 }
 
-vaultplus::blob_conformance!(fresh());
+vaultplus_conformance::blob_conformance!(fresh());
 
 /// Proves the server checks signatures: the right key id with a wrong
 /// secret is refused for every operation, and a read is an error, not a

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::{Connection as _, PgConnection, Row};
-use vaultplus::catalog::conformance::{Fixture, all_jobs};
 use vaultplus::catalog::postgres::{MIGRATION_LOCK, PostgresCatalog};
 use vaultplus::catalog::{
     Accounts, Catalog, CommitOutcome, NewStoredVariant, ScopeId, ScopeTotals,
@@ -20,6 +19,7 @@ use vaultplus::model::VariantStatus;
 use vaultplus::model::list_plan::ListMode;
 use vaultplus::model::observed::{ObservedMedia, ObservedVariant, Origin};
 use vaultplus::model::{ConnectionId, MediaId, MediaType, OrgName, VaultPlusSettings};
+use vaultplus_conformance::catalog::{Fixture, all_jobs};
 
 const NOW: i64 = 1_800_000_000_000;
 
@@ -72,7 +72,7 @@ async fn fresh() -> Fixture {
     Fixture::new(Arc::new(catalog), url)
 }
 
-vaultplus::catalog_conformance!(fresh());
+vaultplus_conformance::catalog_conformance!(fresh());
 
 // --- several nodes -----------------------------------------------------------
 
@@ -514,13 +514,13 @@ async fn a_signing_key_change_on_one_node_notifies_the_other() {
     };
     a.insert_signing_key(&key(1)).await.unwrap();
     a.insert_signing_key(&key(2)).await.unwrap();
-    assert!(vaultplus::catalog::conformance::next_change(&mut on_b).await);
+    assert!(vaultplus_conformance::catalog::next_change(&mut on_b).await);
     // Both inserts may have been seen already; wait for quiet, then retire.
     tokio::time::sleep(Duration::from_millis(300)).await;
     on_b.borrow_and_update();
     assert!(!on_b.has_changed().unwrap(), "no change, no tick");
     assert!(a.delete_signing_key(1).await.unwrap());
-    assert!(vaultplus::catalog::conformance::next_change(&mut on_b).await);
+    assert!(vaultplus_conformance::catalog::next_change(&mut on_b).await);
     let ids: Vec<i64> = b
         .signing_keys()
         .await
@@ -543,7 +543,7 @@ async fn a_signing_key_change_on_one_node_notifies_the_other() {
     .unwrap();
     assert!(killed >= 1, "the listener's session was found");
     assert!(
-        vaultplus::catalog::conformance::next_change(&mut on_b).await,
+        vaultplus_conformance::catalog::next_change(&mut on_b).await,
         "a lost listener ticks"
     );
     // Once it listens again, changes are heard again.

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use vaultplus::catalog::conformance::Fixture;
 use vaultplus::catalog::sqlite::SqliteCatalog;
+use vaultplus_conformance::catalog::Fixture;
 
 async fn fresh() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
@@ -13,5 +13,5 @@ async fn fresh() -> Fixture {
     Fixture::new(Arc::new(catalog), dir)
 }
 
-vaultplus::catalog_conformance!(fresh());
-vaultplus::catalog_conformance!(embedded fresh());
+vaultplus_conformance::catalog_conformance!(fresh());
+vaultplus_conformance::catalog_conformance!(embedded fresh());

@@ -3,7 +3,6 @@
 //! client string), so no request can steer a path.
 
 pub mod cached;
-pub mod conformance;
 pub mod local;
 mod probe_cache;
 pub mod s3;

@@ -63,7 +63,7 @@ enum Command {
     #[command(subcommand)]
     MasterKey(master_key::MasterKeyCommand),
     /// Run a local stand-in for the upstream Access API (tests, demos).
-    DemoUpstream(crate::demo_upstream::DemoArgs),
+    DemoUpstream(vaultplus_demo_upstream::DemoArgs),
     /// Inspect or drain the background reclaim of purged bytes.
     #[command(subcommand)]
     Reclaim(reclaim::ReclaimCommand),
@@ -352,7 +352,9 @@ pub fn run() -> anyhow::Result<()> {
             Command::MasterKey(c) => master_key::run(c),
             Command::Fsck(a) => fsck::run(a).await,
             Command::Retention(c) => retention::run(c).await,
-            Command::DemoUpstream(a) => crate::demo_upstream::run(a).await,
+            Command::DemoUpstream(a) => {
+                vaultplus_demo_upstream::run(a, crate::app::shutdown_signal()).await
+            }
             Command::Migrate(a) => migrate::run(a).await,
         }
     })

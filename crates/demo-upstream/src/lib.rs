@@ -119,7 +119,13 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     check_rate(v)
 }
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+/// Serves until `shutdown` completes (the caller's SIGINT/SIGTERM handler:
+/// the binary that embeds this crate owns the process and its signals),
+/// then gives open connections [`SHUTDOWN_GRACE`] to finish.
+pub async fn run(
+    args: DemoArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     // `:0` alone means a free port on loopback, like the other commands.
     let listen = if args.listen.starts_with(':') {
         format!("127.0.0.1{}", args.listen)
@@ -164,7 +170,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, routes::router(demo)).with_graceful_shutdown(async move {
-        crate::app::shutdown_signal().await;
+        shutdown.await;
         let _ = stop_tx.send(true);
     });
     let deadline = async move {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
-use super::{BlobStore, ByteStream, PutError};
+use vaultplus::blobs::{BlobStore, ByteStream, PutError};
 
 /// A fresh, empty blob store and whatever must live as long as it (a temp
 /// dir, a prefix to clean up).
@@ -29,7 +29,9 @@ impl Fixture {
 }
 
 /// Instantiates every conformance test for a store. `$make` is an async
-/// expression yielding a [`Fixture`].
+/// expression yielding a [`Fixture`]. Every test of this file must be
+/// named here; `registration::every_blob_test_is_registered_once` fails
+/// on one that is not.
 #[macro_export]
 macro_rules! blob_conformance {
     ($make:expr) => {
@@ -45,7 +47,7 @@ macro_rules! blob_conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let fixture = $make.await;
-                $crate::blobs::conformance::$name(fixture.blobs.clone()).await;
+                $crate::blobs::$name(fixture.blobs.clone()).await;
             }
         )*
     };

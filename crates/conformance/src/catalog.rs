@@ -1,0 +1,1594 @@
+//! The catalog conformance suite: behaviour every [`Catalog`] backend must
+//! show, written against the trait only. A backend runs it with
+//! [`catalog_conformance!`](crate::catalog_conformance), giving a factory
+//! for a fresh, empty catalog.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use vaultplus::catalog::derive::totals_of;
+use vaultplus::catalog::*;
+use vaultplus::model::list_plan::ListMode;
+use vaultplus::model::observed::{ObservedMedia, ObservedVariant, Origin};
+use vaultplus::model::{ConnectionId, Label, MediaId, MediaType, VariantStatus, VaultPlusSettings};
+
+/// A fresh catalog and whatever must live as long as it (a temp dir, a
+/// throwaway database).
+pub struct Fixture {
+    pub catalog: Arc<dyn Catalog>,
+    _guard: Box<dyn Any + Send>,
+}
+
+impl Fixture {
+    pub fn new(catalog: Arc<dyn Catalog>, guard: impl Any + Send) -> Self {
+        Self {
+            catalog,
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+/// Instantiates every conformance test for a backend. `$make` is an async
+/// expression yielding a [`Fixture`]. Every test of this file must be
+/// named here; `registration::every_catalog_test_is_registered_once` fails
+/// on one that is not.
+#[macro_export]
+macro_rules! catalog_conformance {
+    ($make:expr) => {
+        $crate::catalog_conformance!(@tests $make;
+            orgs_are_created_once, api_keys_round_trip, signing_keys_insert_once,
+            signing_secrets_are_replaced_only_if_unchanged,
+            connections_are_per_org, connection_settings_change,
+            upload_commit_creates_and_replaces, commit_after_purge_is_refused,
+            purge_is_exact_and_idempotent, purge_hides_everything_at_once,
+            delete_media_is_exact, query_filters, query_sorts_and_pages,
+            keyset_is_stable_under_changes, access_counts_add_up,
+            reclaim_drains_retired_scopes, upload_intents_are_requeued,
+            remove_connection_purges, org_settings_push_clears_overrides,
+            totals_match_records, list_add_and_sync_follow_the_plan,
+            jobs_are_leased_once, job_outcomes_update_variants,
+            job_commit_after_purge_is_refused, queue_variant_revives_known_variants,
+            storage_limits_evict_or_block, failed_deletions_wait_behind_the_rest,
+            list_members_page_through_changes, jobs_page_through_changes,
+            generations_follow_the_stored_bytes,
+            org_rate_limit_round_trips, signing_key_changes_are_watched);
+    };
+    // Behaviour only an embedded (single-server) catalog shows.
+    (embedded $make:expr) => {
+        $crate::catalog_conformance!(@tests $make; release_all_leases_ends_every_lease);
+    };
+    (@tests $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let fixture = $make.await;
+                $crate::catalog::$name(fixture.catalog.clone()).await;
+            }
+        )*
+    };
+}
+
+const NOW: i64 = 1_800_000_000_000;
+
+fn mid(s: &str) -> MediaId {
+    MediaId::parse(s).unwrap()
+}
+
+async fn org(c: &dyn Catalog, name: &str) -> Org {
+    let name = vaultplus::model::OrgName::parse(name).unwrap();
+    c.ensure_org(&name, &VaultPlusSettings::default(), true, NOW)
+        .await
+        .unwrap()
+        .0
+}
+
+async fn conn(c: &dyn Catalog, org: OrgId, id: &str) -> Connection {
+    let id = ConnectionId::parse(id).unwrap();
+    c.insert_connection(org, &id, true, NOW).await.unwrap();
+    c.connection(org, &id).await.unwrap().unwrap()
+}
+
+async fn current_scope(c: &dyn Catalog, org: OrgId, id: &str) -> ScopeId {
+    c.connection(org, &ConnectionId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .scope_id
+}
+
+/// One variant to store through the upload path.
+struct Put<'a> {
+    media: &'a str,
+    label: &'a str,
+    content_type: &'a str,
+    size: u64,
+    at: i64,
+    duration: Option<f64>,
+    limit: Option<vaultplus::model::settings::StorageLimit>,
+}
+
+/// Stores a variant through the upload path, as the service does.
+async fn put(c: &dyn Catalog, scope: ScopeId, p: Put<'_>) -> CommitOutcome {
+    let key = format!("{scope}/{}", uuid::Uuid::new_v4().simple());
+    c.begin_upload(scope, &key, p.at).await.unwrap();
+    c.commit_upload(&NewStoredVariant {
+        scope_id: scope,
+        media_id: mid(p.media),
+        label: p.label.into(),
+        content_type: p.content_type.into(),
+        size_bytes: p.size,
+        checksum: "00".repeat(32),
+        blob_key: key,
+        duration: p.duration,
+        now: p.at,
+        limit: p.limit,
+    })
+    .await
+    .unwrap()
+}
+
+async fn store(
+    c: &dyn Catalog,
+    scope: ScopeId,
+    media: &str,
+    label: &str,
+    content_type: &str,
+    size: u64,
+    at: i64,
+) -> CommitOutcome {
+    let p = Put {
+        media,
+        label,
+        content_type,
+        size,
+        at,
+        duration: None,
+        limit: None,
+    };
+    put(c, scope, p).await
+}
+
+async fn store_with_duration(c: &dyn Catalog, scope: ScopeId, media: &str, d: f64, at: i64) {
+    let p = Put {
+        media,
+        label: "full",
+        content_type: "video/mp4",
+        size: 10,
+        at,
+        duration: Some(d),
+        limit: None,
+    };
+    put(c, scope, p).await;
+}
+
+fn query(limit: u32) -> MediaQuery {
+    MediaQuery {
+        limit,
+        ..MediaQuery::default()
+    }
+}
+
+async fn all_ids(c: &dyn Catalog, scope: ScopeId, mut q: MediaQuery) -> Vec<String> {
+    let mut ids = Vec::new();
+    loop {
+        let page = c.query_media(scope, &q).await.unwrap();
+        ids.extend(page.items.iter().map(|m| m.media_id.clone()));
+        match page.next {
+            Some(k) => q.after = Some(k),
+            None => return ids,
+        }
+    }
+}
+
+/// Every job of the scope (or its failed ones), paging through.
+pub async fn all_jobs(c: &dyn Catalog, scope: ScopeId, failed_only: bool) -> Vec<JobRecord> {
+    let mut all = Vec::new();
+    let mut page = PageRequest::first(paging::MAX_PAGE);
+    loop {
+        let got = c.jobs(scope, failed_only, &page).await.unwrap();
+        all.extend(got.items);
+        match got.next {
+            Some(k) => page.after = Some(k),
+            None => return all,
+        }
+    }
+}
+
+pub async fn orgs_are_created_once(c: Arc<dyn Catalog>) {
+    let name = vaultplus::model::OrgName::parse("acme").unwrap();
+    let (a, created) = c
+        .ensure_org(&name, &VaultPlusSettings::default(), true, NOW)
+        .await
+        .unwrap();
+    assert!(created);
+    let (b, created_again) = c
+        .ensure_org(&name, &VaultPlusSettings::default(), false, NOW)
+        .await
+        .unwrap();
+    assert!(!created_again);
+    assert_eq!(a, b);
+    assert_eq!(c.org_by_name(&name).await.unwrap(), Some(a.clone()));
+    assert_eq!(c.org(a.id).await.unwrap(), Some(a));
+    assert_eq!(c.list_orgs().await.unwrap().len(), 1);
+}
+
+pub async fn api_keys_round_trip(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "acme").await;
+    let other = org(c.as_ref(), "other").await;
+    let key = ApiKeyRecord {
+        id: "0011223344556677".into(),
+        org_id: o.id,
+        secret_hash: vec![7; 32],
+        scopes: vec![KeyScope::Account, KeyScope::Link],
+        created_at: NOW,
+        revoked_at: None,
+    };
+    c.insert_api_key(&key).await.unwrap();
+    assert_eq!(c.api_key(&key.id).await.unwrap(), Some(key.clone()));
+    assert_eq!(c.api_key("ffffffffffffffff").await.unwrap(), None);
+    assert_eq!(c.list_api_keys(Some(o.id)).await.unwrap().len(), 1);
+    assert!(c.list_api_keys(Some(other.id)).await.unwrap().is_empty());
+    assert!(c.revoke_api_key(&key.id, NOW + 1).await.unwrap());
+    assert!(!c.revoke_api_key(&key.id, NOW + 2).await.unwrap());
+    assert_eq!(
+        c.api_key(&key.id).await.unwrap().unwrap().revoked_at,
+        Some(NOW + 1)
+    );
+}
+
+pub async fn signing_keys_insert_once(c: Arc<dyn Catalog>) {
+    let k = SigningKeyRecord {
+        id: 1,
+        secret: vec![1; 32],
+        created_at: NOW,
+    };
+    assert!(c.insert_signing_key(&k).await.unwrap());
+    let mut other = k.clone();
+    other.secret = vec![2; 32];
+    assert!(!c.insert_signing_key(&other).await.unwrap());
+    assert_eq!(c.signing_keys().await.unwrap(), vec![k.clone()]);
+    let newer = SigningKeyRecord {
+        id: 2,
+        secret: vec![3; 32],
+        created_at: NOW + 1,
+    };
+    assert!(c.insert_signing_key(&newer).await.unwrap());
+    assert_eq!(
+        c.signing_keys().await.unwrap(),
+        vec![k, newer.clone()],
+        "ordered by ID"
+    );
+    assert!(c.delete_signing_key(1).await.unwrap());
+    assert!(!c.delete_signing_key(1).await.unwrap());
+    assert_eq!(c.signing_keys().await.unwrap(), vec![newer]);
+}
+
+pub async fn signing_secrets_are_replaced_only_if_unchanged(c: Arc<dyn Catalog>) {
+    let k = SigningKeyRecord {
+        id: 1,
+        secret: vec![1; 32],
+        created_at: NOW,
+    };
+    assert!(c.insert_signing_key(&k).await.unwrap());
+    let sealed = vec![9; 76];
+    // Not what the row holds: nothing changes.
+    assert!(
+        !c.replace_signing_secret(1, &[2; 32], &sealed)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !c.replace_signing_secret(5, &[1; 32], &sealed)
+            .await
+            .unwrap()
+    );
+    assert_eq!(c.signing_keys().await.unwrap(), vec![k.clone()]);
+    assert!(
+        c.replace_signing_secret(1, &[1; 32], &sealed)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        c.signing_keys().await.unwrap(),
+        vec![SigningKeyRecord {
+            secret: sealed.clone(),
+            ..k
+        }]
+    );
+    // A second replace of the same old value finds it gone.
+    assert!(
+        !c.replace_signing_secret(1, &[1; 32], &[3; 76])
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn connections_are_per_org(c: Arc<dyn Catalog>) {
+    let a = org(c.as_ref(), "a").await;
+    let b = org(c.as_ref(), "b").await;
+    let id = ConnectionId::parse("conn_x").unwrap();
+    assert!(c.insert_connection(a.id, &id, true, NOW).await.unwrap());
+    assert!(!c.insert_connection(a.id, &id, false, NOW).await.unwrap());
+    assert!(c.insert_connection(b.id, &id, false, NOW).await.unwrap());
+    let ca = c.connection(a.id, &id).await.unwrap().unwrap();
+    let cb = c.connection(b.id, &id).await.unwrap().unwrap();
+    assert!(ca.enabled && !cb.enabled);
+    assert_ne!(ca.scope_id, cb.scope_id, "tenants never share a scope");
+    for i in 0..5 {
+        conn(c.as_ref(), a.id, &format!("conn_{i}")).await;
+    }
+    let first = c.list_connections(a.id, 0, 4).await.unwrap();
+    let rest = c.list_connections(a.id, 4, 4).await.unwrap();
+    assert_eq!((first.len(), rest.len()), (4, 2));
+    assert_eq!(c.org_totals(a.id).await.unwrap().connections, 6);
+    assert_eq!(c.org_totals(b.id).await.unwrap().enabled_connections, 0);
+}
+
+pub async fn connection_settings_change(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let before = conn(c.as_ref(), o.id, "conn_a").await;
+    let id = ConnectionId::parse("conn_a").unwrap();
+    let patch: vaultplus::model::SettingsPatch =
+        serde_json::from_str(r#"{"retentionDays":5}"#).unwrap();
+    let change = ConnectionChange {
+        enabled: Some(false),
+        overrides: Some(Some(patch.clone())),
+        purge: false,
+    };
+    let (after, purged) = c
+        .update_connection(o.id, &id, &change, NOW + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(purged.is_none());
+    assert!(!after.enabled);
+    assert_eq!(after.overrides, Some(patch));
+    assert_eq!(after.scope_id, before.scope_id);
+    let reset = ConnectionChange {
+        overrides: Some(None),
+        purge: true,
+        ..ConnectionChange::default()
+    };
+    let (after, purged) = c
+        .update_connection(o.id, &id, &reset, NOW + 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.overrides, None);
+    assert_eq!(purged, Some(PurgeOutcome::default()));
+    assert_ne!(after.scope_id, before.scope_id);
+    let missing = ConnectionId::parse("conn_missing").unwrap();
+    assert!(
+        c.update_connection(o.id, &missing, &reset, NOW)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn upload_commit_creates_and_replaces(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    let CommitOutcome::Created(v) =
+        store(c.as_ref(), scope, "42", "full", "image/png", 100, NOW).await
+    else {
+        panic!("first commit creates");
+    };
+    assert_eq!(
+        (v.status, v.size_bytes, v.stored_at),
+        (VariantStatus::Stored, 100, Some(NOW))
+    );
+    let old_key = v.blob_key.clone().unwrap();
+    store(c.as_ref(), scope, "42", "thumb", "image/jpeg", 10, NOW + 5).await;
+    let replaced = store(c.as_ref(), scope, "42", "full", "image/png", 300, NOW + 10).await;
+    let CommitOutcome::Replaced(v2) = replaced else {
+        panic!("second commit of a label replaces");
+    };
+    assert_eq!(
+        v2.created_at, NOW,
+        "a replaced variant keeps its creation time"
+    );
+    assert_eq!(c.queued_blob_deletions(10).await.unwrap(), vec![old_key]);
+    let t = c.scope_totals(scope).await.unwrap();
+    assert_eq!(
+        t,
+        ScopeTotals {
+            live_count: 2,
+            stored_count: 2,
+            stored_bytes: 310
+        }
+    );
+    let m = c.media(scope, &[mid("42")]).await.unwrap().pop().unwrap();
+    assert_eq!(m.media_type, MediaType::Image);
+    assert_eq!(m.cached_at, Some(NOW + 10));
+    assert_eq!(m.created_at, NOW);
+    assert_eq!(m.variants.len(), 2);
+    let keys = c.referenced_blob_keys().await.unwrap();
+    assert_eq!(keys.len(), 3, "two live blobs and one queued");
+}
+
+pub async fn commit_after_purge_is_refused(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    let key = format!("{scope}/inflight");
+    c.begin_upload(scope, &key, NOW).await.unwrap();
+    let id = ConnectionId::parse("conn_a").unwrap();
+    c.purge_connection(o.id, &id, NOW + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let out = c
+        .commit_upload(&NewStoredVariant {
+            scope_id: scope,
+            media_id: mid("1"),
+            label: "full".into(),
+            content_type: "image/png".into(),
+            size_bytes: 5,
+            checksum: "00".repeat(32),
+            blob_key: key.clone(),
+            duration: None,
+            now: NOW + 2,
+            limit: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(out, CommitOutcome::ScopeRetired);
+    assert!(c.queued_blob_deletions(10).await.unwrap().contains(&key));
+    let fresh = current_scope(c.as_ref(), o.id, "conn_a").await;
+    assert_eq!(c.scope_totals(fresh).await.unwrap(), ScopeTotals::default());
+    assert!(c.media(fresh, &[mid("1")]).await.unwrap().is_empty());
+}
+
+pub async fn purge_is_exact_and_idempotent(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    let other = conn(c.as_ref(), o.id, "conn_b").await.scope_id;
+    for i in 0..7 {
+        store(
+            c.as_ref(),
+            scope,
+            &i.to_string(),
+            "full",
+            "image/jpeg",
+            1000 + i,
+            NOW,
+        )
+        .await;
+    }
+    store(c.as_ref(), other, "1", "full", "image/jpeg", 5, NOW).await;
+    let id = ConnectionId::parse("conn_a").unwrap();
+    let p = c
+        .purge_connection(o.id, &id, NOW + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        p,
+        PurgeOutcome {
+            purged_count: 7,
+            freed_bytes: 7000 + 21
+        }
+    );
+    let again = c
+        .purge_connection(o.id, &id, NOW + 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, PurgeOutcome::default());
+    assert_eq!(
+        c.scope_totals(other).await.unwrap().stored_bytes,
+        5,
+        "other connection untouched"
+    );
+    let missing = ConnectionId::parse("conn_zz").unwrap();
+    assert!(
+        c.purge_connection(o.id, &missing, NOW)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let org_t = c.org_totals(o.id).await.unwrap();
+    assert_eq!((org_t.live_count, org_t.stored_bytes), (1, 5));
+}
+
+pub async fn purge_hides_everything_at_once(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    store(c.as_ref(), scope, "9", "full", "image/jpeg", 10, NOW).await;
+    let id = ConnectionId::parse("conn_a").unwrap();
+    c.purge_connection(o.id, &id, NOW + 1).await.unwrap();
+    // Reads against the retired scope (a request that looked the
+    // connection up before the purge) see nothing either.
+    assert!(c.media(scope, &[mid("9")]).await.unwrap().is_empty());
+    assert!(
+        c.query_media(scope, &query(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let label = Label::parse("full").unwrap();
+    assert!(
+        c.current_variant(scope, &mid("9"), &label)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        c.delete_media(scope, &mid("9")).await.unwrap(),
+        DeleteOutcome::default()
+    );
+    // New media in the fresh scope is not confused with the purged one.
+    let fresh = current_scope(c.as_ref(), o.id, "conn_a").await;
+    store(c.as_ref(), fresh, "9", "full", "image/jpeg", 3, NOW + 2).await;
+    let m = c.media(fresh, &[mid("9")]).await.unwrap().pop().unwrap();
+    assert_eq!(m.variants[0].size_bytes, 3);
+    assert!(
+        c.current_variant(fresh, &mid("9"), &label)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+pub async fn delete_media_is_exact(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    store(c.as_ref(), scope, "5", "full", "image/jpeg", 100, NOW).await;
+    store(c.as_ref(), scope, "5", "thumb", "image/jpeg", 7, NOW).await;
+    store(c.as_ref(), scope, "6", "full", "image/jpeg", 1, NOW).await;
+    let out = c.delete_media(scope, &mid("5")).await.unwrap();
+    assert_eq!(
+        out,
+        DeleteOutcome {
+            removed_count: 2,
+            freed_bytes: 107
+        }
+    );
+    assert_eq!(
+        c.delete_media(scope, &mid("5")).await.unwrap(),
+        DeleteOutcome::default()
+    );
+    assert_eq!(c.queued_blob_deletions(10).await.unwrap().len(), 2);
+    assert_eq!(
+        c.scope_totals(scope).await.unwrap(),
+        ScopeTotals {
+            live_count: 1,
+            stored_count: 1,
+            stored_bytes: 1
+        }
+    );
+}
+
+pub async fn query_filters(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    store(c.as_ref(), scope, "1", "full", "image/jpeg", 1, NOW).await;
+    store(c.as_ref(), scope, "2", "full", "image/png", 1, NOW + 1000).await;
+    store_with_duration(c.as_ref(), scope, "3", 30.0, NOW + 2000).await;
+    store_with_duration(c.as_ref(), scope, "4", 300.0, NOW + 3000).await;
+    store(c.as_ref(), scope, "5", "full", "audio/mpeg", 1, NOW + 4000).await;
+    let run = |q: MediaQuery| {
+        let c = c.clone();
+        async move {
+            let mut ids = all_ids(c.as_ref(), scope, q).await;
+            ids.sort();
+            ids
+        }
+    };
+    let q = |f: &dyn Fn(&mut MediaQuery)| {
+        let mut q = query(100);
+        f(&mut q);
+        q
+    };
+    assert_eq!(
+        run(q(&|q| q.media_type = Some(MediaType::Video))).await,
+        ["3", "4"]
+    );
+    assert_eq!(
+        run(q(&|q| q.content_type = Some("image/png".into()))).await,
+        ["2"]
+    );
+    assert_eq!(run(q(&|q| q.duration_min = Some(100.0))).await, ["4"]);
+    assert_eq!(run(q(&|q| q.duration_max = Some(100.0))).await, ["3"]);
+    assert_eq!(
+        run(q(&|q| q.created_from = Some(NOW + 1000))).await,
+        ["2", "3", "4", "5"]
+    );
+    assert_eq!(
+        run(q(&|q| q.created_to = Some(NOW + 1000))).await,
+        ["1", "2"]
+    );
+    assert_eq!(
+        run(q(&|q| q.cached_from = Some(NOW + 3000))).await,
+        ["4", "5"]
+    );
+    assert_eq!(run(q(&|q| q.cached_to = Some(NOW))).await, ["1"]);
+    assert_eq!(
+        run(q(&|q| q.status = Some(VariantStatus::Stored))).await,
+        ["1", "2", "3", "4", "5"]
+    );
+    assert!(
+        run(q(&|q| q.status = Some(VariantStatus::Removed)))
+            .await
+            .is_empty()
+    );
+    assert!(
+        run(q(&|q| q.status = Some(VariantStatus::Pending)))
+            .await
+            .is_empty()
+    );
+}
+
+pub async fn query_sorts_and_pages(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    // Same creation time for 9, 10 and 100: ties break by numeric ID.
+    for id in ["100", "9", "10"] {
+        store(c.as_ref(), scope, id, "full", "image/jpeg", 1, NOW).await;
+    }
+    store_with_duration(c.as_ref(), scope, "7", 5.0, NOW + 10).await;
+    store_with_duration(c.as_ref(), scope, "8", 50.0, NOW + 20).await;
+    let sorted = |sort: SortKey| {
+        let c = c.clone();
+        async move {
+            all_ids(
+                c.as_ref(),
+                scope,
+                MediaQuery {
+                    sort,
+                    limit: 2,
+                    ..MediaQuery::default()
+                },
+            )
+            .await
+        }
+    };
+    for (sort, expected) in [
+        (SortKey::CreatedAtDesc, ["8", "7", "100", "10", "9"]),
+        (SortKey::CreatedAtAsc, ["9", "10", "100", "7", "8"]),
+        (SortKey::CachedAtDesc, ["8", "7", "100", "10", "9"]),
+        (SortKey::DurationDesc, ["8", "7", "100", "10", "9"]),
+        (SortKey::DurationAsc, ["7", "8", "9", "10", "100"]),
+    ] {
+        assert_eq!(sorted(sort).await, expected, "{sort:?}");
+    }
+    let one = c.query_media(scope, &query(5)).await.unwrap();
+    assert!(one.next.is_none(), "no cursor on the last page");
+    let two = c.query_media(scope, &query(4)).await.unwrap();
+    assert!(two.next.is_some());
+}
+
+pub async fn keyset_is_stable_under_changes(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    for i in 0..20 {
+        store(
+            c.as_ref(),
+            scope,
+            &(1000 + i).to_string(),
+            "full",
+            "image/jpeg",
+            1,
+            NOW + i,
+        )
+        .await;
+    }
+    let mut q = query(5);
+    let first = c.query_media(scope, &q).await.unwrap();
+    let seen_first: Vec<String> = first.items.iter().map(|m| m.media_id.clone()).collect();
+    // Between pages: a new item arrives at the head, one already seen and
+    // one not yet seen are deleted.
+    store(
+        c.as_ref(),
+        scope,
+        "5000",
+        "full",
+        "image/jpeg",
+        1,
+        NOW + 100,
+    )
+    .await;
+    c.delete_media(scope, &mid(&seen_first[0])).await.unwrap();
+    c.delete_media(scope, &mid("1003")).await.unwrap();
+    q.after = first.next;
+    let rest = all_ids(c.as_ref(), scope, q).await;
+    let mut all: Vec<String> = seen_first
+        .iter()
+        .cloned()
+        .chain(rest.iter().cloned())
+        .collect();
+    let len = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), len, "no item repeated");
+    for i in 0..20 {
+        let id = (1000 + i).to_string();
+        if id != "1003" {
+            assert!(
+                all.contains(&id),
+                "item {id}, present throughout, was skipped"
+            );
+        }
+    }
+}
+
+pub async fn access_counts_add_up(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    store(c.as_ref(), scope, "1", "full", "image/jpeg", 1, NOW).await;
+    let hit = |n, at| AccessHit {
+        scope_id: scope,
+        media_id: "1".into(),
+        label: "full".into(),
+        count: n,
+        last_at: at,
+    };
+    c.record_accesses(&[hit(3, NOW + 50)]).await.unwrap();
+    c.record_accesses(&[hit(2, NOW + 20), hit(1, NOW + 70)])
+        .await
+        .unwrap();
+    let gone = AccessHit {
+        media_id: "404".into(),
+        ..hit(1, NOW)
+    };
+    c.record_accesses(&[gone]).await.unwrap();
+    let v = c
+        .media(scope, &[mid("1")])
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+        .variants
+        .pop()
+        .unwrap();
+    assert_eq!((v.access_count, v.last_accessed_at), (6, NOW + 70));
+}
+
+pub async fn reclaim_drains_retired_scopes(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    for i in 0..12 {
+        store(
+            c.as_ref(),
+            scope,
+            &i.to_string(),
+            "full",
+            "image/jpeg",
+            10,
+            NOW,
+        )
+        .await;
+    }
+    let id = ConnectionId::parse("conn_a").unwrap();
+    c.purge_connection(o.id, &id, NOW + 1).await.unwrap();
+    let b = c.reclaim_backlog().await.unwrap();
+    assert_eq!((b.retired_scopes, b.retired_variants), (1, 12));
+    let mut rounds = 0;
+    while c.drain_retired_scope(5).await.unwrap() > 0 {
+        rounds += 1;
+        assert!(rounds < 50, "drain terminates");
+    }
+    let b = c.reclaim_backlog().await.unwrap();
+    assert_eq!(
+        (b.retired_scopes, b.retired_variants, b.queued_blobs),
+        (0, 0, 12)
+    );
+    let keys = c.queued_blob_deletions(100).await.unwrap();
+    assert_eq!(c.referenced_blob_keys().await.unwrap().len(), 12);
+    c.forget_blob_deletions(&keys).await.unwrap();
+    assert_eq!(
+        c.reclaim_backlog().await.unwrap(),
+        ReclaimBacklog::default()
+    );
+    assert!(c.referenced_blob_keys().await.unwrap().is_empty());
+}
+
+pub async fn upload_intents_are_requeued(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    c.begin_upload(scope, "1/old", NOW).await.unwrap();
+    c.begin_upload(scope, "1/new", NOW + 100).await.unwrap();
+    assert_eq!(c.requeue_upload_intents(NOW + 50).await.unwrap(), 1);
+    assert_eq!(
+        c.queued_blob_deletions(10).await.unwrap(),
+        vec!["1/old".to_string()]
+    );
+    let keys = c.referenced_blob_keys().await.unwrap();
+    assert!(
+        keys.contains(&"1/new".to_string()),
+        "an intent is a reference"
+    );
+    c.abort_upload("1/new", NOW + 200).await.unwrap();
+    assert_eq!(c.reclaim_backlog().await.unwrap().queued_blobs, 2);
+}
+
+pub async fn remove_connection_purges(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    store(c.as_ref(), scope, "1", "full", "image/jpeg", 11, NOW).await;
+    let id = ConnectionId::parse("conn_a").unwrap();
+    let out = c
+        .remove_connection(o.id, &id, NOW + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out,
+        PurgeOutcome {
+            purged_count: 1,
+            freed_bytes: 11
+        }
+    );
+    assert!(c.connection(o.id, &id).await.unwrap().is_none());
+    assert!(c.remove_connection(o.id, &id, NOW).await.unwrap().is_none());
+    assert!(c.media(scope, &[mid("1")]).await.unwrap().is_empty());
+    assert_eq!(c.org_totals(o.id).await.unwrap(), OrgTotals::default());
+    // The ID can be registered again, empty.
+    assert!(c.insert_connection(o.id, &id, true, NOW + 2).await.unwrap());
+    let again = current_scope(c.as_ref(), o.id, "conn_a").await;
+    assert_eq!(c.scope_totals(again).await.unwrap(), ScopeTotals::default());
+}
+
+pub async fn org_settings_push_clears_overrides(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    conn(c.as_ref(), o.id, "conn_a").await;
+    let id = ConnectionId::parse("conn_a").unwrap();
+    let overrides: vaultplus::model::SettingsPatch =
+        serde_json::from_str(r#"{"retentionDays":3,"cacheAudio":false}"#).unwrap();
+    let change = ConnectionChange {
+        overrides: Some(Some(overrides)),
+        ..ConnectionChange::default()
+    };
+    c.update_connection(o.id, &id, &change, NOW).await.unwrap();
+    let pushed: vaultplus::model::SettingsPatch =
+        serde_json::from_str(r#"{"retentionDays":9}"#).unwrap();
+    let defaults = o.default_settings.with(&pushed);
+    let n = c
+        .update_org_settings(o.id, false, &defaults, Some(&pushed), NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let after = c.org(o.id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.auto_enable, after.default_settings.retention_days),
+        (false, 9)
+    );
+    let conn = c.connection(o.id, &id).await.unwrap().unwrap();
+    let left = conn.overrides.unwrap();
+    assert_eq!((left.retention_days, left.cache_audio), (None, Some(false)));
+}
+
+pub async fn totals_match_records(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    for i in 0..30u64 {
+        let media = (i % 11).to_string();
+        let label = ["full", "thumb", "preview"][(i % 3) as usize];
+        store(
+            c.as_ref(),
+            scope,
+            &media,
+            label,
+            "image/jpeg",
+            i * 13 + 1,
+            NOW + i as i64,
+        )
+        .await;
+        if i % 7 == 0 {
+            c.delete_media(scope, &mid(&((i + 3) % 11).to_string()))
+                .await
+                .unwrap();
+        }
+    }
+    let page = c.query_media(scope, &query(100)).await.unwrap();
+    let recomputed = totals_of(page.items.iter().flat_map(|m| m.variants.iter()));
+    assert_eq!(c.scope_totals(scope).await.unwrap(), recomputed);
+}
+
+fn observed(id: &str, fingerprint: &str) -> ObservedMedia {
+    let v = |label: &str, store: bool| ObservedVariant {
+        label: label.into(),
+        origin: Origin::Upstream,
+        url: Some(format!("http://up/cdn/{id}/{label}.jpg?sig=1")),
+        size: Some(100),
+        content_type: "image/jpeg".into(),
+        store,
+    };
+    ObservedMedia {
+        media_id: mid(id),
+        media_type: MediaType::Image,
+        duration: None,
+        fingerprint: fingerprint.into(),
+        admitted: true,
+        variants: vec![v("full", true), v("preview", false)],
+    }
+}
+
+pub async fn list_add_and_sync_follow_the_plan(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    let items = [observed("1", "a"), observed("2", "b"), observed("3", "c")];
+    let out = c
+        .apply_list(scope, "10", ListMode::Add, &items, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((out.counts.added, out.queued), (3, 3));
+    let t = c.scope_totals(scope).await.unwrap();
+    assert_eq!(
+        (t.live_count, t.stored_count),
+        (6, 0),
+        "full pending + preview edge_only"
+    );
+    let first = c
+        .apply_list(scope, "10", ListMode::Sync, &items, NOW + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.counts.adopted, first.counts.removed, first.queued),
+        (3, 0, 0)
+    );
+    // Item 3 also belongs to another list; 2 and 3 leave list 10; 1 changes.
+    c.apply_list(scope, "20", ListMode::Add, &[observed("3", "c")], NOW + 2)
+        .await
+        .unwrap();
+    let later = c
+        .apply_list(scope, "10", ListMode::Sync, &[observed("1", "A")], NOW + 3)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            later.counts.updated,
+            later.counts.removed,
+            later.counts.unchanged,
+            later.queued
+        ),
+        (1, 1, 0, 1)
+    );
+    assert!(c.media(scope, &[mid("2")]).await.unwrap().is_empty());
+    assert_eq!(c.media(scope, &[mid("3")]).await.unwrap().len(), 1);
+    let lists = c.lists(scope).await.unwrap();
+    assert_eq!(lists.len(), 2);
+    let l10 = lists.iter().find(|l| l.list_id == "10").unwrap();
+    assert!(l10.has_baseline);
+    assert_eq!(l10.media_count, 1);
+    assert_eq!(l10.last_synced_at, Some(NOW + 3));
+    let members = c
+        .list_members(scope, "20", &PageRequest::first(100))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].media.as_ref().unwrap().variants.len(), 2);
+    let t = c.scope_totals(scope).await.unwrap();
+    assert_eq!(t.live_count, 4, "items 1 and 3 remain, two variants each");
+    // Retired scopes take their lists along.
+    let id = ConnectionId::parse("conn_a").unwrap();
+    c.purge_connection(o.id, &id, NOW + 4).await.unwrap();
+    assert!(c.lists(scope).await.unwrap().is_empty());
+    assert!(
+        c.apply_list(scope, "10", ListMode::Add, &items, NOW + 5)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn queued_scope(c: &dyn Catalog, n: usize) -> (Org, ScopeId) {
+    let o = org(c, "a").await;
+    let scope = conn(c, o.id, "conn_a").await.scope_id;
+    let items: Vec<_> = (0..n)
+        .map(|i| observed(&(i + 1).to_string(), "f"))
+        .collect();
+    c.apply_list(scope, "10", ListMode::Add, &items, NOW)
+        .await
+        .unwrap();
+    (o, scope)
+}
+
+fn fetched(scope: ScopeId, size: u64) -> FetchedBlob {
+    FetchedBlob {
+        blob_key: format!("{scope}/{}", uuid::Uuid::new_v4().simple()),
+        content_type: "image/png".into(),
+        size_bytes: size,
+        checksum: "11".repeat(32),
+    }
+}
+
+pub async fn jobs_are_leased_once(c: Arc<dyn Catalog>) {
+    let (_, scope) = queued_scope(c.as_ref(), 3).await;
+    let a = c.claim_jobs("w1", 2, NOW + 1000, NOW).await.unwrap();
+    let b = c.claim_jobs("w2", 10, NOW + 1000, NOW).await.unwrap();
+    assert_eq!(
+        (a.len(), b.len()),
+        (2, 1),
+        "a leased job is not claimed again"
+    );
+    assert!(
+        c.claim_jobs("w3", 10, NOW + 1000, NOW + 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(a[0].scope_id, scope);
+    assert_eq!(a[0].upstream_size, Some(100));
+    assert_eq!(a[0].list_hint.as_deref(), Some("10"));
+    let v = c
+        .current_variant(scope, &mid(&a[0].media_id), &Label::parse("full").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.status, VariantStatus::Storing);
+    // A lease that is extended holds; one that lapses passes to another.
+    assert!(c.extend_lease(a[0].id, "w1", NOW + 5000).await.unwrap());
+    assert!(!c.extend_lease(a[0].id, "w2", NOW + 5000).await.unwrap());
+    let taken = c
+        .claim_jobs("w3", 10, NOW + 9000, NOW + 2000)
+        .await
+        .unwrap();
+    assert_eq!(
+        taken.iter().map(|j| j.id).collect::<Vec<_>>().len(),
+        2,
+        "w1's second and w2's job lapsed"
+    );
+    assert!(c.next_job_due().await.unwrap().is_some());
+}
+
+/// Embedded catalogs only: a single server, so at its start every lease
+/// is a leftover of its previous run and can end at once. (A shared
+/// catalog must not end leases other nodes still work under.)
+pub async fn release_all_leases_ends_every_lease(c: Arc<dyn Catalog>) {
+    queued_scope(c.as_ref(), 3).await;
+    assert_eq!(
+        c.claim_jobs("w1", 1, NOW + 5000, NOW).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        c.claim_jobs("w3", 10, NOW + 9000, NOW).await.unwrap().len(),
+        2
+    );
+    assert_eq!(c.release_all_leases().await.unwrap(), 3);
+    assert_eq!(
+        c.claim_jobs("w4", 10, NOW + 9000, NOW + 2000)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(c.next_job_due().await.unwrap().is_some());
+}
+
+pub async fn job_outcomes_update_variants(c: Arc<dyn Catalog>) {
+    let (_, scope) = queued_scope(c.as_ref(), 3).await;
+    let jobs = c.claim_jobs("w", 10, NOW + 1000, NOW).await.unwrap();
+    let by_media = |m: &str| jobs.iter().find(|j| j.media_id == m).unwrap().clone();
+    let full = Label::parse("full").unwrap();
+    // Stored: counters and the response's content type.
+    let blob = fetched(scope, 321);
+    c.begin_upload(scope, &blob.blob_key, NOW).await.unwrap();
+    let out = c
+        .complete_job(&by_media("1"), "w", &blob, None, NOW + 1)
+        .await
+        .unwrap();
+    assert!(matches!(out, CommitOutcome::Created(_)));
+    let v = c
+        .current_variant(scope, &mid("1"), &full)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (v.status, v.size_bytes, v.content_type.as_str()),
+        (VariantStatus::Stored, 321, "image/png")
+    );
+    assert_eq!(c.scope_totals(scope).await.unwrap().stored_bytes, 321);
+    assert!(!c.referenced_blob_keys().await.unwrap().is_empty());
+    // A worker that lost the job cannot commit it.
+    let other = fetched(scope, 5);
+    let out = c
+        .complete_job(&by_media("2"), "intruder", &other, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(out, CommitOutcome::Superseded);
+    assert!(
+        c.queued_blob_deletions(10)
+            .await
+            .unwrap()
+            .contains(&other.blob_key)
+    );
+    // Retry: back to pending with the error, due later.
+    c.retry_job(by_media("2").id, "w", "boom", NOW + 500, true)
+        .await
+        .unwrap();
+    let v = c
+        .current_variant(scope, &mid("2"), &full)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (v.status, v.last_error.as_deref()),
+        (VariantStatus::Pending, Some("boom"))
+    );
+    assert!(
+        c.claim_jobs("w", 10, NOW + 1000, NOW + 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = c.claim_jobs("w", 10, NOW + 2000, NOW + 600).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    // Fail: edge_only with the error, listed as failed, not claimable.
+    c.fail_job(by_media("3").id, "w", "gone upstream", NOW)
+        .await
+        .unwrap();
+    let v = c
+        .current_variant(scope, &mid("3"), &full)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.status, VariantStatus::EdgeOnly);
+    let failed = all_jobs(c.as_ref(), scope, true).await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].last_error.as_deref(), Some("gone upstream"));
+    assert_eq!(all_jobs(c.as_ref(), scope, false).await.len(), 2);
+}
+
+pub async fn job_commit_after_purge_is_refused(c: Arc<dyn Catalog>) {
+    let (o, scope) = queued_scope(c.as_ref(), 1).await;
+    let jobs = c.claim_jobs("w", 10, NOW + 1000, NOW).await.unwrap();
+    let id = ConnectionId::parse("conn_a").unwrap();
+    c.purge_connection(o.id, &id, NOW + 1).await.unwrap();
+    let blob = fetched(scope, 9);
+    let out = c
+        .complete_job(&jobs[0], "w", &blob, None, NOW + 2)
+        .await
+        .unwrap();
+    assert_eq!(out, CommitOutcome::ScopeRetired);
+    assert!(
+        c.queued_blob_deletions(10)
+            .await
+            .unwrap()
+            .contains(&blob.blob_key)
+    );
+    assert!(
+        c.claim_jobs("w2", 10, NOW + 9000, NOW + 5000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "jobs of a retired scope never run"
+    );
+}
+
+pub async fn queue_variant_revives_known_variants(c: Arc<dyn Catalog>) {
+    let (_, scope) = queued_scope(c.as_ref(), 1).await;
+    let preview = Label::parse("preview").unwrap();
+    assert_eq!(
+        c.queue_variant(scope, &mid("1"), &preview, NOW)
+            .await
+            .unwrap(),
+        QueueOutcome::Queued
+    );
+    let v = c
+        .current_variant(scope, &mid("1"), &preview)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.status, VariantStatus::Pending);
+    assert_eq!(
+        c.queue_variant(scope, &mid("1"), &preview, NOW)
+            .await
+            .unwrap(),
+        QueueOutcome::Queued
+    );
+    assert_eq!(
+        all_jobs(c.as_ref(), scope, false).await.len(),
+        2,
+        "one job per variant"
+    );
+    assert_eq!(
+        c.queue_variant(scope, &mid("9"), &preview, NOW)
+            .await
+            .unwrap(),
+        QueueOutcome::Unknown
+    );
+    // Fresh URLs replace expired ones.
+    let mut fresh = observed("1", "f");
+    fresh.variants[0].url = Some("http://up/new".into());
+    c.refresh_upstream_urls(scope, &[fresh]).await.unwrap();
+    let full = c
+        .current_variant(scope, &mid("1"), &Label::parse("full").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(full.upstream_url.as_deref(), Some("http://up/new"));
+    let stored = store(c.as_ref(), scope, "1", "full", "image/jpeg", 4, NOW).await;
+    assert!(matches!(stored, CommitOutcome::Replaced(_)));
+    assert_eq!(
+        c.queue_variant(scope, &mid("1"), &Label::parse("full").unwrap(), NOW)
+            .await
+            .unwrap(),
+        QueueOutcome::Stored
+    );
+}
+
+async fn store_limited(
+    c: &dyn Catalog,
+    scope: ScopeId,
+    media: &str,
+    size: u64,
+    at: i64,
+    limit: vaultplus::model::settings::StorageLimit,
+) -> CommitOutcome {
+    let p = Put {
+        media,
+        label: "full",
+        content_type: "image/jpeg",
+        size,
+        at,
+        duration: None,
+        limit: Some(limit),
+    };
+    put(c, scope, p).await
+}
+
+pub async fn storage_limits_evict_or_block(c: Arc<dyn Catalog>) {
+    use vaultplus::model::settings::{LimitStrategy, StorageLimit};
+    let o = org(c.as_ref(), "a").await;
+    for (n, strategy, expect_left) in [
+        (0, LimitStrategy::PurgeOldest, ["2", "3", "4"]),
+        (1, LimitStrategy::PurgeLargest, ["1", "3", "4"]),
+        (2, LimitStrategy::PurgeSmallest, ["2", "3", "4"]),
+    ] {
+        let scope = conn(c.as_ref(), o.id, &format!("conn_{n}")).await.scope_id;
+        let limit = StorageLimit {
+            bytes: 100,
+            strategy,
+        };
+        // Sizes 20, 40, 30 fit; 4 (size 30) pushes over: one goes.
+        for (i, size) in [(1, 20), (2, 40), (3, 30)] {
+            store_limited(c.as_ref(), scope, &i.to_string(), size, NOW + i, limit).await;
+        }
+        let out = store_limited(c.as_ref(), scope, "4", 30, NOW + 10, limit).await;
+        assert!(matches!(out, CommitOutcome::Created(_)), "{strategy:?}");
+        let t = c.scope_totals(scope).await.unwrap();
+        assert!(t.stored_bytes <= 100, "{strategy:?}: {t:?}");
+        let mut q = query(100);
+        q.status = Some(VariantStatus::Stored);
+        let mut left = all_ids(c.as_ref(), scope, q.clone()).await;
+        left.sort();
+        assert_eq!(left, expect_left, "{strategy:?}");
+        // The evicted variant stays as a removed tombstone, size 0.
+        q.status = Some(VariantStatus::Removed);
+        let removed = c.query_media(scope, &q).await.unwrap().items;
+        assert_eq!(removed.len(), 1, "{strategy:?}");
+        let v = &removed[0].variants[0];
+        assert_eq!(
+            (v.status, v.size_bytes, v.blob_key.as_deref()),
+            (VariantStatus::Removed, 0, None)
+        );
+        assert_eq!(c.scope_totals(scope).await.unwrap().live_count, 3);
+    }
+    let scope = conn(c.as_ref(), o.id, "conn_block").await.scope_id;
+    let limit = StorageLimit {
+        bytes: 100,
+        strategy: LimitStrategy::BlockNew,
+    };
+    store_limited(c.as_ref(), scope, "1", 80, NOW, limit).await;
+    assert_eq!(
+        store_limited(c.as_ref(), scope, "2", 30, NOW, limit).await,
+        CommitOutcome::OverLimit
+    );
+    assert_eq!(c.scope_totals(scope).await.unwrap().stored_bytes, 80);
+    // Replacing a variant counts only the difference.
+    assert!(matches!(
+        store_limited(c.as_ref(), scope, "1", 95, NOW, limit).await,
+        CommitOutcome::Replaced(_)
+    ));
+    let purge_oldest = StorageLimit {
+        bytes: 100,
+        strategy: LimitStrategy::PurgeOldest,
+    };
+    assert_eq!(
+        store_limited(c.as_ref(), scope, "3", 101, NOW, purge_oldest).await,
+        CommitOutcome::OverLimit
+    );
+}
+
+pub async fn failed_deletions_wait_behind_the_rest(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    for k in ["1/a", "1/b", "1/c"] {
+        c.begin_upload(scope, k, NOW).await.unwrap();
+    }
+    assert_eq!(c.requeue_upload_intents(NOW + 1).await.unwrap(), 3);
+    let first = c.queued_blob_deletions(1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    c.postpone_blob_deletions(&first, 60_000).await.unwrap();
+    // A claimed-and-postponed key is out of reach; the others come first.
+    let rest = c.queued_blob_deletions(10).await.unwrap();
+    assert_eq!(rest.len(), 2, "{rest:?}");
+    assert!(!rest.contains(&first[0]));
+    c.forget_blob_deletions(&rest).await.unwrap();
+    assert!(c.queued_blob_deletions(10).await.unwrap().is_empty());
+    assert_eq!(c.reclaim_backlog().await.unwrap().queued_blobs, 1);
+}
+
+/// Pages of list members hold at most `limit` items, end with no `next`,
+/// and give every member present throughout exactly once, whatever is
+/// added or removed between pages.
+pub async fn list_members_page_through_changes(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    // Two batches with equal first_added_at inside each: the media ID
+    // breaks the tie.
+    let first: Vec<_> = (1..=7).map(|i| observed(&format!("1{i}"), "f")).collect();
+    let second: Vec<_> = (1..=6).map(|i| observed(&format!("2{i}"), "f")).collect();
+    c.apply_list(scope, "10", ListMode::Add, &first, NOW)
+        .await
+        .unwrap();
+    c.apply_list(scope, "10", ListMode::Add, &second, NOW + 1)
+        .await
+        .unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    let mut page = PageRequest::first(3);
+    let mut pages = 0;
+    loop {
+        let got = c.list_members(scope, "10", &page).await.unwrap();
+        assert!(got.items.len() <= 3);
+        assert!(got.items.iter().all(|m| m.media.is_some()));
+        seen.extend(got.items.iter().map(|m| m.media_id.clone()));
+        pages += 1;
+        if pages == 1 {
+            // Between pages: one member not yet reached leaves, one that
+            // was already read leaves, and new members join.
+            c.apply_list(scope, "10", ListMode::Sync, &first, NOW + 2)
+                .await
+                .unwrap();
+            let mut rest: Vec<_> = first.clone();
+            rest.retain(|m| m.media_id.as_str() != "11" && m.media_id.as_str() != "15");
+            rest.extend(second.iter().cloned());
+            rest.push(observed("31", "f"));
+            c.apply_list(scope, "10", ListMode::Sync, &rest, NOW + 3)
+                .await
+                .unwrap();
+        }
+        match got.next {
+            Some(k) => page.after = Some(k),
+            None => break,
+        }
+    }
+    let mut expected: Vec<String> = ["11", "12", "13", "14", "16", "17"]
+        .into_iter()
+        .chain(["21", "22", "23", "24", "25", "26", "31"])
+        .map(String::from)
+        .collect();
+    // "11" was read before it left; "15" left before it was reached.
+    expected.sort();
+    let mut got = seen.clone();
+    got.sort();
+    let mut dedup = got.clone();
+    dedup.dedup();
+    assert_eq!(got, dedup, "no member repeated: {seen:?}");
+    assert_eq!(got, expected, "no member present throughout skipped");
+    // 12 members now: a page of exactly that many has no next, one fewer
+    // has.
+    let all = c
+        .list_members(scope, "10", &PageRequest::first(12))
+        .await
+        .unwrap();
+    assert_eq!((all.items.len(), all.next), (12, None));
+    let short = c
+        .list_members(scope, "10", &PageRequest::first(11))
+        .await
+        .unwrap();
+    assert_eq!(short.items.len(), 11);
+    assert!(short.next.is_some());
+    let other = c
+        .list_members(scope, "99", &PageRequest::first(3))
+        .await
+        .unwrap();
+    assert_eq!((other.items.len(), other.next), (0, None));
+}
+
+/// Pages of jobs: bounded, complete, stable while jobs come and go, and
+/// the failed filter pages on its own.
+pub async fn jobs_page_through_changes(c: Arc<dyn Catalog>) {
+    let (_, scope) = queued_scope(c.as_ref(), 8).await;
+    let full = Label::parse("full").unwrap();
+    let mut seen = Vec::new();
+    let mut page = PageRequest::first(3);
+    let mut pages = 0;
+    loop {
+        let got = c.jobs(scope, false, &page).await.unwrap();
+        assert!(got.items.len() <= 3);
+        seen.extend(
+            got.items
+                .iter()
+                .map(|j| format!("{}/{}", j.media_id, j.label)),
+        );
+        pages += 1;
+        if pages == 1 {
+            // A job behind the cursor ends (its variant is uploaded) and
+            // a new one is queued.
+            store(c.as_ref(), scope, "6", "full", "image/jpeg", 5, NOW + 1).await;
+            c.queue_variant(scope, &mid("1"), &Label::parse("preview").unwrap(), NOW)
+                .await
+                .unwrap();
+        }
+        match got.next {
+            Some(k) => page.after = Some(k),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3, "{seen:?}");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "no job repeated: {seen:?}");
+    for m in ["1", "2", "3", "4", "5", "7", "8"] {
+        let job = format!("{m}/full");
+        assert!(seen.contains(&job), "{job} missing from {seen:?}");
+    }
+    assert!(
+        seen.contains(&"1/preview".to_string()),
+        "queued later, reached"
+    );
+    assert!(
+        !seen.contains(&"6/full".to_string()),
+        "ended before it was reached"
+    );
+    // Fail two: the failed filter pages through only those.
+    let claimed = c.claim_jobs("w", 100, NOW + 1000, NOW + 10).await.unwrap();
+    for j in claimed
+        .iter()
+        .filter(|j| j.media_id == "3" || j.media_id == "7")
+    {
+        c.fail_job(j.id, "w", "gone", NOW + 11).await.unwrap();
+    }
+    let first = c.jobs(scope, true, &PageRequest::first(1)).await.unwrap();
+    assert_eq!(first.items.len(), 1);
+    let rest = c
+        .jobs(
+            scope,
+            true,
+            &PageRequest {
+                limit: 1,
+                after: first.next,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.next, None, "last page");
+    let mut failed: Vec<_> = first
+        .items
+        .iter()
+        .chain(&rest.items)
+        .map(|j| j.media_id.as_str())
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["3", "7"]);
+    assert!(
+        c.current_variant(scope, &mid("3"), &full)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// A variant row's generation survives what keeps its bytes (listings,
+/// storing what the upstream serves) and changes with what does not
+/// (an upload, a replace, a return from eviction, a delete and re-store).
+pub async fn generations_follow_the_stored_bytes(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    let full = Label::parse("full").unwrap();
+    let generation = |c: Arc<dyn Catalog>| async move {
+        c.current_variant(scope, &mid("1"), &Label::parse("full").unwrap())
+            .await
+            .unwrap()
+            .map(|v| v.generation)
+    };
+    c.apply_list(scope, "10", ListMode::Add, &[observed("1", "f")], NOW)
+        .await
+        .unwrap();
+    let listed = generation(c.clone()).await.unwrap();
+    // Listing again, and storing the upstream bytes, keep it.
+    c.apply_list(scope, "10", ListMode::Add, &[observed("1", "f")], NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(generation(c.clone()).await, Some(listed));
+    let jobs = c.claim_jobs("w", 10, NOW + 1000, NOW + 2).await.unwrap();
+    let blob = fetched(scope, 10);
+    c.begin_upload(scope, &blob.blob_key, NOW + 2)
+        .await
+        .unwrap();
+    let job = jobs.iter().find(|j| j.label == "full").unwrap();
+    c.complete_job(job, "w", &blob, None, NOW + 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        generation(c.clone()).await,
+        Some(listed),
+        "stored from upstream"
+    );
+    // Evicted, then listed again (revived): a new one.
+    c.evict_variant(scope, &mid("1"), &full, NOW + 4)
+        .await
+        .unwrap();
+    assert_eq!(generation(c.clone()).await, None, "removed is not current");
+    c.queue_variant(scope, &mid("1"), &full, NOW + 5)
+        .await
+        .unwrap();
+    let revived = generation(c.clone()).await.unwrap();
+    assert_ne!(revived, listed);
+    // An upload, and a replace: each a new one.
+    store(c.as_ref(), scope, "1", "full", "image/jpeg", 5, NOW + 6).await;
+    let uploaded = generation(c.clone()).await.unwrap();
+    assert_ne!(uploaded, revived);
+    store(c.as_ref(), scope, "1", "full", "image/jpeg", 6, NOW + 7).await;
+    let replaced = generation(c.clone()).await.unwrap();
+    assert_ne!(replaced, uploaded);
+    // Deleted and stored anew: a new one, never an earlier one.
+    c.delete_media(scope, &mid("1")).await.unwrap();
+    store(c.as_ref(), scope, "1", "full", "image/jpeg", 6, NOW + 8).await;
+    let anew = generation(c.clone()).await.unwrap();
+    for old in [listed, revived, uploaded, replaced] {
+        assert_ne!(anew, old);
+    }
+    // Reads agree with one another.
+    let m = c.media(scope, &[mid("1")]).await.unwrap();
+    assert_eq!(m[0].variants[0].generation, anew);
+}
+
+pub async fn org_rate_limit_round_trips(c: Arc<dyn Catalog>) {
+    let c = c.as_ref();
+    let o = org(c, "limited").await;
+    assert_eq!(o.rate_limit, OrgRateLimit::default(), "a new org has none");
+    let set = OrgRateLimit {
+        per_minute: Some(120),
+        burst: None,
+    };
+    assert!(c.set_org_rate_limit(o.id, &set).await.unwrap());
+    let after = c.org(o.id).await.unwrap().unwrap();
+    assert_eq!(after.rate_limit, set);
+    assert_eq!(
+        after.default_settings, o.default_settings,
+        "nothing else moved"
+    );
+    let wide = OrgRateLimit {
+        per_minute: Some(u32::MAX),
+        burst: Some(1),
+    };
+    assert!(c.set_org_rate_limit(o.id, &wide).await.unwrap());
+    assert_eq!(c.org(o.id).await.unwrap().unwrap().rate_limit, wide);
+    assert!(
+        !c.set_org_rate_limit(o.id + 1000, &set).await.unwrap(),
+        "no such org"
+    );
+}
+
+/// Waits for one tick of a change watch, for a few seconds at most (the
+/// promise is "within a second").
+pub async fn next_change(rx: &mut ChangeWatch) -> bool {
+    tokio::time::timeout(std::time::Duration::from_secs(5), rx.changed())
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
+pub async fn signing_key_changes_are_watched(c: Arc<dyn Catalog>) {
+    let mut rx = c.watch_changes().await.unwrap();
+    let key = |id| SigningKeyRecord {
+        id,
+        secret: vec![id as u8; 32],
+        created_at: NOW,
+    };
+    assert!(c.insert_signing_key(&key(1)).await.unwrap());
+    assert!(next_change(&mut rx).await, "an inserted key is signalled");
+    rx.borrow_and_update();
+    assert!(c.delete_signing_key(1).await.unwrap());
+    assert!(next_change(&mut rx).await, "a deleted key is signalled");
+}
