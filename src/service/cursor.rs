@@ -53,22 +53,18 @@ pub fn decode_for<K: DeserializeOwned>(raw: &str, shape: &str) -> Result<K, Stri
     serde_json::from_value(body.k).map_err(|_| "cursor is malformed".to_string())
 }
 
-/// A digest of everything that defines the result set: the connection, the
-/// filters and the sort (not the page size, which may change between pages).
+/// A digest of everything that defines the result set: the connection and
+/// the whole query but for the page size (which may change between pages)
+/// and the keyset (which is the cursor itself). Derived from the whole
+/// struct, not a list of its fields, so a filter added to [`MediaQuery`]
+/// binds cursors without anyone remembering to add it here.
 fn media_shape(connection: &str, q: &MediaQuery) -> String {
-    format!(
-        "{connection}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-        q.status,
-        q.media_type,
-        q.content_type,
-        q.duration_min,
-        q.duration_max,
-        q.created_from,
-        q.created_to,
-        q.cached_from,
-        q.cached_to,
-        q.sort
-    )
+    let shape = MediaQuery {
+        limit: 0,
+        after: None,
+        ..q.clone()
+    };
+    format!("{connection}|{shape:?}")
 }
 
 pub fn encode(connection: &str, q: &MediaQuery, k: Keyset) -> String {
@@ -120,6 +116,41 @@ mod tests {
         );
         assert!(decode("100", "conn_a", &q).is_err());
         assert!(decode("!!", "conn_a", &q).is_err());
+    }
+
+    #[test]
+    fn every_filter_binds_the_cursor_and_the_page_size_does_not() {
+        let k = Keyset {
+            value: SortValue::Int(5),
+            sort_id: "0".repeat(34),
+        };
+        let q = MediaQuery {
+            limit: 10,
+            ..MediaQuery::default()
+        };
+        let c = encode("conn_a", &q, k.clone());
+        let bigger_pages = MediaQuery {
+            limit: 100,
+            ..q.clone()
+        };
+        assert_eq!(decode(&c, "conn_a", &bigger_pages).unwrap(), k);
+        let changes: [fn(&mut MediaQuery); 10] = [
+            |q| q.status = Some(crate::model::VariantStatus::Stored),
+            |q| q.media_type = Some(crate::model::MediaType::Video),
+            |q| q.content_type = Some("image/png".into()),
+            |q| q.duration_min = Some(1.0),
+            |q| q.duration_max = Some(1.0),
+            |q| q.created_from = Some(1),
+            |q| q.created_to = Some(1),
+            |q| q.cached_from = Some(1),
+            |q| q.cached_to = Some(1),
+            |q| q.sort = crate::catalog::SortKey::DurationAsc,
+        ];
+        for change in changes {
+            let mut other = q.clone();
+            change(&mut other);
+            assert!(decode(&c, "conn_a", &other).is_err(), "{other:?}");
+        }
     }
 
     #[test]
