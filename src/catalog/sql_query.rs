@@ -34,51 +34,25 @@ where
         .push_bind(scope)
         .push(")");
 
-    // Variant-level filters: the item matches when one of its variants does.
-    match (q.status, &q.content_type) {
-        (None, None) => {
-            qb.push(" AND m.live_count > 0");
+    let Filters {
+        on_variant,
+        on_media,
+    } = filters(q);
+    // The item matches when one of its variants does. Without a filter on
+    // variants, "has a variant not removed" is the media row's counter.
+    if on_variant.is_empty() {
+        qb.push(" AND m.live_count > 0");
+    } else {
+        qb.push(
+            " AND EXISTS (SELECT 1 FROM variants v WHERE v.scope_id = m.scope_id AND v.media_id = m.media_id",
+        );
+        if q.status.is_none() {
+            qb.push(" AND v.status <> 'removed'");
         }
-        (status, content_type) => {
-            qb.push(
-                " AND EXISTS (SELECT 1 FROM variants v WHERE v.scope_id = m.scope_id AND v.media_id = m.media_id",
-            );
-            match status {
-                Some(s) => {
-                    qb.push(" AND v.status = ").push_bind(s.as_str().to_owned());
-                }
-                None => {
-                    qb.push(" AND v.status <> 'removed'");
-                }
-            }
-            if let Some(ct) = content_type {
-                qb.push(" AND v.content_type = ").push_bind(ct.clone());
-            }
-            qb.push(")");
-        }
+        push_conditions(&mut qb, on_variant);
+        qb.push(")");
     }
-    if let Some(t) = q.media_type {
-        qb.push(" AND m.media_type = ")
-            .push_bind(t.as_str().to_owned());
-    }
-    if let Some(v) = q.duration_min {
-        qb.push(" AND m.duration >= ").push_bind(v);
-    }
-    if let Some(v) = q.duration_max {
-        qb.push(" AND m.duration <= ").push_bind(v);
-    }
-    if let Some(v) = q.created_from {
-        qb.push(" AND m.created_at >= ").push_bind(v);
-    }
-    if let Some(v) = q.created_to {
-        qb.push(" AND m.created_at <= ").push_bind(v);
-    }
-    if let Some(v) = q.cached_from {
-        qb.push(" AND m.cached_at >= ").push_bind(v);
-    }
-    if let Some(v) = q.cached_to {
-        qb.push(" AND m.cached_at <= ").push_bind(v);
-    }
+    push_conditions(&mut qb, on_media);
     let (cmp, dir) = if q.sort.descending() {
         ("<", "DESC")
     } else {
@@ -93,6 +67,77 @@ where
     qb.push_bind(i64::from(q.limit) + 1);
 
     qb
+}
+
+/// A value bound into a condition.
+enum Bind {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+/// The query's filters as SQL conditions (`column op ` before the bound
+/// value), those on a variant apart from those on the media row.
+struct Filters {
+    on_variant: Vec<(&'static str, Bind)>,
+    on_media: Vec<(&'static str, Bind)>,
+}
+
+fn filters(q: &MediaQuery) -> Filters {
+    // Every field named, none skipped with `..`: a new filter does not
+    // compile until it is placed here, on a variant or on the media row,
+    // so the counter shortcut in `page_query` cannot drop one.
+    let MediaQuery {
+        status,
+        media_type,
+        content_type,
+        duration_min,
+        duration_max,
+        created_from,
+        created_to,
+        cached_from,
+        cached_to,
+        sort: _,
+        limit: _,
+        after: _,
+    } = q;
+    let text = |s: &str| Bind::Text(s.to_owned());
+    let on_variant = [
+        status.map(|s| ("v.status = ", text(s.as_str()))),
+        content_type
+            .as_deref()
+            .map(|t| ("v.content_type = ", text(t))),
+    ];
+    let on_media = [
+        media_type.map(|t| ("m.media_type = ", text(t.as_str()))),
+        duration_min.map(|v| ("m.duration >= ", Bind::Float(v))),
+        duration_max.map(|v| ("m.duration <= ", Bind::Float(v))),
+        created_from.map(|v| ("m.created_at >= ", Bind::Int(v))),
+        created_to.map(|v| ("m.created_at <= ", Bind::Int(v))),
+        cached_from.map(|v| ("m.cached_at >= ", Bind::Int(v))),
+        cached_to.map(|v| ("m.cached_at <= ", Bind::Int(v))),
+    ];
+    Filters {
+        on_variant: on_variant.into_iter().flatten().collect(),
+        on_media: on_media.into_iter().flatten().collect(),
+    }
+}
+
+fn push_conditions<DB>(qb: &mut QueryBuilder<DB>, conditions: Vec<(&'static str, Bind)>)
+where
+    DB: Database,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> f64: Encode<'t, DB> + Type<DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+{
+    for (condition, value) in conditions {
+        qb.push(" AND ").push(condition);
+        match value {
+            Bind::Int(v) => qb.push_bind(v),
+            Bind::Float(v) => qb.push_bind(v),
+            Bind::Text(v) => qb.push_bind(v),
+        };
+    }
 }
 
 fn push_sort_value<DB>(qb: &mut QueryBuilder<DB>, v: SortValue)
@@ -130,4 +175,56 @@ pub fn page_of(
         None
     };
     Ok((items, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Sqlite;
+
+    use super::*;
+    use crate::model::{MediaType, VariantStatus};
+
+    /// The WHERE clause after the scope conditions, up to the ORDER BY.
+    fn filters_sql(q: &MediaQuery) -> String {
+        let qb = page_query::<Sqlite>(1, q, "m.created_at", "(");
+        let sql = qb.sql().as_str().to_owned();
+        let from = sql.find("?)").expect("scope condition") + 2;
+        let to = sql.find(" ORDER BY").expect("order");
+        sql[from..to].to_owned()
+    }
+
+    #[test]
+    fn without_variant_filters_the_counter_answers() {
+        let q = MediaQuery {
+            media_type: Some(MediaType::Video),
+            duration_min: Some(1.0),
+            ..MediaQuery::default()
+        };
+        assert_eq!(
+            filters_sql(&q),
+            " AND m.live_count > 0 AND m.media_type = ? AND m.duration >= ?"
+        );
+    }
+
+    #[test]
+    fn a_variant_filter_looks_at_the_variants() {
+        let exists = " AND EXISTS (SELECT 1 FROM variants v WHERE v.scope_id = m.scope_id AND v.media_id = m.media_id";
+        let q = MediaQuery {
+            content_type: Some("image/png".into()),
+            ..MediaQuery::default()
+        };
+        assert_eq!(
+            filters_sql(&q),
+            format!("{exists} AND v.status <> 'removed' AND v.content_type = ?)")
+        );
+        let q = MediaQuery {
+            status: Some(VariantStatus::Stored),
+            cached_to: Some(1),
+            ..MediaQuery::default()
+        };
+        assert_eq!(
+            filters_sql(&q),
+            format!("{exists} AND v.status = ?) AND m.cached_at <= ?")
+        );
+    }
 }
