@@ -188,9 +188,26 @@ macro_rules! clear_fields {
     };
 }
 
+/// Builds both structs from exactly the fields it is given, no `..`: a
+/// setting added to either struct but not to [`all_fields!`] (which the
+/// patch operations below run over) fails to compile ("missing field"),
+/// instead of being silently never applied, merged or cleared; so does a
+/// patch field whose type is not `Option` of the setting's.
+macro_rules! listed_exactly {
+    ($settings:ident, $patch:ident, $($f:ident),*) => {
+        #[allow(dead_code)] // never called: it exists to be type-checked
+        fn every_setting_is_listed(s: $settings) -> ($settings, $patch) {
+            let p = $patch { $($f: Some(s.$f.clone())),* };
+            ($settings { $($f: s.$f),* }, p)
+        }
+    };
+}
+
+/// Every setting, once: the one list the patch operations run over,
+/// checked against both structs by [`listed_exactly!`].
 macro_rules! all_fields {
-    ($m:ident, $a:expr, $b:expr) => {
-        $m!(
+    ($m:ident, $a:tt, $b:tt) => {
+        $m! {
             $a,
             $b,
             auto_cache_vault,
@@ -211,9 +228,11 @@ macro_rules! all_fields {
             presigned_url_ttl_seconds,
             storage_limit_bytes,
             storage_limit_purge_strategy
-        )
+        }
     };
 }
+
+all_fields!(listed_exactly, VaultPlusSettings, SettingsPatch);
 
 /// What happens when a store would take a connection over its limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -378,6 +397,15 @@ mod tests {
                 .contains("storageLimitPurgeStrategy")
         );
         assert!(serde_json::from_str::<SettingsPatch>(r#"{"retentionDayz":1}"#).is_err());
+    }
+
+    /// The compiler checks the two structs have the same fields; this checks
+    /// they have the same JSON names, so every setting can be patched.
+    #[test]
+    fn every_setting_has_a_patch_field_of_the_same_name() {
+        let all = serde_json::to_value(VaultPlusSettings::default()).unwrap();
+        let patch: SettingsPatch = serde_json::from_value(all.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&patch).unwrap(), all);
     }
 
     #[test]
