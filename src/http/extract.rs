@@ -189,4 +189,18 @@ impl QueryMap {
     pub fn take(&mut self, name: &str) -> Option<String> {
         self.0.remove(name)
     }
+
+    /// The parameters as `T`, by the names `T` declares for serde: the same
+    /// struct whose `IntoParams` documents them, so what a route parses
+    /// and what it documents (and so accepts) are one list. Values stay
+    /// text for `T` to validate; names `T` lacks were refused already.
+    pub fn parse<T: DeserializeOwned>(self) -> Result<T, ApiError> {
+        let fields = self
+            .0
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
+        serde_json::from_value(serde_json::Value::Object(fields))
+            .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))
+    }
 }

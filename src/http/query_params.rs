@@ -3,8 +3,11 @@
 //! in its `#[utoipa::path(params(...))]`: this layer reads those
 //! declarations from the OpenAPI document the router is built from, so the
 //! document and the check cannot drift apart, and a route that declares no
-//! query parameter takes none. A handler that starts reading a new
-//! parameter only has to document it.
+//! query parameter takes none. A handler parses its parameters into the
+//! same `IntoParams` struct it documents them with ([`QueryMap::parse`]),
+//! so one struct is what is documented, accepted and read.
+//!
+//! [`QueryMap::parse`]: crate::http::extract::QueryMap::parse
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -154,6 +157,34 @@ mod tests {
             r.check(&Method::HEAD, "/v2/media/{token}", Some("cb=1"))
                 .is_err()
         );
+    }
+
+    /// What a route documents (and so accepts) is what it parses: the
+    /// struct it parses into is the one its document lists, but a field
+    /// named differently for serde than for utoipa would be accepted and
+    /// then ignored.
+    #[test]
+    fn every_accepted_parameter_is_parsed() {
+        use crate::http::extract::QueryMap;
+        use crate::service::{MediaQueryParams, PageParams};
+
+        fn reads<T: serde::de::DeserializeOwned + std::fmt::Debug>(route: &str, other: &[&str]) {
+            let accepted = rules().accepted(&Method::GET, route).cloned();
+            let accepted = accepted.expect("documented");
+            for name in accepted.iter().filter(|n| !other.contains(&n.as_str())) {
+                let q = QueryMap(HashMap::from([(name.clone(), "probe".to_owned())]));
+                let parsed: T = q.parse().unwrap();
+                let read = format!("{parsed:?}").matches("\"probe\"").count();
+                assert_eq!(read, 1, "{route}: {name} is accepted but not parsed");
+            }
+        }
+        reads::<MediaQueryParams>("/v2/vault-plus/media", &[]);
+        reads::<MediaQueryParams>("/v2/vault-plus/list", &[]);
+        reads::<PageParams>("/v2/vault-plus/lists/{listId}/media", &[]);
+        // `state` is the jobs route's own, taken before the page.
+        reads::<PageParams>("/v2/vault-plus/jobs", &["state"]);
+        type Connections = crate::http::routes::account::ConnectionListParams;
+        reads::<Connections>("/v2/account/connections", &[]);
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Reading and deleting media: single item, batch, query, status, stats.
 
+use serde::Deserialize;
+use utoipa::IntoParams;
+
 use crate::catalog::{MediaQuery, SortKey};
 use crate::model::time::parse_iso_ms;
 use crate::model::views::{
@@ -14,25 +17,53 @@ use super::{
 
 pub const MAX_BATCH: usize = 100;
 
-/// Query parameters as they arrived, before validation.
-#[derive(Clone, Debug, Default)]
+/// Query parameters of `GET /v2/vault-plus/media` and the older `/list`,
+/// as they arrived, before validation. The one declaration of what they
+/// take: the HTTP layer parses the query string into it by these names
+/// (serde), the OpenAPI document lists them from it, and the unknown-
+/// parameter check reads them from that document, so a parameter cannot
+/// be documented without being parsed, or parsed without being accepted.
+/// Every field is the raw text (`value_type` is what the document shows),
+/// so [`MediaQueryParams::parse`] names the parameter a bad value is in.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct MediaQueryParams {
+    /// Variant cache status: edge_only, pending, storing, stored, removed.
     pub status: Option<String>,
+    /// Media type: image, video, audio.
+    #[serde(rename = "type")]
     pub media_type: Option<String>,
+    /// Exact MIME type of a variant, e.g. image/jpeg.
     pub content_type: Option<String>,
+    /// Minimum duration in seconds.
+    #[param(value_type = Option<f64>)]
     pub duration_min: Option<String>,
+    /// Maximum duration in seconds.
+    #[param(value_type = Option<f64>)]
     pub duration_max: Option<String>,
+    /// Media first observed at or after (ISO-8601).
     pub created_at_from: Option<String>,
+    /// Media first observed at or before (ISO-8601).
     pub created_at_to: Option<String>,
+    /// Media stored at or after (ISO-8601); alias storedAtFrom.
     pub cached_at_from: Option<String>,
+    /// Media stored at or before (ISO-8601); alias storedAtTo.
     pub cached_at_to: Option<String>,
+    /// Alias of cachedAtFrom.
     pub stored_at_from: Option<String>,
+    /// Alias of cachedAtTo.
     pub stored_at_to: Option<String>,
-    pub sort: Option<String>,
-    pub limit: Option<String>,
-    pub cursor: Option<String>,
-    /// Older SDK filter (`vault`, `messages`, `posts`, `stories`).
+    /// Older SDKs: vault, messages, posts or stories; checked, then ignored
+    /// (vaultplus keeps no source per variant).
     pub source: Option<String>,
+    /// createdAt_desc (default), createdAt_asc, cachedAt_desc, cachedAt_asc, duration_desc, duration_asc.
+    pub sort: Option<String>,
+    /// Page size, 1-100 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+    /// The previous page's nextCursor.
+    pub cursor: Option<String>,
 }
 
 fn bad(name: &str, why: impl std::fmt::Display) -> ServiceError {

@@ -2,17 +2,25 @@
 //! (a whole number from 1 to 100, default 100) and `cursor` (the previous
 //! page's `nextCursor`, bound to the query that issued it).
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
 
 use super::{ServiceError, ServiceResult, cursor};
 use crate::catalog::paging::MAX_PAGE;
 use crate::model::whole::parse_whole;
 
-/// `limit` and `cursor` as they arrived, before validation.
-#[derive(Clone, Debug, Default)]
+/// `limit` and `cursor` of the paged list routes, as they arrived, before
+/// validation: the one declaration the HTTP layer parses them by and the
+/// OpenAPI document (hence the unknown-parameter check) lists them from.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// Page size, 1-100 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
+    /// The previous page's nextCursor (only valid for the same route,
+    /// connection, list and filters).
     pub cursor: Option<String>,
 }
 

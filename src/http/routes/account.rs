@@ -2,6 +2,8 @@
 
 use axum::Json;
 use axum::extract::State;
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, Auth, PathParams, QueryMap};
@@ -71,32 +73,45 @@ pub async fn patch_org_settings(
     Ok(Json(svc.patch_org_settings(&who, body).await?))
 }
 
-fn whole(q: &mut QueryMap, name: &str, default: u64, min: u64, max: u64) -> ApiResult<u64> {
-    match q.take(name) {
+/// Query parameters of `GET /v2/account/connections`, as they arrived: the
+/// one declaration they are parsed by and documented (so accepted) from.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConnectionListParams {
+    /// active, expired or awaiting_2fa
+    status: Option<String>,
+    /// 1-100, default 20
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// 0-1000000000, default 0
+    #[param(value_type = Option<u64>, maximum = 1_000_000_000)]
+    offset: Option<String>,
+}
+
+fn whole(raw: Option<&str>, name: &str, default: u64, min: u64, max: u64) -> ApiResult<u64> {
+    match raw {
         None => Ok(default),
-        Some(raw) => parse_whole(&raw, min, max)
+        Some(raw) => parse_whole(raw, min, max)
             .map_err(|e| ApiError::bad_request(format!("invalid query parameter {name}: {e}"))),
     }
 }
 
 /// The organization's connections (`limit`/`offset` paging).
 #[utoipa::path(get, path = "/v2/account/connections", tag = "Account",
-    params(("status" = Option<String>, Query, description = "active, expired or awaiting_2fa"),
-           ("limit" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1-100, default 20"),
-           ("offset" = Option<u64>, Query, maximum = 1_000_000_000, description = "0-1000000000, default 0")),
+    params(ConnectionListParams),
     responses((status = 200, body = ConnectionListView), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody)),
     security(("ApiKey" = [])))]
 pub async fn list_connections(
     State(svc): State<VaultService>,
     Auth(who): Auth,
-    mut q: QueryMap,
+    q: QueryMap,
 ) -> ApiResult<Json<ConnectionListView>> {
-    let limit = whole(&mut q, "limit", 20, 1, 100)?;
-    let offset = whole(&mut q, "offset", 0, 0, MAX_CONNECTION_OFFSET)?;
-    let status = q.take("status");
+    let q: ConnectionListParams = q.parse()?;
+    let limit = whole(q.limit.as_deref(), "limit", 20, 1, 100)?;
+    let offset = whole(q.offset.as_deref(), "offset", 0, 0, MAX_CONNECTION_OFFSET)?;
     Ok(Json(
-        svc.list_connections(&who, status.as_deref(), limit, offset)
+        svc.list_connections(&who, q.status.as_deref(), limit, offset)
             .await?,
     ))
 }

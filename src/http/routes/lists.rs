@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use utoipa::IntoParams;
 
 use super::ConnectionIdHeader;
 use crate::http::error::{ApiResult, ErrorBody};
@@ -11,31 +10,6 @@ use crate::model::views::{
     JobsView, LegacyStoreListResponse, ListAddResponse, ListMediaView, ListSyncResponse, ListsView,
 };
 use crate::service::{PageParams, VaultService};
-
-/// Paging parameters of the paged list routes (OpenAPI only; validation
-/// lives in the service).
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct PageDoc {
-    /// Page size, 1-100 (default 100).
-    #[param(minimum = 1, maximum = 100)]
-    limit: Option<u32>,
-    /// The previous page's nextCursor (only valid for the same route,
-    /// connection, list and filters).
-    cursor: Option<String>,
-}
-
-/// Takes `limit` and `cursor`, then refuses any parameter the route does
-/// not know (a misspelt filter must not silently list everything).
-/// `limit` and `cursor` (any other parameter was refused by the query
-/// rules, from `PageDoc`).
-fn page_params(mut q: QueryMap) -> PageParams {
-    PageParams {
-        limit: q.take("limit"),
-        cursor: q.take("cursor"),
-    }
-}
 
 /// Cache new media of a vault list, without removing anything.
 #[utoipa::path(post, path = "/v2/vault-plus/lists/{listId}/add", tag = "Vault+ Lists",
@@ -105,7 +79,7 @@ pub async fn lists(
 /// (follow `nextCursor`), from vaultplus records only (the upstream is not
 /// contacted).
 #[utoipa::path(get, path = "/v2/vault-plus/lists/{listId}/media", tag = "Vault+ Lists",
-    params(ConnectionIdHeader, ("listId" = String, Path, description = "Upstream vault list ID"), PageDoc),
+    params(ConnectionIdHeader, ("listId" = String, Path, description = "Upstream vault list ID"), PageParams),
     responses((status = 200, description = "One page of members; nextCursor only when more follow.", body = ListMediaView),
               (status = 400, description = "Bad list ID, limit or cursor (one from another list or route), or an unknown parameter.", body = ErrorBody),
               (status = 401, body = ErrorBody)),
@@ -117,7 +91,7 @@ pub async fn list_media(
     PathParams(list): PathParams<String>,
     q: QueryMap,
 ) -> ApiResult<Json<ListMediaView>> {
-    let page = page_params(q);
+    let page = q.parse()?;
     Ok(Json(svc.list_media(&who, &conn, &list, &page).await?))
 }
 
@@ -125,7 +99,7 @@ pub async fn list_media(
 /// extension), oldest first, a page at a time (follow `nextCursor`).
 /// `state=failed` lists only those given up.
 #[utoipa::path(get, path = "/v2/vault-plus/jobs", tag = "Vault+ Lists",
-    params(ConnectionIdHeader, ("state" = Option<String>, Query, description = "all (default) or failed"), PageDoc),
+    params(ConnectionIdHeader, ("state" = Option<String>, Query, description = "all (default) or failed"), PageParams),
     responses((status = 200, description = "One page of jobs; nextCursor only when more follow.", body = JobsView),
               (status = 400, description = "Bad state, limit or cursor (one from another state or route), or an unknown parameter.", body = ErrorBody),
               (status = 401, body = ErrorBody)),
@@ -137,6 +111,6 @@ pub async fn jobs(
     mut q: QueryMap,
 ) -> ApiResult<Json<JobsView>> {
     let state = q.take("state");
-    let page = page_params(q);
+    let page = q.parse()?;
     Ok(Json(svc.jobs(&who, &conn, state.as_deref(), &page).await?))
 }

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::ConnectionIdHeader;
 use crate::http::error::{ApiResult, ErrorBody};
@@ -12,81 +12,9 @@ use crate::model::MediaId;
 use crate::model::views::{DeleteMediaResponse, MediaItemView, MediaItems, MediaPage};
 use crate::service::{MediaQueryParams, VaultService};
 
-/// Query parameters of `GET /v2/vault-plus/media` and the older `/list`:
-/// the one declaration of what they take (the query-parameter check reads
-/// it from the OpenAPI document; parsing and validation live in the
-/// service).
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct MediaQueryDoc {
-    /// Variant cache status: edge_only, pending, storing, stored, removed.
-    status: Option<String>,
-    /// Media type: image, video, audio.
-    #[param(rename = "type")]
-    media_type: Option<String>,
-    /// Exact MIME type of a variant, e.g. image/jpeg.
-    #[param(rename = "contentType")]
-    content_type: Option<String>,
-    /// Minimum duration in seconds.
-    #[param(rename = "durationMin")]
-    duration_min: Option<f64>,
-    /// Maximum duration in seconds.
-    #[param(rename = "durationMax")]
-    duration_max: Option<f64>,
-    /// Media first observed at or after (ISO-8601).
-    #[param(rename = "createdAtFrom")]
-    created_at_from: Option<String>,
-    /// Media first observed at or before (ISO-8601).
-    #[param(rename = "createdAtTo")]
-    created_at_to: Option<String>,
-    /// Media stored at or after (ISO-8601); alias storedAtFrom.
-    #[param(rename = "cachedAtFrom")]
-    cached_at_from: Option<String>,
-    /// Media stored at or before (ISO-8601); alias storedAtTo.
-    #[param(rename = "cachedAtTo")]
-    cached_at_to: Option<String>,
-    /// Alias of cachedAtFrom.
-    #[param(rename = "storedAtFrom")]
-    stored_at_from: Option<String>,
-    /// Alias of cachedAtTo.
-    #[param(rename = "storedAtTo")]
-    stored_at_to: Option<String>,
-    /// Older SDKs: vault, messages, posts or stories; checked, then ignored
-    /// (vaultplus keeps no source per variant).
-    source: Option<String>,
-    /// createdAt_desc (default), createdAt_asc, cachedAt_desc, cachedAt_asc, duration_desc, duration_asc.
-    sort: Option<String>,
-    /// Page size, 1-100 (default 100).
-    #[param(minimum = 1, maximum = 100)]
-    limit: Option<u32>,
-    /// The previous page's nextCursor.
-    cursor: Option<String>,
-}
-
-fn query_params(mut q: QueryMap) -> MediaQueryParams {
-    MediaQueryParams {
-        status: q.take("status"),
-        media_type: q.take("type"),
-        content_type: q.take("contentType"),
-        duration_min: q.take("durationMin"),
-        duration_max: q.take("durationMax"),
-        created_at_from: q.take("createdAtFrom"),
-        created_at_to: q.take("createdAtTo"),
-        cached_at_from: q.take("cachedAtFrom"),
-        cached_at_to: q.take("cachedAtTo"),
-        stored_at_from: q.take("storedAtFrom"),
-        stored_at_to: q.take("storedAtTo"),
-        sort: q.take("sort"),
-        limit: q.take("limit"),
-        cursor: q.take("cursor"),
-        source: q.take("source"),
-    }
-}
-
 /// Search a connection's cached media.
 #[utoipa::path(get, path = "/v2/vault-plus/media", tag = "Vault+ Media",
-    params(ConnectionIdHeader, MediaQueryDoc),
+    params(ConnectionIdHeader, MediaQueryParams),
     responses(
         (status = 200, description = "Matching media, variants grouped per item.", body = MediaPage),
         (status = 400, description = "A parameter is malformed.", body = ErrorBody),
@@ -99,12 +27,12 @@ pub async fn query_media(
     ConnectionHeader(conn): ConnectionHeader,
     q: QueryMap,
 ) -> ApiResult<Json<MediaPage>> {
-    Ok(Json(svc.query_media(&who, &conn, &query_params(q)).await?))
+    Ok(Json(svc.query_media(&who, &conn, &q.parse()?).await?))
 }
 
 /// List stored media (older SDK path; `source` is accepted and ignored).
 #[utoipa::path(get, path = "/v2/vault-plus/list", tag = "Vault+ (older paths)",
-    params(ConnectionIdHeader, MediaQueryDoc),
+    params(ConnectionIdHeader, MediaQueryParams),
     responses((status = 200, description = "Matching media.", body = MediaPage),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("ApiKey" = [])))]
