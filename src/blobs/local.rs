@@ -1,8 +1,8 @@
 //! Blobs as files in a local directory.
 //!
 //! object_store's LocalFileSystem would do the job but does not fsync, and
-//! invariant 3 (nothing is `stored` before it is durable) needs the file and
-//! its directory entry on disk before the catalog commit. Writes go to a
+//! invariant 3 of docs/DESIGN.md (nothing is `stored` before it is durable)
+//! needs the file and its directory entry on disk before the catalog commit. Writes go to a
 //! temporary file, are synced, then renamed into place.
 
 use std::path::{Path, PathBuf};

@@ -72,7 +72,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ConnectionHeader {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         match single_header(&parts.headers, "x-connection-id")?.map(|v| v.to_str().map(str::trim)) {
-            // The seed contract answers 400 for a header that is missing or
+            // The seed contract (docs/reference/000_ab7af7969c1ee0d9.txt)
+            // answers 400 for a header that is missing or
             // invalid; a well-formed ID that names no connection is a 401,
             // decided by the service.
             Some(Ok(v)) if !v.is_empty() => crate::model::ConnectionId::parse(v)

@@ -1,5 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations. The
-//! purge operation's schemas are the seed contract's, verbatim.
+//! purge operation's schemas are the seed contract's verbatim
+//! (docs/reference/000_ab7af7969c1ee0d9.txt).
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{RefOr, Schema};

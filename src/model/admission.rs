@@ -73,7 +73,7 @@ pub fn guess_content_type(t: MediaType, key: &str, url: &str) -> String {
         .to_owned()
 }
 
-/// The fingerprint of DECISIONS.md: `full` size plus URL path.
+/// The fingerprint of docs/reference/DECISIONS.md: `full` size plus URL path.
 pub fn fingerprint(renditions: &[Rendition]) -> String {
     let full = renditions.iter().find(|r| r.key == "full");
     match full {

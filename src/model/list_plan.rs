@@ -1,4 +1,4 @@
-//! The rules of list `add` and `sync` (DECISIONS.md, "Lists"), as a pure
+//! The rules of list `add` and `sync` (docs/reference/DECISIONS.md, "Lists"), as a pure
 //! function from what the catalog holds and what the upstream listed to
 //! what must change. Backends read the snapshot and apply the plan inside
 //! one transaction; the rules live here, once.

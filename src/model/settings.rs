@@ -43,7 +43,7 @@ pub struct VaultPlusSettings {
 }
 
 impl Default for VaultPlusSettings {
-    /// The defaults of DECISIONS.md for a new organization.
+    /// The defaults of docs/reference/DECISIONS.md for a new organization.
     fn default() -> Self {
         Self {
             auto_cache_vault: true,

@@ -56,8 +56,9 @@ pub struct MediaItems {
     pub items: Vec<MediaItemView>,
 }
 
-/// Connection purge response. Its OpenAPI schema is the seed contract's,
-/// verbatim (see `http::openapi`), so it is written by hand.
+/// Connection purge response. Its OpenAPI schema is the seed contract's
+/// (docs/reference/000_ab7af7969c1ee0d9.txt), verbatim (see `http::openapi`), so it is written by
+/// hand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PurgeResponse {

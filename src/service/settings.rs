@@ -203,7 +203,8 @@ impl VaultService {
         let change = ConnectionChange {
             enabled: vp.enabled,
             overrides: vp.settings,
-            // Disabling Vault+ removes the connection's media (DECISIONS.md).
+            // Disabling Vault+ removes the connection's media
+            // (docs/reference/DECISIONS.md).
             purge: vp.enabled == Some(false),
         };
         let (after, purged) = self

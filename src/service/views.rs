@@ -9,7 +9,7 @@ use crate::model::{Label, MediaId, MediaType, VariantStatus, VaultPlusSettings};
 use super::VaultService;
 use super::signing::{Grant, UrlSigner};
 
-/// The instant a variant becomes due for eviction (DECISIONS.md).
+/// The instant a variant becomes due for eviction (docs/reference/DECISIONS.md).
 pub fn expires_at(v: &VariantRecord, s: &VaultPlusSettings) -> i64 {
     if v.status != VariantStatus::Stored {
         return v.created_at + DAY_MS;

@@ -1,4 +1,5 @@
-//! HTTP calls to the upstream, with the retry rules of upstream.md: 429
+//! HTTP calls to the upstream, with the retry rules of
+//! docs/reference/upstream.md: 429
 //! honours Retry-After, other 5xx and network errors back off and retry a
 //! few times, and session errors surface as they are.
 

@@ -1,11 +1,11 @@
 """Compatibility of the official Python SDK (`onlyfans-sdk` 3.1.0) with vaultplus.
 
 The SDK is used unchanged, pointed at a vaultplus server by `base_url`. It
-calls the older Vault+ paths (vaultplus-api.md section 7): `/v2/vault-plus/{id}`,
+calls the older Vault+ paths (docs/reference/vaultplus-api.md section 7): `/v2/vault-plus/{id}`,
 `/batch`, `/list`, `/purge`, `/store/status`, `/store/stats`, and the Account
 settings routes. Expected values come from docs/reference/vaultplus-api.md
-("API"), DECISIONS.md ("DECISIONS") and the purge contract
-000_ab7af7969c1ee0d9.txt ("PURGE").
+("API"), docs/reference/DECISIONS.md ("DECISIONS") and the purge contract
+docs/reference/000_ab7af7969c1ee0d9.txt ("PURGE").
 
 The server binary is taken from $VAULTPLUS_BIN. One server is started for the
 module on a temporary data dir and port 0; each test uses its own connections.

@@ -1,6 +1,7 @@
 //! The list API: `GET /v2/access/vault/lists` (discovery) and
 //! `GET /v2/access/vault/lists/{listId}/media` (MediaItems with freshly
-//! signed rendition URLs), as upstream.md describes them.
+//! signed rendition URLs), as docs/reference/upstream.md
+//! describes them.
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};

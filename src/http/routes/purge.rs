@@ -1,5 +1,6 @@
 //! `DELETE /v2/vault-plus/media`: the purge, exactly as the seed contract
-//! specifies it (and the older `DELETE /v2/vault-plus/purge`).
+//! (docs/reference/000_ab7af7969c1ee0d9.txt) specifies it (and the older
+//! `DELETE /v2/vault-plus/purge`).
 
 use axum::Json;
 use axum::extract::State;

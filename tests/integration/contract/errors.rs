@@ -1,6 +1,6 @@
 //! Wire conventions (DEC "Wire conventions"): auth, the connection header,
 //! the error body, request IDs, unknown routes; and bad path/upload input
-//! (DEC "Media and variants", DESIGN invariant 5).
+//! (DEC "Media and variants", docs/DESIGN.md invariant 5).
 
 use std::collections::HashSet;
 

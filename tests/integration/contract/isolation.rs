@@ -1,5 +1,5 @@
-//! Tenant isolation (DESIGN invariant 4; DEC "Wire conventions": another
-//! organization's connection answers exactly like an unknown one).
+//! Tenant isolation (docs/DESIGN.md invariant 4; DEC "Wire conventions":
+//! another organization's connection answers exactly like an unknown one).
 
 use reqwest::Method;
 use serde_json::{Value, json};

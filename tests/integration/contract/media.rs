@@ -90,7 +90,7 @@ async fn an_upload_answers_201_with_the_ten_field_variant_then_200_on_replace() 
         status_of(&s, "conn_a").await,
         json!({"connectionId": "conn_a", "storedCount": 1, "pendingCount": 0, "totalSizeBytes": 300})
     );
-    // DESIGN invariant 1: the replaced bytes do not linger.
+    // docs/DESIGN.md invariant 1: the replaced bytes do not linger.
     s.wait_reclaimed().await;
     let files = s.blob_files();
     assert_eq!(files.iter().map(|(_, n)| n).sum::<u64>(), 300, "{files:?}");

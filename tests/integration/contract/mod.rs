@@ -2,10 +2,10 @@
 //! not against the implementation.
 //!
 //! Sources cited in the tests:
-//! - SEED: `reference/000_ab7af7969c1ee0d9.txt` (purge operation, exact);
-//! - API: `reference/vaultplus-api.md` (section numbers);
-//! - DEC: `reference/DECISIONS.md` (section names);
-//! - DESIGN: `DESIGN.md` invariants.
+//! - SEED: `docs/reference/000_ab7af7969c1ee0d9.txt` (purge operation, exact);
+//! - API: `docs/reference/vaultplus-api.md` (section numbers);
+//! - DEC: `docs/reference/DECISIONS.md` (section names);
+//! - DESIGN: `docs/DESIGN.md`, "Invariants" (numbered there).
 //!
 //! Every test starts its own server. Helpers here only send requests and
 //! check shapes; they assume nothing about the implementation.
@@ -410,7 +410,7 @@ pub fn strip_urls(v: &Value) -> Value {
 }
 
 /// Everything observable about one connection (and the org totals, and the
-/// blob files), for "changes nothing" checks (DESIGN invariant 5).
+/// blob files), for "changes nothing" checks (docs/DESIGN.md invariant 5).
 pub async fn state(s: &TestServer, conn: &str) -> Value {
     let media = get_ok(s, conn, "/v2/vault-plus/media?limit=100").await;
     let removed = get_ok(s, conn, "/v2/vault-plus/media?limit=100&status=removed").await;

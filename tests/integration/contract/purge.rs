@@ -118,8 +118,8 @@ async fn purge_answers_the_exact_seed_body_and_removes_everything() {
     assert_eq!(b_after["media"], b_media_before);
     assert_eq!(b_after["status"], b_before["status"]);
 
-    // Bytes are physically gone (DESIGN invariant 1): what is left on disk is
-    // exactly conn_b's one variant.
+    // Bytes are physically gone (docs/DESIGN.md invariant 1): what is left
+    // on disk is exactly conn_b's one variant.
     s.wait_reclaimed().await;
     let files = s.blob_files();
     assert_eq!(files.len(), 1, "{files:?}");
