@@ -1,9 +1,8 @@
 //! The catalog: every piece of metadata vaultplus keeps (organizations, keys,
 //! connections, media, variants, reclaim work) behind one trait. SQLite is
 //! the embedded default; PostgreSQL is shared by several nodes. Every
-//! backend must pass the shared conformance suite in [`conformance`].
+//! backend must pass the shared conformance suite in `crates/conformance`.
 
-pub mod conformance;
 pub mod derive;
 pub mod generation;
 pub mod paging;
