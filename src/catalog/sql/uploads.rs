@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::SqlCatalog;
 use super::blob_queue::{queue_blob, queue_blobs};
+use super::dialect::Tx;
 use super::eviction::{admits, enforce_limit};
 use super::job_rows::drop_jobs;
 use super::scopes::lock_current_scope;
@@ -54,7 +55,7 @@ impl UploadStore for SqlCatalog {
 /// restart already gave the blob to reclaim): the blob must not be
 /// committed then. Deleting the row locks it, so of two nodes racing for
 /// one intent exactly one sees true.
-pub async fn take_intent(tx: &mut super::dialect::Tx, key: &str) -> Result<bool> {
+pub async fn take_intent(tx: &mut Tx, key: &str) -> Result<bool> {
     let done = sqlx::query("DELETE FROM upload_intents WHERE blob_key = $1")
         .bind(key)
         .execute(&mut **tx)
@@ -63,16 +64,13 @@ pub async fn take_intent(tx: &mut super::dialect::Tx, key: &str) -> Result<bool>
 }
 
 /// Gives up a written blob: it goes to reclaim, its intent with it.
-pub async fn abort_upload(tx: &mut super::dialect::Tx, key: &str, now: i64) -> Result<()> {
+pub async fn abort_upload(tx: &mut Tx, key: &str, now: i64) -> Result<()> {
     queue_blob(tx, key, now).await?;
     take_intent(tx, key).await?;
     Ok(())
 }
 
-async fn commit_upload(
-    tx: &mut super::dialect::Tx,
-    up: &NewStoredVariant,
-) -> Result<CommitOutcome> {
+async fn commit_upload(tx: &mut Tx, up: &NewStoredVariant) -> Result<CommitOutcome> {
     if !lock_current_scope(tx, up.scope_id).await? {
         abort_upload(tx, &up.blob_key, up.now).await?;
         return Ok(CommitOutcome::ScopeRetired);
@@ -127,11 +125,7 @@ async fn commit_upload(
 /// The intents deleted are exactly the keys queued, even if another node
 /// commits one of these uploads meanwhile: both happen in this transaction,
 /// on the rows the delete returned.
-async fn requeue_upload_intents(
-    tx: &mut super::dialect::Tx,
-    started_before: i64,
-    now: i64,
-) -> Result<u64> {
+async fn requeue_upload_intents(tx: &mut Tx, started_before: i64, now: i64) -> Result<u64> {
     let keys: Vec<String> =
         sqlx::query("DELETE FROM upload_intents WHERE started_at < $1 RETURNING blob_key")
             .bind(started_before)

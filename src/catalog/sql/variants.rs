@@ -5,10 +5,11 @@
 //! variants are read under the scope row lock, changed in memory, and
 //! written back by [`ItemEdit::save`], which in the same step applies the
 //! scope's counter delta, queues every blob the change stopped referencing,
-//! and rewrites the media row's derived columns. Invariant 1 (a scope's
-//! counters equal a recount of its variants; see `docs/DESIGN.md`) thus
-//! holds by construction: no other code updates the counters, the derived
-//! columns or a variant's state.
+//! and rewrites the media row's derived columns. The catalog's totals thus
+//! follow its variant records by construction (what invariant 1 of
+//! `docs/DESIGN.md`, totals equal the bytes really held, rests on): no
+//! other code updates the counters, the derived columns or a variant's
+//! state.
 //!
 //! The other writes to variant rows here change none of those and need no
 //! scope lock: the `storing` mark of a claimed job (pending and storing
