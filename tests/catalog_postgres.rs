@@ -486,7 +486,7 @@ async fn a_purge_or_revocation_on_one_node_shows_on_the_other_at_once() {
         id: "key1".into(),
         org_id: org,
         secret_hash: vec![1; 32],
-        scopes: vec![vaultplus::catalog::KeyScope::Account],
+        scopes: vec![vaultplus::model::KeyScope::Account],
         created_at: NOW,
         revoked_at: None,
     };

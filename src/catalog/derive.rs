@@ -4,30 +4,16 @@
 use super::{ScopeTotals, VariantRecord};
 use crate::model::{MediaType, VariantStatus};
 
-/// A variant's contribution to its scope's counters.
-pub fn contribution(v: Option<&VariantRecord>) -> (i64, i64, i64) {
-    match v {
-        None => (0, 0, 0),
-        Some(v) => {
-            let live = i64::from(v.status != VariantStatus::Removed);
-            let stored = v.status == VariantStatus::Stored;
-            (
-                live,
-                i64::from(stored),
-                if stored { v.size_bytes as i64 } else { 0 },
-            )
-        }
-    }
-}
-
-/// Change in (live, stored, bytes) when `before` becomes `after`.
-pub fn counter_delta(
-    before: Option<&VariantRecord>,
-    after: Option<&VariantRecord>,
-) -> (i64, i64, i64) {
-    let (a0, a1, a2) = contribution(before);
-    let (b0, b1, b2) = contribution(after);
-    (b0 - a0, b1 - a1, b2 - a2)
+/// The change in a scope's counters when an item's variants `before`
+/// become `after`.
+pub fn counter_delta(before: &[VariantRecord], after: &[VariantRecord]) -> (i64, i64, i64) {
+    let (b, a) = (totals_of(before), totals_of(after));
+    let d = |b: u64, a: u64| a as i64 - b as i64;
+    (
+        d(b.live_count, a.live_count),
+        d(b.stored_count, a.stored_count),
+        d(b.stored_bytes, a.stored_bytes),
+    )
 }
 
 /// Columns of the media row that follow from its variants.
@@ -59,14 +45,17 @@ pub fn media_derived(variants: &[VariantRecord]) -> MediaDerived {
     }
 }
 
-/// Totals recomputed from scratch (consistency checks and tests).
+/// What variant records count for in their scope's counters: live (any
+/// status but `removed`), stored, and stored bytes. Consistency checks
+/// recount with it too.
 pub fn totals_of<'a>(variants: impl IntoIterator<Item = &'a VariantRecord>) -> ScopeTotals {
     let mut t = ScopeTotals::default();
     for v in variants {
-        let (live, stored, bytes) = contribution(Some(v));
-        t.live_count += live as u64;
-        t.stored_count += stored as u64;
-        t.stored_bytes += bytes as u64;
+        t.live_count += u64::from(v.status != VariantStatus::Removed);
+        if v.status == VariantStatus::Stored {
+            t.stored_count += 1;
+            t.stored_bytes += v.size_bytes;
+        }
     }
     t
 }

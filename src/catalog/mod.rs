@@ -8,8 +8,6 @@ pub mod generation;
 pub mod paging;
 pub mod postgres;
 pub mod query;
-pub mod rows;
-pub mod sql_query;
 pub mod sqlite;
 pub mod types;
 
@@ -112,7 +110,6 @@ pub trait Accounts: Send + Sync {
 /// Connections, their purges, and the totals the API reports.
 #[async_trait]
 pub trait Connections: Send + Sync {
-    // --- connections -----------------------------------------------------
     /// Registers a connection; false when the org already has it.
     async fn insert_connection(
         &self,
@@ -184,7 +181,6 @@ pub trait MediaStore: Send + Sync {
 /// Bytes written by clients, made stored variants in one step.
 #[async_trait]
 pub trait UploadStore: Send + Sync {
-    // --- uploads -----------------------------------------------------------
     /// Records that bytes are being written under `blob_key`, so that a
     /// crash mid-write leaves a blob the next start can find and delete.
     async fn begin_upload(&self, scope: ScopeId, blob_key: &str, now: i64) -> Result<()>;
@@ -203,7 +199,6 @@ pub trait UploadStore: Send + Sync {
 /// Upstream vault lists: add, sync and their members.
 #[async_trait]
 pub trait ListStore: Send + Sync {
-    // --- lists ---------------------------------------------------------------
     /// Applies a list add or sync (rules: `model::list_plan`) in one
     /// transaction. None when the scope is no longer current.
     async fn apply_list(
@@ -230,7 +225,6 @@ pub trait ListStore: Send + Sync {
 /// The durable storing queue: one job per variant, leased to a worker.
 #[async_trait]
 pub trait JobQueue: Send + Sync {
-    // --- storing jobs --------------------------------------------------------
     /// Queues storing of a known variant (single flight: one job per
     /// variant).
     async fn queue_variant(
@@ -294,7 +288,6 @@ pub trait JobQueue: Send + Sync {
 /// Retired scopes and blob deletions waiting for the reclaimer.
 #[async_trait]
 pub trait ReclaimQueue: Send + Sync {
-    // --- reclaim -----------------------------------------------------------
     /// Moves up to `limit` variants of one retired scope into the blob
     /// reclaim queue and deletes their records; drops the scope once empty.
     /// Returns the number of records handled (0: nothing retired is left).
@@ -318,7 +311,6 @@ pub trait ReclaimQueue: Send + Sync {
 /// Evictions by age, by access and by storage limit.
 #[async_trait]
 pub trait Retention: Send + Sync {
-    // --- retention -----------------------------------------------------------
     /// Evicts up to `limit` stored variants of the scope stored before
     /// `stored_before` or last accessed before `accessed_before`. Returns
     /// (variants evicted, bytes freed); (0, 0) once none is left.
@@ -343,7 +335,6 @@ pub trait Retention: Send + Sync {
 /// Consistency checks and repairs (fsck).
 #[async_trait]
 pub trait Audit: Send + Sync {
-    // --- consistency (fsck) -------------------------------------------------
     /// Counters and recomputed totals of every current scope.
     async fn audit_scopes(&self) -> Result<Vec<ScopeAudit>>;
     /// Recomputes a scope's counters from its records, in one transaction.

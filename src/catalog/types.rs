@@ -3,7 +3,7 @@
 use crate::model::list_plan::ListCounts;
 use crate::model::observed::Origin;
 use crate::model::settings::StorageLimit;
-use crate::model::{MediaId, MediaType, SettingsPatch, VariantStatus, VaultPlusSettings};
+use crate::model::{KeyScope, MediaId, MediaType, SettingsPatch, VariantStatus, VaultPlusSettings};
 
 pub type OrgId = i64;
 /// A scope holds one generation of a connection's media. Purging retires the
@@ -30,34 +30,6 @@ pub struct OrgRateLimit {
     pub burst: Option<u32>,
 }
 
-/// Permission areas of the OFAuth API a key can carry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum KeyScope {
-    Account,
-    Access,
-    Link,
-    DynamicRules,
-}
-
-impl KeyScope {
-    pub const ALL: [KeyScope; 4] = [Self::Account, Self::Access, Self::Link, Self::DynamicRules];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Account => "ACCOUNT",
-            Self::Access => "ACCESS",
-            Self::Link => "LINK",
-            Self::DynamicRules => "DYNAMIC_RULES",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str().eq_ignore_ascii_case(raw))
-    }
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiKeyRecord {
     /// Public part of the key, used to find the record.
@@ -70,7 +42,7 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct SigningKeyRecord {
     pub id: i64,
     pub secret: Vec<u8>,
@@ -223,11 +195,14 @@ pub struct ListOutcome {
     pub queued: u64,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct ListSummary {
     pub list_id: String,
+    #[sqlx(try_from = "i64")]
     pub media_count: u64,
+    #[sqlx(try_from = "i64")]
     pub stored_count: u64,
+    #[sqlx(try_from = "i64")]
     pub total_size_bytes: u64,
     pub has_baseline: bool,
     pub first_added_at: i64,
@@ -235,7 +210,7 @@ pub struct ListSummary {
     pub last_synced_at: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct ListMember {
     pub media_id: String,
     pub first_added_at: i64,
@@ -243,6 +218,7 @@ pub struct ListMember {
     pub last_seen_at: i64,
     pub last_synced_at: Option<i64>,
     /// The item with all its variants (removed ones too), if any remain.
+    #[sqlx(skip)]
     pub media: Option<MediaRecord>,
 }
 
@@ -284,12 +260,13 @@ pub enum QueueOutcome {
 }
 
 /// A job as listed for operators.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct JobRecord {
     /// Its place in the queue (jobs page in ID order).
     pub id: i64,
     pub media_id: String,
     pub label: String,
+    #[sqlx(try_from = "i64")]
     pub attempts: u32,
     pub run_after: i64,
     pub leased: bool,
@@ -308,11 +285,12 @@ pub struct ScopeAudit {
 }
 
 /// A stored variant and the blob that holds it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct StoredBlob {
     pub scope_id: ScopeId,
     pub media_id: String,
     pub label: String,
     pub blob_key: String,
+    #[sqlx(try_from = "i64")]
     pub size_bytes: u64,
 }

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod ids;
+pub mod key_scope;
 pub mod list_plan;
 pub mod observed;
 pub mod settings;
@@ -12,5 +13,6 @@ pub mod views;
 pub mod whole;
 
 pub use ids::{ConnectionId, Label, MediaId, OrgName};
+pub use key_scope::KeyScope;
 pub use settings::{SettingsPatch, VaultPlusSettings};
 pub use variant::{MediaType, VariantStatus};

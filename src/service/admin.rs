@@ -3,7 +3,8 @@
 
 use anyhow::{Context, bail};
 
-use crate::catalog::{ApiKeyRecord, Catalog, Connection, KeyScope, Org};
+use crate::catalog::{ApiKeyRecord, Catalog, Connection, Org};
+use crate::model::KeyScope;
 use crate::model::time::now_ms;
 use crate::model::{ConnectionId, OrgName, VaultPlusSettings};
 

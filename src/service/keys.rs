@@ -9,7 +9,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::catalog::{ApiKeyRecord, KeyScope, OrgId};
+use crate::catalog::{ApiKeyRecord, OrgId};
+use crate::model::KeyScope;
 
 const PREFIX: &str = "vpk_";
 

@@ -39,7 +39,8 @@ pub use settings::{ConnectionSettingsPatch, MAX_CONNECTION_OFFSET, OrgSettingsPa
 pub use upload::UploadRequest;
 
 use crate::blobs::BlobStore;
-use crate::catalog::{Catalog, Connection, KeyScope, OrgId};
+use crate::catalog::{Catalog, Connection, OrgId};
+use crate::model::KeyScope;
 use crate::model::{ConnectionId, VaultPlusSettings};
 use crate::upstream::UpstreamClient;
 use access::AccessRecorder;

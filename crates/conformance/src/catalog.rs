@@ -10,7 +10,9 @@ use vaultplus::catalog::derive::totals_of;
 use vaultplus::catalog::*;
 use vaultplus::model::list_plan::ListMode;
 use vaultplus::model::observed::{ObservedMedia, ObservedVariant, Origin};
-use vaultplus::model::{ConnectionId, Label, MediaId, MediaType, VariantStatus, VaultPlusSettings};
+use vaultplus::model::{
+    ConnectionId, KeyScope, Label, MediaId, MediaType, VariantStatus, VaultPlusSettings,
+};
 
 /// A fresh catalog and whatever must live as long as it (a temp dir, a
 /// throwaway database).

@@ -23,6 +23,7 @@ use crate::catalog::{ChangeWatch, Result, ScopeId, VariantRecord};
 
 pub type Db = sqlx::Postgres;
 pub type Tx = sqlx::Transaction<'static, Db>;
+pub type Row = sqlx::postgres::PgRow;
 
 /// Several nodes share the database: another node's workers may hold live
 /// job leases, and rows that need no atomicity together are written one

@@ -1,13 +1,12 @@
 //! Organizations, API keys and URL signing keys.
 
 use async_trait::async_trait;
-use sqlx::Row;
 
 use super::SqlCatalog;
 use super::connections::set_overrides;
 use super::dialect;
+use super::rows::{self, KEY_COLUMNS, ORG_COLUMNS};
 use super::scopes::lock_org_connections;
-use crate::catalog::rows::{self, KEY_COLUMNS, ORG_COLUMNS};
 use crate::catalog::{Accounts, ApiKeyRecord, Org, OrgId, OrgRateLimit, Result, SigningKeyRecord};
 use crate::model::{OrgName, SettingsPatch, VaultPlusSettings};
 
@@ -47,32 +46,25 @@ impl Accounts for SqlCatalog {
 
     async fn org(&self, id: OrgId) -> Result<Option<Org>> {
         let sql = format!("SELECT {ORG_COLUMNS} FROM orgs WHERE id = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(self.db.reader())
-            .await?
-            .map(|r| rows::org(&r))
-            .transpose()
+            .await?)
     }
 
     async fn org_by_name(&self, name: &OrgName) -> Result<Option<Org>> {
         let sql = format!("SELECT {ORG_COLUMNS} FROM orgs WHERE name = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(name.as_str())
             .fetch_optional(self.db.reader())
-            .await?
-            .map(|r| rows::org(&r))
-            .transpose()
+            .await?)
     }
 
     async fn list_orgs(&self) -> Result<Vec<Org>> {
         let sql = format!("SELECT {ORG_COLUMNS} FROM orgs ORDER BY id");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .fetch_all(self.db.reader())
-            .await?
-            .iter()
-            .map(rows::org)
-            .collect()
+            .await?)
     }
 
     async fn update_org_settings(
@@ -140,12 +132,10 @@ impl Accounts for SqlCatalog {
 
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(self.db.reader())
-            .await?
-            .map(|r| rows::api_key(&r))
-            .transpose()
+            .await?)
     }
 
     async fn list_api_keys(&self, org: Option<OrgId>) -> Result<Vec<ApiKeyRecord>> {
@@ -153,13 +143,10 @@ impl Accounts for SqlCatalog {
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE (CAST($1 AS BIGINT) IS NULL OR org_id = $1) \
              ORDER BY created_at, id"
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(org)
             .fetch_all(self.db.reader())
-            .await?
-            .iter()
-            .map(rows::api_key)
-            .collect()
+            .await?)
     }
 
     async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool> {
@@ -173,18 +160,11 @@ impl Accounts for SqlCatalog {
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
-        let rows = sqlx::query("SELECT id, secret, created_at FROM signing_keys ORDER BY id")
-            .fetch_all(self.db.reader())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SigningKeyRecord {
-                    id: r.try_get("id")?,
-                    secret: r.try_get("secret")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        Ok(
+            sqlx::query_as("SELECT id, secret, created_at FROM signing_keys ORDER BY id")
+                .fetch_all(self.db.reader())
+                .await?,
+        )
     }
 
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool> {

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::SqlCatalog;
-use super::dialect;
 use super::eviction::evict_variant;
+use super::rows;
 use super::scopes::lock_current_scope;
 use crate::catalog::{Audit, Result, ScopeAudit, ScopeId, ScopeTotals, StoredBlob};
 use crate::model::{Label, MediaId};
@@ -35,8 +35,8 @@ impl Audit for SqlCatalog {
                     scope_id: r.try_get("id")?,
                     org_id: r.try_get("org_id")?,
                     connection_id: r.try_get("connection_id")?,
-                    counters: totals(r, "live_count", "stored_count", "stored_bytes")?,
-                    actual: totals(r, "a_live", "a_stored", "a_bytes")?,
+                    counters: rows::totals(r, "live_count", "stored_count", "stored_bytes")?,
+                    actual: rows::totals(r, "a_live", "a_stored", "a_bytes")?,
                 })
             })
             .collect()
@@ -54,8 +54,8 @@ impl Audit for SqlCatalog {
                 .bind(scope)
                 .fetch_one(&mut **tx)
                 .await?;
-            let before = totals(&r, "live_count", "stored_count", "stored_bytes")?;
-            let after = totals(&r, "a_live", "a_stored", "a_bytes")?;
+            let before = rows::totals(&r, "live_count", "stored_count", "stored_bytes")?;
+            let after = rows::totals(&r, "a_live", "a_stored", "a_bytes")?;
             sqlx::query(
                 "UPDATE scopes SET live_count = $1, stored_count = $2, stored_bytes = $3 WHERE id = $4",
             )
@@ -70,7 +70,7 @@ impl Audit for SqlCatalog {
     }
 
     async fn stored_blobs(&self, after: Option<&str>, limit: u64) -> Result<Vec<StoredBlob>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT v.scope_id, v.media_id, v.label, v.blob_key, v.size_bytes FROM variants v \
              WHERE v.blob_key IS NOT NULL AND v.status = 'stored' AND v.blob_key > $1 \
                AND EXISTS (SELECT 1 FROM connections c WHERE c.scope_id = v.scope_id) \
@@ -79,18 +79,7 @@ impl Audit for SqlCatalog {
         .bind(after.unwrap_or(""))
         .bind(limit.min(i64::MAX as u64) as i64)
         .fetch_all(self.db.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredBlob {
-                    scope_id: r.try_get("scope_id")?,
-                    media_id: r.try_get("media_id")?,
-                    label: r.try_get("label")?,
-                    blob_key: r.try_get("blob_key")?,
-                    size_bytes: r.try_get::<i64, _>("size_bytes")? as u64,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     async fn evict_variant(
@@ -100,25 +89,7 @@ impl Audit for SqlCatalog {
         label: &Label,
         now: i64,
     ) -> Result<u64> {
-        in_tx!(self, |tx| evict_variant(
-            tx,
-            scope,
-            media.as_str(),
-            label.as_str(),
-            now
-        ))
+        let (media, label) = (media.as_str(), label.as_str());
+        in_tx!(self, |tx| evict_variant(tx, scope, media, label, now))
     }
-}
-
-fn totals(
-    r: &<dialect::Db as sqlx::Database>::Row,
-    live: &str,
-    stored: &str,
-    bytes: &str,
-) -> Result<ScopeTotals> {
-    Ok(ScopeTotals {
-        live_count: r.try_get::<i64, _>(live)? as u64,
-        stored_count: r.try_get::<i64, _>(stored)? as u64,
-        stored_bytes: r.try_get::<i64, _>(bytes)? as u64,
-    })
 }

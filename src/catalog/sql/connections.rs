@@ -5,8 +5,8 @@ use sqlx::Row;
 
 use super::SqlCatalog;
 use super::dialect::Tx;
+use super::rows::CONNECTION_COLUMNS;
 use super::scopes::{lock_connection, scope_totals};
-use crate::catalog::rows::{self, CONNECTION_COLUMNS};
 use crate::catalog::{
     Connection, ConnectionChange, Connections, OrgId, OrgTotals, PurgeOutcome, Result, ScopeId,
     ScopeTotals,
@@ -56,12 +56,10 @@ impl Connections for SqlCatalog {
 
     async fn connection_of_scope(&self, scope: ScopeId) -> Result<Option<Connection>> {
         let sql = format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE scope_id = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(scope)
             .fetch_optional(self.db.reader())
-            .await?
-            .map(|r| rows::connection(&r))
-            .transpose()
+            .await?)
     }
 
     async fn list_connections(
@@ -74,15 +72,12 @@ impl Connections for SqlCatalog {
             "SELECT {CONNECTION_COLUMNS} FROM connections WHERE org_id = $1 \
              ORDER BY created_at, id LIMIT $2 OFFSET $3"
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(org)
             .bind(limit.min(i64::MAX as u64) as i64)
             .bind(offset.min(i64::MAX as u64) as i64)
             .fetch_all(self.db.reader())
-            .await?
-            .iter()
-            .map(rows::connection)
-            .collect()
+            .await?)
     }
 
     async fn update_connection(
@@ -241,13 +236,11 @@ where
     E: sqlx::Executor<'e, Database = super::dialect::Db>,
 {
     let sql = format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE org_id = $1 AND id = $2");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(org)
         .bind(id)
         .fetch_optional(exec)
-        .await?
-        .map(|r| rows::connection(&r))
-        .transpose()
+        .await?)
 }
 
 pub async fn set_overrides(

@@ -3,13 +3,14 @@
 //! others once their leases lapse.
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row};
 
 use super::SqlCatalog;
 use super::blob_queue::queue_blob;
-use super::dialect::{self, SKIP_LOCKED, Tx};
+use super::dialect::{self, Db, SKIP_LOCKED, Tx};
 use super::eviction::{admits, enforce_limit};
 use super::job_rows::{ensure_job, holds, job_target};
+use super::rows::JOB_COLUMNS;
 use super::scopes::lock_current_scope;
 use super::uploads::{abort_upload, take_intent};
 use super::variants::{ItemEdit, mark_storing};
@@ -111,7 +112,52 @@ impl JobQueue for SqlCatalog {
         limit: Option<StorageLimit>,
         now: i64,
     ) -> Result<CommitOutcome> {
-        in_tx!(self, |tx| complete_job(tx, job, owner, blob, limit, now))
+        in_tx!(self, |tx| async move {
+            if !lock_current_scope(tx, job.scope_id).await? {
+                abort_upload(tx, &blob.blob_key, now).await?;
+                return Ok(CommitOutcome::ScopeRetired);
+            }
+            // Job row before variant rows (lock order).
+            let held = holds(tx, job.id, owner).await?;
+            let mut edit = ItemEdit::load(tx, job.scope_id, &job.media_id).await?;
+            let (Some(old), true) = (edit.get(&job.label).cloned(), held) else {
+                abort_upload(tx, &blob.blob_key, now).await?;
+                return Ok(CommitOutcome::Superseded);
+            };
+            let replaced = if old.status == VariantStatus::Stored {
+                old.size_bytes
+            } else {
+                0
+            };
+            if !admits(tx, job.scope_id, limit, blob.size_bytes, replaced).await? {
+                abort_upload(tx, &blob.blob_key, now).await?;
+                return Ok(CommitOutcome::OverLimit);
+            }
+            if !take_intent(tx, &blob.blob_key).await? {
+                queue_blob(tx, &blob.blob_key, now).await?;
+                return Ok(CommitOutcome::Superseded);
+            }
+            let mut new = old.clone();
+            new.status = VariantStatus::Stored;
+            new.size_bytes = blob.size_bytes;
+            // The response's own type wins over the guess made at listing time,
+            // provided it is media at all.
+            if MediaType::from_content_type(&blob.content_type).is_some() {
+                new.content_type = blob.content_type.clone();
+            }
+            new.stored_at = Some(now);
+            new.blob_key = Some(blob.blob_key.clone());
+            new.checksum = Some(blob.checksum.clone());
+            new.last_error = None;
+            sqlx::query("DELETE FROM jobs WHERE id = $1")
+                .bind(job.id)
+                .execute(&mut **tx)
+                .await?;
+            edit.put(new.clone());
+            edit.save(tx, None, now).await?;
+            enforce_limit(tx, job.scope_id, limit, (&job.media_id, &job.label), now).await?;
+            Ok(CommitOutcome::Created(new))
+        })
     }
 
     async fn retry_job(
@@ -130,13 +176,8 @@ impl JobQueue for SqlCatalog {
     }
 
     async fn fail_job(&self, job_id: i64, owner: &str, error: &str, now: i64) -> Result<()> {
-        in_tx!(self, |tx| end_attempt(
-            tx,
-            job_id,
-            owner,
-            error,
-            JobEnd::Fail { now }
-        ))
+        let end = JobEnd::Fail { now };
+        in_tx!(self, |tx| end_attempt(tx, job_id, owner, error, end))
     }
 
     async fn jobs(
@@ -145,11 +186,25 @@ impl JobQueue for SqlCatalog {
         failed_only: bool,
         page: &PageRequest<JobKey>,
     ) -> Result<Page<JobRecord, JobKey>> {
-        let rows = paging::jobs_query::<dialect::Db>(scope, failed_only, page)
-            .build()
-            .fetch_all(self.db.reader())
-            .await?;
-        paging::jobs_page(&rows, page.limit)
+        let mut qb = QueryBuilder::<Db>::new(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.scope_id = "
+        ));
+        qb.push_bind(scope)
+            .push(" AND EXISTS (SELECT 1 FROM connections c WHERE c.scope_id = j.scope_id)");
+        // Spelled out rather than bound, so the partial index of failed
+        // jobs applies.
+        if failed_only {
+            qb.push(" AND j.failed_at IS NOT NULL");
+        }
+        if let Some(after) = page.after {
+            qb.push(" AND j.id > ").push_bind(after.id);
+        }
+        qb.push(" ORDER BY j.id LIMIT ")
+            .push_bind(paging::fetch_bound(page.limit));
+        let jobs = qb.build_query_as().fetch_all(self.db.reader()).await?;
+        Ok(paging::finish(jobs, page.limit, |j: &JobRecord| JobKey {
+            id: j.id,
+        }))
     }
 
     async fn release_all_leases(&self) -> Result<u64> {
@@ -245,60 +300,6 @@ async fn claim(
             })
         })
         .collect()
-}
-
-async fn complete_job(
-    tx: &mut Tx,
-    job: &Job,
-    owner: &str,
-    blob: &FetchedBlob,
-    limit: Option<StorageLimit>,
-    now: i64,
-) -> Result<CommitOutcome> {
-    if !lock_current_scope(tx, job.scope_id).await? {
-        abort_upload(tx, &blob.blob_key, now).await?;
-        return Ok(CommitOutcome::ScopeRetired);
-    }
-    // Job row before variant rows (lock order).
-    let held = holds(tx, job.id, owner).await?;
-    let mut edit = ItemEdit::load(tx, job.scope_id, &job.media_id).await?;
-    let (Some(old), true) = (edit.get(&job.label).cloned(), held) else {
-        abort_upload(tx, &blob.blob_key, now).await?;
-        return Ok(CommitOutcome::Superseded);
-    };
-    let replaced = if old.status == VariantStatus::Stored {
-        old.size_bytes
-    } else {
-        0
-    };
-    if !admits(tx, job.scope_id, limit, blob.size_bytes, replaced).await? {
-        abort_upload(tx, &blob.blob_key, now).await?;
-        return Ok(CommitOutcome::OverLimit);
-    }
-    if !take_intent(tx, &blob.blob_key).await? {
-        queue_blob(tx, &blob.blob_key, now).await?;
-        return Ok(CommitOutcome::Superseded);
-    }
-    let mut new = old.clone();
-    new.status = VariantStatus::Stored;
-    new.size_bytes = blob.size_bytes;
-    // The response's own type wins over the guess made at listing time,
-    // provided it is media at all.
-    if MediaType::from_content_type(&blob.content_type).is_some() {
-        new.content_type = blob.content_type.clone();
-    }
-    new.stored_at = Some(now);
-    new.blob_key = Some(blob.blob_key.clone());
-    new.checksum = Some(blob.checksum.clone());
-    new.last_error = None;
-    sqlx::query("DELETE FROM jobs WHERE id = $1")
-        .bind(job.id)
-        .execute(&mut **tx)
-        .await?;
-    edit.put(new.clone());
-    edit.save(tx, None, now).await?;
-    enforce_limit(tx, job.scope_id, limit, (&job.media_id, &job.label), now).await?;
-    Ok(CommitOutcome::Created(new))
 }
 
 /// How a failed attempt ends.

@@ -5,17 +5,17 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row};
 
 use super::SqlCatalog;
-use super::dialect::{self, Tx};
+use super::dialect::{self, Db, Tx};
 use super::job_rows::ensure_job;
 use super::media::{attach_variants, delete_locked};
+use super::rows::{MEDIA_COLUMNS, MEMBER_COLUMNS};
 use super::scopes::lock_current_scope;
 use super::variants::{ItemEdit, record_observed_media, refresh_upstream_url};
 use crate::catalog::generation;
 use crate::catalog::paging;
-use crate::catalog::rows::{self, MEDIA_COLUMNS};
 use crate::catalog::{
     ListMember, ListOutcome, ListStore, ListSummary, MemberKey, Page, PageRequest, Result, ScopeId,
     VariantRecord,
@@ -34,61 +34,25 @@ impl ListStore for SqlCatalog {
         items: &[ObservedMedia],
         now: i64,
     ) -> Result<Option<ListOutcome>> {
-        in_tx!(self, |tx| apply_list(tx, scope, list_id, mode, items, now))
-    }
-
-    async fn refresh_upstream_urls(&self, scope: ScopeId, items: &[ObservedMedia]) -> Result<()> {
         in_tx!(self, |tx| async move {
-            for item in items {
-                for v in item.variants.iter().filter(|v| v.url.is_some()) {
-                    let (media, url) = (item.media_id.as_str(), v.url.as_deref());
-                    refresh_upstream_url(tx, scope, media, &v.label, url, v.size).await?;
-                }
+            if !lock_current_scope(tx, scope).await? {
+                return Ok(None);
             }
-            Ok(())
-        })
-    }
-
-    async fn lists(&self, scope: ScopeId) -> Result<Vec<ListSummary>> {
-        lists(self, scope).await
-    }
-
-    async fn list_members(
-        &self,
-        scope: ScopeId,
-        list_id: &str,
-        page: &PageRequest<MemberKey>,
-    ) -> Result<Page<ListMember, MemberKey>> {
-        list_members(self, scope, list_id, page).await
-    }
-}
-
-async fn apply_list(
-    tx: &mut Tx,
-    scope: ScopeId,
-    list_id: &str,
-    mode: ListMode,
-    items: &[ObservedMedia],
-    now: i64,
-) -> Result<Option<ListOutcome>> {
-    if !lock_current_scope(tx, scope).await? {
-        return Ok(None);
-    }
-    let snap = snapshot(tx, scope, list_id, items).await?;
-    let p = plan(mode, &snap, items);
-    for id in &p.remove {
-        delete_locked(tx, scope, id, now).await?;
-    }
-    let mut queued = 0;
-    for &i in &p.queue {
-        queued += record_media(tx, scope, &items[i], list_id, true, now).await?;
-    }
-    for &i in &p.refresh {
-        queued += record_media(tx, scope, &items[i], list_id, false, now).await?;
-    }
-    let sync = mode == ListMode::Sync;
-    for &i in &p.members {
-        sqlx::query(
+            let snap = snapshot(tx, scope, list_id, items).await?;
+            let p = plan(mode, &snap, items);
+            for id in &p.remove {
+                delete_locked(tx, scope, id, now).await?;
+            }
+            let mut queued = 0;
+            for &i in &p.queue {
+                queued += record_media(tx, scope, &items[i], list_id, true, now).await?;
+            }
+            for &i in &p.refresh {
+                queued += record_media(tx, scope, &items[i], list_id, false, now).await?;
+            }
+            let sync = mode == ListMode::Sync;
+            for &i in &p.members {
+                sqlx::query(
             "INSERT INTO list_members (scope_id, list_id, media_id, first_added_at, last_added_at, \
              last_seen_at, last_synced_at, in_baseline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (scope_id, list_id, media_id) DO UPDATE SET last_added_at = excluded.last_added_at, \
@@ -106,9 +70,9 @@ async fn apply_list(
         .bind(sync)
         .execute(&mut **tx)
         .await?;
-    }
-    for id in &p.drop_members {
-        sqlx::query(
+            }
+            for id in &p.drop_members {
+                sqlx::query(
             "DELETE FROM list_members WHERE scope_id = $1 AND list_id = $2 AND media_id = $3",
         )
         .bind(scope)
@@ -116,8 +80,8 @@ async fn apply_list(
         .bind(id)
         .execute(&mut **tx)
         .await?;
-    }
-    sqlx::query(
+            }
+            sqlx::query(
         "INSERT INTO lists (scope_id, list_id, has_baseline, first_added_at, last_added_at, last_synced_at) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope_id, list_id) DO UPDATE SET \
          has_baseline = excluded.has_baseline, last_added_at = excluded.last_added_at, \
@@ -131,10 +95,92 @@ async fn apply_list(
     .bind(sync.then_some(now))
     .execute(&mut **tx)
     .await?;
-    Ok(Some(ListOutcome {
-        counts: p.counts,
-        queued,
-    }))
+            Ok(Some(ListOutcome {
+                counts: p.counts,
+                queued,
+            }))
+        })
+    }
+
+    async fn refresh_upstream_urls(&self, scope: ScopeId, items: &[ObservedMedia]) -> Result<()> {
+        in_tx!(self, |tx| async move {
+            for item in items {
+                for v in item.variants.iter().filter(|v| v.url.is_some()) {
+                    let (media, url) = (item.media_id.as_str(), v.url.as_deref());
+                    refresh_upstream_url(tx, scope, media, &v.label, url, v.size).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn lists(&self, scope: ScopeId) -> Result<Vec<ListSummary>> {
+        Ok(sqlx::query_as(
+            "SELECT l.list_id, l.has_baseline, l.first_added_at, l.last_added_at, l.last_synced_at, \
+               (SELECT count(*) FROM list_members lm WHERE lm.scope_id = l.scope_id AND lm.list_id = l.list_id) AS media_count, \
+               (SELECT count(*) FROM list_members lm JOIN variants v ON v.scope_id = lm.scope_id AND v.media_id = lm.media_id \
+                  WHERE lm.scope_id = l.scope_id AND lm.list_id = l.list_id AND v.status = 'stored') AS stored_count, \
+               (SELECT CAST(coalesce(sum(v.size_bytes), 0) AS BIGINT) FROM list_members lm JOIN variants v ON v.scope_id = lm.scope_id AND v.media_id = lm.media_id \
+                  WHERE lm.scope_id = l.scope_id AND lm.list_id = l.list_id AND v.status = 'stored') AS total_size_bytes \
+             FROM lists l WHERE l.scope_id = $1 \
+               AND EXISTS (SELECT 1 FROM connections c WHERE c.scope_id = l.scope_id) \
+             ORDER BY l.first_added_at, l.list_id",
+        )
+        .bind(scope)
+        .fetch_all(self.db.reader())
+        .await?)
+    }
+
+    async fn list_members(
+        &self,
+        scope: ScopeId,
+        list_id: &str,
+        page: &PageRequest<MemberKey>,
+    ) -> Result<Page<ListMember, MemberKey>> {
+        let mut qb = QueryBuilder::<Db>::new(format!(
+            "SELECT {MEMBER_COLUMNS} FROM list_members lm WHERE lm.scope_id = "
+        ));
+        qb.push_bind(scope)
+            .push(" AND lm.list_id = ")
+            .push_bind(list_id.to_owned())
+            .push(" AND EXISTS (SELECT 1 FROM connections c WHERE c.scope_id = lm.scope_id)");
+        if let Some(after) = &page.after {
+            qb.push(" AND (lm.first_added_at, lm.media_id) > (")
+                .push_bind(after.first_added_at)
+                .push(", ")
+                .push_bind(after.media_id.clone())
+                .push(")");
+        }
+        qb.push(" ORDER BY lm.first_added_at, lm.media_id LIMIT ")
+            .push_bind(paging::fetch_bound(page.limit));
+        let fetched = qb.build_query_as().fetch_all(self.db.reader()).await?;
+        let mut members = paging::finish(fetched, page.limit, |m: &ListMember| MemberKey {
+            first_added_at: m.first_added_at,
+            media_id: m.media_id.clone(),
+        });
+        if members.items.is_empty() {
+            return Ok(members);
+        }
+        let ids: Vec<&str> = members.items.iter().map(|m| m.media_id.as_str()).collect();
+        let sql = format!(
+            "SELECT {MEDIA_COLUMNS} FROM media WHERE scope_id = $1 AND {}",
+            dialect::in_list("media_id", 2)
+        );
+        let found = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(scope)
+            .bind(dialect::list(&ids))
+            .fetch_all(self.db.reader())
+            .await?;
+        let mut found: HashMap<String, _> = attach_variants(self, scope, found, true)
+            .await?
+            .into_iter()
+            .map(|m| (m.media_id.clone(), m))
+            .collect();
+        for m in members.items.iter_mut() {
+            m.media = found.remove(&m.media_id).filter(|r| !r.variants.is_empty());
+        }
+        Ok(members)
+    }
 }
 
 async fn snapshot(
@@ -292,73 +338,4 @@ async fn record_media(
     }
     edit.save(tx, None, now).await?;
     Ok(queued)
-}
-
-async fn lists(catalog: &SqlCatalog, scope: ScopeId) -> Result<Vec<ListSummary>> {
-    let rows = sqlx::query(
-        "SELECT l.list_id, l.has_baseline, l.first_added_at, l.last_added_at, l.last_synced_at, \
-           (SELECT count(*) FROM list_members lm WHERE lm.scope_id = l.scope_id AND lm.list_id = l.list_id) AS media_count, \
-           (SELECT count(*) FROM list_members lm JOIN variants v ON v.scope_id = lm.scope_id AND v.media_id = lm.media_id \
-              WHERE lm.scope_id = l.scope_id AND lm.list_id = l.list_id AND v.status = 'stored') AS stored_count, \
-           (SELECT CAST(coalesce(sum(v.size_bytes), 0) AS BIGINT) FROM list_members lm JOIN variants v ON v.scope_id = lm.scope_id AND v.media_id = lm.media_id \
-              WHERE lm.scope_id = l.scope_id AND lm.list_id = l.list_id AND v.status = 'stored') AS total_size \
-         FROM lists l WHERE l.scope_id = $1 \
-           AND EXISTS (SELECT 1 FROM connections c WHERE c.scope_id = l.scope_id) \
-         ORDER BY l.first_added_at, l.list_id",
-    )
-    .bind(scope)
-    .fetch_all(catalog.db.reader())
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ListSummary {
-                list_id: r.try_get("list_id")?,
-                media_count: r.try_get::<i64, _>("media_count")? as u64,
-                stored_count: r.try_get::<i64, _>("stored_count")? as u64,
-                total_size_bytes: r.try_get::<i64, _>("total_size")? as u64,
-                has_baseline: r.try_get("has_baseline")?,
-                first_added_at: r.try_get("first_added_at")?,
-                last_added_at: r.try_get("last_added_at")?,
-                last_synced_at: r.try_get("last_synced_at")?,
-            })
-        })
-        .collect()
-}
-
-async fn list_members(
-    catalog: &SqlCatalog,
-    scope: ScopeId,
-    list_id: &str,
-    page: &PageRequest<MemberKey>,
-) -> Result<Page<ListMember, MemberKey>> {
-    let fetched = paging::members_query::<dialect::Db>(scope, list_id, page)
-        .build()
-        .fetch_all(catalog.db.reader())
-        .await?;
-    let mut members = paging::members_page(&fetched, page.limit)?;
-    if members.items.is_empty() {
-        return Ok(members);
-    }
-    let ids: Vec<&str> = members.items.iter().map(|m| m.media_id.as_str()).collect();
-    let sql = format!(
-        "SELECT {MEDIA_COLUMNS} FROM media WHERE scope_id = $1 AND {}",
-        dialect::in_list("media_id", 2)
-    );
-    let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(scope)
-        .bind(dialect::list(&ids))
-        .fetch_all(catalog.db.reader())
-        .await?
-        .iter()
-        .map(rows::media)
-        .collect::<Result<Vec<_>>>()?;
-    let mut found: HashMap<String, _> = attach_variants(catalog, scope, found, true)
-        .await?
-        .into_iter()
-        .map(|m| (m.media_id.clone(), m))
-        .collect();
-    for m in members.items.iter_mut() {
-        m.media = found.remove(&m.media_id).filter(|r| !r.variants.is_empty());
-    }
-    Ok(members)
 }

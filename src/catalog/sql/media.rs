@@ -4,18 +4,19 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use sqlx::Row as _;
 
 use super::SqlCatalog;
 use super::dialect::{self, Tx};
 use super::job_rows::drop_jobs;
+use super::query;
+use super::rows::{self, MEDIA_COLUMNS, VARIANT_COLUMNS};
 use super::scopes::{SCOPE_IS_CURRENT, lock_current_scope};
 use super::variants::{ItemEdit, record_access};
 use crate::catalog::derive::totals_of;
-use crate::catalog::rows::{self, MEDIA_COLUMNS, VARIANT_COLUMNS};
-use crate::catalog::sql_query;
 use crate::catalog::{
     AccessHit, DeleteOutcome, MediaQuery, MediaRecord, MediaStore, QueryPage, Result, ScopeId,
-    SortKey, VariantRecord,
+    VariantRecord,
 };
 use crate::model::time::now_ms;
 use crate::model::{Label, MediaId, VariantStatus};
@@ -32,29 +33,32 @@ impl MediaStore for SqlCatalog {
              AND {SCOPE_IS_CURRENT}$1) AND {}",
             dialect::in_list("m.media_id", 2)
         );
-        let items = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let items = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(scope)
             .bind(dialect::list(&ids))
             .fetch_all(self.db.reader())
-            .await?
-            .iter()
-            .map(rows::media)
-            .collect::<Result<Vec<_>>>()?;
+            .await?;
         attach_variants(self, scope, items, false).await
     }
 
     async fn query_media(&self, scope: ScopeId, q: &MediaQuery) -> Result<QueryPage> {
-        let mut qb =
-            sql_query::page_query::<dialect::Db>(scope, q, sort_expr(q.sort), SCOPE_IS_CURRENT);
+        let mut qb = query::page_query(scope, q);
         let fetched = qb.build().fetch_all(self.db.reader()).await?;
-        let (items, next) = sql_query::page_of(&fetched, q)?;
+        let (items, next) = query::page_of(&fetched, q)?;
         let removed = q.status == Some(VariantStatus::Removed);
         let items = attach_variants(self, scope, items, removed).await?;
         Ok(QueryPage { items, next })
     }
 
     async fn delete_media(&self, scope: ScopeId, id: &MediaId) -> Result<DeleteOutcome> {
-        in_tx!(self, |tx| delete_media(tx, scope, id.as_str(), now_ms()))
+        let id = id.as_str();
+        let now = now_ms();
+        in_tx!(self, |tx| async move {
+            if !lock_current_scope(tx, scope).await? {
+                return Ok(DeleteOutcome::default());
+            }
+            delete_locked(tx, scope, id, now).await
+        })
     }
 
     async fn current_variant(
@@ -116,30 +120,16 @@ pub async fn attach_variants(
         .fetch_all(catalog.db.reader())
         .await?
     {
-        let (media_id, v) = rows::variant(&row)?;
-        by_media.entry(media_id).or_default().push(v);
+        let media_id = row.try_get("media_id")?;
+        by_media
+            .entry(media_id)
+            .or_default()
+            .push(rows::variant(&row)?);
     }
     for m in &mut items {
         m.variants = by_media.remove(&m.media_id).unwrap_or_default();
     }
     Ok(items)
-}
-
-/// The sort expression; missing values take the extreme that sorts last,
-/// as `SortKey::value_of` does (typed: a bare -9223372036854775808 would be
-/// NUMERIC in PostgreSQL).
-fn sort_expr(sort: SortKey) -> &'static str {
-    match sort {
-        SortKey::CachedAtDesc => "coalesce(m.cached_at, CAST('-9223372036854775808' AS BIGINT))",
-        SortKey::CachedAtAsc => "coalesce(m.cached_at, CAST('9223372036854775807' AS BIGINT))",
-        SortKey::DurationDesc => {
-            "coalesce(m.duration, CAST('-1.7976931348623157e308' AS DOUBLE PRECISION))"
-        }
-        SortKey::DurationAsc => {
-            "coalesce(m.duration, CAST('1.7976931348623157e308' AS DOUBLE PRECISION))"
-        }
-        SortKey::CreatedAtDesc | SortKey::CreatedAtAsc => "m.created_at",
-    }
 }
 
 /// Deletes an item. The caller holds the scope lock and knows the scope is
@@ -165,13 +155,6 @@ pub async fn delete_locked(
     })
 }
 
-async fn delete_media(tx: &mut Tx, scope: ScopeId, id: &str, now: i64) -> Result<DeleteOutcome> {
-    if !lock_current_scope(tx, scope).await? {
-        return Ok(DeleteOutcome::default());
-    }
-    delete_locked(tx, scope, id, now).await
-}
-
 /// One indexed query (variant primary key plus the `connections_by_scope`
 /// probe).
 async fn current_variant(
@@ -184,12 +167,10 @@ async fn current_variant(
         "SELECT {VARIANT_COLUMNS} FROM variants v WHERE v.scope_id = $1 AND v.media_id = $2 \
          AND v.label = $3 AND v.status <> 'removed' AND {SCOPE_IS_CURRENT}v.scope_id)"
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(scope)
         .bind(media.as_str())
         .bind(label.as_str())
         .fetch_optional(catalog.db.reader())
-        .await?
-        .map(|r| rows::variant(&r).map(|(_, v)| v))
-        .transpose()
+        .await?)
 }

@@ -85,6 +85,7 @@ macro_rules! in_tx {
 
 mod blob_queue;
 mod job_rows;
+mod rows;
 mod scopes;
 mod variants;
 
@@ -95,6 +96,7 @@ mod eviction;
 mod jobs;
 mod lists;
 mod media;
+mod query;
 mod reclaim;
 mod uploads;
 

@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::SqlCatalog;
 use super::blob_queue::queue_blobs;
-use super::dialect::{self, NOW_MS, SKIP_LOCKED, Tx};
+use super::dialect::{self, NOW_MS, SKIP_LOCKED};
 use super::variants::drain_retired;
 use crate::catalog::{ReclaimBacklog, ReclaimQueue, Result};
 use crate::model::time::now_ms;
@@ -19,8 +19,70 @@ const DELETION_CLAIM_MS: i64 = 10_000;
 
 #[async_trait]
 impl ReclaimQueue for SqlCatalog {
+    /// Drains one batch of one retired scope. Where nodes share the database,
+    /// the scope row is taken with `FOR UPDATE SKIP LOCKED`: reclaimers on
+    /// several nodes each work on a different retired scope (or wait for the
+    /// next round), never on the same rows at once. Answers 0 when no retired
+    /// scope is left unclaimed.
     async fn drain_retired_scope(&self, limit: u64) -> Result<u64> {
-        in_tx!(self, |tx| drain_retired_scope(tx, limit, now_ms()))
+        let now = now_ms();
+        in_tx!(self, |tx| async move {
+            let sql = format!(
+                "SELECT id FROM scopes WHERE retired_at IS NOT NULL ORDER BY retired_at, id LIMIT 1\
+         {SKIP_LOCKED}"
+            );
+            let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_optional(&mut **tx)
+                .await?
+            else {
+                return Ok(0);
+            };
+            let scope: i64 = row.try_get("id")?;
+            let limit = limit.clamp(1, i64::MAX as u64) as i64;
+
+            // Jobs first, and all at once (one per variant at most): a worker still
+            // holding one finds it gone, and the lock order (jobs before variants)
+            // holds.
+            sqlx::query("DELETE FROM jobs WHERE scope_id = $1")
+                .bind(scope)
+                .execute(&mut **tx)
+                .await?;
+            // The keys of the records deleted are queued in the same transaction,
+            // so a key is never lost between the two.
+            let gone = drain_retired(tx, scope, limit).await?;
+            if !gone.is_empty() {
+                let keys: Vec<String> = gone.iter().flatten().cloned().collect();
+                queue_blobs(tx, &keys, now).await?;
+                return Ok(gone.len() as u64);
+            }
+            let media = sqlx::query(
+                "DELETE FROM media WHERE scope_id = $1 AND media_id IN \
+           (SELECT media_id FROM media WHERE scope_id = $1 LIMIT $2)",
+            )
+            .bind(scope)
+            .bind(limit)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if media > 0 {
+                return Ok(media);
+            }
+            // Upload intents of the scope stay: their writers may still be running,
+            // and their commit finds the scope gone and queues the blob itself.
+            for table in ["list_members", "lists"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE scope_id = $1"
+                )))
+                .bind(scope)
+                .execute(&mut **tx)
+                .await?;
+            }
+            sqlx::query("DELETE FROM scopes WHERE id = $1")
+                .bind(scope)
+                .execute(&mut **tx)
+                .await?;
+            Ok(1)
+        })
     }
 
     /// Claims are timed by the database's clock, the one clock all nodes
@@ -101,67 +163,4 @@ impl ReclaimQueue for SqlCatalog {
         .await?;
         rows.iter().map(|r| Ok(r.try_get("blob_key")?)).collect()
     }
-}
-
-/// Drains one batch of one retired scope. Where nodes share the database,
-/// the scope row is taken with `FOR UPDATE SKIP LOCKED`: reclaimers on
-/// several nodes each work on a different retired scope (or wait for the
-/// next round), never on the same rows at once. Answers 0 when no retired
-/// scope is left unclaimed.
-async fn drain_retired_scope(tx: &mut Tx, limit: u64, now: i64) -> Result<u64> {
-    let sql = format!(
-        "SELECT id FROM scopes WHERE retired_at IS NOT NULL ORDER BY retired_at, id LIMIT 1\
-         {SKIP_LOCKED}"
-    );
-    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .fetch_optional(&mut **tx)
-        .await?
-    else {
-        return Ok(0);
-    };
-    let scope: i64 = row.try_get("id")?;
-    let limit = limit.clamp(1, i64::MAX as u64) as i64;
-
-    // Jobs first, and all at once (one per variant at most): a worker still
-    // holding one finds it gone, and the lock order (jobs before variants)
-    // holds.
-    sqlx::query("DELETE FROM jobs WHERE scope_id = $1")
-        .bind(scope)
-        .execute(&mut **tx)
-        .await?;
-    // The keys of the records deleted are queued in the same transaction,
-    // so a key is never lost between the two.
-    let gone = drain_retired(tx, scope, limit).await?;
-    if !gone.is_empty() {
-        let keys: Vec<String> = gone.iter().flatten().cloned().collect();
-        queue_blobs(tx, &keys, now).await?;
-        return Ok(gone.len() as u64);
-    }
-    let media = sqlx::query(
-        "DELETE FROM media WHERE scope_id = $1 AND media_id IN \
-           (SELECT media_id FROM media WHERE scope_id = $1 LIMIT $2)",
-    )
-    .bind(scope)
-    .bind(limit)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if media > 0 {
-        return Ok(media);
-    }
-    // Upload intents of the scope stay: their writers may still be running,
-    // and their commit finds the scope gone and queues the blob itself.
-    for table in ["list_members", "lists"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {table} WHERE scope_id = $1"
-        )))
-        .bind(scope)
-        .execute(&mut **tx)
-        .await?;
-    }
-    sqlx::query("DELETE FROM scopes WHERE id = $1")
-        .bind(scope)
-        .execute(&mut **tx)
-        .await?;
-    Ok(1)
 }

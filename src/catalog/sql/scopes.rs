@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::dialect::{Db, FOR_UPDATE, Tx};
-use crate::catalog::rows::{self, CONNECTION_COLUMNS};
+use super::rows::{self, CONNECTION_COLUMNS};
 use crate::catalog::{Connection, OrgId, Result, ScopeId, ScopeTotals};
 
 /// Condition that the scope is still some connection's current one (one
@@ -39,13 +39,11 @@ pub async fn lock_connection(tx: &mut Tx, org: OrgId, id: &str) -> Result<Option
     let sql = format!(
         "SELECT {CONNECTION_COLUMNS} FROM connections WHERE org_id = $1 AND id = $2{FOR_UPDATE}"
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(org)
         .bind(id)
         .fetch_optional(&mut **tx)
-        .await?
-        .map(|r| rows::connection(&r))
-        .transpose()
+        .await?)
 }
 
 /// Locks every connection of an organization, in key order.
@@ -53,13 +51,10 @@ pub async fn lock_org_connections(tx: &mut Tx, org: OrgId) -> Result<Vec<Connect
     let sql = format!(
         "SELECT {CONNECTION_COLUMNS} FROM connections WHERE org_id = $1 ORDER BY id{FOR_UPDATE}"
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(org)
         .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(rows::connection)
-        .collect()
+        .await?)
 }
 
 pub async fn scope_totals<'e, E>(exec: E, scope: ScopeId) -> Result<ScopeTotals>
@@ -74,9 +69,5 @@ where
     let Some(row) = row else {
         return Ok(ScopeTotals::default());
     };
-    Ok(ScopeTotals {
-        live_count: row.try_get::<i64, _>("live_count")? as u64,
-        stored_count: row.try_get::<i64, _>("stored_count")? as u64,
-        stored_bytes: row.try_get::<i64, _>("stored_bytes")? as u64,
-    })
+    rows::totals(&row, "live_count", "stored_count", "stored_bytes")
 }

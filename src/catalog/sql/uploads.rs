@@ -34,8 +34,58 @@ impl UploadStore for SqlCatalog {
         Ok(())
     }
 
-    async fn commit_upload(&self, upload: &NewStoredVariant) -> Result<CommitOutcome> {
-        in_tx!(self, |tx| commit_upload(tx, upload))
+    async fn commit_upload(&self, up: &NewStoredVariant) -> Result<CommitOutcome> {
+        in_tx!(self, |tx| async move {
+            if !lock_current_scope(tx, up.scope_id).await? {
+                abort_upload(tx, &up.blob_key, up.now).await?;
+                return Ok(CommitOutcome::ScopeRetired);
+            }
+            if !take_intent(tx, &up.blob_key).await? {
+                queue_blob(tx, &up.blob_key, up.now).await?;
+                return Ok(CommitOutcome::Superseded);
+            }
+            let media_id = up.media_id.as_str();
+            let mut edit = ItemEdit::load(tx, up.scope_id, media_id).await?;
+            let old = edit.get(&up.label).cloned();
+            let replaced = old
+                .as_ref()
+                .filter(|o| o.status == VariantStatus::Stored)
+                .map_or(0, |o| o.size_bytes);
+            if !admits(tx, up.scope_id, up.limit, up.size_bytes, replaced).await? {
+                abort_upload(tx, &up.blob_key, up.now).await?;
+                return Ok(CommitOutcome::OverLimit);
+            }
+            // The upload satisfies any storing job of this variant. The job goes
+            // before the variant is written: the lock order (mod.rs).
+            drop_jobs(tx, up.scope_id, media_id, Some(&up.label)).await?;
+            let new = VariantRecord {
+                label: up.label.clone(),
+                status: VariantStatus::Stored,
+                size_bytes: up.size_bytes,
+                content_type: up.content_type.clone(),
+                access_count: old.as_ref().map_or(0, |o| o.access_count),
+                created_at: old.as_ref().map_or(up.now, |o| o.created_at),
+                stored_at: Some(up.now),
+                last_accessed_at: old.as_ref().map_or(up.now, |o| o.last_accessed_at),
+                blob_key: Some(up.blob_key.clone()),
+                checksum: Some(up.checksum.clone()),
+                origin: Origin::Upload,
+                upstream_url: None,
+                upstream_size: None,
+                last_error: None,
+                // Client bytes: URLs handed out before never serve them.
+                generation: generation::fresh(),
+            };
+            ensure_media_row(tx, up.scope_id, &up.media_id, up.now).await?;
+            edit.put(new.clone());
+            edit.save(tx, up.duration, up.now).await?;
+            enforce_limit(tx, up.scope_id, up.limit, (media_id, &up.label), up.now).await?;
+            Ok(if old.is_some() {
+                CommitOutcome::Replaced(new)
+            } else {
+                CommitOutcome::Created(new)
+            })
+        })
     }
 
     async fn abort_upload(&self, blob_key: &str, now: i64) -> Result<()> {
@@ -68,58 +118,6 @@ pub async fn abort_upload(tx: &mut Tx, key: &str, now: i64) -> Result<()> {
     queue_blob(tx, key, now).await?;
     take_intent(tx, key).await?;
     Ok(())
-}
-
-async fn commit_upload(tx: &mut Tx, up: &NewStoredVariant) -> Result<CommitOutcome> {
-    if !lock_current_scope(tx, up.scope_id).await? {
-        abort_upload(tx, &up.blob_key, up.now).await?;
-        return Ok(CommitOutcome::ScopeRetired);
-    }
-    if !take_intent(tx, &up.blob_key).await? {
-        queue_blob(tx, &up.blob_key, up.now).await?;
-        return Ok(CommitOutcome::Superseded);
-    }
-    let media_id = up.media_id.as_str();
-    let mut edit = ItemEdit::load(tx, up.scope_id, media_id).await?;
-    let old = edit.get(&up.label).cloned();
-    let replaced = old
-        .as_ref()
-        .filter(|o| o.status == VariantStatus::Stored)
-        .map_or(0, |o| o.size_bytes);
-    if !admits(tx, up.scope_id, up.limit, up.size_bytes, replaced).await? {
-        abort_upload(tx, &up.blob_key, up.now).await?;
-        return Ok(CommitOutcome::OverLimit);
-    }
-    // The upload satisfies any storing job of this variant. The job goes
-    // before the variant is written: the lock order (mod.rs).
-    drop_jobs(tx, up.scope_id, media_id, Some(&up.label)).await?;
-    let new = VariantRecord {
-        label: up.label.clone(),
-        status: VariantStatus::Stored,
-        size_bytes: up.size_bytes,
-        content_type: up.content_type.clone(),
-        access_count: old.as_ref().map_or(0, |o| o.access_count),
-        created_at: old.as_ref().map_or(up.now, |o| o.created_at),
-        stored_at: Some(up.now),
-        last_accessed_at: old.as_ref().map_or(up.now, |o| o.last_accessed_at),
-        blob_key: Some(up.blob_key.clone()),
-        checksum: Some(up.checksum.clone()),
-        origin: Origin::Upload,
-        upstream_url: None,
-        upstream_size: None,
-        last_error: None,
-        // Client bytes: URLs handed out before never serve them.
-        generation: generation::fresh(),
-    };
-    ensure_media_row(tx, up.scope_id, &up.media_id, up.now).await?;
-    edit.put(new.clone());
-    edit.save(tx, up.duration, up.now).await?;
-    enforce_limit(tx, up.scope_id, up.limit, (media_id, &up.label), up.now).await?;
-    Ok(if old.is_some() {
-        CommitOutcome::Replaced(new)
-    } else {
-        CommitOutcome::Created(new)
-    })
 }
 
 /// The intents deleted are exactly the keys queued, even if another node

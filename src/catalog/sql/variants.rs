@@ -21,8 +21,8 @@ use sqlx::Row;
 
 use super::blob_queue::queue_blob;
 use super::dialect::{self, Db, Tx};
+use super::rows::VARIANT_COLUMNS;
 use crate::catalog::derive::{counter_delta, media_derived};
-use crate::catalog::rows::{self, VARIANT_COLUMNS};
 use crate::catalog::{AccessHit, Result, ScopeId, VariantRecord};
 use crate::model::MediaId;
 use crate::model::observed::ObservedMedia;
@@ -43,14 +43,11 @@ impl ItemEdit {
             "SELECT {VARIANT_COLUMNS} FROM variants WHERE scope_id = $1 AND media_id = $2 \
              ORDER BY label"
         );
-        let before: Vec<VariantRecord> = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let before: Vec<VariantRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(scope)
             .bind(media_id)
             .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|r| rows::variant(r).map(|(_, v)| v))
-            .collect::<Result<_>>()?;
+            .await?;
         Ok(Self {
             scope,
             media_id: media_id.to_owned(),
@@ -86,11 +83,8 @@ impl ItemEdit {
     /// blobs no longer referenced, and the media row (its derived columns,
     /// and `duration` when known).
     pub async fn save(self, tx: &mut Tx, duration: Option<f64>, now: i64) -> Result<()> {
-        let mut delta = (0, 0, 0);
         for old in &self.before {
             let new = self.after.iter().find(|v| v.label == old.label);
-            let (l, s, b) = counter_delta(Some(old), new);
-            delta = (delta.0 + l, delta.1 + s, delta.2 + b);
             if let Some(key) = old.blob_key.as_deref()
                 && new.and_then(|n| n.blob_key.as_deref()) != Some(key)
             {
@@ -98,16 +92,11 @@ impl ItemEdit {
             }
         }
         for new in &self.after {
-            let old = self.before.iter().find(|v| v.label == new.label);
-            if old == Some(new) {
-                continue;
+            if !self.before.contains(new) {
+                write_variant(tx, self.scope, &self.media_id, new).await?;
             }
-            if old.is_none() {
-                let (l, s, b) = counter_delta(None, Some(new));
-                delta = (delta.0 + l, delta.1 + s, delta.2 + b);
-            }
-            write_variant(tx, self.scope, &self.media_id, new).await?;
         }
+        let delta = counter_delta(&self.before, &self.after);
         bump_scope(tx, self.scope, delta).await?;
         if self.delete {
             for table in ["variants", "media"] {

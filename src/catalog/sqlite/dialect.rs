@@ -24,6 +24,7 @@ use crate::catalog::{ChangeWatch, Result, VariantRecord};
 
 pub type Db = sqlx::Sqlite;
 pub type Tx = sqlx::Transaction<'static, Db>;
+pub type Row = sqlx::sqlite::SqliteRow;
 
 /// One server owns the file: at its start no other worker can hold a job
 /// lease, and rows written one by one may as well share a transaction.

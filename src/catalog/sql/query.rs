@@ -1,38 +1,25 @@
-//! The SQL of a media query (filters, keyset, order, limit), built for any
-//! backend: both catalogs share their schema, and `QueryBuilder` writes each
-//! backend's placeholders. Only the sort expressions differ (how a missing
-//! value is spelled as the extreme that sorts last).
+//! The SQL of a media query: filters, keyset, order, limit.
 
-use sqlx::{Database, Encode, QueryBuilder, Type};
+use sqlx::{QueryBuilder, Row as _};
 
-use super::query::{Keyset, MediaQuery, SortValue};
-use super::rows::{self, CatalogRow, MEDIA_COLUMNS};
-use super::{MediaRecord, ScopeId};
+use super::dialect::Db;
+use super::rows::{self, MEDIA_COLUMNS, Row};
+use super::scopes::SCOPE_IS_CURRENT;
+use crate::catalog::query::{Keyset, MediaQuery, SortKey, SortValue};
+use crate::catalog::{MediaRecord, ScopeId};
 
 /// The query for one page of `q` in `scope`: `limit + 1` rows of media
 /// columns plus `sort_id`, so the caller can tell whether more follow.
-/// `sort_expr` is the backend's SQL for the sort key (`m.` columns);
-/// `scope_is_current` the condition, open for a bound scope ID.
-pub fn page_query<DB>(
-    scope: ScopeId,
-    q: &MediaQuery,
-    expr: &str,
-    scope_is_current: &str,
-) -> QueryBuilder<DB>
-where
-    DB: Database,
-    for<'t> i64: Encode<'t, DB> + Type<DB>,
-    for<'t> f64: Encode<'t, DB> + Type<DB>,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
-{
-    let mut qb = QueryBuilder::<DB>::new(format!(
+pub fn page_query(scope: ScopeId, q: &MediaQuery) -> QueryBuilder<Db> {
+    let mut qb = QueryBuilder::<Db>::new(format!(
         "SELECT {MEDIA_COLUMNS}, m.sort_id FROM media m WHERE m.scope_id = "
     ));
     qb.push_bind(scope);
     qb.push(" AND ")
-        .push(scope_is_current)
+        .push(SCOPE_IS_CURRENT)
         .push_bind(scope)
         .push(")");
+    let expr = sort_expr(q.sort);
 
     let Filters {
         on_variant,
@@ -67,6 +54,23 @@ where
     qb.push_bind(i64::from(q.limit) + 1);
 
     qb
+}
+
+/// The sort expression; missing values take the extreme that sorts last,
+/// as `SortKey::value_of` does (typed: a bare -9223372036854775808 would be
+/// NUMERIC in PostgreSQL).
+fn sort_expr(sort: SortKey) -> &'static str {
+    match sort {
+        SortKey::CachedAtDesc => "coalesce(m.cached_at, CAST('-9223372036854775808' AS BIGINT))",
+        SortKey::CachedAtAsc => "coalesce(m.cached_at, CAST('9223372036854775807' AS BIGINT))",
+        SortKey::DurationDesc => {
+            "coalesce(m.duration, CAST('-1.7976931348623157e308' AS DOUBLE PRECISION))"
+        }
+        SortKey::DurationAsc => {
+            "coalesce(m.duration, CAST('1.7976931348623157e308' AS DOUBLE PRECISION))"
+        }
+        SortKey::CreatedAtDesc | SortKey::CreatedAtAsc => "m.created_at",
+    }
 }
 
 /// A value bound into a condition.
@@ -123,13 +127,7 @@ fn filters(q: &MediaQuery) -> Filters {
     }
 }
 
-fn push_conditions<DB>(qb: &mut QueryBuilder<DB>, conditions: Vec<(&'static str, Bind)>)
-where
-    DB: Database,
-    for<'t> i64: Encode<'t, DB> + Type<DB>,
-    for<'t> f64: Encode<'t, DB> + Type<DB>,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
-{
+fn push_conditions(qb: &mut QueryBuilder<Db>, conditions: Vec<(&'static str, Bind)>) {
     for (condition, value) in conditions {
         qb.push(" AND ").push(condition);
         match value {
@@ -140,12 +138,7 @@ where
     }
 }
 
-fn push_sort_value<DB>(qb: &mut QueryBuilder<DB>, v: SortValue)
-where
-    DB: Database,
-    for<'t> i64: Encode<'t, DB> + Type<DB>,
-    for<'t> f64: Encode<'t, DB> + Type<DB>,
-{
+fn push_sort_value(qb: &mut QueryBuilder<Db>, v: SortValue) {
     match v {
         SortValue::Int(i) => qb.push_bind(i),
         SortValue::Float(f) => qb.push_bind(f),
@@ -155,14 +148,14 @@ where
 /// The page's items (without variants) and the keyset of the next page,
 /// from the rows of [`page_query`].
 pub fn page_of(
-    fetched: &[impl CatalogRow],
+    fetched: &[Row],
     q: &MediaQuery,
 ) -> anyhow::Result<(Vec<MediaRecord>, Option<Keyset>)> {
     let mut items = Vec::with_capacity(fetched.len());
     let mut sort_ids = Vec::with_capacity(fetched.len());
     for row in fetched {
         items.push(rows::media(row)?);
-        sort_ids.push(row.text("sort_id")?);
+        sort_ids.push(row.try_get::<String, _>("sort_id")?);
     }
     let more = items.len() > q.limit as usize;
     items.truncate(q.limit as usize);
@@ -179,15 +172,25 @@ pub fn page_of(
 
 #[cfg(test)]
 mod tests {
-    use sqlx::Sqlite;
-
     use super::*;
     use crate::model::{MediaType, VariantStatus};
 
     /// The WHERE clause after the scope conditions, up to the ORDER BY.
     fn filters_sql(q: &MediaQuery) -> String {
-        let qb = page_query::<Sqlite>(1, q, "m.created_at", "(");
-        let sql = qb.sql().as_str().to_owned();
+        let qb = page_query(1, q);
+        // PostgreSQL numbers its placeholders, SQLite does not: compare
+        // the conditions, not their positions.
+        let mut sql = String::new();
+        let built = qb.sql();
+        let mut chars = built.as_str().chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '$' {
+                while chars.next_if(char::is_ascii_digit).is_some() {}
+                sql.push('?');
+            } else {
+                sql.push(c);
+            }
+        }
         let from = sql.find("?)").expect("scope condition") + 2;
         let to = sql.find(" ORDER BY").expect("order");
         sql[from..to].to_owned()
