@@ -21,8 +21,12 @@ local blob directory); the PostgreSQL runs a cluster node (PostgreSQL + S3).
 
 Every server process (vaultplus, PostgreSQL, Garage) is pinned to one core
 and wrk to the other. Prints a Markdown section for BENCHMARKS.md.
-BENCH_SECONDS, BENCH_REPEATS and BENCH_PURGE_SIZES (comma-separated) change
-the runs."""
+BENCH_SECONDS, BENCH_REPEATS, BENCH_PURGE_SIZES (comma-separated) and
+BENCH_PARTS (any of purge,query,serving) change the runs. `--bin PATH` measures that binary instead of building this
+checkout's. `--previous PATH` also measures another vaultplus binary (an
+earlier build) in the same run: every figure twice, the two builds'
+servers running side by side and their wrk runs alternating, each row of
+this build beside the previous build's."""
 
 import contextlib
 import json
@@ -44,6 +48,10 @@ SERVER_CPU, CLIENT_CPU = "1", "0"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 PURGE_SIZES = [int(n) for n in os.environ.get("BENCH_PURGE_SIZES", "10000,100000,1000000").split(",")]
+# Which parts run (a re-run of one part, e.g. BENCH_PARTS=query).
+PARTS = os.environ.get("BENCH_PARTS", "purge,query,serving").split(",")
+# (label, binary) of every build measured; main() adds --previous.
+BUILDS = [("this build", BIN)]
 QUERY_VARIANTS = 100_000
 QUERY_CONNECTIONS = 8
 SERVE_CONNECTIONS = 64
@@ -128,7 +136,7 @@ class Node:
     """A vaultplus server, pinned, on SQLite + local disk or on the cluster
     stores; stopped (data, database and all) by close()."""
 
-    def __init__(self, svc, catalog, *extra, blobs=None, prefix="bench"):
+    def __init__(self, svc, catalog, *extra, blobs=None, prefix="bench", binary=BIN):
         self.svc, self.catalog, self.db = svc, catalog, None
         stores, env = (), None
         if catalog == "postgres" or blobs == "s3":
@@ -138,7 +146,9 @@ class Node:
             else:
                 svc.drop_database(db)
                 stores = stores[2:]
-        self.server = Server(*extra, stores=stores, env=env)
+        # The API rate limit off: the figures are the catalog's and the
+        # stores', and wrk's requests would exhaust one key's budget.
+        self.server = Server("--rate-limit-per-minute", "0", *extra, stores=stores, env=env, binary=binary)
         pin(self.server.proc.pid)
 
     def restart_after(self, fn):
@@ -203,9 +213,10 @@ def load(node, n):
     db.close()
 
 
-def purge_one(svc, catalog, n):
-    progress(f"purge: {n:,} variants on {catalog}")
-    node = Node(svc, catalog, "--reclaim-interval-secs", "3600", prefix=f"purge-{n}")
+def purge_one(svc, catalog, n, build):
+    label, binary = build
+    progress(f"purge: {n:,} variants on {catalog}, {label}")
+    node = Node(svc, catalog, "--reclaim-interval-secs", "3600", prefix=f"purge-{n}", binary=binary)
     try:
         s = node.server
         node.restart_after(lambda: load(node, n))
@@ -221,7 +232,7 @@ def purge_one(svc, catalog, n):
         started = time.perf_counter()
         while True:
             # On the load generator's core, not the server's.
-            out = run(["taskset", "-c", CLIENT_CPU, BIN, "reclaim", "status", "--data-dir", s.dir, *s.stores],
+            out = run(["taskset", "-c", CLIENT_CPU, binary, "reclaim", "status", "--data-dir", s.dir, *s.stores],
                       env={**os.environ, **s.env})
             if "retired_scopes=0" in out and "queued_blobs=0" in out:
                 break
@@ -278,10 +289,11 @@ def query_bench(svc, tmp):
     with contextlib.ExitStack() as stack:
         nodes = {}
         for catalog in ("sqlite", "postgres"):
-            node = Node(svc, catalog, "--reclaim-interval-secs", "3600", prefix="query")
-            stack.callback(node.close)
-            node.restart_after(lambda node=node: load(node, QUERY_VARIANTS))
-            nodes[catalog] = node
+            for build, binary in BUILDS:
+                node = Node(svc, catalog, "--reclaim-interval-secs", "3600", prefix="query", binary=binary)
+                stack.callback(node.close)
+                node.restart_after(lambda node=node: load(node, QUERY_VARIANTS))
+                nodes[(catalog, build)] = node
         results = {}
         progress("query")
         for label, path in QUERIES:
@@ -320,14 +332,15 @@ SERVE_SETUPS = [
 def serve_bench(svc):
     with contextlib.ExitStack() as stack:
         setups = []
-        for i, (label, catalog, blobs, extra) in enumerate(SERVE_SETUPS):
-            node = Node(svc, catalog, *extra, blobs=blobs, prefix=f"serve-{i}")
-            stack.callback(node.close)
-            urls = {obj: upload(node.server, str(1000 + j), size) for j, (obj, size) in enumerate(OBJECTS)}
-            for url in urls.values():
-                with urllib.request.urlopen(url, timeout=60) as r:
-                    r.read()
-            setups.append((label, node, urls))
+        for i, (setup, catalog, blobs, extra) in enumerate(SERVE_SETUPS):
+            for build, binary in BUILDS:
+                node = Node(svc, catalog, *extra, blobs=blobs, prefix=f"serve-{i}-{len(setups)}", binary=binary)
+                stack.callback(node.close)
+                urls = {obj: upload(node.server, str(1000 + j), size) for j, (obj, size) in enumerate(OBJECTS)}
+                for url in urls.values():
+                    with urllib.request.urlopen(url, timeout=60) as r:
+                        r.read()
+                setups.append(((setup, build), node, urls))
         results = {}
         progress("serving")
         for obj, _ in OBJECTS:
@@ -343,15 +356,20 @@ def serve_bench(svc):
 def main():
     # A SIGTERM runs the cleanup too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    build()
+    if "--bin" in sys.argv:
+        BUILDS[0] = ("this build", os.path.abspath(sys.argv[sys.argv.index("--bin") + 1]))
+    else:
+        build()
+    if "--previous" in sys.argv:
+        BUILDS.append(("previous build", os.path.abspath(sys.argv[sys.argv.index("--previous") + 1])))
     tmp = tempfile.mkdtemp(prefix="vaultplus-cluster-bench-wrk-")
     svc = Services()
     try:
         svc.start()
-        purges = [(n, catalog, *purge_one(svc, catalog, n)) for n in PURGE_SIZES
-                  for catalog in ("sqlite", "postgres")]
-        queries = query_bench(svc, tmp)
-        serving, rss = serve_bench(svc)
+        purges = [(n, catalog, b[0], *purge_one(svc, catalog, n, b)) for n in PURGE_SIZES
+                  for catalog in ("sqlite", "postgres") for b in BUILDS] if "purge" in PARTS else []
+        queries = query_bench(svc, tmp) if "query" in PARTS else None
+        serving, rss = serve_bench(svc) if "serving" in PARTS else (None, None)
         pg_version = svc.psql(svc.pg_url, "SHOW server_version").strip().split()[0]
     finally:
         svc.stop()
@@ -368,52 +386,99 @@ def revision():
 CATALOG = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 
 
+def builds_note():
+    if len(BUILDS) == 1:
+        return ""
+    return (f" Beside it, the previous build ({BUILDS[1][1]}), its servers running at "
+            "the same time as this build's and its runs alternating with theirs; `/ previous` is this "
+            "build's figure over the previous build's (purge: its reclaim rate).")
+
+
 def report(purges, queries, serving, rss, pg_version):
     print("## Cluster stores: PostgreSQL beside SQLite, S3 beside local disk (issue 6)\n")
-    print(f"Machine: {machine()}. Release build of {revision()}. SQLite: embedded server (WAL, synchronous=FULL, "
+    this = revision() if BUILDS[0][1] == BIN else BUILDS[0][1]
+    print(f"Machine: {machine()}. Release build of {this}.{builds_note()} SQLite: embedded server "
+          "(WAL, synchronous=FULL, "
           f"local blobs). PostgreSQL {pg_version} with fsync, synchronous_commit and full_page_writes "
           "on, over TCP on loopback; S3: Garage 2.5.0, single node, on loopback. Every server process "
           "(vaultplus, PostgreSQL, Garage) pinned to one core, wrk (1 thread) to the other; "
           f"{SECONDS} s per wrk run, median of {REPEATS} alternating runs.\n")
+    extra = len(BUILDS) > 1
+    if purges:
+        report_purges(purges, extra)
+    if queries:
+        report_queries(queries, extra)
+    if serving:
+        report_serving(serving, rss, extra)
+
+
+def report_purges(purges, extra):
     print("### Purge\n")
     print("Rows only (no blobs), loaded by SQL with the server stopped. Response time measured by the "
           "client; reclaim until `vaultplus reclaim status` shows nothing left (polled every 50 ms, from "
           "the load generator's core), at the default `--reclaim-share 0.5`.\n")
-    print("| variants | catalog | purge response (ms) | purgedCount | background reclaim (s) "
-          "| reclaim variants/s |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: |")
-    for n, catalog, elapsed, reclaim in purges:
-        print(f"| {n:,} | {CATALOG[catalog]} | {elapsed * 1000:.1f} | {n:,} | {reclaim:.1f} | "
-              f"{n / reclaim:,.0f} |")
+    print("| variants | catalog |" + (" build |" if extra else "") +
+          " purge response (ms) | purgedCount | background reclaim (s) | reclaim variants/s |" +
+          (" / previous |" if extra else ""))
+    print("| ---: | --- |" + (" --- |" if extra else "") + " ---: | ---: | ---: | ---: |" + (" ---: |" if extra else ""))
+    rate = {(n, c, b): n / r for n, c, b, _, r in purges}
+    for n, catalog, build, elapsed, reclaim in purges:
+        row = f"| {n:,} | {CATALOG[catalog]} |" + (f" {build} |" if extra else "")
+        row += f" {elapsed * 1000:.1f} | {n:,} | {reclaim:.1f} | {n / reclaim:,.0f} |"
+        if extra:
+            prev = rate[(n, catalog, BUILDS[-1][0])]
+            row += f" {rate[(n, catalog, build)] / prev:.2f}x |" if build == BUILDS[0][0] else " |"
+        print(row)
     print()
+
+
+def report_queries(queries, extra):
     print("### Query\n")
     print(f"{QUERY_VARIANTS:,} variants ({QUERY_VARIANTS // 2:,} media items, half of them videos); "
           f"wrk with {QUERY_CONNECTIONS} connections. Pages of 50.\n")
-    print("| request | catalog | requests/s | p50 (ms) | p99 (ms) | errors | PostgreSQL / SQLite |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| request | catalog |" + (" build |" if extra else "") +
+          " requests/s | p50 (ms) | p99 (ms) | errors | PostgreSQL / SQLite |" + (" / previous |" if extra else ""))
+    print("| --- | --- |" + (" --- |" if extra else "") + " ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if extra else ""))
     for label, path in QUERIES:
         shown = f"`GET {path}`" if path else "`GET /v2/vault-plus/media/{id}`, random ids"
         r = queries[label]
         for catalog in ("sqlite", "postgres"):
-            rps, p50, p99, err = r[catalog]
-            ratio = f"{rps / r['sqlite'][0]:.2f}x" if catalog == "postgres" else ""
-            print(f"| {shown} | {CATALOG[catalog]} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {err} | {ratio} |")
+            for build, _ in BUILDS:
+                rps, p50, p99, err = r[(catalog, build)]
+                ratio = f"{rps / r[('sqlite', build)][0]:.2f}x" if catalog == "postgres" else ""
+                row = f"| {shown} | {CATALOG[catalog]} |" + (f" {build} |" if extra else "")
+                row += f" {rps:,.0f} | {p50:.2f} | {p99:.2f} | {err} | {ratio} |"
+                if extra:
+                    prev = r[(catalog, BUILDS[-1][0])][0]
+                    row += f" {rps / prev:.2f}x |" if build == BUILDS[0][0] else " |"
+                print(row)
     print()
+
+
+def report_serving(serving, rss, extra):
     print("### Serving by signed URL\n")
     print(f"wrk with {SERVE_CONNECTIONS} connections, one object per run.\n")
-    print("| object | blob store | requests/s | MB/s | p50 (ms) | p99 (ms) | errors | / local disk |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| object | blob store |" + (" build |" if extra else "") +
+          " requests/s | MB/s | p50 (ms) | p99 (ms) | errors | / local disk |" + (" / previous |" if extra else ""))
+    print("| --- | --- |" + (" --- |" if extra else "") + " ---: | ---: | ---: | ---: | ---: | ---: |" +
+          (" ---: |" if extra else ""))
+    first = SERVE_SETUPS[0][0]
     for obj, size in OBJECTS:
         r = serving[obj]
-        local = r[SERVE_SETUPS[0][0]][0]
-        for label, *_ in SERVE_SETUPS:
-            rps, p50, p99, err = r[label]
-            ratio = f"{rps / local:.2f}x" if label != SERVE_SETUPS[0][0] else ""
-            print(f"| {obj} | {label} | {rps:,.0f} | {rps * size / 1e6:,.1f} | {p50:.2f} | {p99:.2f} | "
-                  f"{err} | {ratio} |")
+        for setup, *_ in SERVE_SETUPS:
+            for build, _ in BUILDS:
+                rps, p50, p99, err = r[(setup, build)]
+                local = r[(first, build)][0]
+                ratio = f"{rps / local:.2f}x" if setup != first else ""
+                row = f"| {obj} | {setup} |" + (f" {build} |" if extra else "")
+                row += f" {rps:,.0f} | {rps * size / 1e6:,.1f} | {p50:.2f} | {p99:.2f} | {err} | {ratio} |"
+                if extra:
+                    prev = r[(setup, BUILDS[-1][0])][0]
+                    row += f" {rps / prev:.2f}x |" if build == BUILDS[0][0] else " |"
+                print(row)
     print()
     print("vaultplus peak resident memory over the serving runs: " +
-          ", ".join(f"{label} {v:.0f} MiB" for label, v in rss.items()) + ".")
+          ", ".join(f"{setup}{f' ({build})' if extra else ''} {v:.0f} MiB" for (setup, build), v in rss.items()) + ".")
 
 
 if __name__ == "__main__":

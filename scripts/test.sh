@@ -40,6 +40,14 @@ scripts/s3-server.sh start "$s3_dir"
 # shellcheck source=/dev/null
 source "$s3_dir/env"
 
+echo "==> Prometheus (for the scrape test)"
+if ! command -v prometheus >/dev/null 2>&1; then
+    apt-get install -y --no-install-recommends prometheus >/dev/null \
+        || { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }
+fi
+VAULTPLUS_TEST_PROMETHEUS=$(command -v prometheus)
+export VAULTPLUS_TEST_PROMETHEUS
+
 echo "==> Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --locked --workspace --all-targets --no-fail-fast

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::blobs::LocalBlobStore;
 use crate::catalog::Catalog;
 use crate::http::server::{self, ServerConfig, Timeouts, limits};
+use crate::metrics;
 use crate::model::time::now_ms;
 use crate::service::pipeline::{self, PipelineConfig};
 use crate::service::secret_box::SecretBox;
@@ -32,6 +33,8 @@ const ACCESS_FLUSH_EVERY: Duration = Duration::from_secs(1);
 pub struct ServeOptions {
     pub stores: StoreSpec,
     pub listen: String,
+    /// Where Prometheus scrapes `/metrics` (None: no metrics recorded).
+    pub metrics_listen: Option<String>,
     pub public_url: Option<String>,
     pub max_upload_bytes: u64,
     pub min_free_bytes: u64,
@@ -68,6 +71,12 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let max_connections = opts
         .max_connections
         .unwrap_or_else(|| limits::default_max_connections(nofile));
+    // Before anything records: the macros do nothing until then.
+    let metrics = opts
+        .metrics_listen
+        .as_ref()
+        .map(|_| metrics::install(&metrics::BuildInfo::of(&opts.stores)))
+        .transpose()?;
     let stores = stores::open(
         &opts.stores,
         OpenOptions {
@@ -154,6 +163,44 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     tokio::spawn(retention::run_worker(service.clone(), opts.sweep_interval));
     tokio::spawn(prune_rate_limits(service.clone()));
 
+    let server_config = ServerConfig {
+        timeouts: opts.timeouts,
+        max_connections,
+        metrics: metrics.is_some(),
+    };
+    // Its own address, so that scraping needs no API key and the API port
+    // answers no metrics to the public; the same connection limits apply.
+    let stop_metrics = tokio_util::sync::CancellationToken::new();
+    let metrics_server = match (&opts.metrics_listen, metrics) {
+        (Some(at), Some(handle)) => {
+            let listener = listen(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} (--metrics-listen)"))?;
+            println!(
+                "vaultplus metrics on http://{}/metrics",
+                listener.local_addr()?
+            );
+            let upkeep = handle.clone();
+            let router = metrics::router(metrics::Scrape {
+                handle,
+                catalog: stores.catalog.clone(),
+                blobs: stores.blobs.clone(),
+                min_free_bytes: opts.min_free_bytes,
+            });
+            let config = ServerConfig {
+                metrics: false,
+                ..server_config
+            };
+            let stop = stop_metrics.clone();
+            Some(tokio::spawn(async move {
+                tokio::join!(
+                    server::serve(listener, router, config, stop.clone().cancelled_owned()),
+                    metrics::run_upkeep(upkeep, stop),
+                );
+            }))
+        }
+        _ => None,
+    };
     println!("vaultplus listening on http://{addr} (public URL {public_url})");
     tracing::info!(
         %addr,
@@ -164,14 +211,15 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     );
     server::serve(
         listener,
-        crate::http::router(service.clone()),
-        ServerConfig {
-            timeouts: opts.timeouts,
-            max_connections,
-        },
+        crate::http::router(service.clone(), server_config.metrics),
+        server_config,
         shutdown_signal(),
     )
     .await;
+    stop_metrics.cancel();
+    if let Some(task) = metrics_server {
+        let _ = task.await;
+    }
     // Counts gathered since the last flush are written before exit.
     service.access().flush(stores.catalog.as_ref()).await?;
     tracing::info!("stopped");

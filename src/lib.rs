@@ -11,6 +11,7 @@ pub mod blobs;
 pub mod catalog;
 pub mod cli;
 pub mod http;
+pub mod metrics;
 pub mod migrate;
 pub mod model;
 pub mod private_files;

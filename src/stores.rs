@@ -207,6 +207,38 @@ pub async fn open(spec: &StoreSpec, opts: OpenOptions) -> anyhow::Result<Stores>
     Ok(Stores { catalog, blobs })
 }
 
+/// Refuses stores that hold no catalog, and changes nothing. Every command
+/// but `serve` (which makes an installation) works on one that exists: a
+/// mistyped `--data-dir` or `--database` must be an error, not a new, empty
+/// installation that `fsck` then calls consistent.
+pub async fn require_catalog(spec: &StoreSpec) -> anyhow::Result<()> {
+    let found = match &spec.catalog {
+        CatalogSpec::Sqlite(file) => SqliteCatalog::holds_catalog(file).await?,
+        CatalogSpec::Postgres(url) => PostgresCatalog::holds_catalog(url)
+            .await
+            .with_context(|| format!("cannot check the catalog at {}", redact(url)))?,
+    };
+    if !found {
+        let place = match &spec.catalog {
+            CatalogSpec::Sqlite(file) => file.display().to_string(),
+            CatalogSpec::Postgres(url) => redact(url),
+        };
+        anyhow::bail!(
+            "no vaultplus catalog at {place}: check --data-dir / --database \
+             (`vaultplus serve` makes a new installation)"
+        );
+    }
+    if let BlobSpec::Local(dir) = &spec.blobs
+        && !dir.is_dir()
+    {
+        anyhow::bail!(
+            "the blob directory {} does not exist: check --data-dir / --blobs",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 fn cached<S: BlobStore>(store: S, budget: u64) -> Arc<dyn BlobStore> {
     if budget == 0 {
         Arc::new(store)

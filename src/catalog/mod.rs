@@ -153,6 +153,8 @@ pub trait Connections: Send + Sync {
     ) -> Result<Option<PurgeOutcome>>;
     async fn scope_totals(&self, scope: ScopeId) -> Result<ScopeTotals>;
     async fn org_totals(&self, org: OrgId) -> Result<OrgTotals>;
+    /// The counters of every connection's current scope, summed (metrics).
+    async fn store_totals(&self) -> Result<ScopeTotals>;
 }
 
 /// Media items and variants: reads, deletes, delivery look-ups.

@@ -134,13 +134,14 @@ impl StoreArgs {
         Ok(self.open_with_secrets().await?.0)
     }
 
-    /// Opens the stores and reads the master key, if one is given.
+    /// Opens the stores and reads the master key, if one is given. The
+    /// stores must hold an installation already (see
+    /// [`stores::require_catalog`]).
     pub async fn open_with_secrets(&self) -> anyhow::Result<(Stores, SecretBox)> {
         let secrets = self.secrets()?;
-        Ok((
-            stores::open(&self.spec()?, OpenOptions::COMMAND).await?,
-            secrets,
-        ))
+        let spec = self.spec()?;
+        stores::require_catalog(&spec).await?;
+        Ok((stores::open(&spec, OpenOptions::COMMAND).await?, secrets))
     }
 }
 
@@ -191,6 +192,9 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "VAULTPLUS_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Address to serve Prometheus metrics on, at /metrics, without an API key: bind it to a private interface (e.g. 127.0.0.1:9090) [default: none, no metrics are recorded].
+    #[arg(long, env = "VAULTPLUS_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
     /// Base URL that media URLs are built on [default: http://<listen address>].
     #[arg(long, env = "VAULTPLUS_PUBLIC_URL")]
     public_url: Option<String>,
@@ -311,6 +315,7 @@ pub fn run() -> anyhow::Result<()> {
                     secrets: a.stores.secrets()?,
                     stores: a.stores.spec()?,
                     listen: a.listen,
+                    metrics_listen: a.metrics_listen,
                     public_url: a.public_url,
                     max_upload_bytes: a.max_upload_bytes,
                     min_free_bytes: a.min_free_bytes,

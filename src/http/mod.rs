@@ -68,11 +68,12 @@ pub fn routes() -> (Router<VaultService>, utoipa::openapi::OpenApi) {
     (router, api)
 }
 
-pub fn router(service: VaultService) -> Router {
+/// The API's router; `metrics`: record request metrics (`crate::metrics`).
+pub fn router(service: VaultService, metrics: bool) -> Router {
     let (routes, api) = routes();
     let query_rules = Arc::new(query_params::QueryRules::from_openapi(&api));
     let api = Arc::new(api);
-    routes
+    let routes = routes
         // HEAD on media URLs goes to the GET handler, which sends no body.
         .route(
             "/openapi.json",
@@ -86,7 +87,14 @@ pub fn router(service: VaultService) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             query_rules,
             query_params::middleware,
-        ))
+        ));
+    // The route template, left on the response for `record` below.
+    let routes = if metrics {
+        routes.route_layer(axum::middleware::from_fn(crate::metrics::http::mark_route))
+    } else {
+        routes
+    };
+    let router = routes
         .fallback(request_id::fallback)
         // Uploads stream through the service, which enforces its own limit;
         // JSON bodies are bounded by their extractor.
@@ -105,5 +113,12 @@ pub fn router(service: VaultService) -> Router {
             rate_limit::media_clients,
         ))
         .layer(axum::middleware::from_fn(request_id::middleware))
-        .with_state(service)
+        .with_state(service);
+    // Outermost, so that what the outer layers answer (429s, unknown
+    // paths) counts too.
+    if metrics {
+        router.layer(axum::middleware::from_fn(crate::metrics::http::record))
+    } else {
+        router
+    }
 }

@@ -42,7 +42,7 @@ pub async fn api_keys(State(svc): State<VaultService>, req: Request, next: Next)
     let mut res = if d.allowed {
         next.run(req).await
     } else {
-        refused(&d)
+        refused(&d, "api_key")
     };
     let h = res.headers_mut();
     put(h, "x-ratelimit-limit", u64::from(d.limit));
@@ -65,12 +65,13 @@ pub async fn media_clients(State(svc): State<VaultService>, req: Request, next: 
     match svc.admit_media_client(client) {
         // No X-RateLimit-* headers on media: a CDN could cache one
         // client's numbers and show them to others.
-        Some(d) if !d.allowed => refused(&d),
+        Some(d) if !d.allowed => refused(&d, "media"),
         _ => next.run(req).await,
     }
 }
 
-fn refused(d: &Decision) -> Response {
+fn refused(d: &Decision, limit: &'static str) -> Response {
+    metrics::counter!(crate::metrics::names::RATE_LIMITED, "limit" => limit).increment(1);
     ApiError::rate_limited(d.retry_after_secs).into_response()
 }
 

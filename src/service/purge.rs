@@ -2,6 +2,11 @@
 //! does not depend on how much the connection holds. The bytes follow in
 //! the background (see `reclaim`).
 
+use std::time::Instant;
+
+use metrics::{counter, histogram};
+
+use crate::metrics::names;
 use crate::model::ConnectionId;
 use crate::model::time::now_ms;
 use crate::model::views::PurgeResponse;
@@ -11,11 +16,16 @@ use super::{Principal, ServiceError, ServiceResult, VaultService};
 impl VaultService {
     pub async fn purge(&self, who: &Principal, connection: &str) -> ServiceResult<PurgeResponse> {
         let id = ConnectionId::parse(connection).map_err(|_| ServiceError::ConnectionNotFound)?;
+        let started = Instant::now();
         let outcome = self
             .catalog
             .purge_connection(who.org_id, &id, now_ms())
             .await?
             .ok_or(ServiceError::ConnectionNotFound)?;
+        histogram!(names::PURGE_DURATION).record(started.elapsed().as_secs_f64());
+        counter!(names::PURGES).increment(1);
+        counter!(names::PURGED_VARIANTS).increment(outcome.purged_count);
+        counter!(names::PURGED_BYTES).increment(outcome.freed_bytes);
         self.reclaim_soon();
         tracing::info!(
             connection = %id,

@@ -18,6 +18,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_vaultplus");
 pub struct TestServer {
     child: Child,
     pub base: String,
+    /// The `/metrics` URL, when started with --metrics-listen.
+    pub metrics: Option<String>,
     /// The ACCOUNT key of the `default` org, printed at first start.
     pub key: String,
     key_printed: Option<String>,
@@ -65,10 +67,12 @@ impl TestServer {
         extra: &[&str],
         nofile: Option<u64>,
     ) -> Self {
-        let (child, base, key) = spawn(dir.path(), &backend.env, extra, nofile);
+        let (child, started) = spawn(dir.path(), &backend.env, extra, nofile);
+        let key = started.key;
         let server = TestServer {
             child,
-            base,
+            base: started.base,
+            metrics: started.metrics,
             key: key.clone().unwrap_or_default(),
             key_printed: key,
             dir,
@@ -106,9 +110,10 @@ impl TestServer {
     }
 
     async fn start_again(&mut self, extra: &[&str]) {
-        let (child, base, _) = spawn(self.dir.path(), &self.backend.env, extra, None);
+        let (child, started) = spawn(self.dir.path(), &self.backend.env, extra, None);
         self.child = child;
-        self.base = base;
+        self.base = started.base;
+        self.metrics = started.metrics;
         self.wait_healthy().await;
     }
 
@@ -313,7 +318,7 @@ fn spawn(
     env: &[(String, String)],
     extra: &[&str],
     nofile: Option<u64>,
-) -> (Child, String, Option<String>) {
+) -> (Child, Started) {
     let mut cmd = Command::new(BIN);
     if let Some(n) = nofile {
         use std::os::unix::process::CommandExt;
@@ -349,20 +354,36 @@ fn spawn(
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut key = None;
+        let mut metrics = None;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             if line.starts_with("vpk_") {
                 key = Some(line.trim().to_owned());
+            } else if let Some(rest) = line.strip_prefix("vaultplus metrics on ") {
+                metrics = Some(rest.trim().to_owned());
             } else if let Some(rest) = line.strip_prefix("vaultplus listening on ") {
                 let addr = rest.split_whitespace().next().unwrap().to_owned();
-                let _ = tx.send((addr, key.take()));
+                let _ = tx.send(Started {
+                    base: addr,
+                    key: key.take(),
+                    metrics: metrics.take(),
+                });
             }
         }
     });
-    let (base, key) = rx
+    let started = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("server printed its address");
-    (child, base, key)
+    (child, started)
+}
+
+/// What a starting server printed.
+struct Started {
+    base: String,
+    /// The first start's ACCOUNT key.
+    key: Option<String>,
+    /// The `/metrics` URL, with --metrics-listen.
+    metrics: Option<String>,
 }
 
 /// Asserts a CLI run succeeded, showing its stderr when it did not.

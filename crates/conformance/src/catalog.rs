@@ -43,6 +43,7 @@ macro_rules! catalog_conformance {
             connections_are_per_org, connection_settings_change,
             upload_commit_creates_and_replaces, commit_after_purge_is_refused,
             purge_is_exact_and_idempotent, purge_hides_everything_at_once,
+            store_totals_sum_every_current_scope,
             delete_media_is_exact, query_filters, query_sorts_and_pages,
             keyset_is_stable_under_changes, access_counts_add_up,
             reclaim_drains_retired_scopes, upload_intents_are_requeued,
@@ -491,6 +492,28 @@ pub async fn purge_is_exact_and_idempotent(c: Arc<dyn Catalog>) {
     );
     let org_t = c.org_totals(o.id).await.unwrap();
     assert_eq!((org_t.live_count, org_t.stored_bytes), (1, 5));
+}
+
+pub async fn store_totals_sum_every_current_scope(c: Arc<dyn Catalog>) {
+    assert_eq!(c.store_totals().await.unwrap(), ScopeTotals::default());
+    let a = org(c.as_ref(), "a").await;
+    let b = org(c.as_ref(), "b").await;
+    let one = conn(c.as_ref(), a.id, "conn_a").await.scope_id;
+    let two = conn(c.as_ref(), b.id, "conn_b").await.scope_id;
+    let gone = conn(c.as_ref(), b.id, "conn_c").await.scope_id;
+    store(c.as_ref(), one, "1", "full", "image/jpeg", 10, NOW).await;
+    store(c.as_ref(), one, "1", "thumb", "image/jpeg", 2, NOW).await;
+    store(c.as_ref(), two, "1", "full", "image/jpeg", 100, NOW).await;
+    store(c.as_ref(), gone, "1", "full", "image/jpeg", 1000, NOW).await;
+    let purged = ConnectionId::parse("conn_c").unwrap();
+    c.purge_connection(b.id, &purged, NOW + 1).await.unwrap();
+    // A purged generation no longer counts, drained or not.
+    let expected = ScopeTotals {
+        live_count: 3,
+        stored_count: 3,
+        stored_bytes: 112,
+    };
+    assert_eq!(c.store_totals().await.unwrap(), expected);
 }
 
 pub async fn purge_hides_everything_at_once(c: Arc<dyn Catalog>) {

@@ -99,6 +99,22 @@ impl Stores {
         Ok(Self { pool })
     }
 
+    /// Whether the database holds a catalog (the migrations table), found
+    /// without creating or changing anything.
+    pub async fn holds_catalog(url: &str) -> Result<bool> {
+        let options = PgConnectOptions::from_str(url)
+            .context("the catalog URL is not a valid PostgreSQL URL")?;
+        let mut conn = options
+            .connect()
+            .await
+            .context("cannot connect to the PostgreSQL catalog")?;
+        let found: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(found)
+    }
+
     pub fn reader(&self) -> &PgPool {
         &self.pool
     }

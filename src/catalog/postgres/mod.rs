@@ -25,4 +25,9 @@ impl PostgresCatalog {
             dialect::Stores::connect(url, max_connections).await?,
         ))
     }
+
+    /// Whether the database holds a catalog; creates and changes nothing.
+    pub async fn holds_catalog(url: &str) -> Result<bool> {
+        dialect::Stores::holds_catalog(url).await
+    }
 }

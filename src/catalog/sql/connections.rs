@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::SqlCatalog;
 use super::dialect::Tx;
-use super::rows::CONNECTION_COLUMNS;
+use super::rows::{self, CONNECTION_COLUMNS};
 use super::scopes::{lock_connection, scope_totals};
 use crate::catalog::{
     Connection, ConnectionChange, Connections, OrgId, OrgTotals, PurgeOutcome, Result, ScopeId,
@@ -161,6 +161,18 @@ impl Connections for SqlCatalog {
 
     async fn scope_totals(&self, scope: ScopeId) -> Result<ScopeTotals> {
         scope_totals(self.db.reader(), scope).await
+    }
+
+    async fn store_totals(&self) -> Result<ScopeTotals> {
+        let row = sqlx::query(
+            "SELECT CAST(coalesce(sum(s.live_count), 0) AS BIGINT) AS live, \
+                    CAST(coalesce(sum(s.stored_count), 0) AS BIGINT) AS stored, \
+                    CAST(coalesce(sum(s.stored_bytes), 0) AS BIGINT) AS bytes \
+             FROM connections c JOIN scopes s ON s.id = c.scope_id",
+        )
+        .fetch_one(self.db.reader())
+        .await?;
+        rows::totals(&row, "live", "stored", "bytes")
     }
 
     async fn org_totals(&self, org: OrgId) -> Result<OrgTotals> {

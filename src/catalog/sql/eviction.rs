@@ -36,7 +36,7 @@ impl Retention for SqlCatalog {
                  AND (stored_at < $2 OR {GREATEST}(stored_at, last_accessed_at) < $3) \
                  ORDER BY stored_at, media_id, label LIMIT $4"
             );
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            let due: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(scope)
                 .bind(stored_before.unwrap_or(i64::MIN))
                 .bind(accessed_before.unwrap_or(i64::MIN))
@@ -44,9 +44,7 @@ impl Retention for SqlCatalog {
                 .fetch_all(&mut **tx)
                 .await?;
             let mut evicted = (0, 0);
-            for row in rows {
-                let media: String = row.try_get("media_id")?;
-                let label: String = row.try_get("label")?;
+            for (media, label) in due {
                 evicted.1 += evict_locked(tx, scope, &media, &label, now).await?;
                 evicted.0 += 1;
             }

@@ -27,11 +27,15 @@ impl MediaStore for SqlCatalog {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<&str> = ids.iter().map(|m| m.as_str()).collect();
+        let mut ids: Vec<&str> = ids.iter().map(|m| m.as_str()).collect();
+        // Unique: the list drives the join below, one row per value (see
+        // `attach_variants` for why a join).
+        ids.sort_unstable();
+        ids.dedup();
         let sql = format!(
-            "SELECT {MEDIA_COLUMNS} FROM media m WHERE m.scope_id = $1 AND m.live_count > 0 \
-             AND {SCOPE_IS_CURRENT}$1) AND {}",
-            dialect::in_list("m.media_id", 2)
+            "SELECT {MEDIA_COLUMNS} FROM {} CROSS JOIN media m WHERE m.scope_id = $1 \
+             AND m.media_id = value AND m.live_count > 0 AND {SCOPE_IS_CURRENT}$1)",
+            dialect::list_table(2)
         );
         let items = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(scope)
@@ -107,10 +111,16 @@ pub async fn attach_variants(
         return Ok(items);
     }
     let ids: Vec<&str> = items.iter().map(|m| m.media_id.as_str()).collect();
+    // A join driven by the list rather than `IN (list)`, for which SQLite
+    // builds a temporary index of the list on every call; the variants are
+    // put in label order here instead of by a sort in SQL. CROSS JOIN makes
+    // SQLite keep the list as the outer loop (a plain join, without
+    // ANALYZE figures, may scan the scope's variants once per value);
+    // PostgreSQL plans it as any inner join.
     let sql = format!(
-        "SELECT {VARIANT_COLUMNS} FROM variants WHERE scope_id = $1 AND {} \
-         AND ($3 OR status <> 'removed') ORDER BY media_id, label",
-        dialect::in_list("media_id", 2)
+        "SELECT {VARIANT_COLUMNS} FROM {} CROSS JOIN variants v WHERE v.scope_id = $1 \
+         AND v.media_id = value AND ($3 OR v.status <> 'removed')",
+        dialect::list_table(2)
     );
     let mut by_media: HashMap<String, Vec<VariantRecord>> = HashMap::new();
     for row in sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -128,6 +138,7 @@ pub async fn attach_variants(
     }
     for m in &mut items {
         m.variants = by_media.remove(&m.media_id).unwrap_or_default();
+        m.variants.sort_unstable_by(|a, b| a.label.cmp(&b.label));
     }
     Ok(items)
 }

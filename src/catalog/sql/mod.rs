@@ -24,13 +24,9 @@
 //! else. Should PostgreSQL still report a deadlock or serialization
 //! failure, the whole transaction is retried (`in_tx!`).
 //!
-//! Module layers, lower ones never using higher ones:
-//! - rows: `scopes` (currency, locks, counters' reads), `blob_queue`,
-//!   `variants` (the one writer of variant rows and of everything derived
-//!   from them: counters, media rows, replaced blobs), `job_rows`;
-//! - operations: `eviction`, then `uploads`, `jobs`, `media`, `lists`,
-//!   `accounts`, `connections`, `reclaim`, `audit`, each implementing its
-//!   part of the [`Catalog`](crate::catalog::Catalog) trait.
+//! Module layers (`docs/ARCHITECTURE.md`): row-level primitives (`rows`,
+//! `scopes`, `blob_queue`, `variants`, `job_rows`, `query`) below the
+//! operations that implement the trait parts; lower never use higher.
 
 use std::time::Duration;
 
@@ -85,6 +81,7 @@ macro_rules! in_tx {
 
 mod blob_queue;
 mod job_rows;
+mod query;
 mod rows;
 mod scopes;
 mod variants;
@@ -96,7 +93,6 @@ mod eviction;
 mod jobs;
 mod lists;
 mod media;
-mod query;
 mod reclaim;
 mod uploads;
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, SqlitePool};
+use sqlx::{ConnectOptions, Connection as _, SqlitePool};
 
 use super::data_version::DataVersion;
 use super::lookup_cache::{LookupCache, LookupKey};
@@ -116,6 +116,25 @@ impl Stores {
             lookups: LookupCache::new(version.clone()),
             version,
         })
+    }
+
+    /// Whether `path` holds a catalog (an SQLite file with the migrations
+    /// table), found without creating or changing anything.
+    pub async fn holds_catalog(path: &Path) -> Result<bool> {
+        if !path.is_file() {
+            return Ok(false);
+        }
+        let not_one = |e| anyhow::anyhow!("no vaultplus catalog at {}: {e}", path.display());
+        let options = SqliteConnectOptions::new().filename(path).read_only(true);
+        let mut conn = options.connect().await.map_err(not_one)?;
+        let found: bool = sqlx::query_scalar(
+            "SELECT count(*) = 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .map_err(not_one)?;
+        conn.close().await?;
+        Ok(found)
     }
 
     pub fn reader(&self) -> &SqlitePool {

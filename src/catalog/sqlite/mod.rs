@@ -23,4 +23,9 @@ impl SqliteCatalog {
     pub async fn open(path: &Path) -> Result<Self> {
         Ok(Self::new(dialect::Stores::open(path).await?))
     }
+
+    /// Whether the file holds a catalog; creates and changes nothing.
+    pub async fn holds_catalog(path: &Path) -> Result<bool> {
+        dialect::Stores::holds_catalog(path).await
+    }
 }

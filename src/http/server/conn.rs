@@ -13,6 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
 
 use super::framing::Rejection;
+use crate::metrics::names;
 
 pub struct ConnShared {
     pub id: u64,
@@ -117,18 +118,38 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that holds its request's [`InFlight`] until hyper has
-/// taken its last frame (hyper drops the body then).
+/// A request counted in the in-flight gauge until its response has been
+/// sent whole, whose body bytes are counted as they go out.
+pub struct Metered;
+
+impl Metered {
+    pub fn begin() -> Self {
+        metrics::gauge!(names::HTTP_IN_FLIGHT).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for Metered {
+    fn drop(&mut self) {
+        metrics::gauge!(names::HTTP_IN_FLIGHT).decrement(1.0);
+    }
+}
+
+/// A response body that holds its request's [`InFlight`] (and
+/// [`Metered`], when metrics are recorded) until hyper has taken its last
+/// frame (hyper drops the body then).
 pub struct TrackedBody<B> {
     inner: B,
     _in_flight: InFlight,
+    metered: Option<Metered>,
 }
 
 impl<B> TrackedBody<B> {
-    pub fn new(inner: B, in_flight: InFlight) -> Self {
+    pub fn new(inner: B, in_flight: InFlight, metered: Option<Metered>) -> Self {
         Self {
             inner,
             _in_flight: in_flight,
+            metered,
         }
     }
 }
@@ -144,7 +165,14 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if self.metered.is_some()
+            && let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            metrics::counter!(names::HTTP_BYTES_SENT).increment(data.len() as u64);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

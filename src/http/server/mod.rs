@@ -47,6 +47,9 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 pub struct ServerConfig {
     pub timeouts: Timeouts,
     pub max_connections: usize,
+    /// Whether this listener's connections and bytes are recorded as
+    /// metrics (the API's are; the metrics listener's own are not).
+    pub metrics: bool,
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets the
@@ -80,7 +83,11 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let shared = match registry.admit() {
+        let admission = registry.admit();
+        if config.metrics {
+            record_registry(&registry);
+        }
+        let shared = match admission {
             Admission::Admitted(c) => c,
             Admission::Refused => {
                 if due(&mut warned.cap) {
@@ -110,6 +117,7 @@ pub async fn serve(
             hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 let in_flight = shared.begin();
+                let metered = config.metrics.then(conn::Metered::begin);
                 let refused = shared.dispatch();
                 let router = router.clone();
                 async move {
@@ -120,7 +128,7 @@ pub async fn serve(
                             Err(never) => match never {},
                         },
                     };
-                    Ok::<_, Infallible>(res.map(|b| conn::TrackedBody::new(b, in_flight)))
+                    Ok::<_, Infallible>(res.map(|b| conn::TrackedBody::new(b, in_flight, metered)))
                 }
             })
         };
@@ -146,6 +154,9 @@ pub async fn serve(
                 }
             }
             registry.remove(shared.id);
+            if config.metrics {
+                record_registry(&registry);
+            }
         });
     }
     stop.cancel();
@@ -160,6 +171,14 @@ pub async fn serve(
             SHUTDOWN_GRACE.as_secs()
         );
     }
+}
+
+/// The registry's figures as metrics (its own counters are the truth).
+fn record_registry(registry: &Registry) {
+    use crate::metrics::names;
+    metrics::gauge!(names::HTTP_CONNECTIONS_OPEN).set(registry.open() as f64);
+    metrics::counter!(names::HTTP_CONNECTIONS_REFUSED).absolute(registry.refused());
+    metrics::counter!(names::HTTP_CONNECTIONS_EVICTED).absolute(registry.evicted());
 }
 
 /// The answer to a request refused before routing: the API's error body

@@ -1,0 +1,82 @@
+//! Prometheus metrics (`--metrics-listen`): the recorder, the name and help
+//! of every family, and the scrape handler.
+//!
+//! Code anywhere records through the `metrics` facade's macros, which do
+//! nothing until [`install`] has set the recorder, so a server without
+//! `--metrics-listen` pays for none of it. Figures that live in the catalog
+//! (variants and bytes stored, the reclaim backlog, jobs by state) are read
+//! when Prometheus scrapes, from the counters the catalog keeps, so no
+//! background task has to keep them fresh and none scans media.
+
+pub mod http;
+pub mod names;
+mod scrape;
+
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
+
+pub use scrape::{Scrape, router};
+
+use crate::stores::{BlobSpec, CatalogSpec, StoreSpec};
+
+/// Histogram buckets for durations, in seconds: from a cached look-up
+/// (well under a millisecond) to a large download or a slow upstream.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// What the build-info gauge says about this process.
+pub struct BuildInfo {
+    pub catalog: &'static str,
+    pub blobs: &'static str,
+}
+
+impl BuildInfo {
+    pub fn of(stores: &StoreSpec) -> Self {
+        Self {
+            catalog: match stores.catalog {
+                CatalogSpec::Sqlite(_) => "sqlite",
+                CatalogSpec::Postgres(_) => "postgres",
+            },
+            blobs: match stores.blobs {
+                BlobSpec::Local(_) => "local",
+                BlobSpec::S3(_) => "s3",
+            },
+        }
+    }
+}
+
+/// How often histograms are folded into their buckets between scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds recorded histogram samples into their buckets until `stop`: the
+/// recorder keeps samples until then, so memory would grow with traffic
+/// on a server that nobody scrapes.
+pub async fn run_upkeep(handle: PrometheusHandle, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(UPKEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => handle.run_upkeep(),
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Installs the process-wide recorder and describes every family. Call
+/// once, before anything is recorded.
+pub fn install(build: &BuildInfo) -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)?
+        .install_recorder()?;
+    names::describe();
+    metrics::gauge!(
+        names::BUILD_INFO,
+        "version" => env!("CARGO_PKG_VERSION"),
+        "catalog" => build.catalog,
+        "blobs" => build.blobs,
+    )
+    .set(1.0);
+    Ok(handle)
+}

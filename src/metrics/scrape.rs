@@ -1,0 +1,79 @@
+//! `GET /metrics`: the catalog's figures read now, then everything
+//! rendered in the Prometheus text format.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics::{counter, gauge};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use super::names;
+use crate::blobs::BlobStore;
+use crate::catalog::Catalog;
+
+/// What a scrape reads besides the recorder.
+#[derive(Clone)]
+pub struct Scrape {
+    pub handle: PrometheusHandle,
+    pub catalog: Arc<dyn Catalog>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub min_free_bytes: u64,
+}
+
+/// The metrics listener's routes: `/metrics` only.
+pub fn router(scrape: Scrape) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(scrape)
+}
+
+async fn metrics(State(s): State<Scrape>) -> Response {
+    refresh(&s).await;
+    let mut res = s.handle.render().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    res
+}
+
+/// Sets the gauges whose truth is in the stores. A figure that cannot be
+/// read keeps its last value and counts a scrape error: a dashboard then
+/// shows a flat line and the error rate, not a drop to zero.
+async fn refresh(s: &Scrape) {
+    let mut failed = false;
+    match s.catalog.store_totals().await {
+        Ok(t) => {
+            gauge!(names::STORED_VARIANTS).set(t.stored_count as f64);
+            gauge!(names::STORED_BYTES).set(t.stored_bytes as f64);
+            gauge!(names::LIVE_VARIANTS).set(t.live_count as f64);
+        }
+        Err(e) => failed = warn("store totals", &e),
+    }
+    match s.catalog.reclaim_backlog().await {
+        Ok(b) => {
+            gauge!(names::RECLAIM_RETIRED_SCOPES).set(b.retired_scopes as f64);
+            gauge!(names::RECLAIM_RETIRED_VARIANTS).set(b.retired_variants as f64);
+            gauge!(names::RECLAIM_QUEUED_BLOBS).set(b.queued_blobs as f64);
+        }
+        Err(e) => failed = warn("reclaim backlog", &e),
+    }
+    match s.blobs.free_bytes().await {
+        Ok(Some(free)) => gauge!(names::BLOB_STORE_FREE_BYTES).set(free as f64),
+        Ok(None) => {}
+        Err(e) => failed = warn("blob store free space", &e),
+    }
+    gauge!(names::BLOB_STORE_MIN_FREE_BYTES).set(s.min_free_bytes as f64);
+    if failed {
+        counter!(names::SCRAPE_ERRORS).increment(1);
+    }
+}
+
+fn warn(what: &str, e: &anyhow::Error) -> bool {
+    tracing::warn!(error = %format!("{e:#}"), "metrics: cannot read the {what}");
+    true
+}

@@ -1,0 +1,290 @@
+//! `--metrics-listen`: the Prometheus text format, read by a real parser
+//! (`openmetrics-parser`, which passes the OpenMetrics test cases); each
+//! family present, and moving after the traffic that should move it.
+
+use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
+use reqwest::Method;
+
+type Scrape = MetricsExposition<PrometheusType, PrometheusValue>;
+
+use crate::harness::{TestServer, bytes};
+
+const METRICS: &[&str] = &["--metrics-listen", "127.0.0.1:0"];
+const PUT_ROUTE: &str = "/v2/vault-plus/media/{mediaId}/variants/{label}";
+
+async fn scrape(s: &TestServer) -> Scrape {
+    let url = s
+        .metrics
+        .as_deref()
+        .expect("the server printed its metrics URL");
+    let res = reqwest::get(url).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let text = res.text().await.unwrap();
+    openmetrics_parser::prometheus::parse_prometheus(&text)
+        .unwrap_or_else(|e| panic!("not the exposition format ({e:?}):\n{text}"))
+}
+
+/// The sum over the samples of `name` carrying every label in `labels`
+/// (a histogram counts its observations); None when there is none.
+fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let matching: Vec<f64> = s
+        .families
+        .get(name)?
+        .iter_samples()
+        .filter(|x| {
+            let set = x
+                .get_labelset()
+                .expect("samples of a family have its labels");
+            labels
+                .iter()
+                .all(|(k, v)| set.get_label_value(k) == Some(*v))
+        })
+        .map(|x| match &x.value {
+            PrometheusValue::Counter(c) => c.value.as_f64(),
+            PrometheusValue::Gauge(v) | PrometheusValue::Unknown(v) => v.as_f64(),
+            PrometheusValue::Histogram(h) => h.count.unwrap_or(0) as f64,
+            PrometheusValue::Summary(_) => f64::NAN,
+        })
+        .collect();
+    (!matching.is_empty()).then(|| matching.iter().sum())
+}
+
+fn moved(before: &Scrape, after: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let after = value(after, name, labels).unwrap_or_else(|| panic!("{name} {labels:?} missing"));
+    after - value(before, name, labels).unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn families_are_present_and_move_with_traffic() {
+    let s = TestServer::start_with(METRICS).await;
+    s.add_connection("default", "conn_a");
+    let before = scrape(&s).await;
+    let catalog = if s.backend.is_cluster() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(
+        value(
+            &before,
+            "vaultplus_build_info",
+            &[("version", env!("CARGO_PKG_VERSION")), ("catalog", catalog)]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(value(&before, "vaultplus_stored_variants", &[]), Some(0.0));
+
+    let stored = s
+        .put("conn_a", "1", "full", "image/png", bytes(1, 5000))
+        .await;
+    let url = stored["url"].as_str().unwrap().to_owned();
+    let got = s.http.get(&url).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().len(), 5000);
+    let missing = s.conn(Method::GET, "/v2/vault-plus/media/77", "conn_a");
+    assert_eq!(missing.send().await.unwrap().status(), 404);
+    let unknown = s.req(Method::GET, "/no/such/route").send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    let mid = scrape(&s).await;
+    let put = [("route", PUT_ROUTE), ("method", "PUT"), ("status", "2xx")];
+    assert_eq!(
+        moved(&before, &mid, "vaultplus_http_requests_total", &put),
+        1.0
+    );
+    let timed = [("route", PUT_ROUTE), ("method", "PUT")];
+    assert_eq!(
+        moved(
+            &before,
+            &mid,
+            "vaultplus_http_request_duration_seconds",
+            &timed
+        ),
+        1.0
+    );
+    let media = [("route", "/v2/media/{token}"), ("status", "2xx")];
+    assert_eq!(
+        moved(&before, &mid, "vaultplus_http_requests_total", &media),
+        1.0
+    );
+    let item = [
+        ("route", "/v2/vault-plus/media/{mediaId}"),
+        ("status", "4xx"),
+    ];
+    assert_eq!(
+        moved(&before, &mid, "vaultplus_http_requests_total", &item),
+        1.0
+    );
+    let unrouted = [("route", "none"), ("status", "4xx")];
+    assert_eq!(
+        moved(&before, &mid, "vaultplus_http_requests_total", &unrouted),
+        1.0
+    );
+    assert!(
+        moved(
+            &before,
+            &mid,
+            "vaultplus_http_response_body_bytes_total",
+            &[]
+        ) >= 5000.0
+    );
+    assert_eq!(value(&mid, "vaultplus_stored_variants", &[]), Some(1.0));
+    assert_eq!(value(&mid, "vaultplus_stored_bytes", &[]), Some(5000.0));
+    // The last response ends when hyper drops its body, just after the
+    // client has read it: wait for that rather than race it.
+    let mut in_flight = value(&mid, "vaultplus_http_requests_in_flight", &[]);
+    for _ in 0..100 {
+        if in_flight == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        in_flight = value(&scrape(&s).await, "vaultplus_http_requests_in_flight", &[]);
+    }
+    assert_eq!(in_flight, Some(0.0));
+    assert!(value(&mid, "vaultplus_http_connections_open", &[]).is_some());
+    assert!(value(&mid, "vaultplus_blob_store_min_free_bytes", &[]).is_some());
+    // Labels are templates: no media ID, connection or token in any.
+    for family in mid.families.values() {
+        for sample in family.iter_samples() {
+            let set = sample.get_labelset().unwrap();
+            if let Some(route) = set.get_label_value("route") {
+                assert!(route == "none" || route.starts_with('/'), "route {route}");
+                assert!(!route.contains("/1"), "raw path {route}");
+                assert!(
+                    !url.contains(route) || route.contains('{'),
+                    "raw path {route}"
+                );
+            }
+        }
+    }
+
+    let purge = s.conn(Method::DELETE, "/v2/vault-plus/media", "conn_a");
+    assert_eq!(purge.send().await.unwrap().status(), 200);
+    let after = scrape(&s).await;
+    assert_eq!(moved(&mid, &after, "vaultplus_purges_total", &[]), 1.0);
+    assert_eq!(
+        moved(&mid, &after, "vaultplus_purged_variants_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        moved(&mid, &after, "vaultplus_purged_bytes_total", &[]),
+        5000.0
+    );
+    assert_eq!(
+        moved(&mid, &after, "vaultplus_purge_duration_seconds", &[]),
+        1.0
+    );
+    assert_eq!(value(&after, "vaultplus_stored_variants", &[]), Some(0.0));
+    assert!(value(&after, "vaultplus_reclaim_queued_blobs", &[]).is_some());
+}
+
+#[tokio::test]
+async fn rate_limited_requests_are_counted() {
+    let mut args = METRICS.to_vec();
+    args.extend(["--rate-limit-per-minute", "1", "--rate-limit-burst", "1"]);
+    let s = TestServer::start_with(&args).await;
+    s.add_connection("default", "conn_a");
+    let statuses = [
+        s.conn(Method::GET, "/v2/vault-plus/status", "conn_a"),
+        s.conn(Method::GET, "/v2/vault-plus/status", "conn_a"),
+    ];
+    let mut got = Vec::new();
+    for r in statuses {
+        got.push(r.send().await.unwrap().status().as_u16());
+    }
+    assert_eq!(got, [200, 429]);
+    let m = scrape(&s).await;
+    let limited = value(
+        &m,
+        "vaultplus_rate_limited_requests_total",
+        &[("limit", "api_key")],
+    );
+    assert_eq!(limited, Some(1.0));
+}
+
+#[tokio::test]
+async fn the_api_port_serves_no_metrics() {
+    let s = TestServer::start_with(METRICS).await;
+    let r = s.req(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let plain = TestServer::start().await;
+    assert!(
+        plain.metrics.is_none(),
+        "no metrics URL without --metrics-listen"
+    );
+}
+
+/// The metric families the README's Metrics table lists.
+fn documented() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = readme
+        .split("## Metrics")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Metrics section");
+    families_in(table)
+}
+
+fn families_in(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("vaultplus_"))
+        .map(|w| w.trim_end_matches("_bucket").to_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[tokio::test]
+async fn the_readme_and_the_dashboard_name_what_is_served() {
+    let s = TestServer::start_with(METRICS).await;
+    s.add_connection("default", "conn_a");
+    s.put("conn_a", "1", "full", "image/png", bytes(1, 10))
+        .await;
+    let purge = s.conn(Method::DELETE, "/v2/vault-plus/media", "conn_a");
+    assert_eq!(purge.send().await.unwrap().status(), 200);
+    let served = scrape(&s).await;
+    let documented = documented();
+    // Recorded only when something happens that this test avoids (a
+    // rate limit and a failing store are other tests' traffic).
+    let mut quiet = vec![
+        "vaultplus_rate_limited_requests_total",
+        "vaultplus_metrics_scrape_errors_total",
+    ];
+    if s.backend.is_cluster() {
+        // S3 has no free-space figure.
+        quiet.push("vaultplus_blob_store_free_bytes");
+    }
+    for name in &documented {
+        assert!(
+            served.families.contains_key(name) || quiet.contains(&name.as_str()),
+            "the README lists {name}, which the server does not serve"
+        );
+    }
+    for name in served
+        .families
+        .keys()
+        .filter(|n| n.starts_with("vaultplus_"))
+    {
+        assert!(
+            documented.contains(name),
+            "{name} is served but not in the README"
+        );
+    }
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/grafana-dashboard.json"
+    ))
+    .unwrap();
+    serde_json::from_str::<serde_json::Value>(&dashboard).expect("the dashboard is JSON");
+    for name in families_in(&dashboard) {
+        assert!(
+            documented.contains(&name),
+            "the dashboard plots unknown {name}"
+        );
+    }
+}
