@@ -394,6 +394,18 @@ def builds_note():
             "build's figure over the previous build's (purge: its reclaim rate).")
 
 
+def build_col(build):
+    """The build column of a row, when two builds are compared."""
+    return f" {build} |" if len(BUILDS) > 1 else ""
+
+
+def previous_col(build, figure, previous):
+    """This build's figure over the previous build's, on this build's row."""
+    if len(BUILDS) == 1:
+        return ""
+    return f" {figure / previous:.2f}x |" if build == BUILDS[0][0] else " |"
+
+
 def report(purges, queries, serving, rss, pg_version):
     print("## Cluster stores: PostgreSQL beside SQLite, S3 beside local disk (issue 6)\n")
     this = revision() if BUILDS[0][1] == BIN else BUILDS[0][1]
@@ -423,12 +435,9 @@ def report_purges(purges, extra):
     print("| ---: | --- |" + (" --- |" if extra else "") + " ---: | ---: | ---: | ---: |" + (" ---: |" if extra else ""))
     rate = {(n, c, b): n / r for n, c, b, _, r in purges}
     for n, catalog, build, elapsed, reclaim in purges:
-        row = f"| {n:,} | {CATALOG[catalog]} |" + (f" {build} |" if extra else "")
+        row = f"| {n:,} | {CATALOG[catalog]} |{build_col(build)}"
         row += f" {elapsed * 1000:.1f} | {n:,} | {reclaim:.1f} | {n / reclaim:,.0f} |"
-        if extra:
-            prev = rate[(n, catalog, BUILDS[-1][0])]
-            row += f" {rate[(n, catalog, build)] / prev:.2f}x |" if build == BUILDS[0][0] else " |"
-        print(row)
+        print(row + previous_col(build, n / reclaim, rate[(n, catalog, BUILDS[-1][0])]))
     print()
 
 
@@ -446,12 +455,9 @@ def report_queries(queries, extra):
             for build, _ in BUILDS:
                 rps, p50, p99, err = r[(catalog, build)]
                 ratio = f"{rps / r[('sqlite', build)][0]:.2f}x" if catalog == "postgres" else ""
-                row = f"| {shown} | {CATALOG[catalog]} |" + (f" {build} |" if extra else "")
+                row = f"| {shown} | {CATALOG[catalog]} |{build_col(build)}"
                 row += f" {rps:,.0f} | {p50:.2f} | {p99:.2f} | {err} | {ratio} |"
-                if extra:
-                    prev = r[(catalog, BUILDS[-1][0])][0]
-                    row += f" {rps / prev:.2f}x |" if build == BUILDS[0][0] else " |"
-                print(row)
+                print(row + previous_col(build, rps, r[(catalog, BUILDS[-1][0])][0]))
     print()
 
 
@@ -470,12 +476,9 @@ def report_serving(serving, rss, extra):
                 rps, p50, p99, err = r[(setup, build)]
                 local = r[(first, build)][0]
                 ratio = f"{rps / local:.2f}x" if setup != first else ""
-                row = f"| {obj} | {setup} |" + (f" {build} |" if extra else "")
+                row = f"| {obj} | {setup} |{build_col(build)}"
                 row += f" {rps:,.0f} | {rps * size / 1e6:,.1f} | {p50:.2f} | {p99:.2f} | {err} | {ratio} |"
-                if extra:
-                    prev = r[(setup, BUILDS[-1][0])][0]
-                    row += f" {rps / prev:.2f}x |" if build == BUILDS[0][0] else " |"
-                print(row)
+                print(row + previous_col(build, rps, r[(setup, BUILDS[-1][0])][0]))
     print()
     print("vaultplus peak resident memory over the serving runs: " +
           ", ".join(f"{setup}{f' ({build})' if extra else ''} {v:.0f} MiB" for (setup, build), v in rss.items()) + ".")

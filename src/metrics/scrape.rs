@@ -47,29 +47,35 @@ async fn metrics(State(s): State<Scrape>) -> Response {
 async fn refresh(s: &Scrape) {
     let mut failed = false;
     match s.catalog.store_totals().await {
-        Ok(t) => {
-            gauge!(names::STORED_VARIANTS).set(t.stored_count as f64);
-            gauge!(names::STORED_BYTES).set(t.stored_bytes as f64);
-            gauge!(names::LIVE_VARIANTS).set(t.live_count as f64);
-        }
+        Ok(t) => set(&[
+            (names::STORED_VARIANTS, t.stored_count),
+            (names::STORED_BYTES, t.stored_bytes),
+            (names::LIVE_VARIANTS, t.live_count),
+        ]),
         Err(e) => failed = warn("store totals", &e),
     }
     match s.catalog.reclaim_backlog().await {
-        Ok(b) => {
-            gauge!(names::RECLAIM_RETIRED_SCOPES).set(b.retired_scopes as f64);
-            gauge!(names::RECLAIM_RETIRED_VARIANTS).set(b.retired_variants as f64);
-            gauge!(names::RECLAIM_QUEUED_BLOBS).set(b.queued_blobs as f64);
-        }
+        Ok(b) => set(&[
+            (names::RECLAIM_RETIRED_SCOPES, b.retired_scopes),
+            (names::RECLAIM_RETIRED_VARIANTS, b.retired_variants),
+            (names::RECLAIM_QUEUED_BLOBS, b.queued_blobs),
+        ]),
         Err(e) => failed = warn("reclaim backlog", &e),
     }
     match s.blobs.free_bytes().await {
-        Ok(Some(free)) => gauge!(names::BLOB_STORE_FREE_BYTES).set(free as f64),
+        Ok(Some(free)) => set(&[(names::BLOB_STORE_FREE_BYTES, free)]),
         Ok(None) => {}
         Err(e) => failed = warn("blob store free space", &e),
     }
-    gauge!(names::BLOB_STORE_MIN_FREE_BYTES).set(s.min_free_bytes as f64);
+    set(&[(names::BLOB_STORE_MIN_FREE_BYTES, s.min_free_bytes)]);
     if failed {
         counter!(names::SCRAPE_ERRORS).increment(1);
+    }
+}
+
+fn set(gauges: &[(&'static str, u64)]) {
+    for &(name, value) in gauges {
+        gauge!(name).set(value as f64);
     }
 }
 
