@@ -5,6 +5,8 @@ the same run, driven by wrk over loopback: 1 KB, 100 KB and 10 MB objects,
 
 `--previous PATH` also measures another vaultplus binary (an earlier
 release build) on its own data directory, alternating with the others.
+`--metrics` also measures this build with `--metrics-listen` (recording
+metrics), beside the same build without it.
 
 nginx and wrk come from the OS packages (installed here when missing)."""
 
@@ -124,9 +126,9 @@ def median(runs):
     return sorted(runs, key=lambda r: r[0])[len(runs) // 2]
 
 
-def pinned_server(binary=None):
+def pinned_server(binary=None, extra=()):
     # Rate limits (where the build has them) off: wrk is one client.
-    extra = ("--rate-limit-per-minute", "0") if binary is None else ()
+    extra = (("--rate-limit-per-minute", "0") if binary is None else ()) + tuple(extra)
     s = Server(*extra, binary=binary)
     subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU, str(s.proc.pid)], check=True,
                    stdout=subprocess.DEVNULL)
@@ -140,24 +142,27 @@ def main():
     ensure_tools()
     build()
     s = pinned_server()
-    old = pinned_server(previous) if previous else None
+    # Every vaultplus peer: (label, server); each gets the same objects.
+    peers = [("vaultplus", s)]
+    if "--metrics" in sys.argv:
+        peers.append(("vaultplus, --metrics-listen", pinned_server(extra=("--metrics-listen", "127.0.0.1:0"))))
+    if previous:
+        peers.append(("previous build", pinned_server(previous)))
     nginx = None
     try:
-        urls = {label: upload(s, str(1000 + i), size) for i, (label, size) in enumerate(SIZES)}
-        old_urls = {label: upload(old, str(1000 + i), size)
-                    for i, (label, size) in enumerate(SIZES)} if old else {}
+        urls = {name: {label: upload(p, str(1000 + i), size) for i, (label, size) in enumerate(SIZES)}
+                for name, p in peers}
         paths = {label: blob_path(s, size) for label, size in SIZES}
         nginx, conf_dir = start_nginx(os.path.join(s.dir, "blobs"))
         rows = []
         idle_rss = s.peak_rss_mib()
         for label, size in SIZES:
-            ns, vs, os_ = [], [], []
+            runs = {name: [] for name in ["nginx"] + [n for n, _ in peers]}
             for _ in range(REPEATS):
-                ns.append(wrk(f"http://127.0.0.1:18999/{paths[label]}"))
-                vs.append(wrk(urls[label]))
-                if old:
-                    os_.append(wrk(old_urls[label]))
-            rows.append((label, size, median(ns), median(vs), median(os_) if old else None))
+                runs["nginx"].append(wrk(f"http://127.0.0.1:18999/{paths[label]}"))
+                for name, _ in peers:
+                    runs[name].append(wrk(urls[name][label]))
+            rows.append((label, size, {name: median(r) for name, r in runs.items()}))
         peak_rss = s.peak_rss_mib()
     finally:
         if nginx:
@@ -165,9 +170,8 @@ def main():
             # them, still listening).
             nginx.terminate()
             nginx.wait()
-        s.stop()
-        if old:
-            old.stop()
+        for _, p in peers:
+            p.stop()
     print("## Serving stored media (issue 4)\n")
     print(f"Machine: {machine()}. Release build; nginx {nginx_version()} with `sendfile on`, "
           f"serving the same blob files; each server pinned to one core and wrk ({THREADS} thread, "
@@ -175,11 +179,16 @@ def main():
           f"{SECONDS} s per run, median of {REPEATS} alternating runs, all on loopback.\n")
     print("| object | server | requests/s | MB/s | p50 (ms) | p99 (ms) | errors | vaultplus / nginx |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for label, size, n, v, o in rows:
-        peers = [("nginx", n), ("vaultplus", v)] + ([("previous build", o)] if o else [])
-        for name, (rps, p50, p99, err) in peers:
+    for label, size, figures in rows:
+        n = figures["nginx"]
+        for name, (rps, p50, p99, err) in figures.items():
             ratio = "" if name == "nginx" else f"{rps / n[0]:.2f}x"
             print(f"| {label} | {name} | {rps:,.0f} | {rps * size / 1e6:,.1f} | {p50:.2f} | {p99:.2f} | {err} | {ratio} |")
+    metered = "vaultplus, --metrics-listen"
+    if any(metered in f for _, _, f in rows):
+        print()
+        print("With metrics recorded, over without: " + ", ".join(
+            f"{label} {f[metered][0] / f['vaultplus'][0]:.2f}x" for label, _, f in rows) + ".")
     print()
     print(f"vaultplus peak resident memory over all runs (64 concurrent downloads, up to 10 MB each): "
           f"{peak_rss:.0f} MiB (after start-up and uploads: {idle_rss:.0f} MiB).")

@@ -211,7 +211,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     );
     server::serve(
         listener,
-        crate::http::router(service.clone(), server_config.metrics),
+        crate::http::router(service.clone()),
         server_config,
         shutdown_signal(),
     )

@@ -68,8 +68,7 @@ pub fn routes() -> (Router<VaultService>, utoipa::openapi::OpenApi) {
     (router, api)
 }
 
-/// The API's router; `metrics`: record request metrics (`crate::metrics`).
-pub fn router(service: VaultService, metrics: bool) -> Router {
+pub fn router(service: VaultService) -> Router {
     let (routes, api) = routes();
     let query_rules = Arc::new(query_params::QueryRules::from_openapi(&api));
     let api = Arc::new(api);
@@ -88,13 +87,7 @@ pub fn router(service: VaultService, metrics: bool) -> Router {
             query_rules,
             query_params::middleware,
         ));
-    // The route template, left on the response for `record` below.
-    let routes = if metrics {
-        routes.route_layer(axum::middleware::from_fn(crate::metrics::http::mark_route))
-    } else {
-        routes
-    };
-    let router = routes
+    routes
         .fallback(request_id::fallback)
         // Uploads stream through the service, which enforces its own limit;
         // JSON bodies are bounded by their extractor.
@@ -112,13 +105,8 @@ pub fn router(service: VaultService, metrics: bool) -> Router {
             service.clone(),
             rate_limit::media_clients,
         ))
+        // Outermost: it also records the request metrics, so that what the
+        // layers inside answer (429s, unknown paths) counts too.
         .layer(axum::middleware::from_fn(request_id::middleware))
-        .with_state(service);
-    // Outermost, so that what the outer layers answer (429s, unknown
-    // paths) counts too.
-    if metrics {
-        router.layer(axum::middleware::from_fn(crate::metrics::http::record))
-    } else {
-        router
-    }
+        .with_state(service)
 }

@@ -106,16 +106,20 @@ pub async fn middleware(
     req: Request,
     next: Next,
 ) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
-    if let Some(route) = route
-        && let Err(e) = rules.check(req.method(), &route, req.uri().query())
-    {
-        return e.into_response();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let res = match &route {
+        Some(r) => match rules.check(req.method(), r.as_str(), req.uri().query()) {
+            Ok(()) => next.run(req).await,
+            Err(e) => e.into_response(),
+        },
+        None => next.run(req).await,
+    };
+    // This layer runs on every matched route: the request metrics take
+    // the template from here.
+    match route {
+        Some(r) => crate::metrics::http::with_route(res, r),
+        None => res,
     }
-    next.run(req).await
 }
 
 #[cfg(test)]

@@ -55,6 +55,7 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
     let span = tracing::info_span!("request", request_id = %id, %method, path = %path);
     let res = next.run(req).instrument(span.clone()).await;
     let mut res = finish(res, &id, &method);
+    crate::metrics::http::record(&res, &method, started);
     let _enter = span.enter();
     tracing::info!(
         status = res.status().as_u16(),

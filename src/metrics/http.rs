@@ -2,56 +2,79 @@
 //! holds media IDs and signed tokens (a label per token would also grow the
 //! recorder without bound).
 //!
-//! Two layers: [`record`] wraps the whole router (so requests answered
-//! before routing, such as 429s and unknown paths, count too) and
-//! [`mark_route`], a route layer, tells it which template matched by
-//! leaving it on the response.
+//! No layer of its own: the query-parameter route layer, which runs on
+//! every matched route, leaves the template on the response
+//! ([`with_route`]), and the request-ID middleware, the outermost, records
+//! ([`record`]), so requests answered before routing (429s, unknown paths)
+//! count too. Two extra layers per request cost a fifth of a small
+//! download's instructions; these calls do nothing without
+//! `--metrics-listen`.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
+use axum::extract::MatchedPath;
+use axum::http::Method;
 use axum::response::Response;
-use metrics::{counter, histogram};
+use metrics::{Counter, Histogram, counter, histogram};
 
 use super::names;
 
-/// The route template a response answered, left by [`mark_route`].
+/// The route template a response answered.
 #[derive(Clone)]
 struct Route(MatchedPath);
 
-/// Route layer: puts the matched template on the response.
-pub async fn mark_route(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let mut res = next.run(req).await;
-    if let Some(route) = route {
+/// Leaves the matched route template on the response (for [`record`]).
+pub fn with_route(mut res: Response, route: MatchedPath) -> Response {
+    if super::enabled() {
         res.extensions_mut().insert(Route(route));
     }
     res
 }
 
-/// Outer layer: counts and times every request.
-pub async fn record(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = method_label(req.method());
-    let res = next.run(req).await;
+/// Counts and times one answered request.
+pub fn record(res: &Response, method: &Method, started: Instant) {
+    if !super::enabled() {
+        return;
+    }
     let route = res
         .extensions()
         .get::<Route>()
-        .map_or("none", |r| r.0.as_str())
-        .to_owned();
-    let status = status_class(res.status().as_u16());
-    counter!(names::HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    histogram!(names::HTTP_DURATION, "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
-    res
+        .map_or("none", |r| r.0.as_str());
+    let key = (
+        route.to_owned(),
+        method_label(method),
+        status_class(res.status().as_u16()),
+    );
+    let elapsed = started.elapsed().as_secs_f64();
+    // The handles of each (route, method, status): the recorder's own
+    // look-up builds and hashes a labelled key on every call.
+    if let Some((count, time)) = HANDLES.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        count.increment(1);
+        time.record(elapsed);
+        return;
+    }
+    let (route, method, status) = key.clone();
+    let count = counter!(names::HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status);
+    let time = histogram!(names::HTTP_DURATION, "route" => route, "method" => method);
+    count.increment(1);
+    time.record(elapsed);
+    HANDLES
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, (count, time));
 }
+
+/// One entry per route template, method and status class seen: a bounded
+/// set (templates and methods are closed sets).
+type HandleMap = HashMap<(String, &'static str, &'static str), (Counter, Histogram)>;
+
+static HANDLES: LazyLock<RwLock<HandleMap>> = LazyLock::new(Default::default);
 
 /// Methods outside the API's own are one label, so that made-up methods
 /// cannot add series.
-fn method_label(m: &axum::http::Method) -> &'static str {
-    use axum::http::Method;
+fn method_label(m: &Method) -> &'static str {
     match *m {
         Method::GET => "GET",
         Method::HEAD => "HEAD",
@@ -84,8 +107,8 @@ mod tests {
         assert_eq!(status_class(304), "3xx");
         assert_eq!(status_class(429), "4xx");
         assert_eq!(status_class(503), "5xx");
-        let made_up = axum::http::Method::from_bytes(b"BREW").unwrap();
+        let made_up = Method::from_bytes(b"BREW").unwrap();
         assert_eq!(method_label(&made_up), "other");
-        assert_eq!(method_label(&axum::http::Method::DELETE), "DELETE");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
     }
 }

@@ -12,8 +12,10 @@ pub mod http;
 pub mod names;
 mod scrape;
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use metrics::{Counter, Gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -64,6 +66,28 @@ pub async fn run_upkeep(handle: PrometheusHandle, stop: CancellationToken) {
     }
 }
 
+/// Handles of the unlabelled families recorded on every request or body
+/// frame, registered once: a macro call looks its family up each time.
+pub struct Handles {
+    pub in_flight: Gauge,
+    pub bytes_sent: Counter,
+    pub connections_open: Gauge,
+    pub connections_refused: Counter,
+    pub connections_evicted: Counter,
+}
+
+static HANDLES: OnceLock<Handles> = OnceLock::new();
+
+/// The per-request handles, once [`install`] has run.
+pub fn handles() -> Option<&'static Handles> {
+    HANDLES.get()
+}
+
+/// Whether metrics are recorded (`--metrics-listen`).
+pub fn enabled() -> bool {
+    HANDLES.get().is_some()
+}
+
 /// Installs the process-wide recorder and describes every family. Call
 /// once, before anything is recorded.
 pub fn install(build: &BuildInfo) -> anyhow::Result<PrometheusHandle> {
@@ -71,6 +95,13 @@ pub fn install(build: &BuildInfo) -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)?
         .install_recorder()?;
     names::describe();
+    let _ = HANDLES.set(Handles {
+        in_flight: metrics::gauge!(names::HTTP_IN_FLIGHT),
+        bytes_sent: metrics::counter!(names::HTTP_BYTES_SENT),
+        connections_open: metrics::gauge!(names::HTTP_CONNECTIONS_OPEN),
+        connections_refused: metrics::counter!(names::HTTP_CONNECTIONS_REFUSED),
+        connections_evicted: metrics::counter!(names::HTTP_CONNECTIONS_EVICTED),
+    });
     metrics::gauge!(
         names::BUILD_INFO,
         "version" => env!("CARGO_PKG_VERSION"),

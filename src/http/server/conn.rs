@@ -13,7 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
 
 use super::framing::Rejection;
-use crate::metrics::names;
+use crate::metrics::Handles;
 
 pub struct ConnShared {
     pub id: u64,
@@ -120,18 +120,20 @@ impl Drop for InFlight {
 
 /// A request counted in the in-flight gauge until its response has been
 /// sent whole, whose body bytes are counted as they go out.
-pub struct Metered;
+pub struct Metered(&'static Handles);
 
 impl Metered {
-    pub fn begin() -> Self {
-        metrics::gauge!(names::HTTP_IN_FLIGHT).increment(1.0);
-        Self
+    /// None when metrics are not recorded.
+    pub fn begin() -> Option<Self> {
+        let handles = crate::metrics::handles()?;
+        handles.in_flight.increment(1.0);
+        Some(Self(handles))
     }
 }
 
 impl Drop for Metered {
     fn drop(&mut self) {
-        metrics::gauge!(names::HTTP_IN_FLIGHT).decrement(1.0);
+        self.0.in_flight.decrement(1.0);
     }
 }
 
@@ -166,11 +168,11 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if self.metered.is_some()
+        if let Some(Metered(handles)) = &self.metered
             && let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
         {
-            metrics::counter!(names::HTTP_BYTES_SENT).increment(data.len() as u64);
+            handles.bytes_sent.increment(data.len() as u64);
         }
         polled
     }

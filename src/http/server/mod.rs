@@ -117,7 +117,7 @@ pub async fn serve(
             hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 let in_flight = shared.begin();
-                let metered = config.metrics.then(conn::Metered::begin);
+                let metered = config.metrics.then(conn::Metered::begin).flatten();
                 let refused = shared.dispatch();
                 let router = router.clone();
                 async move {
@@ -175,10 +175,11 @@ pub async fn serve(
 
 /// The registry's figures as metrics (its own counters are the truth).
 fn record_registry(registry: &Registry) {
-    use crate::metrics::names;
-    metrics::gauge!(names::HTTP_CONNECTIONS_OPEN).set(registry.open() as f64);
-    metrics::counter!(names::HTTP_CONNECTIONS_REFUSED).absolute(registry.refused());
-    metrics::counter!(names::HTTP_CONNECTIONS_EVICTED).absolute(registry.evicted());
+    if let Some(h) = crate::metrics::handles() {
+        h.connections_open.set(registry.open() as f64);
+        h.connections_refused.absolute(registry.refused());
+        h.connections_evicted.absolute(registry.evicted());
+    }
 }
 
 /// The answer to a request refused before routing: the API's error body
