@@ -42,33 +42,40 @@ pub fn record(res: &Response, method: &Method, started: Instant) {
         .extensions()
         .get::<Route>()
         .map_or("none", |r| r.0.as_str());
-    let key = (
-        route.to_owned(),
-        method_label(method),
-        status_class(res.status().as_u16()),
-    );
+    let labels = (method_label(method), status_class(res.status().as_u16()));
     let elapsed = started.elapsed().as_secs_f64();
     // The handles of each (route, method, status): the recorder's own
-    // look-up builds and hashes a labelled key on every call.
-    if let Some((count, time)) = HANDLES.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+    // look-up builds and hashes a labelled key on every call, and this
+    // one is found by the borrowed template.
+    let known = HANDLES.read().unwrap_or_else(|p| p.into_inner());
+    if let Some((count, time)) = known
+        .get(route)
+        .and_then(|seen| seen.iter().find(|(l, _)| *l == labels))
+        .map(|(_, h)| h)
+    {
         count.increment(1);
         time.record(elapsed);
         return;
     }
-    let (route, method, status) = key.clone();
-    let count = counter!(names::HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status);
-    let time = histogram!(names::HTTP_DURATION, "route" => route, "method" => method);
+    drop(known);
+    let (method, status) = labels;
+    let count = counter!(names::HTTP_REQUESTS, "route" => route.to_owned(), "method" => method, "status" => status);
+    let time = histogram!(names::HTTP_DURATION, "route" => route.to_owned(), "method" => method);
     count.increment(1);
     time.record(elapsed);
     HANDLES
         .write()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(key, (count, time));
+        .entry(route.to_owned())
+        .or_default()
+        .push((labels, (count, time)));
 }
 
-/// One entry per route template, method and status class seen: a bounded
-/// set (templates and methods are closed sets).
-type HandleMap = HashMap<(String, &'static str, &'static str), (Counter, Histogram)>;
+/// Per route template, the handles of each (method, status class) seen: a
+/// bounded set (templates and methods are closed sets). Two threads
+/// registering the same labels at once may both push; the recorder hands
+/// them the same series, and the first is found from then on.
+type HandleMap = HashMap<String, Vec<((&'static str, &'static str), (Counter, Histogram))>>;
 
 static HANDLES: LazyLock<RwLock<HandleMap>> = LazyLock::new(Default::default);
 
