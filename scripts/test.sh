@@ -42,6 +42,7 @@ source "$s3_dir/env"
 
 echo "==> Prometheus (for the scrape test)"
 if ! command -v prometheus >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
     apt-get install -y --no-install-recommends prometheus >/dev/null \
         || { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }
 fi

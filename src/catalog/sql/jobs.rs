@@ -253,16 +253,13 @@ async fn claim(
            ORDER BY j.run_after, j.id LIMIT $4{SKIP_LOCKED}) \
          RETURNING id"
     );
-    let ids: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(owner)
         .bind(lease_until)
         .bind(now)
         .bind(limit.min(i64::MAX as u64) as i64)
         .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get("id"))
-        .collect::<std::result::Result<_, _>>()?;
+        .await?;
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -275,31 +272,10 @@ async fn claim(
          WHERE {} ORDER BY j.run_after, j.id",
         dialect::in_list("j.id", 1)
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(dialect::list(&ids))
         .fetch_all(&mut **tx)
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Job {
-                id: r.try_get("id")?,
-                scope_id: r.try_get("scope_id")?,
-                org_id: r.try_get("org_id")?,
-                connection_id: r.try_get("connection_id")?,
-                media_id: r.try_get("media_id")?,
-                label: r.try_get("label")?,
-                attempts: r.try_get::<i64, _>("attempts")? as u32,
-                origin: Origin::parse(&r.try_get::<String, _>("origin")?)
-                    .unwrap_or(Origin::Upstream),
-                upstream_url: r.try_get("upstream_url")?,
-                upstream_size: r
-                    .try_get::<Option<i64>, _>("upstream_size")?
-                    .map(|n| n as u64),
-                content_type: r.try_get("content_type")?,
-                list_hint: r.try_get("list_hint")?,
-            })
-        })
-        .collect()
+        .await?)
 }
 
 /// How a failed attempt ends.

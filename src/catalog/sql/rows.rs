@@ -7,7 +7,7 @@ use sqlx::Row as _;
 
 pub use super::dialect::Row;
 use crate::catalog::{
-    ApiKeyRecord, Connection, MediaRecord, Org, OrgRateLimit, ScopeTotals, VariantRecord,
+    ApiKeyRecord, Connection, Job, MediaRecord, Org, OrgRateLimit, ScopeTotals, VariantRecord,
 };
 use crate::model::observed::Origin;
 use crate::model::{KeyScope, MediaType, VariantStatus};
@@ -24,7 +24,7 @@ macro_rules! from_row {
     )*};
 }
 
-from_row!(VariantRecord => variant, Org => org, Connection => connection, ApiKeyRecord => api_key, MediaRecord => media);
+from_row!(VariantRecord => variant, Job => job, Org => org, Connection => connection, ApiKeyRecord => api_key, MediaRecord => media);
 
 pub const VARIANT_COLUMNS: &str = "media_id, label, status, size_bytes, content_type, \
      access_count, created_at, stored_at, last_accessed_at, blob_key, checksum, origin, \
@@ -53,6 +53,10 @@ fn unsigned(row: &Row, column: &str) -> anyhow::Result<u64> {
     Ok(row.try_get::<i64, _>(column)? as u64)
 }
 
+fn opt_unsigned(row: &Row, column: &str) -> anyhow::Result<Option<u64>> {
+    Ok(row.try_get::<Option<i64>, _>(column)?.map(|n| n as u64))
+}
+
 /// Scope counters, from the three columns that hold them.
 pub fn totals(row: &Row, live: &str, stored: &str, bytes: &str) -> anyhow::Result<ScopeTotals> {
     Ok(ScopeTotals {
@@ -78,9 +82,7 @@ pub fn variant(row: &Row) -> anyhow::Result<VariantRecord> {
         checksum: row.try_get("checksum")?,
         origin: Origin::parse(row.try_get("origin")?).unwrap_or(Origin::Upload),
         upstream_url: row.try_get("upstream_url")?,
-        upstream_size: row
-            .try_get::<Option<i64>, _>("upstream_size")?
-            .map(|n| n as u64),
+        upstream_size: opt_unsigned(row, "upstream_size")?,
         last_error: row.try_get("last_error")?,
         generation: row.try_get("generation")?,
     })
@@ -163,4 +165,22 @@ pub fn scopes_text(scopes: &[KeyScope]) -> String {
         .map(|s| s.as_str())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// A claimed job, with what its worker needs of the variant and media.
+pub fn job(row: &Row) -> anyhow::Result<Job> {
+    Ok(Job {
+        id: row.try_get("id")?,
+        scope_id: row.try_get("scope_id")?,
+        org_id: row.try_get("org_id")?,
+        connection_id: row.try_get("connection_id")?,
+        media_id: row.try_get("media_id")?,
+        label: row.try_get("label")?,
+        attempts: unsigned(row, "attempts")? as u32,
+        origin: Origin::parse(row.try_get("origin")?).unwrap_or(Origin::Upstream),
+        upstream_url: row.try_get("upstream_url")?,
+        upstream_size: opt_unsigned(row, "upstream_size")?,
+        content_type: row.try_get("content_type")?,
+        list_hint: row.try_get("list_hint")?,
+    })
 }
