@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::blobs::LocalBlobStore;
 use crate::catalog::Catalog;
 use crate::http::server::{self, ServerConfig, Timeouts, limits};
 use crate::metrics;
 use crate::model::time::now_ms;
+use crate::service::background::{Background, pause};
 use crate::service::pipeline::{self, PipelineConfig};
 use crate::service::secret_box::SecretBox;
 use crate::service::throttle::RateLimitConfig;
@@ -62,9 +64,19 @@ pub struct ServeOptions {
     pub timeouts: Timeouts,
     pub max_connections: Option<usize>,
     pub rate_limits: RateLimitConfig,
+    /// On SIGTERM or SIGINT: how long responses in progress may take to
+    /// finish, and then the background workers to end their last step.
+    pub shutdown_grace: Duration,
 }
 
-/// Runs the server until SIGINT or SIGTERM.
+/// The exit status after a second stop signal cut the graceful stop short
+/// (as a shell reports a process ended by SIGINT).
+pub const FORCED_EXIT: i32 = 130;
+
+/// Runs the server until SIGINT or SIGTERM, then stops cleanly: no new
+/// connections, responses in progress finish (for the grace at most),
+/// workers end their step and give back what they claimed, access counts
+/// are written and the catalog closed. A second signal exits at once.
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     // Before any file is opened: the cap below is derived from the limit.
     let nofile = limits::raise_nofile_limit();
@@ -111,15 +123,14 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             "the catalog is shared (PostgreSQL) but blobs are in a local directory: run a single node, or give every node --blobs s3://..."
         );
     }
+    let background = Background::new();
     if opts.stores.single_server() {
         recover_single_server(stores.catalog.as_ref()).await?;
     } else {
         // Other nodes may be mid-upload or mid-fetch: only intents older
         // than any upload could take are given up, periodically.
-        tokio::spawn(requeue_stale_intents(
-            stores.catalog.clone(),
-            opts.stale_upload,
-        ));
+        let (catalog, stale) = (stores.catalog.clone(), opts.stale_upload);
+        background.spawn(|stop| requeue_stale_intents(catalog, stale, stop));
     }
 
     let listener = listen(&opts.listen)
@@ -149,28 +160,27 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         service = service.with_upstream(UpstreamClient::new(url, key)?);
         tracing::info!(upstream = %url, "media is fetched from the upstream");
     }
-    tokio::spawn(reclaim::run_worker(
-        service.clone(),
-        opts.reclaim_interval,
-        opts.reclaim_share,
-    ));
-    tokio::spawn(pipeline::run_pipeline(
-        service.clone(),
-        opts.pipeline.clone(),
-    ));
-    tokio::spawn(flush_access_counts(service.clone()));
-    tokio::spawn(keyring::run_reloader(service.clone(), opts.key_reload));
-    tokio::spawn(retention::run_worker(service.clone(), opts.sweep_interval));
-    tokio::spawn(prune_rate_limits(service.clone()));
+    let svc = || service.clone();
+    let (interval, share) = (opts.reclaim_interval, opts.reclaim_share);
+    background.spawn(|stop| reclaim::run_worker(svc(), interval, share, stop));
+    let pipeline_config = opts.pipeline.clone();
+    background.spawn(|stop| pipeline::run_pipeline(svc(), pipeline_config, stop));
+    background.spawn(|stop| flush_access_counts(svc(), stop));
+    let key_reload = opts.key_reload;
+    background.spawn(|stop| keyring::run_reloader(svc(), key_reload, stop));
+    let sweep = opts.sweep_interval;
+    background.spawn(|stop| retention::run_worker(svc(), sweep, stop));
+    background.spawn(|stop| prune_rate_limits(svc(), stop));
 
     let server_config = ServerConfig {
         timeouts: opts.timeouts,
         max_connections,
         metrics: metrics.is_some(),
+        shutdown_grace: opts.shutdown_grace,
     };
     // Its own address, so that scraping needs no API key and the API port
     // answers no metrics to the public; the same connection limits apply.
-    let stop_metrics = tokio_util::sync::CancellationToken::new();
+    let stop_metrics = CancellationToken::new();
     let metrics_server = match (&opts.metrics_listen, metrics) {
         (Some(at), Some(handle)) => {
             let listener = listen(at)
@@ -209,19 +219,35 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         open_files = nofile,
         "serving"
     );
+    let workers = background.stop_token();
+    let mut signals = StopSignals::new().context("cannot watch SIGINT and SIGTERM")?;
+    let stopping = async move {
+        signals.next().await;
+        // The workers stop while the responses in progress finish.
+        workers.cancel();
+        tokio::spawn(async move {
+            signals.next().await;
+            tracing::warn!("second stop signal: exiting at once");
+            std::process::exit(FORCED_EXIT);
+        });
+    };
     server::serve(
         listener,
         crate::http::router(service.clone()),
         server_config,
-        shutdown_signal(),
+        stopping,
     )
     .await;
     stop_metrics.cancel();
     if let Some(task) = metrics_server {
         let _ = task.await;
     }
+    if !background.stop(opts.shutdown_grace).await {
+        tracing::warn!("background work still running after the grace is cut");
+    }
     // Counts gathered since the last flush are written before exit.
     service.access().flush(stores.catalog.as_ref()).await?;
+    stores.catalog.close().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -272,35 +298,38 @@ async fn recover_single_server(catalog: &dyn Catalog) -> anyhow::Result<()> {
 /// commit after that is refused, so a live upload that runs longer fails
 /// cleanly (409) rather than losing bytes: `stale` must exceed the longest
 /// upload.
-async fn requeue_stale_intents(catalog: Arc<dyn Catalog>, stale: Duration) {
-    let mut tick = tokio::time::interval(
-        STALE_INTENT_CHECK
-            .min(stale / 4)
-            .max(Duration::from_secs(1)),
-    );
+async fn requeue_stale_intents(
+    catalog: Arc<dyn Catalog>,
+    stale: Duration,
+    stop: CancellationToken,
+) {
+    let every = STALE_INTENT_CHECK
+        .min(stale / 4)
+        .max(Duration::from_secs(1));
+    // At start too: a node that died long ago may have left some.
     loop {
-        tick.tick().await;
         let before = now_ms() - stale.as_millis() as i64;
         match catalog.requeue_upload_intents(before).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(n, "uploads abandoned by a stopped node will be reclaimed"),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot requeue stale uploads"),
         }
+        if !pause(&stop, every).await {
+            return;
+        }
     }
 }
 
-async fn prune_rate_limits(service: VaultService) {
-    let mut tick = tokio::time::interval(rate_limit::PRUNE_EVERY);
-    loop {
-        tick.tick().await;
+async fn prune_rate_limits(service: VaultService, stop: CancellationToken) {
+    while pause(&stop, rate_limit::PRUNE_EVERY).await {
         service.prune_rate_limits();
     }
 }
 
-async fn flush_access_counts(service: VaultService) {
-    let mut tick = tokio::time::interval(ACCESS_FLUSH_EVERY);
-    loop {
-        tick.tick().await;
+/// Stops between flushes only: counts taken from memory are always
+/// written (or put back), and the last ones are flushed after the stop.
+async fn flush_access_counts(service: VaultService, stop: CancellationToken) {
+    while pause(&stop, ACCESS_FLUSH_EVERY).await {
         if let Err(e) = service.access().flush(service.catalog().as_ref()).await {
             tracing::warn!(error = %format!("{e:#}"), "cannot write access counts; will retry");
         }
@@ -309,23 +338,47 @@ async fn flush_access_counts(service: VaultService) {
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    match StopSignals::new() {
+        Ok(mut signals) => signals.next().await,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch stop signals; stop with SIGKILL");
+            std::future::pending().await
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
-    tracing::info!("shutting down");
+}
+
+/// SIGINT and SIGTERM, watched from creation on: a second signal that
+/// arrives while the first is being handled is not missed.
+pub struct StopSignals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    pub fn new() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// The next SIGINT or SIGTERM.
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    }
 }

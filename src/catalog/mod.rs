@@ -56,6 +56,11 @@ pub trait Catalog:
     /// still re-read periodically: a PostgreSQL listener that reconnects
     /// may have missed notifications (it ticks once it is back).
     async fn watch_changes(&self) -> Result<ChangeWatch>;
+
+    /// Waits for the connections in use to come back and closes them all:
+    /// the last step of a clean stop (on SQLite, closing the last
+    /// connection checkpoints the write-ahead log into the database file).
+    async fn close(&self);
 }
 
 /// Organizations, their API keys, and the URL signing keys.

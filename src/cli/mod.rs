@@ -283,6 +283,9 @@ struct ServeArgs {
     /// Most client connections at once; at the cap the oldest idle one is closed for a new one, or the new one is closed when all are busy [default: from the open-file limit (raised to its hard limit at start): (limit - max(64, limit/8)) / 2, at most 8192].
     #[arg(long, env = "VAULTPLUS_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
+    /// On SIGTERM or SIGINT: seconds that responses and downloads in progress may take to finish (new connections are refused at once), and then the background workers to end their step; a second signal exits at once (status 130).
+    #[arg(long, env = "VAULTPLUS_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    shutdown_grace_secs: u64,
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -341,6 +344,7 @@ pub fn run() -> anyhow::Result<()> {
                         write_idle: Duration::from_secs(a.write_idle_timeout_secs),
                     },
                     max_connections: a.max_connections.map(|n| n as usize),
+                    shutdown_grace: Duration::from_secs(a.shutdown_grace_secs),
                     rate_limits: RateLimitConfig {
                         per_minute: a.rate_limit_per_minute,
                         burst: a.rate_limit_burst,

@@ -4,6 +4,7 @@
 //! they expire.
 
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use rand::RngCore;
 
@@ -97,7 +98,7 @@ impl VaultService {
 /// catalog signals a change by another process or node (a retired key stops
 /// verifying within a second), and every `every` in any case (the signal
 /// can be missed while a PostgreSQL listener reconnects).
-pub async fn run_reloader(service: VaultService, every: Duration) {
+pub async fn run_reloader(service: VaultService, every: Duration, stop: CancellationToken) {
     let mut changes = match service.catalog().watch_changes().await {
         Ok(rx) => Some(rx),
         Err(e) => {
@@ -115,6 +116,7 @@ pub async fn run_reloader(service: VaultService, every: Duration) {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
             alive = changed => if !alive { changes = None },
+            () = stop.cancelled() => return,
         }
         if let Err(e) = service.reload_signing_keys().await {
             tracing::warn!(error = %format!("{e:#}"), "cannot reload URL signing keys");

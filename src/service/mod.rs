@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod background;
 mod cursor;
 pub mod delivery;
 pub mod error;

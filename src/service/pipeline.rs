@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::blobs::PutError;
 use crate::catalog::{CommitOutcome, FetchedBlob, Job};
@@ -16,6 +18,7 @@ use crate::model::time::now_ms;
 use crate::model::{ConnectionId, Label, MediaType, VariantStatus};
 use crate::upstream::FetchError;
 
+use super::background::cut_on_stop;
 use super::thumbnail::{THUMB_MAX_SIDE, make_thumbnail};
 use super::{ConnectionContext, ServiceError, VaultService};
 
@@ -82,12 +85,21 @@ fn no_room(error: String) -> JobError {
 /// Largest full image read into memory to make a thumbnail.
 const MAX_THUMB_SOURCE: u64 = 64 * 1024 * 1024;
 
-pub async fn run_pipeline(service: VaultService, cfg: PipelineConfig) {
+/// Claims and runs storing jobs until `stop` is cancelled, then waits for
+/// the jobs under way: a job cut by the stop is given back at once, without
+/// spending one of its tries, so that another node (or the next start)
+/// takes it without waiting for its lease to run out.
+pub async fn run_pipeline(service: VaultService, cfg: PipelineConfig, stop: CancellationToken) {
     let owner = format!("worker-{}", uuid::Uuid::new_v4().simple());
     let slots = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
-    loop {
-        let Ok(first) = slots.clone().acquire_owned().await else {
-            return;
+    let running = TaskTracker::new();
+    'claiming: while !stop.is_cancelled() {
+        let first = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = stop.cancelled() => break,
         };
         let want = 1 + slots.available_permits() as u64;
         let now = now_ms();
@@ -116,25 +128,39 @@ pub async fn run_pipeline(service: VaultService, cfg: PipelineConfig) {
             tokio::select! {
                 _ = service.pipeline_signal.wait() => {}
                 _ = tokio::time::sleep(wait) => {}
+                _ = stop.cancelled() => {}
             }
             continue;
         }
         let mut permit = Some(first);
-        for job in jobs {
+        let mut jobs = jobs.into_iter();
+        while let Some(job) = jobs.next() {
             let slot = match permit.take() {
                 Some(p) => p,
-                None => match slots.clone().acquire_owned().await {
-                    Ok(p) => p,
-                    Err(_) => return,
+                None => tokio::select! {
+                    p = slots.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break 'claiming,
+                    },
+                    // Claimed but not started: given back untouched.
+                    _ = stop.cancelled() => {
+                        for job in std::iter::once(job).chain(jobs) {
+                            service.give_back(&job, &claim).await;
+                        }
+                        break 'claiming;
+                    }
                 },
             };
-            let (svc, cfg, owner) = (service.clone(), cfg.clone(), claim.clone());
-            tokio::spawn(async move {
-                svc.run_job(job, &owner, &cfg).await;
+            let (svc, cfg, owner, stop) =
+                (service.clone(), cfg.clone(), claim.clone(), stop.clone());
+            running.spawn(async move {
+                svc.run_job(job, &owner, &cfg, &stop).await;
                 drop(slot);
             });
         }
     }
+    running.close();
+    running.wait().await;
 }
 
 impl VaultService {
@@ -143,7 +169,20 @@ impl VaultService {
         self.pipeline_signal.wake();
     }
 
-    async fn run_job(&self, job: Job, owner: &str, cfg: &PipelineConfig) {
+    /// Ends a claim on `job` without an attempt, so it runs again at once.
+    async fn give_back(&self, job: &Job, owner: &str) {
+        let error = "interrupted by a server stop; storing resumes";
+        if let Err(e) = self
+            .catalog
+            .retry_job(job.id, owner, error, now_ms(), false)
+            .await
+        {
+            // Its lease runs out instead.
+            tracing::warn!(error = %format!("{e:#}"), job = job.id, "cannot give back a job");
+        }
+    }
+
+    async fn run_job(&self, job: Job, owner: &str, cfg: &PipelineConfig, stop: &CancellationToken) {
         let heartbeat = {
             let (catalog, owner, lease, id) =
                 (self.catalog.clone(), owner.to_owned(), cfg.lease, job.id);
@@ -165,13 +204,19 @@ impl VaultService {
             })
         };
         let result = match job.origin {
-            crate::model::observed::Origin::Upstream => self.fetch_job(&job, cfg).await,
-            crate::model::observed::Origin::Derived => self.derive_job(&job).await,
+            crate::model::observed::Origin::Upstream => self.fetch_job(&job, cfg, stop).await,
+            crate::model::observed::Origin::Derived => self.derive_job(&job, stop).await,
             crate::model::observed::Origin::Upload => Err(JobError::Fail(
                 "an uploaded variant has no source to fetch from".into(),
             )),
         };
         heartbeat.abort();
+        if stop.is_cancelled() && matches!(result, Err(JobError::Retry { .. })) {
+            // Most likely the stop's doing (a cut body): not the variant's
+            // fault, so no try is spent.
+            self.give_back(&job, owner).await;
+            return;
+        }
         let now = now_ms();
         let limit = match &result {
             Ok(_) => self
@@ -241,6 +286,7 @@ impl VaultService {
         job: &Job,
         body: crate::blobs::ByteStream,
         expected: Option<u64>,
+        stop: &CancellationToken,
     ) -> Result<(String, crate::blobs::PutOutcome), JobError> {
         // Below the free-space floor, wait (without spending a try) rather
         // than fill the disk.
@@ -249,7 +295,7 @@ impl VaultService {
             Err(ServiceError::InsufficientStorage(e)) => return Err(no_room(e)),
             Err(e) => return Err(retry(format!("blob store: {e}"))),
         };
-        let body = reservation.meter(body);
+        let body = reservation.meter(cut_on_stop(body, stop.clone()));
         let key = format!("{}/{}", job.scope_id, uuid::Uuid::new_v4().simple());
         self.catalog
             .begin_upload(job.scope_id, &key, now_ms())
@@ -287,19 +333,32 @@ impl VaultService {
         self.connection(&principal, id.as_str()).await.ok()
     }
 
-    async fn fetch_job(&self, job: &Job, cfg: &PipelineConfig) -> Result<FetchedBlob, JobError> {
+    async fn fetch_job(
+        &self,
+        job: &Job,
+        cfg: &PipelineConfig,
+        stop: &CancellationToken,
+    ) -> Result<FetchedBlob, JobError> {
         let upstream = self.upstream().map_err(|e| retry(e.to_string()))?.clone();
         let url = job
             .upstream_url
             .clone()
             .ok_or_else(|| JobError::Fail("no upstream URL is known".into()))?;
-        let resp = match upstream.fetch(&url).await {
-            Err(FetchError::Expired) => {
-                // The signed URL expired: list again for a fresh one.
-                let fresh = self.fresh_url(job).await?;
-                upstream.fetch(&fresh).await
+        // Before the response head nothing but whole catalog transactions
+        // (a URL refresh) is written: a stop may drop it.
+        let head = async {
+            match upstream.fetch(&url).await {
+                Err(FetchError::Expired) => {
+                    // The signed URL expired: list again for a fresh one.
+                    let fresh = self.fresh_url(job).await?;
+                    Ok(upstream.fetch(&fresh).await)
+                }
+                other => Ok(other),
             }
-            other => other,
+        };
+        let resp = tokio::select! {
+            r = head => r?,
+            _ = stop.cancelled() => return Err(retry("the server is stopping")),
         };
         let resp = resp.map_err(|e| match e {
             FetchError::Gone => JobError::Fail(e.to_string()),
@@ -333,7 +392,7 @@ impl VaultService {
         }
         let body = Box::pin(resp.bytes_stream().map_err(std::io::Error::other));
         let expected = declared.or(job.upstream_size);
-        let (key, out) = self.write_job_blob(job, body, expected).await?;
+        let (key, out) = self.write_job_blob(job, body, expected, stop).await?;
         if let Some(want) = expected.filter(|w| *w != out.size_bytes) {
             let _ = self.catalog.abort_upload(&key, now_ms()).await;
             self.reclaim_soon();
@@ -377,7 +436,11 @@ impl VaultService {
         }
     }
 
-    async fn derive_job(&self, job: &Job) -> Result<FetchedBlob, JobError> {
+    async fn derive_job(
+        &self,
+        job: &Job,
+        stop: &CancellationToken,
+    ) -> Result<FetchedBlob, JobError> {
         let media = Self::media_id_of(&job.media_id).map_err(|e| JobError::Fail(e.to_string()))?;
         let full_label = Label::parse("full").map_err(JobError::Fail)?;
         let full = self
@@ -433,7 +496,7 @@ impl VaultService {
         let body = Box::pin(futures::stream::once(async move {
             Ok(bytes::Bytes::from(jpeg))
         }));
-        let (key, out) = self.write_job_blob(job, body, Some(len)).await?;
+        let (key, out) = self.write_job_blob(job, body, Some(len), stop).await?;
         Ok(FetchedBlob {
             blob_key: key,
             content_type: "image/jpeg".into(),

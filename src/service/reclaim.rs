@@ -10,7 +10,10 @@ use futures::StreamExt;
 use crate::blobs::BlobStore;
 use crate::catalog::{Catalog, ReclaimBacklog};
 
+use tokio_util::sync::CancellationToken;
+
 use super::VaultService;
+use super::background::pause;
 use super::signal::Signal;
 
 /// Records drained from a retired scope per transaction, and blobs deleted
@@ -46,8 +49,12 @@ impl VaultService {
     /// Runs reclaim until nothing is left (or only blobs whose deletion
     /// keeps failing, which stay queued for the next run), working at most
     /// `share` of the time.
-    pub async fn reclaim_until_idle(&self, share: f64) -> anyhow::Result<ReclaimReport> {
-        reclaim_with_share(self.catalog.as_ref(), self.blobs.as_ref(), share).await
+    pub async fn reclaim_until_idle(
+        &self,
+        share: f64,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<ReclaimReport> {
+        reclaim_with_share(self.catalog.as_ref(), self.blobs.as_ref(), share, stop).await
     }
 
     pub async fn reclaim_backlog(&self) -> anyhow::Result<ReclaimBacklog> {
@@ -60,16 +67,21 @@ pub async fn reclaim_until_idle(
     catalog: &dyn Catalog,
     blobs: &dyn BlobStore,
 ) -> anyhow::Result<ReclaimReport> {
-    reclaim_with_share(catalog, blobs, 1.0).await
+    reclaim_with_share(catalog, blobs, 1.0, &CancellationToken::new()).await
 }
 
 /// Reclaims in rounds, resting after each so that reclaim takes at most
 /// `share` (0-1] of the time: purged bytes go steadily without taking the
 /// disk and the catalog's write lock from serving and ingest.
+///
+/// `stop` is looked at between rounds only: a round ends by forgetting or
+/// postponing every deletion it claimed, so stopping there leaves no claim
+/// behind for other nodes to wait out.
 pub async fn reclaim_with_share(
     catalog: &dyn Catalog,
     blobs: &dyn BlobStore,
     share: f64,
+    stop: &CancellationToken,
 ) -> anyhow::Result<ReclaimReport> {
     let share = share.clamp(0.01, 1.0);
     let mut report = ReclaimReport::default();
@@ -100,11 +112,11 @@ pub async fn reclaim_with_share(
                 .await?;
         }
         report.blobs += done.len() as u64;
-        if drained == 0 && done.is_empty() {
+        if (drained == 0 && done.is_empty()) || stop.is_cancelled() {
             return Ok(report);
         }
-        if share < 1.0 {
-            tokio::time::sleep(round.elapsed().mul_f64(1.0 / share - 1.0)).await;
+        if share < 1.0 && !pause(stop, round.elapsed().mul_f64(1.0 / share - 1.0)).await {
+            return Ok(report);
         }
     }
 }
@@ -137,9 +149,14 @@ async fn delete_one_by_one(
 
 /// The worker loop: runs on wake-ups and at least every `interval`, using
 /// at most `share` of the time.
-pub async fn run_worker(service: VaultService, interval: Duration, share: f64) {
-    loop {
-        match service.reclaim_until_idle(share).await {
+pub async fn run_worker(
+    service: VaultService,
+    interval: Duration,
+    share: f64,
+    stop: CancellationToken,
+) {
+    while !stop.is_cancelled() {
+        match service.reclaim_until_idle(share, &stop).await {
             Ok(r) if r.records + r.blobs > 0 => {
                 tracing::info!(records = r.records, blobs = r.blobs, "reclaimed");
             }
@@ -161,6 +178,7 @@ pub async fn run_worker(service: VaultService, interval: Duration, share: f64) {
         tokio::select! {
             _ = service.reclaim_signal.wait() => {}
             _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => {}
         }
     }
 }

@@ -4,6 +4,7 @@
 //! also act at store time, in the storing transaction.
 
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, Connection, Org, ScopeId};
 use crate::model::VaultPlusSettings;
@@ -83,9 +84,10 @@ pub async fn sweep(catalog: &dyn Catalog, now: i64) -> anyhow::Result<SweepRepor
 }
 
 /// The periodic sweep of a server.
-pub async fn run_worker(service: VaultService, every: Duration) {
-    loop {
-        tokio::time::sleep(every).await;
+pub async fn run_worker(service: VaultService, every: Duration, stop: CancellationToken) {
+    // A sweep under way finishes (each eviction is its own transaction);
+    // the stop is looked at between sweeps.
+    while super::background::pause(&stop, every).await {
         match sweep(service.catalog().as_ref(), now_ms()).await {
             Ok(r) if r.evicted > 0 => {
                 tracing::info!(

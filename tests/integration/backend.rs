@@ -66,6 +66,24 @@ impl Backend {
         Self { env, s3: Some(s3) }
     }
 
+    /// The first column of the first row of `sql` run on the catalog of a
+    /// server on these stores (data directory `dir` when embedded), as text.
+    pub async fn catalog_scalar(&self, dir: &std::path::Path, sql: &str) -> String {
+        let Some((_, url)) = self.env.iter().find(|(k, _)| k == "VAULTPLUS_DATABASE_URL") else {
+            return crate::harness::sqlite(&dir.join("catalog.sqlite"), sql);
+        };
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .expect("connect to the test database");
+        let value: Option<String> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT ({sql})::text")))
+                .fetch_optional(&mut conn)
+                .await
+                .expect("query the catalog")
+                .flatten();
+        value.unwrap_or_default()
+    }
+
     pub fn is_cluster(&self) -> bool {
         self.s3.is_some()
     }

@@ -96,6 +96,25 @@ impl TestServer {
         self.start_again(extra).await;
     }
 
+    /// Sends the server a signal (`TERM`, `INT`, `STOP`, ...).
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{name}");
+    }
+
+    /// The exit status, if the server's process has ended.
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("look at the server process")
+    }
+
+    /// Waits for the server's process to end.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for the server")
+    }
+
     /// Stops the server cleanly (SIGTERM, as an init system would) and
     /// starts it again on the same data dir.
     pub async fn restart_gracefully(&mut self, extra: &[&str]) {
@@ -117,8 +136,11 @@ impl TestServer {
         self.wait_healthy().await;
     }
 
+    /// Generous: under a full parallel test run on two cores a start can
+    /// take many seconds; a bound this wide only catches a server that
+    /// never comes up.
     async fn wait_healthy(&self) {
-        for _ in 0..100 {
+        for _ in 0..1200 {
             if let Ok(r) = self.http.get(format!("{}/healthz", self.base)).send().await
                 && r.status() == 200
             {
@@ -372,7 +394,7 @@ fn spawn(
         }
     });
     let started = rx
-        .recv_timeout(Duration::from_secs(30))
+        .recv_timeout(Duration::from_secs(120))
         .expect("server printed its address");
     (child, started)
 }

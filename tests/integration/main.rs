@@ -27,6 +27,7 @@ mod prometheus_server;
 mod rate_limit;
 mod retention;
 mod secret_files;
+mod shutdown;
 mod slow_clients;
 mod small_disk;
 mod smoke;

@@ -115,6 +115,10 @@ impl Stores {
         Ok(found)
     }
 
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     pub fn reader(&self) -> &PgPool {
         &self.pool
     }

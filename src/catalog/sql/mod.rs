@@ -116,6 +116,10 @@ impl Catalog for SqlCatalog {
     async fn watch_changes(&self) -> Result<ChangeWatch> {
         self.db.watch_changes().await
     }
+
+    async fn close(&self) {
+        self.db.close().await;
+    }
 }
 
 /// Pause before a retried transaction: random, so that the two victims of

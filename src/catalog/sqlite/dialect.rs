@@ -137,6 +137,20 @@ impl Stores {
         Ok(found)
     }
 
+    /// Copies the write-ahead log into the database file and empties it
+    /// (the data-version connection may still be open, so closing alone
+    /// would not), then closes the pools: the file alone is the catalog.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot checkpoint the catalog's write-ahead log");
+        }
+        self.writer.close().await;
+    }
+
     pub fn reader(&self) -> &SqlitePool {
         &self.reader
     }

@@ -32,8 +32,6 @@ use tower::ServiceExt;
 pub use guarded_io::Timeouts;
 use registry::{Admission, Registry};
 
-/// How long a stopping server lets responses in progress finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Hyper's buffer bound (read and queued writes): a whole head fits, and a
 /// slow reader holds at most this plus one body chunk.
 const HYPER_BUF: usize = framing::MAX_HEAD_BYTES + 16 * 1024;
@@ -50,10 +48,15 @@ pub struct ServerConfig {
     /// Whether this listener's connections and bytes are recorded as
     /// metrics (the API's are; the metrics listener's own are not).
     pub metrics: bool,
+    /// How long a stopping server lets responses in progress finish.
+    pub shutdown_grace: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets the
-/// responses in progress finish (for [`SHUTDOWN_GRACE`] at most).
+/// responses in progress finish (for `config.shutdown_grace` at most).
+/// The listening socket closes at once, so new connections are refused
+/// rather than left waiting in the backlog; keep-alive connections close
+/// after the response they are busy with.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -159,16 +162,17 @@ pub async fn serve(
             }
         });
     }
+    drop(listener);
     stop.cancel();
     tasks.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+    if tokio::time::timeout(config.shutdown_grace, tasks.wait())
         .await
         .is_err()
     {
         tracing::warn!(
             open = registry.open(),
             "responses still in progress after {} s are cut",
-            SHUTDOWN_GRACE.as_secs()
+            config.shutdown_grace.as_secs()
         );
     }
 }
