@@ -196,6 +196,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
                 catalog: stores.catalog.clone(),
                 blobs: stores.blobs.clone(),
                 min_free_bytes: opts.min_free_bytes,
+                reserved_bytes: {
+                    let service = service.clone();
+                    Arc::new(move || service.reserved_bytes())
+                },
             });
             let config = ServerConfig {
                 metrics: false,

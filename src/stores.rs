@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::blobs::s3::{S3BlobStore, S3Options};
-use crate::blobs::{BlobStore, CachedBlobStore, LocalBlobStore};
+use crate::blobs::{BlobStore, CachedBlobStore, LocalBlobStore, MeteredBlobStore};
 use crate::catalog::Catalog;
 use crate::catalog::postgres::PostgresCatalog;
 use crate::catalog::sqlite::SqliteCatalog;
@@ -239,7 +239,18 @@ pub async fn require_catalog(spec: &StoreSpec) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The store as a server uses it: timed when metrics are recorded, behind
+/// the small-blob cache (whose hits are no store operations) when it has
+/// a budget.
 fn cached<S: BlobStore>(store: S, budget: u64) -> Arc<dyn BlobStore> {
+    if crate::metrics::enabled() {
+        uncached_or_cached(MeteredBlobStore(store), budget)
+    } else {
+        uncached_or_cached(store, budget)
+    }
+}
+
+fn uncached_or_cached<S: BlobStore>(store: S, budget: u64) -> Arc<dyn BlobStore> {
     if budget == 0 {
         Arc::new(store)
     } else {

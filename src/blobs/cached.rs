@@ -7,6 +7,9 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
+use crate::metrics::count;
+use crate::metrics::names::BLOB_CACHE;
+
 use super::small_cache::{MAX_CACHED_BLOB, SmallBlobCache};
 use super::{BlobRead, BlobStore, ByteStream, PutError, PutOutcome};
 
@@ -48,8 +51,10 @@ impl<S: BlobStore> BlobStore for CachedBlobStore<S> {
 
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> anyhow::Result<Option<BlobRead>> {
         if let Some(whole) = self.small.get(key) {
+            count(BLOB_CACHE, "result", "hit", 1);
             return Ok(Some(answer(whole, range)));
         }
+        count(BLOB_CACHE, "result", "miss", 1);
         let Some(read) = self.inner.get(key, range).await? else {
             return Ok(None);
         };

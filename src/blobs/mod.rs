@@ -4,6 +4,7 @@
 
 pub mod cached;
 pub mod local;
+pub mod metered;
 mod probe_cache;
 pub mod s3;
 pub mod small_cache;
@@ -14,6 +15,7 @@ use futures::stream::BoxStream;
 
 pub use cached::CachedBlobStore;
 pub use local::LocalBlobStore;
+pub use metered::MeteredBlobStore;
 pub use s3::{S3BlobStore, S3Options};
 
 /// Deletions at once in the default [`BlobStore::delete_many`].

@@ -9,6 +9,8 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
+use crate::metrics::names;
+
 /// Blobs larger than this are never cached: they stream from disk.
 pub const MAX_CACHED_BLOB: u64 = 256 * 1024;
 
@@ -21,6 +23,16 @@ pub struct SmallBlobCache {
 struct Inner {
     used: u64,
     entries: HashMap<String, Bytes>,
+}
+
+impl Inner {
+    /// The cache's size as metrics, set under its lock so they agree.
+    fn report(&self) {
+        if crate::metrics::enabled() {
+            metrics::gauge!(names::BLOB_CACHE_BYTES).set(self.used as f64);
+            metrics::gauge!(names::BLOB_CACHE_ENTRIES).set(self.entries.len() as f64);
+        }
+    }
 }
 
 impl SmallBlobCache {
@@ -72,12 +84,14 @@ impl SmallBlobCache {
             inner.used -= old.len() as u64;
         }
         inner.used += size;
+        inner.report();
     }
 
     pub fn remove(&self, key: &str) {
         let mut inner = self.inner.lock().expect("blob cache lock poisoned");
         if let Some(b) = inner.entries.remove(key) {
             inner.used -= b.len() as u64;
+            inner.report();
         }
     }
 }

@@ -57,6 +57,9 @@ pub trait Catalog:
     /// may have missed notifications (it ticks once it is back).
     async fn watch_changes(&self) -> Result<ChangeWatch>;
 
+    /// Each connection pool's use (metrics).
+    fn pool_stats(&self) -> Vec<PoolStats>;
+
     /// Waits for the connections in use to come back and closes them all:
     /// the last step of a clean stop (on SQLite, closing the last
     /// connection checkpoints the write-ahead log into the database file).
@@ -290,6 +293,10 @@ pub trait JobQueue: Send + Sync {
     async fn release_all_leases(&self) -> Result<u64>;
     /// When the next job becomes due, if any is waiting.
     async fn next_job_due(&self) -> Result<Option<i64>>;
+    /// The queue's jobs by state at `now` (metrics). Reads every job row:
+    /// the queue holds only unfinished and failed jobs (a stored one's job
+    /// is deleted).
+    async fn job_counts(&self, now: i64) -> Result<JobCounts>;
 }
 
 /// Retired scopes and blob deletions waiting for the reclaimer.

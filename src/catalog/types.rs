@@ -180,6 +180,39 @@ pub struct AccessHit {
     pub last_at: i64,
 }
 
+/// One database connection pool's use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `reader` or `writer` on SQLite; `shared` on PostgreSQL.
+    pub pool: &'static str,
+    pub in_use: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+impl PoolStats {
+    pub fn of<DB: sqlx::Database>(pool: &'static str, p: &sqlx::Pool<DB>) -> Self {
+        let idle = p.num_idle() as u32;
+        Self {
+            pool,
+            in_use: p.size().saturating_sub(idle),
+            idle,
+            max: p.options().get_max_connections(),
+        }
+    }
+}
+
+/// Storing jobs by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct JobCounts {
+    /// Due, or backing off before their next try.
+    pub waiting: i64,
+    /// Leased to a worker whose lease has not run out.
+    pub running: i64,
+    /// Given up after the retry budget.
+    pub failed: i64,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReclaimBacklog {
     pub retired_scopes: u64,

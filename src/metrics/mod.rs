@@ -12,10 +12,12 @@ pub mod http;
 pub mod names;
 mod scrape;
 
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{LazyLock, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
-use metrics::{Counter, Gauge};
+use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -86,6 +88,62 @@ pub fn handles() -> Option<&'static Handles> {
 /// Whether metrics are recorded (`--metrics-listen`).
 pub fn enabled() -> bool {
     HANDLES.get().is_some()
+}
+
+/// Handles of labelled families recorded on hot paths, found by their
+/// static names: the recorder's own look-up builds and hashes a key on
+/// every call.
+static TIMERS: LazyLock<RwLock<HashMap<(&'static str, &'static str), Histogram>>> =
+    LazyLock::new(RwLock::default);
+type CounterKey = (&'static str, &'static str, &'static str);
+static COUNTERS: LazyLock<RwLock<HashMap<CounterKey, Counter>>> = LazyLock::new(RwLock::default);
+
+fn cached<K: Copy + Eq + std::hash::Hash, H: Clone>(
+    map: &RwLock<HashMap<K, H>>,
+    key: K,
+    make: impl FnOnce() -> H,
+) -> H {
+    if let Some(h) = map.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return h.clone();
+    }
+    map.write()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(key)
+        .or_insert_with(make)
+        .clone()
+}
+
+/// Records the time since `started` in the histogram `family`, labelled
+/// with the operation `op` (nothing without `--metrics-listen`).
+pub fn record_time(family: &'static str, op: &'static str, started: Instant) {
+    if enabled() {
+        let h = cached(
+            &TIMERS,
+            (family, op),
+            || metrics::histogram!(family, "op" => op),
+        );
+        h.record(started.elapsed().as_secs_f64());
+    }
+}
+
+/// Runs `work` and records its time as [`record_time`] does.
+pub async fn timed<T>(family: &'static str, op: &'static str, work: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let out = work.await;
+    record_time(family, op, started);
+    out
+}
+
+/// Counts `n` events of `family` labelled `label = value`.
+pub fn count(family: &'static str, label: &'static str, value: &'static str, n: u64) {
+    if enabled() {
+        let c = cached(
+            &COUNTERS,
+            (family, label, value),
+            || metrics::counter!(family, label => value),
+        );
+        c.increment(n);
+    }
 }
 
 /// Installs the process-wide recorder and describes every family. Call

@@ -29,6 +29,27 @@ pub const RECLAIM_QUEUED_BLOBS: &str = "vaultplus_reclaim_queued_blobs";
 pub const BLOB_STORE_FREE_BYTES: &str = "vaultplus_blob_store_free_bytes";
 pub const BLOB_STORE_MIN_FREE_BYTES: &str = "vaultplus_blob_store_min_free_bytes";
 pub const SCRAPE_ERRORS: &str = "vaultplus_metrics_scrape_errors_total";
+pub const BLOB_STORE_RESERVED_BYTES: &str = "vaultplus_blob_store_reserved_bytes";
+
+pub const MEDIA_RESPONSES: &str = "vaultplus_media_responses_total";
+pub const LOOKUP_CACHE: &str = "vaultplus_lookup_cache_requests_total";
+pub const BLOB_CACHE: &str = "vaultplus_blob_cache_requests_total";
+pub const BLOB_CACHE_BYTES: &str = "vaultplus_blob_cache_bytes";
+pub const BLOB_CACHE_ENTRIES: &str = "vaultplus_blob_cache_entries";
+
+pub const JOBS: &str = "vaultplus_jobs";
+pub const JOB_OUTCOMES: &str = "vaultplus_storing_attempts_total";
+pub const UPSTREAM_REQUESTS: &str = "vaultplus_upstream_requests_total";
+pub const UPSTREAM_DURATION: &str = "vaultplus_upstream_request_duration_seconds";
+
+pub const RECLAIMED_BLOBS: &str = "vaultplus_reclaimed_blobs_total";
+pub const RECLAIMED_RECORDS: &str = "vaultplus_reclaimed_records_total";
+pub const RECLAIM_FAILURES: &str = "vaultplus_reclaim_deletion_failures_total";
+
+pub const CATALOG_DURATION: &str = "vaultplus_catalog_operation_duration_seconds";
+pub const BLOB_STORE_DURATION: &str = "vaultplus_blob_store_operation_duration_seconds";
+pub const CATALOG_POOL_CONNECTIONS: &str = "vaultplus_catalog_pool_connections";
+pub const CATALOG_POOL_MAX: &str = "vaultplus_catalog_pool_max_connections";
 
 pub fn describe() {
     describe_gauge!(
@@ -108,6 +129,79 @@ pub fn describe() {
         BLOB_STORE_MIN_FREE_BYTES,
         Unit::Bytes,
         "The free-space floor (--min-free-bytes) under which new stores are refused."
+    );
+    describe_gauge!(
+        BLOB_STORE_RESERVED_BYTES,
+        Unit::Bytes,
+        "Bytes of uploads and fetches in progress, reserved against the free-space floor and not written yet (local stores)."
+    );
+    describe_counter!(
+        MEDIA_RESPONSES,
+        "Media URL requests (/v2/media/...) answered, by status (200, 206, 304, 403, 404, 416, ...)."
+    );
+    describe_counter!(
+        LOOKUP_CACHE,
+        "Media URL look-ups of the catalog, by result: hit (answered from memory) or miss (read from the catalog)."
+    );
+    describe_counter!(
+        BLOB_CACHE,
+        "Blob reads of the small-blob memory cache, by result (hit, miss)."
+    );
+    describe_gauge!(
+        BLOB_CACHE_BYTES,
+        Unit::Bytes,
+        "Bytes held by the small-blob memory cache."
+    );
+    describe_gauge!(
+        BLOB_CACHE_ENTRIES,
+        "Blobs held by the small-blob memory cache."
+    );
+    describe_gauge!(
+        JOBS,
+        "Storing jobs, by state: waiting (due or backing off), running (leased to a worker), failed (given up)."
+    );
+    describe_counter!(
+        JOB_OUTCOMES,
+        "Storing attempts ended, by outcome: stored, retry (to run again after a backoff), failed (given up), given_back (cut by a stop, no try spent), other (superseded or over the storage limit)."
+    );
+    describe_counter!(
+        UPSTREAM_REQUESTS,
+        "Requests to the upstream, by kind (fetch: a rendition; list: a vault list page) and outcome: ok, expired, gone, rate_limited (429), error (another status) or unreachable."
+    );
+    describe_histogram!(
+        UPSTREAM_DURATION,
+        Unit::Seconds,
+        "Time to the upstream's response head, by kind (fetch, list)."
+    );
+    describe_counter!(
+        RECLAIMED_BLOBS,
+        "Blobs deleted from the blob store by reclaim."
+    );
+    describe_counter!(
+        RECLAIMED_RECORDS,
+        "Variant records of purged generations drained by reclaim."
+    );
+    describe_counter!(
+        RECLAIM_FAILURES,
+        "Blob deletions that failed (they stay queued and are tried again)."
+    );
+    describe_histogram!(
+        CATALOG_DURATION,
+        Unit::Seconds,
+        "Time of catalog operations, by operation: every write transaction, and the reads on the request paths."
+    );
+    describe_histogram!(
+        BLOB_STORE_DURATION,
+        Unit::Seconds,
+        "Time of blob store operations, by operation (get: until the body starts; put: the whole write)."
+    );
+    describe_gauge!(
+        CATALOG_POOL_CONNECTIONS,
+        "Catalog database connections, by pool (reader, writer; one shared pool on PostgreSQL) and state (in_use, idle)."
+    );
+    describe_gauge!(
+        CATALOG_POOL_MAX,
+        "The most connections each catalog pool may open."
     );
     describe_counter!(
         SCRAPE_ERRORS,

@@ -14,6 +14,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use super::names;
 use crate::blobs::BlobStore;
 use crate::catalog::Catalog;
+use crate::model::time::now_ms;
 
 /// What a scrape reads besides the recorder.
 #[derive(Clone)]
@@ -22,6 +23,8 @@ pub struct Scrape {
     pub catalog: Arc<dyn Catalog>,
     pub blobs: Arc<dyn BlobStore>,
     pub min_free_bytes: u64,
+    /// Bytes reserved by writes in progress (the service's space ledger).
+    pub reserved_bytes: Arc<dyn Fn() -> u64 + Send + Sync>,
 }
 
 /// The metrics listener's routes: `/metrics` only.
@@ -67,7 +70,29 @@ async fn refresh(s: &Scrape) {
         Ok(None) => {}
         Err(e) => failed = warn("blob store free space", &e),
     }
-    set(&[(names::BLOB_STORE_MIN_FREE_BYTES, s.min_free_bytes)]);
+    set(&[
+        (names::BLOB_STORE_MIN_FREE_BYTES, s.min_free_bytes),
+        (names::BLOB_STORE_RESERVED_BYTES, (s.reserved_bytes)()),
+    ]);
+    match s.catalog.job_counts(now_ms()).await {
+        Ok(j) => {
+            for (state, n) in [
+                ("waiting", j.waiting),
+                ("running", j.running),
+                ("failed", j.failed),
+            ] {
+                gauge!(names::JOBS, "state" => state).set(n as f64);
+            }
+        }
+        Err(e) => failed = warn("storing jobs", &e),
+    }
+    for p in s.catalog.pool_stats() {
+        gauge!(names::CATALOG_POOL_CONNECTIONS, "pool" => p.pool, "state" => "in_use")
+            .set(f64::from(p.in_use));
+        gauge!(names::CATALOG_POOL_CONNECTIONS, "pool" => p.pool, "state" => "idle")
+            .set(f64::from(p.idle));
+        gauge!(names::CATALOG_POOL_MAX, "pool" => p.pool).set(f64::from(p.max));
+    }
     if failed {
         counter!(names::SCRAPE_ERRORS).increment(1);
     }

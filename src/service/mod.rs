@@ -157,6 +157,12 @@ impl VaultService {
         &self.access
     }
 
+    /// Bytes reserved by uploads and fetches in progress and not written
+    /// yet (metrics).
+    pub fn reserved_bytes(&self) -> u64 {
+        self.space.outstanding()
+    }
+
     /// Checks an `apiKey` header value. Every Vault+ and Account route needs
     /// the ACCOUNT scope; anything else is the same 401, so a caller cannot
     /// tell an unknown key from a revoked or under-scoped one.

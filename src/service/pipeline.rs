@@ -14,6 +14,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::blobs::PutError;
 use crate::catalog::{CommitOutcome, FetchedBlob, Job};
+use crate::metrics::count;
+use crate::metrics::names::JOB_OUTCOMES;
 use crate::model::time::now_ms;
 use crate::model::{ConnectionId, Label, MediaType, VariantStatus};
 use crate::upstream::FetchError;
@@ -172,6 +174,7 @@ impl VaultService {
     /// Ends a claim on `job` without an attempt, so it runs again at once.
     async fn give_back(&self, job: &Job, owner: &str) {
         let error = "interrupted by a server stop; storing resumes";
+        count(JOB_OUTCOMES, "outcome", "given_back", 1);
         if let Err(e) = self
             .catalog
             .retry_job(job.id, owner, error, now_ms(), false)
@@ -232,6 +235,7 @@ impl VaultService {
                 .await
             {
                 Ok(CommitOutcome::Created(_) | CommitOutcome::Replaced(_)) => {
+                    count(JOB_OUTCOMES, "outcome", "stored", 1);
                     tracing::debug!(media = %job.media_id, label = %job.label, size = blob.size_bytes, "stored");
                     if job.label == "full" {
                         // A derived thumbnail may be waiting for this.
@@ -240,11 +244,13 @@ impl VaultService {
                     Ok(())
                 }
                 Ok(CommitOutcome::OverLimit) => {
+                    count(JOB_OUTCOMES, "outcome", "other", 1);
                     self.reclaim_soon();
                     let error = "the connection's storage limit is reached (block_new)";
                     self.catalog.fail_job(job.id, owner, error, now).await
                 }
                 Ok(_) => {
+                    count(JOB_OUTCOMES, "outcome", "other", 1);
                     self.reclaim_soon();
                     Ok(())
                 }
@@ -256,9 +262,11 @@ impl VaultService {
                 count,
             }) => {
                 if count && job.attempts + 1 >= cfg.max_attempts {
+                    self::count(JOB_OUTCOMES, "outcome", "failed", 1);
                     tracing::warn!(media = %job.media_id, label = %job.label, %error, "giving up after the retry budget");
                     self.catalog.fail_job(job.id, owner, &error, now).await
                 } else {
+                    self::count(JOB_OUTCOMES, "outcome", "retry", 1);
                     let wait = after.unwrap_or_else(|| cfg.backoff(job.attempts));
                     tracing::debug!(media = %job.media_id, label = %job.label, %error, ?wait, "will retry");
                     self.catalog
@@ -267,6 +275,7 @@ impl VaultService {
                 }
             }
             Err(JobError::Fail(error)) => {
+                count(JOB_OUTCOMES, "outcome", "failed", 1);
                 tracing::warn!(media = %job.media_id, label = %job.label, %error, "storing failed");
                 self.catalog.fail_job(job.id, owner, &error, now).await
             }

@@ -12,6 +12,10 @@ use crate::catalog::{Catalog, ReclaimBacklog};
 
 use tokio_util::sync::CancellationToken;
 
+use metrics::counter;
+
+use crate::metrics::names::{RECLAIM_FAILURES, RECLAIMED_BLOBS, RECLAIMED_RECORDS};
+
 use super::VaultService;
 use super::background::pause;
 use super::signal::Signal;
@@ -112,6 +116,9 @@ pub async fn reclaim_with_share(
                 .await?;
         }
         report.blobs += done.len() as u64;
+        counter!(RECLAIMED_RECORDS).increment(drained);
+        counter!(RECLAIMED_BLOBS).increment(done.len() as u64);
+        counter!(RECLAIM_FAILURES).increment((keys.len() - done.len()) as u64);
         if (drained == 0 && done.is_empty()) || stop.is_cancelled() {
             return Ok(report);
         }

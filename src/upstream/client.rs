@@ -3,12 +3,13 @@
 //! honours Retry-After, other 5xx and network errors back off and retry a
 //! few times, and session errors surface as they are.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 
 use super::wire;
+use crate::metrics::names;
 use crate::model::admission::UpstreamMedia;
 
 const PAGE_SIZE: u64 = 100;
@@ -128,6 +129,7 @@ impl UpstreamClient {
         let url = format!("{}/v2/access/vault/lists/{list_id}/media", self.base);
         let mut last = String::new();
         for attempt in 0..LIST_ATTEMPTS {
+            let started = Instant::now();
             let sent = self
                 .http
                 .get(&url)
@@ -136,6 +138,7 @@ impl UpstreamClient {
                 .header("x-connection-id", connection)
                 .send()
                 .await;
+            record("list", &sent, started);
             let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
@@ -181,10 +184,11 @@ impl UpstreamClient {
 
     /// Starts fetching a rendition; the caller streams the body.
     pub async fn fetch(&self, url: &str) -> Result<reqwest::Response, FetchError> {
+        let started = Instant::now();
+        let sent = self.http.get(url).send().await;
+        record("fetch", &sent, started);
         let resp =
-            self.http.get(url).send().await.map_err(|e| {
-                FetchError::Transient(format!("cannot reach the upstream CDN: {e}"))
-            })?;
+            sent.map_err(|e| FetchError::Transient(format!("cannot reach the upstream CDN: {e}")))?;
         match resp.status() {
             s if s.is_success() => Ok(resp),
             StatusCode::FORBIDDEN => Err(FetchError::Expired),
@@ -195,4 +199,26 @@ impl UpstreamClient {
             ))),
         }
     }
+}
+
+/// Counts and times one request to the upstream, by how it ended.
+fn record(kind: &'static str, sent: &reqwest::Result<reqwest::Response>, started: Instant) {
+    if !crate::metrics::enabled() {
+        return;
+    }
+    let outcome = match sent {
+        Err(_) => "unreachable",
+        Ok(r) => match r.status() {
+            s if s.is_success() => "ok",
+            StatusCode::FORBIDDEN => "expired",
+            StatusCode::NOT_FOUND | StatusCode::GONE => "gone",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+            _ => "error",
+        },
+    };
+    // Not a hot path (each is a network round trip): the macros' own
+    // look-up is fine here.
+    metrics::counter!(names::UPSTREAM_REQUESTS, "kind" => kind, "outcome" => outcome).increment(1);
+    metrics::histogram!(names::UPSTREAM_DURATION, "kind" => kind)
+        .record(started.elapsed().as_secs_f64());
 }

@@ -119,6 +119,10 @@ impl Stores {
         self.pool.close().await;
     }
 
+    pub fn pool_stats(&self) -> Vec<crate::catalog::PoolStats> {
+        vec![crate::catalog::PoolStats::of("shared", &self.pool)]
+    }
+
     pub fn reader(&self) -> &PgPool {
         &self.pool
     }
@@ -145,6 +149,7 @@ impl Stores {
         _key: (ScopeId, String, String),
         read: impl Future<Output = Result<Option<VariantRecord>>>,
     ) -> Result<Option<VariantRecord>> {
+        crate::metrics::count(crate::metrics::names::LOOKUP_CACHE, "result", "miss", 1);
         read.await
     }
 }

@@ -19,7 +19,7 @@ impl Accounts for SqlCatalog {
         auto_enable: bool,
         now: i64,
     ) -> Result<(Org, bool)> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "ensure_org", |tx| async move {
             // Two nodes racing: the second insert waits for the first to commit,
             // then does nothing, and the select below sees the first one's row.
             let inserted = sqlx::query(
@@ -75,7 +75,7 @@ impl Accounts for SqlCatalog {
         push: Option<&SettingsPatch>,
         now: i64,
     ) -> Result<u64> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "update_org_settings", |tx| async move {
             // Connections first (lock order), so an override merged concurrently by
             // another node is either seen here or applied after this push.
             let conns = lock_org_connections(tx, id).await?;
@@ -101,7 +101,7 @@ impl Accounts for SqlCatalog {
     }
 
     async fn set_org_rate_limit(&self, id: OrgId, limit: &OrgRateLimit) -> Result<bool> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "set_org_rate_limit", |tx| async move {
             let done = sqlx::query(
                 "UPDATE orgs SET rate_limit_per_minute = $1, rate_limit_burst = $2 WHERE id = $3",
             )
@@ -168,7 +168,7 @@ impl Accounts for SqlCatalog {
     }
 
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "insert_signing_key", |tx| async move {
             // Signing-key changes notify every node in the same transaction: a
             // retired key must stop verifying everywhere at once.
             let done = sqlx::query(
@@ -186,7 +186,7 @@ impl Accounts for SqlCatalog {
     }
 
     async fn delete_signing_key(&self, id: i64) -> Result<bool> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "delete_signing_key", |tx| async move {
             let done = sqlx::query("DELETE FROM signing_keys WHERE id = $1")
                 .bind(id)
                 .execute(&mut **tx)

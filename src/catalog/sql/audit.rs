@@ -43,7 +43,7 @@ impl Audit for SqlCatalog {
     }
 
     async fn repair_scope_totals(&self, scope: ScopeId) -> Result<(ScopeTotals, ScopeTotals)> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "repair_scope_totals", |tx| async move {
             // Counters set from a recount (fsck's repair). Under the scope lock, no
             // write can land between recount and update.
             lock_current_scope(tx, scope).await?;
@@ -90,6 +90,8 @@ impl Audit for SqlCatalog {
         now: i64,
     ) -> Result<u64> {
         let (media, label) = (media.as_str(), label.as_str());
-        in_tx!(self, |tx| evict_variant(tx, scope, media, label, now))
+        in_tx!(self, "evict_variant", |tx| evict_variant(
+            tx, scope, media, label, now
+        ))
     }
 }

@@ -22,7 +22,7 @@ impl Connections for SqlCatalog {
         enabled: bool,
         now: i64,
     ) -> Result<bool> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "insert_connection", |tx| async move {
             let scope = new_scope(tx, org, id.as_str(), now).await?;
             // ON CONFLICT rather than a prior look-up: two nodes adding the same
             // connection both get an answer, exactly one of them true.
@@ -87,7 +87,7 @@ impl Connections for SqlCatalog {
         change: &ConnectionChange,
         now: i64,
     ) -> Result<Option<(Connection, Option<PurgeOutcome>)>> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "update_connection", |tx| async move {
             // Locked, so two nodes merging override patches both land.
             let Some(c) = lock_connection(tx, org, id.as_str()).await? else {
                 return Ok(None);
@@ -131,7 +131,7 @@ impl Connections for SqlCatalog {
         id: &ConnectionId,
         now: i64,
     ) -> Result<Option<PurgeOutcome>> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "purge_connection", |tx| async move {
             let Some(c) = lock_connection(tx, org, id.as_str()).await? else {
                 return Ok(None);
             };
@@ -145,7 +145,7 @@ impl Connections for SqlCatalog {
         id: &ConnectionId,
         now: i64,
     ) -> Result<Option<PurgeOutcome>> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "remove_connection", |tx| async move {
             let Some(c) = lock_connection(tx, org, id.as_str()).await? else {
                 return Ok(None);
             };

@@ -24,7 +24,7 @@ impl Retention for SqlCatalog {
         limit: u64,
         now: i64,
     ) -> Result<(u64, u64)> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "evict_expired", |tx| async move {
             // Evicts up to `limit` variants past their retention or access expiry.
             // Access expiry counts from the last access or, if later, from when the
             // bytes were stored: a variant stored today is not "unused for N days".
@@ -58,7 +58,7 @@ impl Retention for SqlCatalog {
         limit: StorageLimit,
         now: i64,
     ) -> Result<(u64, u64)> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "enforce_storage_limit", |tx| async move {
             if !lock_current_scope(tx, scope).await? {
                 return Ok((0, 0));
             }

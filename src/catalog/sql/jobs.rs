@@ -17,8 +17,8 @@ use super::variants::{ItemEdit, mark_storing};
 use crate::catalog::generation;
 use crate::catalog::paging;
 use crate::catalog::{
-    CommitOutcome, FetchedBlob, Job, JobKey, JobQueue, JobRecord, Page, PageRequest, QueueOutcome,
-    Result, ScopeId,
+    CommitOutcome, FetchedBlob, Job, JobCounts, JobKey, JobQueue, JobRecord, Page, PageRequest,
+    QueueOutcome, Result, ScopeId,
 };
 use crate::model::observed::Origin;
 use crate::model::settings::StorageLimit;
@@ -33,7 +33,7 @@ impl JobQueue for SqlCatalog {
         label: &Label,
         now: i64,
     ) -> Result<QueueOutcome> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "queue_variant", |tx| async move {
             if !lock_current_scope(tx, scope).await? {
                 return Ok(QueueOutcome::Unknown);
             }
@@ -73,7 +73,7 @@ impl JobQueue for SqlCatalog {
         lease_until: i64,
         now: i64,
     ) -> Result<Vec<Job>> {
-        let jobs = in_tx!(self, |tx| async move {
+        let jobs = in_tx!(self, "claim_jobs", |tx| async move {
             let jobs = claim(tx, owner, limit, lease_until, now).await?;
             if !dialect::SHARED {
                 for j in &jobs {
@@ -112,7 +112,7 @@ impl JobQueue for SqlCatalog {
         limit: Option<StorageLimit>,
         now: i64,
     ) -> Result<CommitOutcome> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "complete_job", |tx| async move {
             if !lock_current_scope(tx, job.scope_id).await? {
                 abort_upload(tx, &blob.blob_key, now).await?;
                 return Ok(CommitOutcome::ScopeRetired);
@@ -172,12 +172,16 @@ impl JobQueue for SqlCatalog {
             run_after,
             count_attempt,
         };
-        in_tx!(self, |tx| end_attempt(tx, job_id, owner, error, outcome))
+        in_tx!(self, "retry_job", |tx| end_attempt(
+            tx, job_id, owner, error, outcome
+        ))
     }
 
     async fn fail_job(&self, job_id: i64, owner: &str, error: &str, now: i64) -> Result<()> {
         let end = JobEnd::Fail { now };
-        in_tx!(self, |tx| end_attempt(tx, job_id, owner, error, end))
+        in_tx!(self, "fail_job", |tx| end_attempt(
+            tx, job_id, owner, error, end
+        ))
     }
 
     async fn jobs(
@@ -221,6 +225,20 @@ impl JobQueue for SqlCatalog {
         .execute(self.db.writer())
         .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn job_counts(&self, now: i64) -> Result<JobCounts> {
+        let counts = sqlx::query_as(
+            "SELECT \
+               coalesce(sum(CASE WHEN failed_at IS NULL AND (lease_until IS NULL OR lease_until < $1) THEN 1 ELSE 0 END), 0) AS waiting, \
+               coalesce(sum(CASE WHEN failed_at IS NULL AND lease_until >= $1 THEN 1 ELSE 0 END), 0) AS running, \
+               coalesce(sum(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS failed \
+             FROM jobs",
+        )
+        .bind(now)
+        .fetch_one(self.db.reader())
+        .await?;
+        Ok(counts)
     }
 
     async fn next_job_due(&self) -> Result<Option<i64>> {

@@ -34,7 +34,7 @@ impl ListStore for SqlCatalog {
         items: &[ObservedMedia],
         now: i64,
     ) -> Result<Option<ListOutcome>> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "apply_list", |tx| async move {
             if !lock_current_scope(tx, scope).await? {
                 return Ok(None);
             }
@@ -103,7 +103,7 @@ impl ListStore for SqlCatalog {
     }
 
     async fn refresh_upstream_urls(&self, scope: ScopeId, items: &[ObservedMedia]) -> Result<()> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "refresh_upstream_urls", |tx| async move {
             for item in items {
                 for v in item.variants.iter().filter(|v| v.url.is_some()) {
                     let (media, url) = (item.media_id.as_str(), v.url.as_deref());

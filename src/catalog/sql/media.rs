@@ -27,6 +27,7 @@ impl MediaStore for SqlCatalog {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let started = std::time::Instant::now();
         let mut ids: Vec<&str> = ids.iter().map(|m| m.as_str()).collect();
         // Unique: the list drives the join below, one row per value (see
         // `attach_variants` for why a join).
@@ -42,22 +43,30 @@ impl MediaStore for SqlCatalog {
             .bind(dialect::list(&ids))
             .fetch_all(self.db.reader())
             .await?;
-        attach_variants(self, scope, items, false).await
+        let items = attach_variants(self, scope, items, false).await;
+        crate::metrics::record_time(crate::metrics::names::CATALOG_DURATION, "media", started);
+        items
     }
 
     async fn query_media(&self, scope: ScopeId, q: &MediaQuery) -> Result<QueryPage> {
+        let started = std::time::Instant::now();
         let mut qb = query::page_query(scope, q);
         let fetched = qb.build().fetch_all(self.db.reader()).await?;
         let (items, next) = query::page_of(&fetched, q)?;
         let removed = q.status == Some(VariantStatus::Removed);
         let items = attach_variants(self, scope, items, removed).await?;
+        crate::metrics::record_time(
+            crate::metrics::names::CATALOG_DURATION,
+            "query_media",
+            started,
+        );
         Ok(QueryPage { items, next })
     }
 
     async fn delete_media(&self, scope: ScopeId, id: &MediaId) -> Result<DeleteOutcome> {
         let id = id.as_str();
         let now = now_ms();
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "delete_media", |tx| async move {
             if !lock_current_scope(tx, scope).await? {
                 return Ok(DeleteOutcome::default());
             }
@@ -72,9 +81,13 @@ impl MediaStore for SqlCatalog {
         label: &Label,
     ) -> Result<Option<VariantRecord>> {
         let key = (scope, media.as_str().to_owned(), label.as_str().to_owned());
-        self.db
-            .cached_variant(key, current_variant(self, scope, media, label))
-            .await
+        // Timed only when the catalog is read (a cache miss).
+        let read = crate::metrics::timed(
+            crate::metrics::names::CATALOG_DURATION,
+            "current_variant",
+            current_variant(self, scope, media, label),
+        );
+        self.db.cached_variant(key, read).await
     }
 
     async fn record_accesses(&self, hits: &[AccessHit]) -> Result<()> {
@@ -90,7 +103,7 @@ impl MediaStore for SqlCatalog {
             Ok(())
         } else {
             // One writer: one transaction (one sync to disk) for the batch.
-            in_tx!(self, |tx| async move {
+            in_tx!(self, "record_accesses", |tx| async move {
                 for h in hits {
                     record_access(tx, h).await?;
                 }

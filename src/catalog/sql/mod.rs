@@ -46,10 +46,12 @@ const RETRIES: u32 = 5;
 /// closure: the body borrows both the transaction and the caller's
 /// arguments, which a closure returning a boxed future cannot express for
 /// every transaction lifetime. Used by the modules below this one only.
+/// `$op` names the operation in the catalog latency metric.
 macro_rules! in_tx {
-    ($self:ident, |$tx:ident| $body:expr) => {{
+    ($self:ident, $op:literal, |$tx:ident| $body:expr) => {{
+        let started = std::time::Instant::now();
         let mut attempt = 0u32;
-        loop {
+        let result = loop {
             let mut transaction = $self.db.begin().await?;
             let outcome = {
                 let $tx = &mut transaction;
@@ -75,7 +77,9 @@ macro_rules! in_tx {
                 }
                 Err(e) => break Err(e),
             }
-        }
+        };
+        $crate::metrics::record_time($crate::metrics::names::CATALOG_DURATION, $op, started);
+        result
     }};
 }
 
@@ -115,6 +119,10 @@ impl Catalog for SqlCatalog {
 
     async fn watch_changes(&self) -> Result<ChangeWatch> {
         self.db.watch_changes().await
+    }
+
+    fn pool_stats(&self) -> Vec<crate::catalog::PoolStats> {
+        self.db.pool_stats()
     }
 
     async fn close(&self) {

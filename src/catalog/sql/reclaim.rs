@@ -26,7 +26,7 @@ impl ReclaimQueue for SqlCatalog {
     /// scope is left unclaimed.
     async fn drain_retired_scope(&self, limit: u64) -> Result<u64> {
         let now = now_ms();
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "drain_retired_scope", |tx| async move {
             let sql = format!(
                 "SELECT id FROM scopes WHERE retired_at IS NOT NULL ORDER BY retired_at, id LIMIT 1\
          {SKIP_LOCKED}"

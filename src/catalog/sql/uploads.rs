@@ -35,7 +35,7 @@ impl UploadStore for SqlCatalog {
     }
 
     async fn commit_upload(&self, up: &NewStoredVariant) -> Result<CommitOutcome> {
-        in_tx!(self, |tx| async move {
+        in_tx!(self, "commit_upload", |tx| async move {
             if !lock_current_scope(tx, up.scope_id).await? {
                 abort_upload(tx, &up.blob_key, up.now).await?;
                 return Ok(CommitOutcome::ScopeRetired);
@@ -89,11 +89,11 @@ impl UploadStore for SqlCatalog {
     }
 
     async fn abort_upload(&self, blob_key: &str, now: i64) -> Result<()> {
-        in_tx!(self, |tx| abort_upload(tx, blob_key, now))
+        in_tx!(self, "abort_upload", |tx| abort_upload(tx, blob_key, now))
     }
 
     async fn requeue_upload_intents(&self, started_before: i64) -> Result<u64> {
-        in_tx!(self, |tx| requeue_upload_intents(
+        in_tx!(self, "requeue_upload_intents", |tx| requeue_upload_intents(
             tx,
             started_before,
             now_ms()

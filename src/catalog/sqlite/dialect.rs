@@ -20,7 +20,8 @@ use sqlx::{ConnectOptions, Connection as _, SqlitePool};
 
 use super::data_version::DataVersion;
 use super::lookup_cache::{LookupCache, LookupKey};
-use crate::catalog::{ChangeWatch, Result, VariantRecord};
+use crate::catalog::{ChangeWatch, PoolStats, Result, VariantRecord};
+use crate::metrics::names;
 
 pub type Db = sqlx::Sqlite;
 pub type Tx = sqlx::Transaction<'static, Db>;
@@ -151,6 +152,13 @@ impl Stores {
         self.writer.close().await;
     }
 
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        vec![
+            PoolStats::of("reader", &self.reader),
+            PoolStats::of("writer", &self.writer),
+        ]
+    }
+
     pub fn reader(&self) -> &SqlitePool {
         &self.reader
     }
@@ -183,8 +191,10 @@ impl Stores {
         // during the read makes the entry stale.
         let stamp = self.lookups.stamp();
         if let Some(hit) = self.lookups.get(&key, &stamp) {
+            crate::metrics::count(names::LOOKUP_CACHE, "result", "hit", 1);
             return Ok(hit);
         }
+        crate::metrics::count(names::LOOKUP_CACHE, "result", "miss", 1);
         let found = read.await?;
         self.lookups.put(key, stamp, found.clone());
         Ok(found)

@@ -36,6 +36,42 @@ use crate::service::delivery::Delivery;
         (status = 502, description = "Not stored, and the upstream failed.", body = ErrorBody),
     ))]
 pub async fn get_media_bytes(
+    state: State<VaultService>,
+    method: Method,
+    headers: HeaderMap,
+    token: PathParams<String>,
+) -> Response {
+    let res = media_bytes(state, method, headers, token)
+        .await
+        .into_response();
+    crate::metrics::count(
+        crate::metrics::names::MEDIA_RESPONSES,
+        "status",
+        status_label(res.status()),
+        1,
+    );
+    res
+}
+
+/// A media response's status as a metric label (a fixed set: any other
+/// status, which the route does not answer today, counts as "other").
+fn status_label(s: StatusCode) -> &'static str {
+    match s.as_u16() {
+        200 => "200",
+        206 => "206",
+        304 => "304",
+        400 => "400",
+        403 => "403",
+        404 => "404",
+        416 => "416",
+        429 => "429",
+        502 => "502",
+        503 => "503",
+        _ => "other",
+    }
+}
+
+async fn media_bytes(
     State(svc): State<VaultService>,
     method: Method,
     headers: HeaderMap,
