@@ -1,11 +1,16 @@
 //! The command line: `serve`, the admin commands, `migrate`.
 
+mod config;
+mod config_example;
+mod config_file;
 mod connections;
 mod fsck;
 mod keys;
 mod master_key;
 mod migrate;
+mod option_keys;
 mod reclaim;
+mod redact;
 mod retention;
 mod secret;
 mod signing_keys;
@@ -31,6 +36,11 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "VAULTPLUS_LOG_FORMAT")]
     log_format: LogFormat,
+    /// Read options from this TOML file: each key is a long option, spelled the same (`listen = "0.0.0.0:8080"`); environment variables and flags win over it. Keys of other commands are ignored, unknown keys refused. See vaultplus.example.toml, and `vaultplus config` for where each value came from.
+    #[arg(long, global = true, env = "VAULTPLUS_CONFIG", value_name = "FILE")]
+    // Read by config_file before the real parse.
+    #[allow(dead_code)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,6 +55,8 @@ enum LogFormat {
 enum Command {
     /// Run the server (embedded: a data directory; cluster: --database and --blobs).
     Serve(Box<ServeArgs>),
+    /// Print the configuration serve would run with (takes serve's options), as TOML, with where each value came from; secrets redacted.
+    Config(Box<config::ConfigArgs>),
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -289,7 +301,8 @@ struct ServeArgs {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let parsed = config_file::parse(std::env::args_os().collect())?;
+    let cli = parsed.cli;
     let default_level = match cli.command {
         Command::Serve(_) | Command::DemoUpstream(_) => "info",
         _ => "warn",
@@ -365,6 +378,11 @@ pub fn run() -> anyhow::Result<()> {
                 vaultplus_demo_upstream::run(a, crate::app::shutdown_signal()).await
             }
             Command::Migrate(a) => migrate::run(a).await,
+            Command::Config(a) => {
+                let matches = parsed.matches.subcommand_matches("config");
+                config::run(&a, matches.expect("config matched"), parsed.file.as_ref());
+                Ok(())
+            }
         }
     })
 }

@@ -7,6 +7,7 @@ mod raw_http;
 mod resign;
 
 mod concurrency;
+mod config_file;
 mod contract;
 mod crash;
 mod delivery;
