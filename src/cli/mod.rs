@@ -1,10 +1,13 @@
-//! The command line: `serve`, the admin commands, `migrate`.
+//! The command line: `serve`, the admin commands, `migrate`, `backup` and
+//! `restore`.
 
+mod backup;
 mod connections;
 mod fsck;
 mod keys;
 mod master_key;
 mod migrate;
+mod progress;
 mod reclaim;
 mod retention;
 mod secret;
@@ -69,6 +72,10 @@ enum Command {
     Reclaim(reclaim::ReclaimCommand),
     /// Move an embedded installation into a cluster (PostgreSQL + S3); resumable.
     Migrate(migrate::MigrateArgs),
+    /// Copy a running embedded installation (catalog and blobs), consistently, into a new directory.
+    Backup(backup::BackupArgs),
+    /// Make a new data directory from a backup.
+    Restore(backup::RestoreArgs),
 }
 
 const DATABASE_SECRET: SecretOption<'static> = SecretOption {
@@ -361,6 +368,8 @@ pub fn run() -> anyhow::Result<()> {
                 vaultplus_demo_upstream::run(a, crate::app::shutdown_signal()).await
             }
             Command::Migrate(a) => migrate::run(a).await,
+            Command::Backup(a) => backup::backup(a).await,
+            Command::Restore(a) => backup::restore(a).await,
         }
     })
 }

@@ -47,7 +47,7 @@ impl VaultService {
     /// keeps failing, which stay queued for the next run), working at most
     /// `share` of the time.
     pub async fn reclaim_until_idle(&self, share: f64) -> anyhow::Result<ReclaimReport> {
-        reclaim_with_share(self.catalog.as_ref(), self.blobs.as_ref(), share).await
+        reclaim_with_share(self.catalog.as_ref(), self.blobs.as_ref(), share, &|_| {}).await
     }
 
     pub async fn reclaim_backlog(&self) -> anyhow::Result<ReclaimBacklog> {
@@ -55,12 +55,24 @@ impl VaultService {
     }
 }
 
+/// Told the totals so far after each round (a progress display).
+pub type OnRound<'a> = &'a (dyn Fn(&ReclaimReport) + Sync);
+
 /// Reclaims at full speed (an operator's `reclaim run`, fsck repairs).
 pub async fn reclaim_until_idle(
     catalog: &dyn Catalog,
     blobs: &dyn BlobStore,
 ) -> anyhow::Result<ReclaimReport> {
-    reclaim_with_share(catalog, blobs, 1.0).await
+    reclaim_with_share(catalog, blobs, 1.0, &|_| {}).await
+}
+
+/// [`reclaim_until_idle`], telling `on_round` how far it got.
+pub async fn reclaim_reporting(
+    catalog: &dyn Catalog,
+    blobs: &dyn BlobStore,
+    on_round: OnRound<'_>,
+) -> anyhow::Result<ReclaimReport> {
+    reclaim_with_share(catalog, blobs, 1.0, on_round).await
 }
 
 /// Reclaims in rounds, resting after each so that reclaim takes at most
@@ -70,6 +82,7 @@ pub async fn reclaim_with_share(
     catalog: &dyn Catalog,
     blobs: &dyn BlobStore,
     share: f64,
+    on_round: OnRound<'_>,
 ) -> anyhow::Result<ReclaimReport> {
     let share = share.clamp(0.01, 1.0);
     let mut report = ReclaimReport::default();
@@ -100,6 +113,7 @@ pub async fn reclaim_with_share(
                 .await?;
         }
         report.blobs += done.len() as u64;
+        on_round(&report);
         if drained == 0 && done.is_empty() {
             return Ok(report);
         }
