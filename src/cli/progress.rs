@@ -54,10 +54,12 @@ impl Bar {
 
 impl Progress for Bar {
     fn phase(&self, name: &str, total: u64) {
+        // The name first: a redraw in between shows the new phase's name
+        // on the old one's count, never the old name on the new count.
+        self.0.set_message(name.to_owned());
         self.0.reset();
         self.0.set_length(total);
         self.0.set_position(0);
-        self.0.set_message(name.to_owned());
     }
 
     fn advance(&self, n: u64) {
