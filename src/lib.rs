@@ -7,6 +7,7 @@
 //! default). [`app`] wires them together; [`cli`] is the command line.
 
 pub mod app;
+pub mod backup;
 pub mod blobs;
 pub mod catalog;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod model;
 pub mod private_files;
+pub mod progress;
 pub mod service;
 pub mod stores;
 pub mod upstream;

@@ -208,7 +208,8 @@ pub async fn open(spec: &StoreSpec, opts: OpenOptions) -> anyhow::Result<Stores>
 }
 
 /// Refuses stores that hold no catalog, and changes nothing. Every command
-/// but `serve` (which makes an installation) works on one that exists: a
+/// but `serve` and `restore` (which make an installation) works on one that
+/// exists: a
 /// mistyped `--data-dir` or `--database` must be an error, not a new, empty
 /// installation that `fsck` then calls consistent.
 pub async fn require_catalog(spec: &StoreSpec) -> anyhow::Result<()> {

@@ -1,9 +1,9 @@
 //! `vaultplus fsck [--repair]`.
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::StoreArgs;
+use super::progress::Bar;
 use crate::service::fsck::fsck;
 use crate::service::reclaim::reclaim_until_idle;
 
@@ -20,16 +20,13 @@ pub struct FsckArgs {
 /// Fails (exit status 1) when problems were found and not repaired.
 pub async fn run(args: FsckArgs) -> anyhow::Result<()> {
     let stores = args.data.open().await?;
-    // indicatif draws only on a terminal; in scripts and CI it stays quiet.
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} {msg}")?);
+    let bar = Bar::spinner();
     let progress = |phase: &str, done: u64, total: u64| {
         if total > 0 {
-            bar.set_message(format!("checking {phase}: {done}/{total}"));
+            bar.say(format!("checking {phase}: {done}/{total}"));
         } else {
-            bar.set_message(format!("checking {phase}: {done}"));
+            bar.say(format!("checking {phase}: {done}"));
         }
-        bar.tick();
     };
     let report = fsck(
         stores.catalog.as_ref(),
@@ -38,7 +35,7 @@ pub async fn run(args: FsckArgs) -> anyhow::Result<()> {
         &progress,
     )
     .await?;
-    bar.finish_and_clear();
+    bar.clear();
     println!(
         "checked {} stored variants and {} blobs",
         report.variants_checked, report.blobs_checked

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::S3Args;
+use super::progress::Bar;
 use super::secret::SecretOption;
-use crate::migrate::{self, Progress};
+use crate::migrate;
 use crate::service::secret_box::{self, SecretBox};
 use crate::stores::{self, OpenOptions, StoreSpec};
 
@@ -32,27 +32,6 @@ pub struct MigrateArgs {
     master_key_file: Option<PathBuf>,
 }
 
-/// indicatif draws only on a terminal; elsewhere each phase ends with one
-/// line on stdout.
-struct Bar(ProgressBar);
-
-impl Progress for Bar {
-    fn phase(&self, name: &str, total: u64) {
-        self.0.reset();
-        self.0.set_length(total);
-        self.0.set_position(0);
-        self.0.set_message(name.to_owned());
-    }
-
-    fn advance(&self, n: u64) {
-        self.0.inc(n);
-    }
-
-    fn finish(&self, summary: &str) {
-        self.0.suspend(|| println!("{summary}"));
-    }
-}
-
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let secret = SecretOption {
         value_name: "--to (VAULTPLUS_DATABASE_URL)",
@@ -72,12 +51,9 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
         Some(path) => Some(SecretBox::from_file(path)?),
         None => None,
     };
-    let bar = ProgressBar::new(0);
-    bar.set_style(ProgressStyle::with_template(
-        "{msg:>16} [{bar:40}] {pos}/{len} ({eta} left)",
-    )?);
-    let report = migrate::migrate(&args.from, &to, &Bar(bar.clone())).await?;
-    bar.finish_and_clear();
+    let bar = Bar::counting();
+    let report = migrate::migrate(&args.from, &to, &bar).await?;
+    bar.clear();
     if report.already_done {
         println!("this data directory was already migrated; verified again");
     }

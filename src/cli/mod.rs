@@ -1,5 +1,7 @@
-//! The command line: `serve`, the admin commands, `migrate`.
+//! The command line: `serve`, the admin commands, `migrate`, `backup` and
+//! `restore`.
 
+mod backup;
 mod config;
 mod config_example;
 mod config_file;
@@ -9,6 +11,7 @@ mod keys;
 mod master_key;
 mod migrate;
 mod option_keys;
+mod progress;
 mod reclaim;
 mod redact;
 mod retention;
@@ -81,6 +84,10 @@ enum Command {
     Reclaim(reclaim::ReclaimCommand),
     /// Move an embedded installation into a cluster (PostgreSQL + S3); resumable.
     Migrate(migrate::MigrateArgs),
+    /// Copy a running embedded installation (catalog and blobs), consistently, into a new directory.
+    Backup(backup::BackupArgs),
+    /// Make a new data directory from a backup.
+    Restore(backup::RestoreArgs),
 }
 
 const DATABASE_SECRET: SecretOption<'static> = SecretOption {
@@ -383,6 +390,8 @@ pub fn run() -> anyhow::Result<()> {
                 config::run(&a, matches.expect("config matched"), parsed.file.as_ref());
                 Ok(())
             }
+            Command::Backup(a) => backup::backup(a).await,
+            Command::Restore(a) => backup::restore(a).await,
         }
     })
 }

@@ -4,7 +4,8 @@
 use clap::Subcommand;
 
 use super::StoreArgs;
-use crate::service::reclaim::reclaim_until_idle;
+use super::progress::Bar;
+use crate::service::reclaim::{ReclaimReport, reclaim_reporting};
 
 #[derive(Subcommand, Debug)]
 pub enum ReclaimCommand {
@@ -32,7 +33,13 @@ pub async fn run(cmd: ReclaimCommand) -> anyhow::Result<()> {
         }
         ReclaimCommand::Run { data } => {
             let stores = data.open().await?;
-            let r = reclaim_until_idle(stores.catalog.as_ref(), stores.blobs.as_ref()).await?;
+            let bar = Bar::spinner();
+            let r = reclaim_reporting(stores.catalog.as_ref(), stores.blobs.as_ref(), &|r| {
+                bar.say(reclaimed(r))
+            })
+            .await;
+            bar.clear();
+            let r = r?;
             println!(
                 "records={} blobs={} failed_blobs={}",
                 r.records, r.blobs, r.failed_blobs
@@ -46,4 +53,12 @@ pub async fn run(cmd: ReclaimCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The progress line of a reclaim run.
+pub fn reclaimed(r: &ReclaimReport) -> String {
+    format!(
+        "reclaiming: {} records, {} blobs freed so far",
+        r.records, r.blobs
+    )
 }

@@ -3,9 +3,11 @@
 use clap::Subcommand;
 
 use super::StoreArgs;
+use super::progress::Bar;
+use super::reclaim::reclaimed;
 use crate::model::time::{now_ms, parse_iso_ms};
-use crate::service::reclaim::reclaim_until_idle;
-use crate::service::retention::sweep;
+use crate::service::reclaim::reclaim_reporting;
+use crate::service::retention::sweep_reporting;
 
 #[derive(Subcommand, Debug)]
 pub enum RetentionCommand {
@@ -29,8 +31,24 @@ pub async fn run(cmd: RetentionCommand) -> anyhow::Result<()> {
         None => now_ms(),
     };
     let stores = data.open().await?;
-    let report = sweep(stores.catalog.as_ref(), now).await?;
-    reclaim_until_idle(stores.catalog.as_ref(), stores.blobs.as_ref()).await?;
+    let bar = Bar::spinner();
+    let done = async {
+        let report = sweep_reporting(stores.catalog.as_ref(), now, &|r| {
+            bar.say(format!(
+                "sweeping: {} connections, {} variants evicted so far",
+                r.connections, r.evicted
+            ))
+        })
+        .await?;
+        reclaim_reporting(stores.catalog.as_ref(), stores.blobs.as_ref(), &|r| {
+            bar.say(reclaimed(r))
+        })
+        .await?;
+        anyhow::Ok(report)
+    }
+    .await;
+    bar.clear();
+    let report = done?;
     println!(
         "connections={} evicted={} freed_bytes={}",
         report.connections, report.evicted, report.freed_bytes

@@ -29,12 +29,7 @@ use state::State;
 /// Blobs copied at once (each a stream; S3 latency dominates).
 const PARALLEL_BLOBS: usize = 8;
 
-/// Where the copy stands, for a progress display.
-pub trait Progress: Sync {
-    fn phase(&self, name: &str, total: u64);
-    fn advance(&self, n: u64);
-    fn finish(&self, summary: &str);
-}
+pub use crate::progress::Progress;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Report {

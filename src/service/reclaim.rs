@@ -58,7 +58,14 @@ impl VaultService {
         share: f64,
         stop: &CancellationToken,
     ) -> anyhow::Result<ReclaimReport> {
-        reclaim_with_share(self.catalog.as_ref(), self.blobs.as_ref(), share, stop).await
+        reclaim_with_share(
+            self.catalog.as_ref(),
+            self.blobs.as_ref(),
+            share,
+            stop,
+            &|_| {},
+        )
+        .await
     }
 
     pub async fn reclaim_backlog(&self) -> anyhow::Result<ReclaimBacklog> {
@@ -66,12 +73,24 @@ impl VaultService {
     }
 }
 
+/// Told the totals so far after each round (a progress display).
+pub type OnRound<'a> = &'a (dyn Fn(&ReclaimReport) + Sync);
+
 /// Reclaims at full speed (an operator's `reclaim run`, fsck repairs).
 pub async fn reclaim_until_idle(
     catalog: &dyn Catalog,
     blobs: &dyn BlobStore,
 ) -> anyhow::Result<ReclaimReport> {
-    reclaim_with_share(catalog, blobs, 1.0, &CancellationToken::new()).await
+    reclaim_with_share(catalog, blobs, 1.0, &CancellationToken::new(), &|_| {}).await
+}
+
+/// [`reclaim_until_idle`], telling `on_round` how far it got.
+pub async fn reclaim_reporting(
+    catalog: &dyn Catalog,
+    blobs: &dyn BlobStore,
+    on_round: OnRound<'_>,
+) -> anyhow::Result<ReclaimReport> {
+    reclaim_with_share(catalog, blobs, 1.0, &CancellationToken::new(), on_round).await
 }
 
 /// Reclaims in rounds, resting after each so that reclaim takes at most
@@ -86,6 +105,7 @@ pub async fn reclaim_with_share(
     blobs: &dyn BlobStore,
     share: f64,
     stop: &CancellationToken,
+    on_round: OnRound<'_>,
 ) -> anyhow::Result<ReclaimReport> {
     let share = share.clamp(0.01, 1.0);
     let mut report = ReclaimReport::default();
@@ -119,6 +139,7 @@ pub async fn reclaim_with_share(
         counter!(RECLAIMED_RECORDS).increment(drained);
         counter!(RECLAIMED_BLOBS).increment(done.len() as u64);
         counter!(RECLAIM_FAILURES).increment((keys.len() - done.len()) as u64);
+        on_round(&report);
         if (drained == 0 && done.is_empty()) || stop.is_cancelled() {
             return Ok(report);
         }

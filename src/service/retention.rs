@@ -63,6 +63,16 @@ pub async fn sweep_scope(
 
 /// One pass over every connection of every organization.
 pub async fn sweep(catalog: &dyn Catalog, now: i64) -> anyhow::Result<SweepReport> {
+    sweep_reporting(catalog, now, &|_| {}).await
+}
+
+/// [`sweep`], telling `on_connection` the totals after each connection (a
+/// progress display).
+pub async fn sweep_reporting(
+    catalog: &dyn Catalog,
+    now: i64,
+    on_connection: &(dyn Fn(&SweepReport) + Sync),
+) -> anyhow::Result<SweepReport> {
     let mut report = SweepReport::default();
     for org in catalog.list_orgs().await? {
         let mut offset = 0;
@@ -73,6 +83,7 @@ pub async fn sweep(catalog: &dyn Catalog, now: i64) -> anyhow::Result<SweepRepor
                 let (n, bytes) = sweep_scope(catalog, c.scope_id, &effective(&org, c), now).await?;
                 report.evicted += n;
                 report.freed_bytes += bytes;
+                on_connection(&report);
             }
             if (page.len() as u64) < PAGE {
                 break;

@@ -31,7 +31,7 @@ fn modes(dir: &Path) -> Vec<(String, bool, u32)> {
     out
 }
 
-fn assert_private(dir: &Path) {
+pub fn assert_private(dir: &Path) {
     for (path, is_dir, m) in modes(dir) {
         let want = if is_dir { 0o700 } else { 0o600 };
         assert_eq!(m, want, "{path} is {m:04o}");

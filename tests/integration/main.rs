@@ -6,6 +6,7 @@ mod harness;
 mod raw_http;
 mod resign;
 
+mod backup;
 mod concurrency;
 mod config_file;
 mod contract;

@@ -4,6 +4,7 @@
 mod data_version;
 mod dialect;
 mod lookup_cache;
+pub mod snapshot;
 // The shared SQL catalog, compiled for this backend's `dialect` (which it
 // reaches as `super::dialect`). Loading one file as a module of each
 // backend is the point: one body of SQL, monomorphic per database, with no
