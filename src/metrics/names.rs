@@ -87,7 +87,10 @@ pub fn describe() {
         RATE_LIMITED,
         "Requests answered 429 by a rate limit, by limit (api_key, media)."
     );
-    describe_counter!(PURGES, "Connection purges answered.");
+    describe_counter!(
+        PURGES,
+        "Connection purges answered, by the call that made them: purge, disable (Vault+ turned off for the connection) or remove (the connection deleted)."
+    );
     describe_histogram!(
         PURGE_DURATION,
         Unit::Seconds,

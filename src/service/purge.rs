@@ -11,6 +11,8 @@ use crate::model::ConnectionId;
 use crate::model::time::now_ms;
 use crate::model::views::PurgeResponse;
 
+use crate::catalog::PurgeOutcome;
+
 use super::{Principal, ServiceError, ServiceResult, VaultService};
 
 impl VaultService {
@@ -22,10 +24,7 @@ impl VaultService {
             .purge_connection(who.org_id, &id, now_ms())
             .await?
             .ok_or(ServiceError::ConnectionNotFound)?;
-        histogram!(names::PURGE_DURATION).record(started.elapsed().as_secs_f64());
-        counter!(names::PURGES).increment(1);
-        counter!(names::PURGED_VARIANTS).increment(outcome.purged_count);
-        counter!(names::PURGED_BYTES).increment(outcome.freed_bytes);
+        purged("purge", &outcome, started);
         self.reclaim_soon();
         tracing::info!(
             connection = %id,
@@ -39,4 +38,14 @@ impl VaultService {
             freed_bytes: outcome.freed_bytes,
         })
     }
+}
+
+/// Records a purge answered by the API: `via` says which call made it
+/// (`purge`, `disable`: Vault+ turned off for the connection, `remove`: the
+/// connection deleted), `started` when its catalog transaction began.
+pub(super) fn purged(via: &'static str, outcome: &PurgeOutcome, started: Instant) {
+    histogram!(names::PURGE_DURATION).record(started.elapsed().as_secs_f64());
+    counter!(names::PURGES, "via" => via).increment(1);
+    counter!(names::PURGED_VARIANTS).increment(outcome.purged_count);
+    counter!(names::PURGED_BYTES).increment(outcome.freed_bytes);
 }

@@ -207,11 +207,15 @@ impl VaultService {
             // (docs/reference/DECISIONS.md).
             purge: vp.enabled == Some(false),
         };
+        let started = std::time::Instant::now();
         let (after, purged) = self
             .catalog
             .update_connection(who.org_id, &id, &change, now_ms())
             .await?
             .ok_or_else(connection_missing)?;
+        if let Some(p) = &purged {
+            super::purge::purged("disable", p, started);
+        }
         let mut purge_result = purged.map(|p| PurgeResult {
             purged_count: p.purged_count,
             freed_bytes: p.freed_bytes,
@@ -379,11 +383,13 @@ impl VaultService {
         raw_id: &str,
     ) -> ServiceResult<DeleteConnectionResponse> {
         let id = path_connection(raw_id)?;
+        let started = std::time::Instant::now();
         let outcome = self
             .catalog
             .remove_connection(who.org_id, &id, now_ms())
             .await?
             .ok_or_else(connection_missing)?;
+        super::purge::purged("remove", &outcome, started);
         self.reclaim_soon();
         Ok(DeleteConnectionResponse {
             success: true,

@@ -7,7 +7,7 @@ use reqwest::Method;
 
 type Scrape = MetricsExposition<PrometheusType, PrometheusValue>;
 
-use crate::harness::{TestServer, bytes};
+use crate::harness::{TestServer, body, bytes};
 
 const METRICS: &[&str] = &["--metrics-listen", "127.0.0.1:0"];
 const PUT_ROUTE: &str = "/v2/vault-plus/media/{mediaId}/variants/{label}";
@@ -163,7 +163,10 @@ async fn families_are_present_and_move_with_traffic() {
     let purge = s.conn(Method::DELETE, "/v2/vault-plus/media", "conn_a");
     assert_eq!(purge.send().await.unwrap().status(), 200);
     let after = scrape(&s).await;
-    assert_eq!(moved(&mid, &after, "vaultplus_purges_total", &[]), 1.0);
+    assert_eq!(
+        moved(&mid, &after, "vaultplus_purges_total", &[("via", "purge")]),
+        1.0
+    );
     assert_eq!(
         moved(&mid, &after, "vaultplus_purged_variants_total", &[]),
         1.0
@@ -254,6 +257,19 @@ async fn the_readme_and_the_dashboard_name_what_is_served() {
     let mut quiet = vec![
         "vaultplus_rate_limited_requests_total",
         "vaultplus_metrics_scrape_errors_total",
+        // No upstream here, and nothing served (another test's traffic).
+        "vaultplus_upstream_requests_total",
+        "vaultplus_upstream_request_duration_seconds",
+        "vaultplus_storing_attempts_total",
+        "vaultplus_media_responses_total",
+        "vaultplus_lookup_cache_requests_total",
+        "vaultplus_blob_cache_requests_total",
+        "vaultplus_blob_cache_bytes",
+        "vaultplus_blob_cache_entries",
+        // Reclaim runs after the purge, at its own pace.
+        "vaultplus_reclaimed_blobs_total",
+        "vaultplus_reclaimed_records_total",
+        "vaultplus_reclaim_deletion_failures_total",
     ];
     if s.backend.is_cluster() {
         // S3 has no free-space figure.
@@ -281,10 +297,220 @@ async fn the_readme_and_the_dashboard_name_what_is_served() {
     ))
     .unwrap();
     serde_json::from_str::<serde_json::Value>(&dashboard).expect("the dashboard is JSON");
-    for name in families_in(&dashboard) {
+    let plotted = families_in(&dashboard);
+    for name in &plotted {
         assert!(
-            documented.contains(&name),
+            documented.contains(name),
             "the dashboard plots unknown {name}"
         );
     }
+    for name in &documented {
+        assert!(plotted.contains(name), "the dashboard does not plot {name}");
+    }
+}
+
+#[tokio::test]
+async fn storing_serving_and_reclaim_families_move() {
+    use crate::demo::{Demo, PHOTOS, VIDEOS, server_for, status, sync, wait_idle};
+    use serde_json::json;
+
+    let demo = Demo::start(&[]);
+    let mut flags = METRICS.to_vec();
+    flags.extend(["--fetch-attempts", "1"]);
+    let s = server_for(&demo, &flags).await;
+    let before = scrape(&s).await;
+    let (code, answer) = sync(&s, PHOTOS).await;
+    assert_eq!(code, 200, "{answer}");
+    wait_idle(&s).await;
+    let stored = status(&s).await["storedCount"].as_f64().unwrap();
+    assert!(stored > 0.0);
+    let m = scrape(&s).await;
+    let fetched = moved(
+        &before,
+        &m,
+        "vaultplus_upstream_requests_total",
+        &[("kind", "fetch"), ("outcome", "ok")],
+    );
+    let listed = [("kind", "list"), ("outcome", "ok")];
+    assert!(moved(&before, &m, "vaultplus_upstream_requests_total", &listed) >= 1.0);
+    let fetch_time = [("kind", "fetch")];
+    assert_eq!(
+        moved(
+            &before,
+            &m,
+            "vaultplus_upstream_request_duration_seconds",
+            &fetch_time
+        ),
+        fetched
+    );
+    // Each stored variant is one successful attempt (thumbnails are
+    // derived, not fetched).
+    let attempts = [("outcome", "stored")];
+    assert_eq!(
+        moved(&before, &m, "vaultplus_storing_attempts_total", &attempts),
+        stored
+    );
+    for state in ["waiting", "running", "failed"] {
+        assert_eq!(
+            value(&m, "vaultplus_jobs", &[("state", state)]),
+            Some(0.0),
+            "{state}"
+        );
+    }
+    let committed = [("op", "complete_job")];
+    assert_eq!(
+        moved(
+            &before,
+            &m,
+            "vaultplus_catalog_operation_duration_seconds",
+            &committed
+        ),
+        stored
+    );
+    let puts = [("op", "put")];
+    assert!(
+        moved(
+            &before,
+            &m,
+            "vaultplus_blob_store_operation_duration_seconds",
+            &puts
+        ) >= stored
+    );
+    assert_eq!(
+        value(&m, "vaultplus_blob_store_reserved_bytes", &[]),
+        Some(0.0)
+    );
+    assert!(value(&m, "vaultplus_catalog_pool_max_connections", &[]).is_some());
+    assert!(
+        value(
+            &m,
+            "vaultplus_catalog_pool_connections",
+            &[("state", "idle")]
+        )
+        .is_some()
+    );
+
+    // Serving: a small thumbnail twice, and a forged token.
+    let page = body(s.conn(Method::GET, "/v2/vault-plus/media?limit=1", "conn_a")).await;
+    let thumb = page["items"][0]["media"]["thumb"]["url"]
+        .as_str()
+        .expect("a thumbnail")
+        .to_owned();
+    for _ in 0..2 {
+        assert_eq!(s.http.get(&thumb).send().await.unwrap().status(), 200);
+    }
+    let forged = format!("{}x", thumb.trim_end_matches(|c: char| c != '/'));
+    assert_eq!(s.http.get(&forged).send().await.unwrap().status(), 403);
+    let served = scrape(&s).await;
+    let ok = [("status", "200")];
+    assert_eq!(
+        moved(&m, &served, "vaultplus_media_responses_total", &ok),
+        2.0
+    );
+    let refused = [("status", "403")];
+    assert_eq!(
+        moved(&m, &served, "vaultplus_media_responses_total", &refused),
+        1.0
+    );
+    let lookups = |r| {
+        moved(
+            &m,
+            &served,
+            "vaultplus_lookup_cache_requests_total",
+            &[("result", r)],
+        )
+    };
+    // On SQLite the second may hit (or miss, if a commit such as the
+    // access-count flush came between); a cluster node reads every one.
+    let hits = value(
+        &served,
+        "vaultplus_lookup_cache_requests_total",
+        &[("result", "hit")],
+    );
+    assert_eq!(
+        lookups("miss") + hits.unwrap_or(0.0)
+            - value(
+                &m,
+                "vaultplus_lookup_cache_requests_total",
+                &[("result", "hit")]
+            )
+            .unwrap_or(0.0),
+        2.0
+    );
+    if s.backend.is_cluster() {
+        assert_eq!(lookups("miss"), 2.0, "a cluster node reads every look-up");
+    }
+    let cached = |r| {
+        moved(
+            &m,
+            &served,
+            "vaultplus_blob_cache_requests_total",
+            &[("result", r)],
+        )
+    };
+    assert_eq!((cached("miss"), cached("hit")), (1.0, 1.0));
+    // (Thumbnailing read the full images through the cache too.)
+    assert!(value(&served, "vaultplus_blob_cache_entries", &[]).unwrap() >= 1.0);
+    assert!(value(&served, "vaultplus_blob_cache_bytes", &[]).unwrap() > 0.0);
+
+    // Upstream refusals: a 429 counted by outcome; a body cut short every
+    // time, and the job given up (one attempt allowed).
+    demo.faults(json!({"rateLimitRate": 1.0})).await;
+    let (code, answer) = sync(&s, VIDEOS).await;
+    assert_ne!(code, 200, "{answer}");
+    let limited_scrape = scrape(&s).await;
+    let limited = [("kind", "list"), ("outcome", "rate_limited")];
+    assert!(
+        moved(
+            &served,
+            &limited_scrape,
+            "vaultplus_upstream_requests_total",
+            &limited
+        ) >= 1.0
+    );
+    demo.faults(json!({"rateLimitRate": 0.0, "truncateRate": 1.0}))
+        .await;
+    let (code, answer) = sync(&s, VIDEOS).await;
+    assert_eq!(code, 200, "{answer}");
+    wait_idle(&s).await;
+    let faulted = scrape(&s).await;
+    let failed = value(&faulted, "vaultplus_jobs", &[("state", "failed")]).unwrap();
+    assert!(failed >= 1.0);
+    let given_up = [("outcome", "failed")];
+    assert_eq!(
+        moved(
+            &served,
+            &faulted,
+            "vaultplus_storing_attempts_total",
+            &given_up
+        ),
+        failed
+    );
+
+    // Purge, then reclaim deletes what it held.
+    demo.no_faults().await;
+    let purge = s.conn(Method::DELETE, "/v2/vault-plus/media", "conn_a");
+    assert_eq!(purge.send().await.unwrap().status(), 200);
+    s.wait_reclaimed().await;
+    let mut reclaimed = 0.0;
+    for _ in 0..200 {
+        let now = scrape(&s).await;
+        reclaimed = moved(&faulted, &now, "vaultplus_reclaimed_blobs_total", &[]);
+        if reclaimed >= stored {
+            assert!(moved(&faulted, &now, "vaultplus_reclaimed_records_total", &[]) >= stored);
+            assert_eq!(
+                moved(
+                    &faulted,
+                    &now,
+                    "vaultplus_purges_total",
+                    &[("via", "purge")]
+                ),
+                1.0
+            );
+            assert!(value(&now, "vaultplus_reclaim_deletion_failures_total", &[]).is_some());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(reclaimed >= stored, "reclaimed {reclaimed} of {stored}");
 }

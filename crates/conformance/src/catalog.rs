@@ -49,7 +49,8 @@ macro_rules! catalog_conformance {
             reclaim_drains_retired_scopes, upload_intents_are_requeued,
             remove_connection_purges, org_settings_push_clears_overrides,
             totals_match_records, list_add_and_sync_follow_the_plan,
-            jobs_are_leased_once, job_outcomes_update_variants,
+            jobs_are_leased_once, job_counts_follow_leases_and_failures,
+            job_outcomes_update_variants,
             job_commit_after_purge_is_refused, queue_variant_revives_known_variants,
             storage_limits_evict_or_block, failed_deletions_wait_behind_the_rest,
             list_members_page_through_changes, jobs_page_through_changes,
@@ -1060,6 +1061,23 @@ pub async fn jobs_are_leased_once(c: Arc<dyn Catalog>) {
         "w1's second and w2's job lapsed"
     );
     assert!(c.next_job_due().await.unwrap().is_some());
+}
+
+pub async fn job_counts_follow_leases_and_failures(c: Arc<dyn Catalog>) {
+    let counts = |w, r, f| JobCounts {
+        waiting: w,
+        running: r,
+        failed: f,
+    };
+    assert_eq!(c.job_counts(NOW).await.unwrap(), counts(0, 0, 0));
+    queued_scope(c.as_ref(), 3).await;
+    assert_eq!(c.job_counts(NOW).await.unwrap(), counts(3, 0, 0));
+    let claimed = c.claim_jobs("w1", 2, NOW + 1000, NOW).await.unwrap();
+    assert_eq!(c.job_counts(NOW).await.unwrap(), counts(1, 2, 0));
+    c.fail_job(claimed[0].id, "w1", "gone", NOW).await.unwrap();
+    assert_eq!(c.job_counts(NOW).await.unwrap(), counts(1, 1, 1));
+    // A lease that ran out is waiting for another worker.
+    assert_eq!(c.job_counts(NOW + 2000).await.unwrap(), counts(2, 0, 1));
 }
 
 /// Embedded catalogs only: a single server, so at its start every lease
