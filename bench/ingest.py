@@ -2,7 +2,10 @@
 upstream (list + fetch + checksum + durable write + catalog commit), beside a
 naive baseline that only downloads the same bytes to files with the same
 concurrency. Then a single 200 MiB item, to show the server's memory does not
-grow with file size. Prints a Markdown section for BENCHMARKS.md."""
+grow with file size. Prints a Markdown section for BENCHMARKS.md.
+
+`--metrics` instead compares ingest with `--metrics-listen` (recording
+metrics) and without it, same build, alternating runs."""
 
 import concurrent.futures
 import json
@@ -54,8 +57,8 @@ def baseline(demo):
     return len(urls), elapsed, size, rss
 
 
-def vaultplus(demo, list_id, qualities=None):
-    s = Server("--fetch-concurrency", str(CONCURRENCY), upstream=demo.base)
+def vaultplus(demo, list_id, qualities=None, extra=()):
+    s = Server("--fetch-concurrency", str(CONCURRENCY), *extra, upstream=demo.base)
     try:
         if qualities is not None:
             s.call("PATCH", "/v2/account/connections/conn_bench/settings",
@@ -71,8 +74,39 @@ def vaultplus(demo, list_id, qualities=None):
         s.stop()
 
 
+METRICS = ("--metrics-listen", "127.0.0.1:0")
+
+
+def metrics_comparison(demo, repeats):
+    """`full`-only syncs of the large list with and without --metrics-listen,
+    alternating, so both see the same machine; prints the medians."""
+    runs = {"off": [], "on": []}
+    for _ in range(repeats):
+        for name, extra in (("off", ()), ("on", METRICS)):
+            st, elapsed, _, _ = vaultplus(demo, LARGE, ["full"], extra)
+            assert st["storedCount"] == 1000, st
+            runs[name].append(1000 / elapsed)
+    med = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
+    print("## Ingest with metrics on and off\n")
+    print(f"Machine: {machine()}. Release build, SQLite + local blobs, the 1,000-item list, "
+          f"`full` only, {CONCURRENCY} concurrent fetches; {repeats} alternating runs each.\n")
+    print("| server | items/s (each run) | median items/s |")
+    print("| --- | --- | ---: |")
+    for k, label in (("off", "vaultplus"), ("on", "vaultplus, --metrics-listen")):
+        print(f"| {label} | {', '.join(f'{x:.0f}' for x in runs[k])} | {med[k]:.0f} |")
+    print(f"\nWith metrics recorded, over without: {med['on'] / med['off']:.2f}x.")
+
+
 def main():
     build()
+    if "--metrics" in sys.argv:
+        demo = Demo()
+        try:
+            vaultplus(demo, "103")  # warm-up
+            metrics_comparison(demo, int(os.environ.get("BENCH_REPEATS", "5")))
+        finally:
+            demo.stop()
+        return
     demo = Demo()
     try:
         vaultplus(demo, "103")  # warm-up: page cache, demo encoders

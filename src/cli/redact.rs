@@ -23,31 +23,11 @@ pub fn is_secret(arg: &Arg) -> bool {
 /// (`postgres://user:***@host/db`, and any `password` query parameter);
 /// anything else is masked whole.
 pub fn redact(value: &str) -> String {
-    let Ok(mut url) = url::Url::parse(value) else {
-        return MASK.to_owned();
-    };
-    if !url.has_host() {
-        return MASK.to_owned();
+    match url::Url::parse(value) {
+        // The same rule as every message and log line that names a URL.
+        Ok(url) if url.has_host() => crate::stores::redact(value),
+        _ => MASK.to_owned(),
     }
-    if url.password().is_some() {
-        url.set_password(Some(MASK))
-            .expect("a URL with a host takes a password");
-    }
-    if url.query().is_some() {
-        let pairs: Vec<(String, String)> = url
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if k.to_ascii_lowercase().contains("password") {
-                    MASK.to_owned()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        url.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    url.to_string()
 }
 
 #[cfg(test)]
