@@ -27,6 +27,9 @@ const SERVER_POOL: u32 = 16;
 /// Longest pause between two looks for stale uploads on a cluster.
 const STALE_INTENT_CHECK: Duration = Duration::from_secs(600);
 
+/// How long a stopping server waits for catalog connections to come back.
+const CATALOG_CLOSE_WAIT: Duration = Duration::from_secs(5);
+
 /// How often batched access counts are written.
 const ACCESS_FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -251,7 +254,14 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     }
     // Counts gathered since the last flush are written before exit.
     service.access().flush(stores.catalog.as_ref()).await?;
-    stores.catalog.close().await;
+    // Bounded: a response or task still running past the grace may hold a
+    // connection, and closing waits for every one to come back.
+    if tokio::time::timeout(CATALOG_CLOSE_WAIT, stores.catalog.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("catalog connections still in use at exit");
+    }
     tracing::info!("stopped");
     Ok(())
 }
