@@ -7,17 +7,19 @@ use std::marker::PhantomData;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, Schema};
 
 use crate::catalog::{Connection, ConnectionChange, OrgRateLimit};
 use crate::model::time::{format_iso_ms, now_ms};
 use crate::model::views::{
-    BroadcastResult, ConnectionListView, ConnectionSettingsPatchResponse, ConnectionSettingsView,
-    ConnectionStatsView, ConnectionVaultPlusFlag, ConnectionVaultPlusView, ConnectionView,
-    DeleteConnectionResponse, OrgSettingsPatchResponse, OrgSettingsView, OrgVaultPlusView,
-    PurgeResult,
+    BroadcastResult, CONNECTION_STATUSES, ConnectionListView, ConnectionSettingsPatchResponse,
+    ConnectionSettingsView, ConnectionStatsView, ConnectionVaultPlusFlag, ConnectionVaultPlusView,
+    ConnectionView, DeleteConnectionResponse, OrgSettingsPatchResponse, OrgSettingsView,
+    OrgVaultPlusView, PurgeResult,
 };
-use crate::model::{ConnectionId, SettingsPatch};
+use crate::model::{ConnectionId, SettingsPatch, schema};
 
+use super::rate_limit::MAX_RATE;
 use super::{Principal, ServiceError, ServiceResult, VaultService, retention, throttle};
 
 /// Body of `PATCH /v2/account/connections/{id}/settings`.
@@ -48,13 +50,23 @@ pub struct OrgSettingsPatch {
     /// Requests a minute per API key of this org (1 up to the server's
     /// `--rate-limit-per-minute`); `null` takes the server's limit again.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>, minimum = 1)]
+    #[schema(schema_with = rate_schema)]
     pub rate_limit_per_minute: Option<Option<u32>>,
     /// Requests an API key of this org may make at once (1 up to the
     /// server's `--rate-limit-burst`); `null` takes the server's value again.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>, minimum = 1)]
+    #[schema(schema_with = rate_schema)]
     pub rate_limit_burst: Option<Option<u32>>,
+}
+
+/// A rate an org may set, or null; the document a server serves lowers the
+/// maximum to that server's own limit ([`VaultService::org_rate_limit_max`]).
+pub fn rate_schema_with_max(max: u32) -> RefOr<Schema> {
+    schema::schema(schema::nullable(schema::whole(1, u64::from(max))))
+}
+
+fn rate_schema() -> RefOr<Schema> {
+    rate_schema_with_max(MAX_RATE)
 }
 
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
@@ -332,13 +344,14 @@ impl VaultService {
         offset: u64,
     ) -> ServiceResult<ConnectionListView> {
         if let Some(s) = status
-            && !["active", "expired", "awaiting_2fa"].contains(&s)
+            && !CONNECTION_STATUSES.contains(&s)
         {
             return Err(ServiceError::bad_request(format!(
-                "invalid query parameter status: expected one of active, expired, awaiting_2fa, got {s:?}"
+                "invalid query parameter status: expected one of {}, got {s:?}",
+                CONNECTION_STATUSES.join(", ")
             )));
         }
-        if status.is_some_and(|s| s != "active") {
+        if status.is_some_and(|s| s != CONNECTION_STATUSES[0]) {
             return Ok(ConnectionListView {
                 list: Vec::new(),
                 has_more: false,
@@ -357,7 +370,7 @@ impl VaultService {
                 .into_iter()
                 .map(|c| ConnectionView {
                     id: c.id,
-                    status: "active".into(),
+                    status: CONNECTION_STATUSES[0].into(),
                     created_at: format_iso_ms(c.created_at),
                     updated_at: format_iso_ms(c.updated_at),
                     imported: false,
