@@ -56,6 +56,26 @@ pub fn described(mut v: Value, description: &str) -> Value {
     v
 }
 
+/// A type that only carries a schema into the document, for the places
+/// utoipa wants a type (`#[param(value_type = Option<Name>, inline)]`,
+/// which, unlike `schema_with`, keeps the field's doc comment as the
+/// parameter's description).
+macro_rules! schema_type {
+    ($(#[$doc:meta])* $vis:vis $name:ident => $schema:expr) => {
+        $(#[$doc])*
+        $vis struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+                $crate::model::schema::schema($schema)
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+pub(crate) use schema_type;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -213,7 +213,7 @@ const MAX_EXACT_FLOAT: f64 = 9_007_199_254_740_992.0;
 /// Accepts a JSON integer or an integral float (the official SDK types every
 /// count as `float`, so `3600.0` must mean 3600); refuses negatives,
 /// fractions, floats too large to be exact, and anything past [`MAX_WHOLE`].
-fn opt_whole<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub fn opt_whole<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     let n: Option<serde_json::Number> = Option::deserialize(d)?;
     let Some(n) = n else { return Ok(None) };
     let whole = match (n.as_u64(), n.as_f64()) {

@@ -206,7 +206,7 @@ pub struct ConnectionVaultPlusFlag {
 /// `GET /v2/account/connections`).
 pub const CONNECTION_STATUSES: [&str; 3] = ["active", "expired", "awaiting_2fa"];
 
-pub fn connection_status_schema() -> RefOr<Schema> {
+fn connection_status_schema() -> RefOr<Schema> {
     schema::schema(schema::one_of(&CONNECTION_STATUSES))
 }
 

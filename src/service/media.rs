@@ -2,15 +2,15 @@
 
 use serde::Deserialize;
 use utoipa::IntoParams;
-use utoipa::openapi::{RefOr, Schema};
 
 use crate::catalog::{MediaQuery, SortKey};
+use crate::model::schema::{self, schema_type};
 use crate::model::time::parse_iso_ms;
 use crate::model::views::{
     ConnectionStatusView, DeleteMediaResponse, LegacyConnectionStatusView, MediaItemView,
     MediaItems, MediaPage, OrgStatsView,
 };
-use crate::model::{MediaId, MediaType, VariantStatus, schema};
+use crate::model::{MediaId, MediaType, VariantStatus};
 
 use super::{
     ConnectionContext, Principal, ServiceError, ServiceResult, VaultService, cursor, paging,
@@ -31,54 +31,54 @@ pub const MAX_BATCH: usize = 100;
 #[into_params(parameter_in = Query)]
 pub struct MediaQueryParams {
     /// Variant cache status: edge_only, pending, storing, stored, removed.
-    #[param(schema_with = status_schema)]
+    #[param(value_type = Option<StatusParam>, inline)]
     pub status: Option<String>,
     /// Media type: image, video, audio.
     #[serde(rename = "type")]
-    #[param(schema_with = media_type_schema)]
+    #[param(value_type = Option<MediaTypeParam>, inline)]
     pub media_type: Option<String>,
     /// Exact MIME type of a variant, e.g. image/jpeg.
-    #[param(schema_with = content_type_schema)]
+    #[param(value_type = Option<ContentTypeParam>, inline)]
     pub content_type: Option<String>,
     /// Minimum duration in seconds (at most durationMax).
-    #[param(schema_with = seconds_schema)]
+    #[param(value_type = Option<SecondsParam>, inline)]
     pub duration_min: Option<String>,
     /// Maximum duration in seconds.
-    #[param(schema_with = seconds_schema)]
+    #[param(value_type = Option<SecondsParam>, inline)]
     pub duration_max: Option<String>,
     /// Media first observed at or after (ISO-8601).
-    #[param(schema_with = instant_schema)]
+    #[param(value_type = Option<InstantParam>, inline)]
     pub created_at_from: Option<String>,
     /// Media first observed at or before (ISO-8601).
-    #[param(schema_with = instant_schema)]
+    #[param(value_type = Option<InstantParam>, inline)]
     pub created_at_to: Option<String>,
     /// Media stored at or after (ISO-8601); alias storedAtFrom (given
     /// both, they must be the same instant).
-    #[param(schema_with = instant_schema)]
+    #[param(value_type = Option<InstantParam>, inline)]
     pub cached_at_from: Option<String>,
     /// Media stored at or before (ISO-8601); alias storedAtTo (given
     /// both, they must be the same instant).
-    #[param(schema_with = instant_schema)]
+    #[param(value_type = Option<InstantParam>, inline)]
     pub cached_at_to: Option<String>,
     /// Alias of cachedAtFrom.
-    #[param(schema_with = instant_schema)]
+    #[param(value_type = Option<InstantParam>, inline)]
     pub stored_at_from: Option<String>,
     /// Alias of cachedAtTo.
-    #[param(schema_with = instant_schema)]
+    #[param(value_type = Option<InstantParam>, inline)]
     pub stored_at_to: Option<String>,
     /// Older SDKs: vault, messages, posts or stories; checked, then ignored
     /// (vaultplus keeps no source per variant).
-    #[param(schema_with = source_schema)]
+    #[param(value_type = Option<SourceParam>, inline)]
     pub source: Option<String>,
     /// createdAt_desc (default), createdAt_asc, cachedAt_desc, cachedAt_asc, duration_desc, duration_asc.
-    #[param(schema_with = sort_schema)]
+    #[param(value_type = Option<SortParam>, inline)]
     pub sort: Option<String>,
     /// Page size, 1-100 (default 100).
-    #[param(schema_with = paging::limit_schema)]
+    #[param(value_type = Option<paging::LimitParam>, inline)]
     pub limit: Option<String>,
     /// The previous page's nextCursor (only valid for the same route,
     /// connection and filters).
-    #[param(schema_with = paging::cursor_schema)]
+    #[param(value_type = Option<paging::CursorParam>, inline)]
     pub cursor: Option<String>,
 }
 
@@ -87,36 +87,16 @@ pub const SOURCES: [&str; 4] = ["vault", "messages", "posts", "stories"];
 /// Longest `contentType` filter: a MIME type is at most 255 characters.
 pub const MAX_CONTENT_TYPE_LEN: usize = 255;
 
-fn status_schema() -> RefOr<Schema> {
-    schema::schema(schema::one_of(
-        &VariantStatus::ALL.map(VariantStatus::as_str),
-    ))
-}
-
-fn media_type_schema() -> RefOr<Schema> {
-    schema::schema(schema::one_of(&MediaType::ALL.map(MediaType::as_str)))
-}
-
-fn content_type_schema() -> RefOr<Schema> {
-    schema::schema(schema::text(1, MAX_CONTENT_TYPE_LEN))
-}
-
-/// Any finite number of seconds from 0 (the largest is f64's).
-fn seconds_schema() -> RefOr<Schema> {
-    schema::schema(schema::number(0.0, f64::MAX))
-}
-
-fn instant_schema() -> RefOr<Schema> {
-    schema::schema(schema::date_time())
-}
-
-fn source_schema() -> RefOr<Schema> {
-    schema::schema(schema::one_of(&SOURCES))
-}
-
-fn sort_schema() -> RefOr<Schema> {
-    schema::schema(schema::one_of(&SortKey::ALL.map(SortKey::as_str)))
-}
+schema_type!(StatusParam => schema::one_of(&VariantStatus::ALL.map(VariantStatus::as_str)));
+schema_type!(MediaTypeParam => schema::one_of(&MediaType::ALL.map(MediaType::as_str)));
+schema_type!(ContentTypeParam => schema::text(1, MAX_CONTENT_TYPE_LEN));
+schema_type!(
+    /// Any finite number of seconds from 0 (the largest is f64's).
+    SecondsParam => schema::number(0.0, f64::MAX)
+);
+schema_type!(InstantParam => schema::date_time());
+schema_type!(SourceParam => schema::one_of(&SOURCES));
+schema_type!(SortParam => schema::one_of(&SortKey::ALL.map(SortKey::as_str)));
 
 fn bad(name: &str, why: impl std::fmt::Display) -> ServiceError {
     ServiceError::BadRequest(format!("invalid query parameter {name}: {why}"))

@@ -5,11 +5,10 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
-use utoipa::openapi::{RefOr, Schema};
 
 use super::{ServiceError, ServiceResult, cursor};
 use crate::catalog::paging::MAX_PAGE;
-use crate::model::schema;
+use crate::model::schema::{self, schema_type};
 use crate::model::whole::parse_whole;
 
 /// `limit` and `cursor` of the paged list routes, as they arrived, before
@@ -19,28 +18,28 @@ use crate::model::whole::parse_whole;
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Page size, 1-100 (default 100).
-    #[param(schema_with = limit_schema)]
+    #[param(value_type = Option<LimitParam>, inline)]
     pub limit: Option<String>,
     /// The previous page's nextCursor (only valid for the same route,
     /// connection, list and filters).
-    #[param(schema_with = cursor_schema)]
+    #[param(value_type = Option<CursorParam>, inline)]
     pub cursor: Option<String>,
 }
 
-/// `limit`: a whole number from 1 to [`MAX_PAGE`].
-pub fn limit_schema() -> RefOr<Schema> {
-    schema::schema(schema::whole(1, u64::from(MAX_PAGE)))
-}
+schema_type!(
+    /// `limit`: a whole number from 1 to [`MAX_PAGE`].
+    pub LimitParam => schema::whole(1, u64::from(MAX_PAGE))
+);
 
-/// `cursor`: opaque, as a previous page's `nextCursor` gave it (unpadded
-/// base64url, the alphabet [`cursor::encode_for`] writes).
-pub fn cursor_schema() -> RefOr<Schema> {
-    schema::schema(serde_json::json!({
+schema_type!(
+    /// `cursor`: opaque, as a previous page's `nextCursor` gave it (unpadded
+    /// base64url, the alphabet [`cursor::encode_for`] writes).
+    pub CursorParam => serde_json::json!({
         "type": "string",
         "minLength": 1,
         "pattern": cursor::PATTERN,
-    }))
-}
+    })
+);
 
 fn bad(name: &str, why: impl std::fmt::Display) -> ServiceError {
     ServiceError::BadRequest(format!("invalid query parameter {name}: {why}"))

@@ -49,12 +49,12 @@ pub struct OrgSettingsPatch {
     pub vault_plus: Option<OrgVaultPlusPatch>,
     /// Requests a minute per API key of this org (1 up to the server's
     /// `--rate-limit-per-minute`); `null` takes the server's limit again.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable_rate")]
     #[schema(schema_with = rate_schema)]
     pub rate_limit_per_minute: Option<Option<u32>>,
     /// Requests an API key of this org may make at once (1 up to the
     /// server's `--rate-limit-burst`); `null` takes the server's value again.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable_rate")]
     #[schema(schema_with = rate_schema)]
     pub rate_limit_burst: Option<Option<u32>>,
 }
@@ -82,13 +82,20 @@ pub struct OrgVaultPlusPatch {
     pub default_settings: Option<SettingsPatch>,
 }
 
-/// Tells a field given as `null` (Some(None)) from one left out (None).
-fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
+/// A rate given as a whole number (`600`, or `600.0` as the official SDK,
+/// which types every count as a float, sends it), or `null` (Some(None));
+/// None when left out. Its range is checked with the server's limits.
+fn nullable_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    let n = crate::model::settings::opt_whole(d)?;
+    n.map(|n| {
+        u32::try_from(n).map_err(|_| {
+            de::Error::custom(format!(
+                "expected a whole number from 1 to {MAX_RATE}, got {n}"
+            ))
+        })
+    })
+    .transpose()
+    .map(Some)
 }
 
 /// Tells a field given as `null` (Some(None)) from one left out (None);
@@ -406,5 +413,34 @@ impl VaultService {
                 freed_bytes: outcome.freed_bytes,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rates are whole numbers as every other count: `600.0` (the official
+    /// SDK's floats) is 600, null resets, left out keeps.
+    #[test]
+    fn rates_take_integral_floats_and_null() {
+        let p: OrgSettingsPatch =
+            serde_json::from_str(r#"{"rateLimitPerMinute": 600.0, "rateLimitBurst": null}"#)
+                .unwrap();
+        assert_eq!(p.rate_limit_per_minute, Some(Some(600)));
+        assert_eq!(p.rate_limit_burst, Some(None));
+        let p: OrgSettingsPatch = serde_json::from_str("{}").unwrap();
+        assert_eq!(p.rate_limit_per_minute, None);
+        for bad in [
+            r#"{"rateLimitBurst": 1.5}"#,
+            r#"{"rateLimitBurst": -1}"#,
+            r#"{"rateLimitBurst": 4294967296}"#,
+            r#"{"rateLimitBurst": "5"}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<OrgSettingsPatch>(bad).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -23,6 +23,7 @@ The driver (driver.py) passes what the hooks need in the environment.
 """
 
 import json
+import math
 import os
 import urllib.request
 
@@ -98,7 +99,8 @@ def _raise_rates(case):
         return
     for field in ("rateLimitPerMinute", "rateLimitBurst"):
         v = body.get(field)
-        if isinstance(v, int) and not isinstance(v, bool) and 1 <= v < RATE_FLOOR:
+        # Integral floats (5.0) are whole numbers too, as the server reads them.
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v == int(v) and 1 <= v < RATE_FLOOR:
             body[field] = RATE_FLOOR
 
 

@@ -4,16 +4,16 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use utoipa::IntoParams;
-use utoipa::openapi::{RefOr, Schema};
 
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, Auth, PathParams, QueryMap};
+use crate::model::ConnectionId;
+use crate::model::schema::{self, schema_type};
 use crate::model::views::{
-    ConnectionListView, ConnectionSettingsPatchResponse, ConnectionSettingsView,
-    DeleteConnectionResponse, OrgSettingsPatchResponse, OrgSettingsView, connection_status_schema,
+    CONNECTION_STATUSES, ConnectionListView, ConnectionSettingsPatchResponse,
+    ConnectionSettingsView, DeleteConnectionResponse, OrgSettingsPatchResponse, OrgSettingsView,
 };
 use crate::model::whole::parse_whole;
-use crate::model::{ConnectionId, schema};
 use crate::service::{
     ConnectionSettingsPatch, MAX_CONNECTION_OFFSET, OrgSettingsPatch, VaultService,
 };
@@ -78,13 +78,13 @@ pub async fn patch_org_settings(
 #[into_params(parameter_in = Query)]
 pub struct ConnectionListParams {
     /// active, expired or awaiting_2fa
-    #[param(schema_with = connection_status_schema)]
+    #[param(value_type = Option<ConnectionStatusParam>, inline)]
     status: Option<String>,
     /// 1-100, default 20
-    #[param(schema_with = limit_schema)]
+    #[param(value_type = Option<ConnectionLimitParam>, inline)]
     limit: Option<String>,
     /// 0-1000000000, default 0
-    #[param(schema_with = offset_schema)]
+    #[param(value_type = Option<OffsetParam>, inline)]
     offset: Option<String>,
 }
 
@@ -92,13 +92,9 @@ pub struct ConnectionListParams {
 const MAX_CONNECTION_PAGE: u64 = 100;
 const DEFAULT_CONNECTION_PAGE: u64 = 20;
 
-fn limit_schema() -> RefOr<Schema> {
-    schema::schema(schema::whole(1, MAX_CONNECTION_PAGE))
-}
-
-fn offset_schema() -> RefOr<Schema> {
-    schema::schema(schema::whole(0, MAX_CONNECTION_OFFSET))
-}
+schema_type!(ConnectionStatusParam => schema::one_of(&CONNECTION_STATUSES));
+schema_type!(ConnectionLimitParam => schema::whole(1, MAX_CONNECTION_PAGE));
+schema_type!(OffsetParam => schema::whole(0, MAX_CONNECTION_OFFSET));
 
 fn whole(raw: Option<&str>, name: &str, default: u64, min: u64, max: u64) -> ApiResult<u64> {
     match raw {

@@ -3,15 +3,15 @@
 use axum::Json;
 use axum::extract::State;
 use utoipa::IntoParams;
-use utoipa::openapi::{RefOr, Schema};
 
 use super::ConnectionIdHeader;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{Auth, ConnectionHeader, PathParams, QueryMap};
+use crate::model::ListId;
+use crate::model::schema::{self, schema_type};
 use crate::model::views::{
     JobsView, LegacyStoreListResponse, ListAddResponse, ListMediaView, ListSyncResponse, ListsView,
 };
-use crate::model::{ListId, schema};
 use crate::service::{JOB_FILTERS, PageParams, VaultService};
 
 /// Cache new media of a vault list, without removing anything.
@@ -107,13 +107,11 @@ pub async fn list_media(
 #[allow(dead_code)]
 pub struct JobsFilter {
     /// all (default) or failed
-    #[param(schema_with = job_filter_schema)]
+    #[param(value_type = Option<JobFilterParam>, inline)]
     state: Option<String>,
 }
 
-fn job_filter_schema() -> RefOr<Schema> {
-    schema::schema(schema::one_of(&JOB_FILTERS))
-}
+schema_type!(JobFilterParam => schema::one_of(&JOB_FILTERS));
 
 /// Storing jobs of the connection, with their last errors (vaultplus
 /// extension), oldest first, a page at a time (follow `nextCursor`).

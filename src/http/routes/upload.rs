@@ -37,7 +37,11 @@ pub struct UploadHeaders {
 }
 
 fn duration_schema() -> RefOr<Schema> {
-    schema::schema(schema::number(0.0, f64::MAX))
+    // schema_with drops the doc comment: the schema carries it.
+    schema::schema(schema::described(
+        schema::number(0.0, f64::MAX),
+        "Duration in seconds (video/audio), a finite number from 0.",
+    ))
 }
 
 /// An upload's body: any bytes, at least one (OpenAPI only).
