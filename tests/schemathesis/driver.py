@@ -1,17 +1,22 @@
 """Schemathesis over vaultplus's whole OpenAPI document, against a real server.
 
 Starts the demo upstream and a vaultplus wired to it (port 0, temporary data
-directory), seeds it (connections, two vault lists, an upload) so that reads
-find data and media URLs exist, writes a schemathesis configuration naming
-the ACCOUNT key, the seeded connection and the seeded IDs and tokens, runs
-`st run` over /openapi.json and counts operations from its JUnit report.
+directory), then a vaultplus with no upstream at all. Seeds each
+(connections, two vault lists where there is an upstream, an upload) so that
+reads find data and media URLs exist, writes a schemathesis configuration
+naming the ACCOUNT key, the seeded connection and the seeded IDs and tokens,
+runs `st run` over /openapi.json and counts operations from its JUnit
+reports (both runs together in the closing line).
 
 Usage (from run.sh): python driver.py BINARY
 
 Environment: VAULTPLUS_ST_MAX_EXAMPLES (default 100) and VAULTPLUS_ST_SEED
 (default 20261202) bound and fix the run; VAULTPLUS_ST_REPORT_DIR keeps the
 reports (default: a temporary directory, removed afterwards); VAULTPLUS_ST_EXTRA
-adds `st run` options (to look at one operation: --include-name 'GET /healthz').
+adds `st run` options (to look at one operation: --include-name 'GET /healthz');
+VAULTPLUS_ST_UPSTREAM=yes|no runs only one of the two servers: one wired to
+the demo upstream, one with no upstream configured (where every route that
+needs one answers 502, which the document must declare).
 """
 
 import json
@@ -119,14 +124,14 @@ def must(result, what):
     return body
 
 
-def seed(binary, data_dir, base, key):
+def seed(binary, data_dir, base, key, upstream):
     """Connections, lists and an upload; answers the IDs and tokens to reuse."""
     env = dict(os.environ, VAULTPLUS_DATA_DIR=data_dir)
     for conn in [SEEDED, SCRATCH] + SPARE:
         subprocess.run([binary, "connections", "add", "--org", "default", conn],
                        env=env, check=True, stdout=subprocess.DEVNULL)
     for conn in (SEEDED, SCRATCH):
-        for list_id in ("101", "104"):
+        for list_id in ("101", "104") if upstream else ():
             must(request("POST", "%s/v2/vault-plus/lists/%s/add" % (base, list_id), key, conn),
                  "add list %s" % list_id)
         png = bytes.fromhex(
@@ -162,7 +167,7 @@ def toml_list(values):
     return "[" + ", ".join(toml_str(v) for v in values) + "]"
 
 
-def write_config(path, key, media_ids, tokens):
+def write_config(path, key, media_ids, tokens, with_upstream):
     lines = [
         "[auth.openapi.ApiKey]",
         "api_key = %s" % toml_str(key),
@@ -186,6 +191,15 @@ def write_config(path, key, media_ids, tokens):
         '"path.connectionId" = { dictionary = "connections", probability = 0.5 }',
         "",
     ]
+    if not with_upstream:
+        # With no upstream configured, the routes that need one answer 502
+        # by design (the document says so; status_code_conformance checks
+        # that it does).
+        lines += [
+            "[checks.not_a_server_error]",
+            'expected-statuses = ["2xx", "3xx", "4xx", "502"]',
+            "",
+        ]
     with open(path, "w") as f:
         f.write("\n".join(lines))
 
@@ -202,23 +216,25 @@ def count(junit_path):
     return passed, failed
 
 
-def main():
-    binary = os.path.abspath(sys.argv[1])
+def run_once(binary, with_upstream, work):
+    """One server, seeded, and one schemathesis run; answers (passed, failed)."""
     st = os.path.join(os.path.dirname(sys.executable), "st")
     max_examples = os.environ.get("VAULTPLUS_ST_MAX_EXAMPLES", "100")
     seed_value = os.environ.get("VAULTPLUS_ST_SEED", "20261202")
-    work = tempfile.mkdtemp(prefix="vaultplus-st-")
-    reports = os.environ.get("VAULTPLUS_ST_REPORT_DIR") or os.path.join(work, "reports")
+    reports = os.path.join(os.environ.get("VAULTPLUS_ST_REPORT_DIR") or os.path.join(work, "reports"),
+                           "upstream" if with_upstream else "no-upstream")
     procs = []
     try:
-        demo = Process([binary, "demo-upstream", "--listen", "127.0.0.1:0"],
-                       os.path.join(work, "demo.log"))
-        procs.append(demo)
-        demo_url = demo.wait_line("demo-upstream listening on ")[0].split()[-1]
+        upstream = []
+        if with_upstream:
+            demo = Process([binary, "demo-upstream", "--listen", "127.0.0.1:0"],
+                           os.path.join(work, "demo.log"))
+            procs.append(demo)
+            demo_url = demo.wait_line("demo-upstream listening on ")[0].split()[-1]
+            upstream = ["--upstream-url", demo_url, "--upstream-key", "demo-key"]
         data_dir = os.path.join(work, "data")
         server = Process(
-            [binary, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0",
-             "--upstream-url", demo_url, "--upstream-key", "demo-key",
+            [binary, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0"] + upstream + [
              "--retry-base-ms", "20", "--retry-cap-secs", "1",
              # The run is one client sending thousands of requests: the API
              # key limit would answer most of them 429 (declared, and so no
@@ -228,9 +244,9 @@ def main():
         procs.append(server)
         key = server.wait_line("Created organization")[1].strip()
         base = server.wait_line("vaultplus listening on ")[0].split()[3]
-        media_ids, tokens, defaults = seed(binary, data_dir, base, key)
+        media_ids, tokens, defaults = seed(binary, data_dir, base, key, with_upstream)
         config = os.path.join(work, "schemathesis.toml")
-        write_config(config, key, media_ids, tokens)
+        write_config(config, key, media_ids, tokens, with_upstream)
         os.makedirs(reports, exist_ok=True)
         junit = os.path.join(reports, "junit.xml")
         env = dict(
@@ -257,24 +273,38 @@ def main():
             "--no-color",
             "--report", "junit", "--report-junit-path", junit,
         ] + shlex.split(os.environ.get("VAULTPLUS_ST_EXTRA", ""))
-        print("$ " + " ".join(args[:5] + ["..."]), flush=True)
+        print("==> %s upstream: $ %s ..." % ("with" if with_upstream else "no",
+                                             " ".join(args[:5])), flush=True)
         rc = subprocess.run(args, env=env, cwd=work).returncode
         if not os.path.exists(junit):
             print("schemathesis wrote no report (exit %d)" % rc)
-            print("0 passed, 1 failed")
-            return 1
+            return 0, 1
         passed, failed = count(junit)
         if rc != 0 and failed == 0:
             failed = 1  # errors outside any operation (schema, hooks)
-        print("%d passed, %d failed" % (passed, failed))
-        return 0 if failed == 0 and passed > 0 else 1
+        return passed, failed
     finally:
         for p in reversed(procs):
             p.stop()
-        if os.environ.get("VAULTPLUS_ST_KEEP"):
-            print("kept " + work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    binary = os.path.abspath(sys.argv[1])
+    only = os.environ.get("VAULTPLUS_ST_UPSTREAM")  # "yes", "no", or both
+    modes = [m for m in (True, False) if only is None or only == ("yes" if m else "no")]
+    passed = failed = 0
+    for with_upstream in modes:
+        work = tempfile.mkdtemp(prefix="vaultplus-st-")
+        try:
+            p, f = run_once(binary, with_upstream, work)
+            passed, failed = passed + p, failed + f
+        finally:
+            if os.environ.get("VAULTPLUS_ST_KEEP"):
+                print("kept " + work)
+            else:
+                shutil.rmtree(work, ignore_errors=True)
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 and passed > 0 else 1
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Schemathesis over the whole OpenAPI document (/openapi.json) of a running
-# vaultplus wired to the demo upstream, with a valid ACCOUNT key and a seeded
-# connection: every schema-valid request must be accepted, every invalid one
-# refused, and every answer must be one the document declares (status,
-# content type, headers, body schema). See driver.py.
+# vaultplus wired to the demo upstream, then of one with no upstream, each
+# with a valid ACCOUNT key and a seeded connection: every schema-valid
+# request must be accepted, every invalid one refused, and every answer must
+# be one the document declares (status, content type, headers, body schema).
+# See driver.py (and hooks.py for what the run keeps steady).
 #
 # Usage: bash tests/schemathesis/run.sh path/to/vaultplus
 #
