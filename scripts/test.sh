@@ -3,7 +3,8 @@
 # of every workspace member (the server and crates/*),
 # the catalog and blob store conformance suites (the S3 one against a
 # throwaway Garage server), integration tests against the real binary
-# over HTTP, and the official Python SDK against a running server.
+# over HTTP, the official Python SDK against a running server, and
+# schemathesis over its OpenAPI document.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,3 +72,6 @@ echo "==> onlyfans-sdk (Python) against vaultplus"
 target_dir=$(cargo metadata --format-version 1 --no-deps \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 bash tests/sdk/run.sh "$target_dir/debug/vaultplus"
+
+echo "==> schemathesis over /openapi.json against vaultplus"
+bash tests/schemathesis/run.sh "$target_dir/debug/vaultplus"

@@ -4,6 +4,7 @@
 pub mod client_ip;
 pub mod conditional;
 pub mod error;
+pub mod error_responses;
 pub mod extract;
 pub mod openapi;
 pub mod query_params;
@@ -64,12 +65,14 @@ pub fn routes() -> (Router<VaultService>, utoipa::openapi::OpenApi) {
         .routes(routes!(delivery::get_media_bytes, delivery::post_media_url))
         .routes(routes!(health::healthz))
         .split_for_parts();
+    error_responses::document_common_errors(&mut api);
     openapi::document_rate_limits(&mut api);
     (router, api)
 }
 
 pub fn router(service: VaultService) -> Router {
-    let (routes, api) = routes();
+    let (routes, mut api) = routes();
+    openapi::document_server_limits(&mut api, &service);
     let query_rules = Arc::new(query_params::QueryRules::from_openapi(&api));
     let api = Arc::new(api);
     let routes = routes

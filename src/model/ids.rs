@@ -3,27 +3,186 @@
 //! below the HTTP layer ever sees an unchecked string (no path traversal, no
 //! oversize keys).
 
+use std::borrow::Cow;
 use std::fmt;
 
-/// A raw upstream media ID: 1-32 ASCII digits, kept exactly as given.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MediaId(String);
+use serde_json::json;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
-impl MediaId {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        if raw.is_empty() || raw.len() > 32 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+/// The characters an identifier may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alphabet {
+    /// `0-9`
+    Digits,
+    /// `A-Z a-z 0-9 _`
+    Word,
+    /// `A-Z a-z 0-9 _ - .`
+    Name,
+}
+
+impl Alphabet {
+    fn allows(self, b: u8) -> bool {
+        match self {
+            Self::Digits => b.is_ascii_digit(),
+            Self::Word => b.is_ascii_alphanumeric() || b == b'_',
+            Self::Name => b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'),
+        }
+    }
+
+    /// The same set as a regular-expression character class.
+    fn class(self) -> &'static str {
+        match self {
+            Self::Digits => "0-9",
+            Self::Word => "A-Za-z0-9_",
+            Self::Name => "A-Za-z0-9_.-",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Self::Digits => "ASCII digits",
+            Self::Word => "characters of A-Z, a-z, 0-9 or _",
+            Self::Name => "characters of A-Z, a-z, 0-9, _, - or .",
+        }
+    }
+}
+
+/// What an identifier may look like: 1 to `max_len` characters of its
+/// alphabet. The one declaration of each rule: parsing checks it, and the
+/// OpenAPI document's pattern and lengths are derived from it.
+#[derive(Clone, Copy, Debug)]
+pub struct IdShape {
+    /// What the identifier is, for error messages ("media ID").
+    pub what: &'static str,
+    pub max_len: usize,
+    pub alphabet: Alphabet,
+    /// A typical value, for the document.
+    pub example: &'static str,
+}
+
+impl IdShape {
+    /// Refuses `raw` unless it has this shape, naming the problem.
+    pub fn check(&self, raw: &str) -> Result<(), String> {
+        if raw.is_empty()
+            || raw.len() > self.max_len
+            || !raw.bytes().all(|b| self.alphabet.allows(b))
+        {
             return Err(format!(
-                "invalid media ID {:?}: expected 1-32 ASCII digits",
-                truncate_for_message(raw)
+                "invalid {} {:?}: expected 1-{} {}",
+                self.what,
+                truncate_for_message(raw),
+                self.max_len,
+                self.alphabet.text()
             ));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(())
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// The shape as an ECMA-262 pattern, as JSON Schema takes it.
+    pub fn pattern(&self) -> String {
+        format!("^[{}]{{1,{}}}$", self.alphabet.class(), self.max_len)
     }
 
+    /// The shape as a JSON Schema string.
+    pub fn schema(&self) -> RefOr<Schema> {
+        crate::model::schema::schema(json!({
+            "type": "string",
+            "pattern": self.pattern(),
+            "minLength": 1,
+            "maxLength": self.max_len,
+            "description": format!("A {}: 1-{} {}.", self.what, self.max_len, self.alphabet.text()),
+            "example": self.example,
+        }))
+    }
+}
+
+pub const MEDIA_ID: IdShape = IdShape {
+    what: "media ID",
+    max_len: 32,
+    alphabet: Alphabet::Digits,
+    example: "4492994399",
+};
+
+/// Vault list IDs are numeric strings upstream.
+pub const LIST_ID: IdShape = IdShape {
+    what: "list ID",
+    max_len: 32,
+    alphabet: Alphabet::Digits,
+    example: "28489180",
+};
+
+pub const LABEL: IdShape = IdShape {
+    what: "variant label",
+    max_len: 32,
+    alphabet: Alphabet::Word,
+    example: "full",
+};
+
+/// The reference only requires a non-empty string; the length and the
+/// alphabet are bounded so that IDs are safe in logs, URLs and keys.
+pub const CONNECTION_ID: IdShape = IdShape {
+    what: "connection ID",
+    max_len: 128,
+    alphabet: Alphabet::Name,
+    example: "conn_v5bsqkzsjfk8cgr7hqbbw09t",
+};
+
+pub const ORG_NAME: IdShape = IdShape {
+    what: "organization name",
+    max_len: 64,
+    alphabet: Alphabet::Name,
+    example: "default",
+};
+
+/// A checked identifier type: its shape, its parse, its schema (named after
+/// the type, so the document shows `MediaId` where one is taken).
+macro_rules! identifier {
+    ($(#[$doc:meta])* $name:ident, $shape:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const SHAPE: IdShape = $shape;
+
+            pub fn parse(raw: &str) -> Result<Self, String> {
+                Self::SHAPE.check(raw)?;
+                Ok(Self(raw.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                Self::SHAPE.schema()
+            }
+        }
+
+        impl ToSchema for $name {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed(stringify!($name))
+            }
+        }
+    };
+}
+
+identifier!(
+    /// A raw upstream media ID: 1-32 ASCII digits, kept exactly as given.
+    MediaId,
+    MEDIA_ID
+);
+
+impl MediaId {
     /// A key whose byte order is the numeric order of the IDs (zero-padded),
     /// with the original length appended so that "7" and "007" stay distinct.
     pub fn sort_key(&self) -> String {
@@ -31,104 +190,29 @@ impl MediaId {
     }
 }
 
-impl fmt::Display for MediaId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+identifier!(
+    /// An upstream vault list ID: 1-32 ASCII digits.
+    ListId,
+    LIST_ID
+);
 
-/// A variant label such as `full`, `thumb` or `720p`: `[A-Za-z0-9_]{1,32}`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Label(String);
+identifier!(
+    /// A variant label such as `full`, `thumb` or `720p`: `[A-Za-z0-9_]{1,32}`.
+    Label,
+    LABEL
+);
 
-impl Label {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        if raw.is_empty()
-            || raw.len() > 32
-            || !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(format!(
-                "invalid variant label {:?}: expected 1-32 characters of A-Z, a-z, 0-9 or _",
-                truncate_for_message(raw)
-            ));
-        }
-        Ok(Self(raw.to_owned()))
-    }
+identifier!(
+    /// A connection ID (`conn_...` upstream).
+    ConnectionId,
+    CONNECTION_ID
+);
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Label {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A connection ID (`conn_...` upstream). The reference only requires a
-/// non-empty string; we also bound the length and the alphabet so that IDs
-/// are safe in logs, URLs and keys.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionId(String);
-
-impl ConnectionId {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        if raw.is_empty()
-            || raw.len() > 128
-            || !raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-        {
-            return Err(format!(
-                "invalid connection ID {:?}: expected 1-128 characters of A-Z, a-z, 0-9, _, - or .",
-                truncate_for_message(raw)
-            ));
-        }
-        Ok(Self(raw.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ConnectionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// An organization name as used on the command line (`--org`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct OrgName(String);
-
-impl OrgName {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        if raw.is_empty()
-            || raw.len() > 64
-            || !raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-        {
-            return Err(format!(
-                "invalid organization name {:?}: expected 1-64 characters of A-Z, a-z, 0-9, _, - or .",
-                truncate_for_message(raw)
-            ));
-        }
-        Ok(Self(raw.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for OrgName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+identifier!(
+    /// An organization name as used on the command line (`--org`).
+    OrgName,
+    ORG_NAME
+);
 
 /// Error messages echo the offending value, but never an unbounded one.
 fn truncate_for_message(raw: &str) -> String {
@@ -153,6 +237,36 @@ mod tests {
         assert!(k("9") < k("10"));
         assert!(k("99") < k("100"));
         assert_ne!(k("7"), k("007"));
+    }
+
+    /// The pattern the document declares and the check the parser makes
+    /// are two spellings of one alphabet: they must agree on every byte
+    /// and every length.
+    #[test]
+    fn patterns_accept_exactly_what_parsing_accepts() {
+        for shape in [MEDIA_ID, LIST_ID, LABEL, CONNECTION_ID, ORG_NAME] {
+            let re = regex::Regex::new(&shape.pattern()).unwrap();
+            for b in 0..=255u8 {
+                let s = char::from(b).to_string();
+                assert_eq!(
+                    re.is_match(&s),
+                    shape.check(&s).is_ok(),
+                    "{}: {s:?}",
+                    shape.what
+                );
+            }
+            let ok = shape.example.chars().next().unwrap().to_string();
+            for n in [0, 1, shape.max_len, shape.max_len + 1] {
+                let s = ok.repeat(n);
+                assert_eq!(
+                    re.is_match(&s),
+                    shape.check(&s).is_ok(),
+                    "{}: {n}",
+                    shape.what
+                );
+            }
+            assert!(shape.check(shape.example).is_ok());
+        }
     }
 
     #[test]

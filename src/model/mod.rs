@@ -6,13 +6,14 @@ pub mod ids;
 pub mod key_scope;
 pub mod list_plan;
 pub mod observed;
+pub mod schema;
 pub mod settings;
 pub mod time;
 pub mod variant;
 pub mod views;
 pub mod whole;
 
-pub use ids::{ConnectionId, Label, MediaId, OrgName};
+pub use ids::{ConnectionId, Label, ListId, MediaId, OrgName};
 pub use key_scope::KeyScope;
 pub use settings::{SettingsPatch, VaultPlusSettings};
 pub use variant::{MediaType, VariantStatus};

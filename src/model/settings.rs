@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, Schema};
+
+use super::schema;
 
 pub const IMAGE_QUALITIES: [&str; 3] = ["thumb", "preview", "full"];
 pub const VIDEO_QUALITIES: [&str; 4] = ["preview", "720p", "1080p", "source"];
@@ -16,6 +19,40 @@ pub const PURGE_STRATEGIES: [&str; 4] = [
 /// most a week (longer defeats revocation by expiry).
 pub const MIN_URL_TTL_SECONDS: u64 = 60;
 pub const MAX_URL_TTL_SECONDS: u64 = 7 * 86_400;
+/// Longest `retentionDays` and `accessExpiryDays`: a hundred years.
+pub const MAX_DAYS: u64 = 36_500;
+
+/// The schema of each bounded setting, from the constants
+/// [`SettingsPatch::validate`] checks: as the settings carry it, and as a
+/// patch may give it (or `null`, which leaves it as it is).
+macro_rules! setting_schemas {
+    ($($name:ident, $patch:ident => $v:expr;)*) => {
+        $(
+            fn $name() -> RefOr<Schema> {
+                schema::schema($v)
+            }
+            fn $patch() -> RefOr<Schema> {
+                schema::schema(schema::nullable($v))
+            }
+        )*
+    };
+}
+
+fn qualities(allowed: &[&str]) -> serde_json::Value {
+    serde_json::json!({"type": "array", "items": schema::one_of(allowed), "uniqueItems": true})
+}
+
+setting_schemas! {
+    count_schema, count_patch_schema => schema::whole(0, MAX_WHOLE);
+    days_schema, days_patch_schema => schema::described(
+        schema::whole(0, MAX_DAYS), "Days; 0 means never.");
+    ttl_schema, ttl_patch_schema => schema::described(
+        schema::whole(MIN_URL_TTL_SECONDS, MAX_URL_TTL_SECONDS),
+        "Lifetime of media URLs in seconds, 60 to 604800 (7 days).");
+    image_qualities_schema, image_qualities_patch_schema => qualities(&IMAGE_QUALITIES);
+    video_qualities_schema, video_qualities_patch_schema => qualities(&VIDEO_QUALITIES);
+    strategy_schema, strategy_patch_schema => schema::one_of(&PURGE_STRATEGIES);
+}
 
 /// All 18 settings, as the organization's `defaultSettings` carry them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -25,20 +62,31 @@ pub struct VaultPlusSettings {
     pub auto_cache_messages: bool,
     pub auto_cache_posts: bool,
     pub auto_cache_stories: bool,
+    #[schema(schema_with = count_schema)]
     pub min_access_count_vault: u64,
+    #[schema(schema_with = count_schema)]
     pub min_access_count_messages: u64,
+    #[schema(schema_with = count_schema)]
     pub min_access_count_posts: u64,
+    #[schema(schema_with = count_schema)]
     pub min_access_count_stories: u64,
     pub cache_images: bool,
     pub cache_videos: bool,
     pub cache_audio: bool,
+    #[schema(schema_with = image_qualities_schema)]
     pub image_qualities: Vec<String>,
+    #[schema(schema_with = video_qualities_schema)]
     pub video_qualities: Vec<String>,
+    #[schema(schema_with = days_schema)]
     pub retention_days: u64,
+    #[schema(schema_with = days_schema)]
     pub access_expiry_days: u64,
     /// Lifetime of media URLs in seconds, 60 to 604800 (7 days).
+    #[schema(schema_with = ttl_schema)]
     pub presigned_url_ttl_seconds: u64,
+    #[schema(schema_with = count_schema)]
     pub storage_limit_bytes: u64,
+    #[schema(schema_with = strategy_schema)]
     pub storage_limit_purge_strategy: String,
 }
 
@@ -86,24 +134,28 @@ pub struct SettingsPatch {
         deserialize_with = "opt_whole",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(schema_with = count_patch_schema)]
     pub min_access_count_vault: Option<u64>,
     #[serde(
         default,
         deserialize_with = "opt_whole",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(schema_with = count_patch_schema)]
     pub min_access_count_messages: Option<u64>,
     #[serde(
         default,
         deserialize_with = "opt_whole",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(schema_with = count_patch_schema)]
     pub min_access_count_posts: Option<u64>,
     #[serde(
         default,
         deserialize_with = "opt_whole",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(schema_with = count_patch_schema)]
     pub min_access_count_stories: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_images: Option<bool>,
@@ -112,34 +164,41 @@ pub struct SettingsPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_audio: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = image_qualities_patch_schema)]
     pub image_qualities: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = video_qualities_patch_schema)]
     pub video_qualities: Option<Vec<String>>,
     #[serde(
         default,
         deserialize_with = "opt_whole",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(schema_with = days_patch_schema)]
     pub retention_days: Option<u64>,
     #[serde(
         default,
         deserialize_with = "opt_whole",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(schema_with = days_patch_schema)]
     pub access_expiry_days: Option<u64>,
     #[serde(
         default,
         deserialize_with = "opt_whole",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(schema_with = ttl_patch_schema)]
     pub presigned_url_ttl_seconds: Option<u64>,
     #[serde(
         default,
         deserialize_with = "opt_whole",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(schema_with = count_patch_schema)]
     pub storage_limit_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = strategy_patch_schema)]
     pub storage_limit_purge_strategy: Option<String>,
 }
 
@@ -154,7 +213,7 @@ const MAX_EXACT_FLOAT: f64 = 9_007_199_254_740_992.0;
 /// Accepts a JSON integer or an integral float (the official SDK types every
 /// count as `float`, so `3600.0` must mean 3600); refuses negatives,
 /// fractions, floats too large to be exact, and anything past [`MAX_WHOLE`].
-fn opt_whole<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub fn opt_whole<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     let n: Option<serde_json::Number> = Option::deserialize(d)?;
     let Some(n) = n else { return Ok(None) };
     let whole = match (n.as_u64(), n.as_f64()) {
@@ -298,8 +357,8 @@ impl SettingsPatch {
             ("retentionDays", self.retention_days),
             ("accessExpiryDays", self.access_expiry_days),
         ] {
-            if v.is_some_and(|d| d > 36_500) {
-                return Err(format!("{name} must be at most 36500 days"));
+            if v.is_some_and(|d| d > MAX_DAYS) {
+                return Err(format!("{name} must be at most {MAX_DAYS} days"));
             }
         }
         Ok(())

@@ -48,6 +48,8 @@ pub enum MediaType {
 }
 
 impl MediaType {
+    pub const ALL: [MediaType; 3] = [Self::Image, Self::Video, Self::Audio];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Image => "image",
@@ -57,12 +59,7 @@ impl MediaType {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "image" => Some(Self::Image),
-            "video" => Some(Self::Video),
-            "audio" => Some(Self::Audio),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|t| t.as_str() == raw)
     }
 
     /// The media type a MIME type belongs to, if it is media at all.

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, Schema};
 
+use super::schema;
 use super::{MediaType, SettingsPatch, VariantStatus, VaultPlusSettings};
 
 /// One stored rendition of a media item. Exactly the ten fields of the
@@ -200,12 +202,21 @@ pub struct ConnectionVaultPlusFlag {
     pub enabled: bool,
 }
 
+/// The states a connection can be in upstream (the `status` filter of
+/// `GET /v2/account/connections`).
+pub const CONNECTION_STATUSES: [&str; 3] = ["active", "expired", "awaiting_2fa"];
+
+fn connection_status_schema() -> RefOr<Schema> {
+    schema::schema(schema::one_of(&CONNECTION_STATUSES))
+}
+
 /// A connection as `GET /v2/account/connections` lists it.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionView {
     pub id: String,
     /// Always `active`: vaultplus holds no upstream session state.
+    #[schema(schema_with = connection_status_schema)]
     pub status: String,
     pub created_at: String,
     pub updated_at: String,
@@ -314,6 +325,13 @@ pub struct ListMediaView {
     pub next_cursor: Option<String>,
 }
 
+/// The `state` of a job in the jobs route's answer.
+pub const JOB_STATES: [&str; 3] = ["queued", "running", "failed"];
+
+fn job_state_schema() -> RefOr<Schema> {
+    schema::schema(schema::one_of(&JOB_STATES))
+}
+
 /// A storing job (vaultplus extension: where failures stay visible).
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -321,6 +339,7 @@ pub struct JobView {
     pub media_id: String,
     pub label: String,
     /// `queued`, `running` or `failed`.
+    #[schema(schema_with = job_state_schema)]
     pub state: String,
     pub attempts: u32,
     pub next_attempt_at: Option<i64>,

@@ -20,6 +20,9 @@ struct CursorBody<K> {
     k: K,
 }
 
+/// What every cursor looks like (unpadded base64url), for the document.
+pub const PATTERN: &str = "^[A-Za-z0-9_-]+$";
+
 /// A digest of a result set's description.
 fn digest(shape: &str) -> String {
     hex::encode(&Sha256::digest(shape.as_bytes())[..8])

@@ -109,7 +109,13 @@ impl VaultService {
             org_id: c.org_id,
             key_id: String::new(),
         };
-        self.connection(&who, &c.id).await
+        // Removed (with its organization) since the look-up: its media is
+        // gone. A media URL carries no key or connection header, so a 401
+        // would blame something the client did not send.
+        self.connection(&who, &c.id).await.map_err(|e| match e {
+            ServiceError::ConnectionNotFound | ServiceError::Unauthorized => not_found(),
+            e => e,
+        })
     }
 
     /// Streams a variant that is not stored from the upstream.

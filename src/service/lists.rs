@@ -7,10 +7,10 @@ use crate::model::admission::admit;
 use crate::model::list_plan::ListMode;
 use crate::model::time::{format_iso_ms, now_ms};
 use crate::model::views::{
-    JobView, JobsView, LegacyStoreListResponse, ListAddResponse, ListMediaItemView, ListMediaView,
-    ListSummaryView, ListSyncResponse, ListsView,
+    JOB_STATES, JobView, JobsView, LegacyStoreListResponse, ListAddResponse, ListMediaItemView,
+    ListMediaView, ListSummaryView, ListSyncResponse, ListsView,
 };
-use crate::model::{MediaId, VariantStatus};
+use crate::model::{ListId, MediaId, VariantStatus};
 use crate::upstream::{UpstreamClient, UpstreamError};
 
 use super::{
@@ -18,15 +18,13 @@ use super::{
     paging,
 };
 
-/// Vault list IDs are numeric strings upstream.
+/// Values of the jobs route's `state` filter: every job, or those given up.
+pub const JOB_FILTERS: [&str; 2] = ["all", "failed"];
+
 fn list_id(raw: &str) -> ServiceResult<String> {
-    if raw.is_empty() || raw.len() > 32 || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ServiceError::bad_request(format!(
-            "invalid list ID {:?}: expected 1-32 ASCII digits",
-            raw.chars().take(40).collect::<String>()
-        )));
-    }
-    Ok(raw.to_owned())
+    ListId::parse(raw)
+        .map(|id| id.as_str().to_owned())
+        .map_err(ServiceError::bad_request)
 }
 
 impl From<UpstreamError> for ServiceError {
@@ -264,11 +262,13 @@ impl VaultService {
         params: &PageParams,
     ) -> ServiceResult<JobsView> {
         let failed_only = match state {
-            None | Some("all") => false,
-            Some("failed") => true,
+            None => false,
+            Some(s) if s == JOB_FILTERS[0] => false,
+            Some(s) if s == JOB_FILTERS[1] => true,
             Some(other) => {
                 return Err(ServiceError::bad_request(format!(
-                    "invalid query parameter state: expected all or failed, got {other:?}"
+                    "invalid query parameter state: expected {} or {}, got {other:?}",
+                    JOB_FILTERS[0], JOB_FILTERS[1]
                 )));
             }
         };
@@ -289,11 +289,11 @@ impl VaultService {
             .into_iter()
             .map(|j| JobView {
                 state: if j.failed_at.is_some() {
-                    "failed"
+                    JOB_STATES[2]
                 } else if j.leased {
-                    "running"
+                    JOB_STATES[1]
                 } else {
-                    "queued"
+                    JOB_STATES[0]
                 }
                 .into(),
                 next_attempt_at: j.failed_at.is_none().then_some(j.run_after),

@@ -4,6 +4,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::catalog::{MediaQuery, SortKey};
+use crate::model::schema::{self, schema_type};
 use crate::model::time::parse_iso_ms;
 use crate::model::views::{
     ConnectionStatusView, DeleteMediaResponse, LegacyConnectionStatusView, MediaItemView,
@@ -30,41 +31,72 @@ pub const MAX_BATCH: usize = 100;
 #[into_params(parameter_in = Query)]
 pub struct MediaQueryParams {
     /// Variant cache status: edge_only, pending, storing, stored, removed.
+    #[param(value_type = Option<StatusParam>, inline)]
     pub status: Option<String>,
     /// Media type: image, video, audio.
     #[serde(rename = "type")]
+    #[param(value_type = Option<MediaTypeParam>, inline)]
     pub media_type: Option<String>,
     /// Exact MIME type of a variant, e.g. image/jpeg.
+    #[param(value_type = Option<ContentTypeParam>, inline)]
     pub content_type: Option<String>,
-    /// Minimum duration in seconds.
-    #[param(value_type = Option<f64>)]
+    /// Minimum duration in seconds (at most durationMax).
+    #[param(value_type = Option<SecondsParam>, inline)]
     pub duration_min: Option<String>,
     /// Maximum duration in seconds.
-    #[param(value_type = Option<f64>)]
+    #[param(value_type = Option<SecondsParam>, inline)]
     pub duration_max: Option<String>,
     /// Media first observed at or after (ISO-8601).
+    #[param(value_type = Option<InstantParam>, inline)]
     pub created_at_from: Option<String>,
     /// Media first observed at or before (ISO-8601).
+    #[param(value_type = Option<InstantParam>, inline)]
     pub created_at_to: Option<String>,
-    /// Media stored at or after (ISO-8601); alias storedAtFrom.
+    /// Media stored at or after (ISO-8601); alias storedAtFrom (given
+    /// both, they must be the same instant).
+    #[param(value_type = Option<InstantParam>, inline)]
     pub cached_at_from: Option<String>,
-    /// Media stored at or before (ISO-8601); alias storedAtTo.
+    /// Media stored at or before (ISO-8601); alias storedAtTo (given
+    /// both, they must be the same instant).
+    #[param(value_type = Option<InstantParam>, inline)]
     pub cached_at_to: Option<String>,
     /// Alias of cachedAtFrom.
+    #[param(value_type = Option<InstantParam>, inline)]
     pub stored_at_from: Option<String>,
     /// Alias of cachedAtTo.
+    #[param(value_type = Option<InstantParam>, inline)]
     pub stored_at_to: Option<String>,
     /// Older SDKs: vault, messages, posts or stories; checked, then ignored
     /// (vaultplus keeps no source per variant).
+    #[param(value_type = Option<SourceParam>, inline)]
     pub source: Option<String>,
     /// createdAt_desc (default), createdAt_asc, cachedAt_desc, cachedAt_asc, duration_desc, duration_asc.
+    #[param(value_type = Option<SortParam>, inline)]
     pub sort: Option<String>,
     /// Page size, 1-100 (default 100).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    #[param(value_type = Option<paging::LimitParam>, inline)]
     pub limit: Option<String>,
-    /// The previous page's nextCursor.
+    /// The previous page's nextCursor (only valid for the same route,
+    /// connection and filters).
+    #[param(value_type = Option<paging::CursorParam>, inline)]
     pub cursor: Option<String>,
 }
+
+/// Values of `source` (the older SDKs' filter).
+pub const SOURCES: [&str; 4] = ["vault", "messages", "posts", "stories"];
+/// Longest `contentType` filter: a MIME type is at most 255 characters.
+pub const MAX_CONTENT_TYPE_LEN: usize = 255;
+
+schema_type!(StatusParam => schema::one_of(&VariantStatus::ALL.map(VariantStatus::as_str)));
+schema_type!(MediaTypeParam => schema::one_of(&MediaType::ALL.map(MediaType::as_str)));
+schema_type!(ContentTypeParam => schema::text(1, MAX_CONTENT_TYPE_LEN));
+schema_type!(
+    /// Any finite number of seconds from 0 (the largest is f64's).
+    SecondsParam => schema::number(0.0, f64::MAX)
+);
+schema_type!(InstantParam => schema::date_time());
+schema_type!(SourceParam => schema::one_of(&SOURCES));
+schema_type!(SortParam => schema::one_of(&SortKey::ALL.map(SortKey::as_str)));
 
 fn bad(name: &str, why: impl std::fmt::Display) -> ServiceError {
     ServiceError::BadRequest(format!("invalid query parameter {name}: {why}"))
@@ -112,7 +144,13 @@ impl MediaQueryParams {
             .as_deref()
             .map(|s| {
                 VariantStatus::parse(s).ok_or_else(|| {
-                    bad("status", format!("expected one of edge_only, pending, storing, stored, removed, got {s:?}"))
+                    bad(
+                        "status",
+                        format!(
+                            "expected one of {}, got {s:?}",
+                            VariantStatus::ALL.map(VariantStatus::as_str).join(", ")
+                        ),
+                    )
                 })
             })
             .transpose()?;
@@ -123,25 +161,28 @@ impl MediaQueryParams {
                 MediaType::parse(s).ok_or_else(|| {
                     bad(
                         "type",
-                        format!("expected one of image, video, audio, got {s:?}"),
+                        format!(
+                            "expected one of {}, got {s:?}",
+                            MediaType::ALL.map(MediaType::as_str).join(", ")
+                        ),
                     )
                 })
             })
             .transpose()?;
         if let Some(ct) = &self.content_type
-            && (ct.is_empty() || ct.len() > 255)
+            && (ct.is_empty() || ct.chars().count() > MAX_CONTENT_TYPE_LEN)
         {
             return Err(bad(
                 "contentType",
-                "expected a MIME type of 1-255 characters",
+                format!("expected a MIME type of 1-{MAX_CONTENT_TYPE_LEN} characters"),
             ));
         }
         if let Some(s) = &self.source
-            && !["vault", "messages", "posts", "stories"].contains(&s.as_str())
+            && !SOURCES.contains(&s.as_str())
         {
             return Err(bad(
                 "source",
-                format!("expected one of vault, messages, posts, stories, got {s:?}"),
+                format!("expected one of {}, got {s:?}", SOURCES.join(", ")),
             ));
         }
         let duration_min = seconds("durationMin", &self.duration_min)?;
@@ -157,7 +198,13 @@ impl MediaQueryParams {
         let sort = match &self.sort {
             None => SortKey::default(),
             Some(s) => SortKey::parse(s).ok_or_else(|| {
-                bad("sort", format!("expected one of createdAt_desc, createdAt_asc, cachedAt_desc, cachedAt_asc, duration_desc, duration_asc, got {s:?}"))
+                bad(
+                    "sort",
+                    format!(
+                        "expected one of {}, got {s:?}",
+                        SortKey::ALL.map(SortKey::as_str).join(", ")
+                    ),
+                )
             })?,
         };
         let limit = paging::limit(self.limit.as_deref())?;

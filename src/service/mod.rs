@@ -34,9 +34,12 @@ mod views;
 use std::sync::Arc;
 
 pub use error::{ServiceError, ServiceResult};
-pub use media::MediaQueryParams;
+pub use lists::JOB_FILTERS;
+pub use media::{MAX_BATCH, MediaQueryParams};
 pub use paging::PageParams;
-pub use settings::{ConnectionSettingsPatch, MAX_CONNECTION_OFFSET, OrgSettingsPatch};
+pub use settings::{
+    ConnectionSettingsPatch, MAX_CONNECTION_OFFSET, OrgSettingsPatch, rate_schema_with_max,
+};
 pub use upload::UploadRequest;
 
 use crate::blobs::BlobStore;

@@ -8,6 +8,7 @@ use utoipa::IntoParams;
 
 use super::{ServiceError, ServiceResult, cursor};
 use crate::catalog::paging::MAX_PAGE;
+use crate::model::schema::{self, schema_type};
 use crate::model::whole::parse_whole;
 
 /// `limit` and `cursor` of the paged list routes, as they arrived, before
@@ -17,12 +18,28 @@ use crate::model::whole::parse_whole;
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Page size, 1-100 (default 100).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    #[param(value_type = Option<LimitParam>, inline)]
     pub limit: Option<String>,
     /// The previous page's nextCursor (only valid for the same route,
     /// connection, list and filters).
+    #[param(value_type = Option<CursorParam>, inline)]
     pub cursor: Option<String>,
 }
+
+schema_type!(
+    /// `limit`: a whole number from 1 to [`MAX_PAGE`].
+    pub LimitParam => schema::whole(1, u64::from(MAX_PAGE))
+);
+
+schema_type!(
+    /// `cursor`: opaque, as a previous page's `nextCursor` gave it (unpadded
+    /// base64url, the alphabet [`cursor::encode_for`] writes).
+    pub CursorParam => serde_json::json!({
+        "type": "string",
+        "minLength": 1,
+        "pattern": cursor::PATTERN,
+    })
+);
 
 fn bad(name: &str, why: impl std::fmt::Display) -> ServiceError {
     ServiceError::BadRequest(format!("invalid query parameter {name}: {why}"))
@@ -72,5 +89,10 @@ mod tests {
             assert!(e.contains("cursor"), "{e}");
         }
         assert_eq!(next_cursor(None::<i64>, "a"), None);
+        let pattern = regex::Regex::new(cursor::PATTERN).unwrap();
+        for k in [0_i64, -1, i64::MAX] {
+            let c = next_cursor(Some(k), "some route and filters").unwrap();
+            assert!(pattern.is_match(&c), "{c}");
+        }
     }
 }

@@ -7,17 +7,19 @@ use std::marker::PhantomData;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, Schema};
 
 use crate::catalog::{Connection, ConnectionChange, OrgRateLimit};
 use crate::model::time::{format_iso_ms, now_ms};
 use crate::model::views::{
-    BroadcastResult, ConnectionListView, ConnectionSettingsPatchResponse, ConnectionSettingsView,
-    ConnectionStatsView, ConnectionVaultPlusFlag, ConnectionVaultPlusView, ConnectionView,
-    DeleteConnectionResponse, OrgSettingsPatchResponse, OrgSettingsView, OrgVaultPlusView,
-    PurgeResult,
+    BroadcastResult, CONNECTION_STATUSES, ConnectionListView, ConnectionSettingsPatchResponse,
+    ConnectionSettingsView, ConnectionStatsView, ConnectionVaultPlusFlag, ConnectionVaultPlusView,
+    ConnectionView, DeleteConnectionResponse, OrgSettingsPatchResponse, OrgSettingsView,
+    OrgVaultPlusView, PurgeResult,
 };
-use crate::model::{ConnectionId, SettingsPatch};
+use crate::model::{ConnectionId, SettingsPatch, schema};
 
+use super::rate_limit::MAX_RATE;
 use super::{Principal, ServiceError, ServiceResult, VaultService, retention, throttle};
 
 /// Body of `PATCH /v2/account/connections/{id}/settings`.
@@ -47,14 +49,24 @@ pub struct OrgSettingsPatch {
     pub vault_plus: Option<OrgVaultPlusPatch>,
     /// Requests a minute per API key of this org (1 up to the server's
     /// `--rate-limit-per-minute`); `null` takes the server's limit again.
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>, minimum = 1)]
+    #[serde(default, deserialize_with = "nullable_rate")]
+    #[schema(schema_with = rate_schema)]
     pub rate_limit_per_minute: Option<Option<u32>>,
     /// Requests an API key of this org may make at once (1 up to the
     /// server's `--rate-limit-burst`); `null` takes the server's value again.
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>, minimum = 1)]
+    #[serde(default, deserialize_with = "nullable_rate")]
+    #[schema(schema_with = rate_schema)]
     pub rate_limit_burst: Option<Option<u32>>,
+}
+
+/// A rate an org may set, or null; the document a server serves lowers the
+/// maximum to that server's own limit ([`VaultService::org_rate_limit_max`]).
+pub fn rate_schema_with_max(max: u32) -> RefOr<Schema> {
+    schema::schema(schema::nullable(schema::whole(1, u64::from(max))))
+}
+
+fn rate_schema() -> RefOr<Schema> {
+    rate_schema_with_max(MAX_RATE)
 }
 
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
@@ -70,13 +82,20 @@ pub struct OrgVaultPlusPatch {
     pub default_settings: Option<SettingsPatch>,
 }
 
-/// Tells a field given as `null` (Some(None)) from one left out (None).
-fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
+/// A rate given as a whole number (`600`, or `600.0` as the official SDK,
+/// which types every count as a float, sends it), or `null` (Some(None));
+/// None when left out. Its range is checked with the server's limits.
+fn nullable_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    let n = crate::model::settings::opt_whole(d)?;
+    n.map(|n| {
+        u32::try_from(n).map_err(|_| {
+            de::Error::custom(format!(
+                "expected a whole number from 1 to {MAX_RATE}, got {n}"
+            ))
+        })
+    })
+    .transpose()
+    .map(Some)
 }
 
 /// Tells a field given as `null` (Some(None)) from one left out (None);
@@ -336,13 +355,14 @@ impl VaultService {
         offset: u64,
     ) -> ServiceResult<ConnectionListView> {
         if let Some(s) = status
-            && !["active", "expired", "awaiting_2fa"].contains(&s)
+            && !CONNECTION_STATUSES.contains(&s)
         {
             return Err(ServiceError::bad_request(format!(
-                "invalid query parameter status: expected one of active, expired, awaiting_2fa, got {s:?}"
+                "invalid query parameter status: expected one of {}, got {s:?}",
+                CONNECTION_STATUSES.join(", ")
             )));
         }
-        if status.is_some_and(|s| s != "active") {
+        if status.is_some_and(|s| s != CONNECTION_STATUSES[0]) {
             return Ok(ConnectionListView {
                 list: Vec::new(),
                 has_more: false,
@@ -361,7 +381,7 @@ impl VaultService {
                 .into_iter()
                 .map(|c| ConnectionView {
                     id: c.id,
-                    status: "active".into(),
+                    status: CONNECTION_STATUSES[0].into(),
                     created_at: format_iso_ms(c.created_at),
                     updated_at: format_iso_ms(c.updated_at),
                     imported: false,
@@ -399,5 +419,34 @@ impl VaultService {
                 freed_bytes: outcome.freed_bytes,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rates are whole numbers as every other count: `600.0` (the official
+    /// SDK's floats) is 600, null resets, left out keeps.
+    #[test]
+    fn rates_take_integral_floats_and_null() {
+        let p: OrgSettingsPatch =
+            serde_json::from_str(r#"{"rateLimitPerMinute": 600.0, "rateLimitBurst": null}"#)
+                .unwrap();
+        assert_eq!(p.rate_limit_per_minute, Some(Some(600)));
+        assert_eq!(p.rate_limit_burst, Some(None));
+        let p: OrgSettingsPatch = serde_json::from_str("{}").unwrap();
+        assert_eq!(p.rate_limit_per_minute, None);
+        for bad in [
+            r#"{"rateLimitBurst": 1.5}"#,
+            r#"{"rateLimitBurst": -1}"#,
+            r#"{"rateLimitBurst": 4294967296}"#,
+            r#"{"rateLimitBurst": "5"}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<OrgSettingsPatch>(bad).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -30,6 +30,12 @@ const VERSION: u8 = 2;
 /// `presignedUrlTtlSeconds` plus the rounding window of [`UrlSigner::expiry_for`]
 /// at that TTL. Tokens expiring later are refused and `max-age` never
 /// exceeds it.
+/// Longest token looked at; longer ones are malformed, unread.
+pub const MAX_TOKEN_LEN: usize = 512;
+/// What every token looks like: payload and tag, unpadded base64url, joined
+/// by a dot (what [`UrlSigner::sign`] writes), for the document.
+pub const TOKEN_PATTERN: &str = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$";
+
 pub const MAX_TOKEN_LIFETIME_SECS: u64 = MAX_URL_TTL_SECONDS + rounding_window(MAX_URL_TTL_SECONDS);
 
 /// How far [`UrlSigner::expiry_for`] may round an expiry up at `ttl`.
@@ -141,7 +147,7 @@ impl UrlSigner {
     /// Checks a token at time `now_s` (Unix seconds).
     pub fn verify(&self, token: &str, now_s: u64) -> Result<Grant, TokenError> {
         let (payload_b64, tag_b64) = token.split_once('.').ok_or(TokenError::Malformed)?;
-        if token.len() > 512 {
+        if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
         let payload = URL_SAFE_NO_PAD
@@ -265,6 +271,24 @@ mod tests {
         let t = s.sign(&grant());
         assert_eq!(s.verify(&t, 9_999).unwrap(), grant());
         assert_eq!(s.verify(&t, 10_000), Err(TokenError::Expired));
+    }
+
+    /// The document's pattern and length describe every token signed,
+    /// down to the longest grant.
+    #[test]
+    fn tokens_have_the_documented_shape() {
+        let re = regex::Regex::new(TOKEN_PATTERN).unwrap();
+        let mut long = grant();
+        long.scope_id = i64::MAX;
+        long.media_id = MediaId::parse(&"9".repeat(32)).unwrap();
+        long.label = Label::parse(&"w".repeat(32)).unwrap();
+        long.generation = i64::MAX;
+        long.expires_at = u64::MAX;
+        for g in [grant(), long] {
+            let t = signer(&[i64::MAX]).sign(&g);
+            assert!(re.is_match(&t), "{t}");
+            assert!(t.len() <= MAX_TOKEN_LEN, "{} bytes", t.len());
+        }
     }
 
     #[test]

@@ -85,16 +85,25 @@ pub fn check_org_override(server: &RateLimitConfig, org: &OrgRateLimit) -> Resul
                 "{field} must be at least 1 (null takes the server's limit)"
             ));
         }
-        if ceiling > 0 && v > ceiling {
-            return Err(format!(
-                "{field} must be at most the server's limit, {ceiling} ({option}), got {v}"
-            ));
-        }
-        if v > MAX_RATE {
-            return Err(format!("{field} must be at most {MAX_RATE}, got {v}"));
+        if v > org_override_max(ceiling) {
+            return Err(if ceiling > 0 && v > ceiling {
+                format!("{field} must be at most the server's limit, {ceiling} ({option}), got {v}")
+            } else {
+                format!("{field} must be at most {MAX_RATE}, got {v}")
+            });
         }
     }
     Ok(())
+}
+
+/// The largest value an org may set under the server's `ceiling` (0: the
+/// server sets none). The OpenAPI document a server serves declares it.
+pub fn org_override_max(ceiling: u32) -> u32 {
+    if ceiling > 0 {
+        ceiling.min(MAX_RATE)
+    } else {
+        MAX_RATE
+    }
 }
 
 /// Addresses as buckets: an IPv6 client usually holds a whole /64, so it
@@ -110,6 +119,16 @@ fn client_key(ip: IpAddr) -> IpAddr {
 }
 
 impl VaultService {
+    /// The largest `rateLimitPerMinute` and `rateLimitBurst` an org may
+    /// set on this server.
+    pub fn org_rate_limit_max(&self) -> (u32, u32) {
+        let server = &self.config.rate_limits;
+        (
+            org_override_max(server.per_minute),
+            org_override_max(server.burst),
+        )
+    }
+
     /// Takes a token for an authenticated key; `None` when its org has no
     /// limit.
     pub async fn admit_api_key(&self, who: &Principal) -> ServiceResult<Option<Decision>> {

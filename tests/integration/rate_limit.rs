@@ -309,7 +309,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_counts() {
 
 #[tokio::test]
 async fn openapi_documents_the_limits() {
-    let s = TestServer::start().await;
+    let s = TestServer::start_with(SLOW).await;
     let d: Value = s
         .http
         .get(s.url("/openapi.json"))
@@ -339,13 +339,31 @@ async fn openapi_documents_the_limits() {
         "{patch_body}"
     );
     assert!(patch_body.get("rateLimitBurst").is_some());
+    // The most an org may set is this server's own limit, as the PATCH
+    // checks it: 7 a minute is refused here, 6 taken.
+    assert_eq!(
+        patch_body["rateLimitPerMinute"]["maximum"], 6,
+        "{patch_body}"
+    );
+    assert_eq!(patch_body["rateLimitBurst"]["maximum"], 5, "{patch_body}");
+    assert_eq!(patch_body["rateLimitBurst"]["minimum"], 1, "{patch_body}");
+    for (n, code) in [(7, 400), (6, 200)] {
+        let r = s
+            .req(Method::PATCH, "/v2/account/settings")
+            .json(&serde_json::json!({ "rateLimitPerMinute": n }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), code, "rateLimitPerMinute {n}");
+    }
     let media = &d["paths"]["/v2/media/{token}"]["get"]["responses"]["429"];
     assert!(media["headers"].get("Retry-After").is_some(), "{media}");
     assert!(media["headers"].get("X-RateLimit-Limit").is_none());
+    // /healthz takes an optional apiKey, and a request that carries one is
+    // limited by it like any other.
+    let health = &d["paths"]["/healthz"]["get"]["responses"]["429"];
     assert!(
-        d["paths"]["/healthz"]["get"]["responses"]
-            .get("429")
-            .is_none(),
-        "health is not limited"
+        health["headers"].get("X-RateLimit-Limit").is_some(),
+        "{health}"
     );
 }

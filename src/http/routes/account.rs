@@ -7,9 +7,11 @@ use utoipa::IntoParams;
 
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, Auth, PathParams, QueryMap};
+use crate::model::ConnectionId;
+use crate::model::schema::{self, schema_type};
 use crate::model::views::{
-    ConnectionListView, ConnectionSettingsPatchResponse, ConnectionSettingsView,
-    DeleteConnectionResponse, OrgSettingsPatchResponse, OrgSettingsView,
+    CONNECTION_STATUSES, ConnectionListView, ConnectionSettingsPatchResponse,
+    ConnectionSettingsView, DeleteConnectionResponse, OrgSettingsPatchResponse, OrgSettingsView,
 };
 use crate::model::whole::parse_whole;
 use crate::service::{
@@ -18,9 +20,8 @@ use crate::service::{
 
 /// A connection's Vault+ settings and stats.
 #[utoipa::path(get, path = "/v2/account/connections/{connectionId}/settings", tag = "Account",
-    params(("connectionId" = String, Path, description = "Connection ID")),
-    responses((status = 200, body = ConnectionSettingsView), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody)),
+    params(("connectionId" = ConnectionId, Path, description = "Connection ID (an ID of another shape names no connection: 404)")),
+    responses((status = 200, body = ConnectionSettingsView), (status = 404, body = ErrorBody)),
     security(("ApiKey" = [])))]
 pub async fn get_connection_settings(
     State(svc): State<VaultService>,
@@ -33,10 +34,9 @@ pub async fn get_connection_settings(
 /// Enable or disable Vault+ for a connection, or change its overrides.
 /// Disabling purges the connection's media and answers `purgeResult`.
 #[utoipa::path(patch, path = "/v2/account/connections/{connectionId}/settings", tag = "Account",
-    params(("connectionId" = String, Path, description = "Connection ID")),
+    params(("connectionId" = ConnectionId, Path, description = "Connection ID (an ID of another shape names no connection: 404)")),
     request_body = ConnectionSettingsPatch,
-    responses((status = 200, body = ConnectionSettingsPatchResponse), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = ConnectionSettingsPatchResponse), (status = 404, body = ErrorBody)),
     security(("ApiKey" = [])))]
 pub async fn patch_connection_settings(
     State(svc): State<VaultService>,
@@ -49,7 +49,7 @@ pub async fn patch_connection_settings(
 
 /// The organization's Vault+ defaults.
 #[utoipa::path(get, path = "/v2/account/settings", tag = "Account",
-    responses((status = 200, body = OrgSettingsView), (status = 401, body = ErrorBody)),
+    responses((status = 200, body = OrgSettingsView)),
     security(("ApiKey" = [])))]
 pub async fn get_org_settings(
     State(svc): State<VaultService>,
@@ -62,8 +62,7 @@ pub async fn get_org_settings(
 /// them to every connection and answers `broadcastResult`.
 #[utoipa::path(patch, path = "/v2/account/settings", tag = "Account",
     request_body = OrgSettingsPatch,
-    responses((status = 200, body = OrgSettingsPatchResponse), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody)),
+    responses((status = 200, body = OrgSettingsPatchResponse)),
     security(("ApiKey" = [])))]
 pub async fn patch_org_settings(
     State(svc): State<VaultService>,
@@ -79,14 +78,23 @@ pub async fn patch_org_settings(
 #[into_params(parameter_in = Query)]
 pub struct ConnectionListParams {
     /// active, expired or awaiting_2fa
+    #[param(value_type = Option<ConnectionStatusParam>, inline)]
     status: Option<String>,
     /// 1-100, default 20
-    #[param(value_type = Option<u64>, minimum = 1, maximum = 100)]
+    #[param(value_type = Option<ConnectionLimitParam>, inline)]
     limit: Option<String>,
     /// 0-1000000000, default 0
-    #[param(value_type = Option<u64>, maximum = 1_000_000_000)]
+    #[param(value_type = Option<OffsetParam>, inline)]
     offset: Option<String>,
 }
+
+/// Page size of the connection list: at most this, 20 when not given.
+const MAX_CONNECTION_PAGE: u64 = 100;
+const DEFAULT_CONNECTION_PAGE: u64 = 20;
+
+schema_type!(ConnectionStatusParam => schema::one_of(&CONNECTION_STATUSES));
+schema_type!(ConnectionLimitParam => schema::whole(1, MAX_CONNECTION_PAGE));
+schema_type!(OffsetParam => schema::whole(0, MAX_CONNECTION_OFFSET));
 
 fn whole(raw: Option<&str>, name: &str, default: u64, min: u64, max: u64) -> ApiResult<u64> {
     match raw {
@@ -99,8 +107,7 @@ fn whole(raw: Option<&str>, name: &str, default: u64, min: u64, max: u64) -> Api
 /// The organization's connections (`limit`/`offset` paging).
 #[utoipa::path(get, path = "/v2/account/connections", tag = "Account",
     params(ConnectionListParams),
-    responses((status = 200, body = ConnectionListView), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody)),
+    responses((status = 200, body = ConnectionListView)),
     security(("ApiKey" = [])))]
 pub async fn list_connections(
     State(svc): State<VaultService>,
@@ -108,7 +115,13 @@ pub async fn list_connections(
     q: QueryMap,
 ) -> ApiResult<Json<ConnectionListView>> {
     let q: ConnectionListParams = q.parse()?;
-    let limit = whole(q.limit.as_deref(), "limit", 20, 1, 100)?;
+    let limit = whole(
+        q.limit.as_deref(),
+        "limit",
+        DEFAULT_CONNECTION_PAGE,
+        1,
+        MAX_CONNECTION_PAGE,
+    )?;
     let offset = whole(q.offset.as_deref(), "offset", 0, 0, MAX_CONNECTION_OFFSET)?;
     Ok(Json(
         svc.list_connections(&who, q.status.as_deref(), limit, offset)
@@ -118,9 +131,8 @@ pub async fn list_connections(
 
 /// Disconnect a connection: its media is purged, then it is removed.
 #[utoipa::path(delete, path = "/v2/account/connections/{connectionId}", tag = "Account",
-    params(("connectionId" = String, Path, description = "Connection ID")),
-    responses((status = 200, body = DeleteConnectionResponse), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody)),
+    params(("connectionId" = ConnectionId, Path, description = "Connection ID (an ID of another shape names no connection: 404)")),
+    responses((status = 200, body = DeleteConnectionResponse), (status = 404, body = ErrorBody)),
     security(("ApiKey" = [])))]
 pub async fn delete_connection(
     State(svc): State<VaultService>,

@@ -7,33 +7,70 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::http::conditional::{self, Plan, Representation, http_date};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::PathParams;
+use crate::model::schema;
 use crate::model::time::now_ms;
 use crate::model::views::QueueResponse;
 use crate::service::VaultService;
 use crate::service::delivery::Delivery;
+use crate::service::signing::{MAX_TOKEN_LEN, TOKEN_PATTERN};
+
+/// Media bytes as served (OpenAPI only).
+pub struct MediaBody;
+
+impl PartialSchema for MediaBody {
+    fn schema() -> RefOr<Schema> {
+        schema::schema(serde_json::json!({"type": "string", "format": "binary"}))
+    }
+}
+
+impl ToSchema for MediaBody {}
+
+/// The signed token of a media URL (OpenAPI only). A token of another
+/// shape is refused as any bad token is (403).
+pub struct MediaToken;
+
+impl PartialSchema for MediaToken {
+    fn schema() -> RefOr<Schema> {
+        schema::schema(serde_json::json!({
+            "type": "string",
+            "pattern": TOKEN_PATTERN,
+            "maxLength": MAX_TOKEN_LEN,
+        }))
+    }
+}
+
+impl ToSchema for MediaToken {}
 
 /// Fetch the bytes of a variant. The signed token is the credential; no API
 /// key is needed. Stored bytes answer ranges (one range per request;
 /// several get the whole body) and conditional requests; a variant that is
 /// not stored is streamed from the upstream.
 #[utoipa::path(get, path = "/v2/media/{token}", tag = "Media delivery",
-    params(("token" = String, Path, description = "Signed token from a variant's url"),
+    params(("token" = MediaToken, Path, description = "Signed token from a variant's url"),
            ("Range" = Option<String>, Header, description = "bytes=a-b, bytes=a- or bytes=-n"),
            ("If-None-Match" = Option<String>, Header, description = "ETag of a cached copy"),
            ("If-Modified-Since" = Option<String>, Header, description = "HTTP date"),
            ("If-Range" = Option<String>, Header, description = "ETag or HTTP date")),
     responses(
-        (status = 200, description = "The bytes.", content_type = "application/octet-stream"),
-        (status = 206, description = "The requested range.", content_type = "application/octet-stream"),
+        (status = 200, description = "The bytes, with the variant's own media type.",
+            content((MediaBody = "image/*"), (MediaBody = "video/*"), (MediaBody = "audio/*"))),
+        (status = 206, description = "The requested range.",
+            content((MediaBody = "image/*"), (MediaBody = "video/*"), (MediaBody = "audio/*")),
+            headers(("Content-Range" = String, description = "bytes a-b/size"))),
         (status = 304, description = "The client's copy is current."),
+        (status = 401, description = "Not stored, its upstream URL expired, and the connection's upstream session is gone (SESSION_EXPIRED or SESSION_NOT_PROVIDED).", body = ErrorBody),
         (status = 403, description = "The token is malformed, forged or expired.", body = ErrorBody),
         (status = 404, description = "The variant was deleted or purged.", body = ErrorBody),
-        (status = 416, description = "No byte of the range exists.", body = ErrorBody),
-        (status = 502, description = "Not stored, and the upstream failed.", body = ErrorBody),
+        (status = 409, description = "The variant was replaced while it was being served; request it again.", body = ErrorBody),
+        (status = 416, description = "No byte of the range exists.", body = ErrorBody,
+            headers(("Content-Range" = String, description = "bytes */size"))),
+        (status = 502, description = "Not stored, and the upstream failed or none is configured (--upstream-url).", body = ErrorBody),
     ))]
 pub async fn get_media_bytes(
     state: State<VaultService>,
@@ -182,7 +219,7 @@ async fn proxied(svc: &VaultService, d: &Delivery, method: &Method) -> ApiResult
 /// Queue this variant for persistent storage now, whatever the auto-cache
 /// rules say: 202 when queued, 200 when already stored.
 #[utoipa::path(post, path = "/v2/media/{token}", tag = "Media delivery",
-    params(("token" = String, Path, description = "Signed token from a variant's url")),
+    params(("token" = MediaToken, Path, description = "Signed token from a variant's url")),
     responses(
         (status = 202, description = "Queued.", body = QueueResponse),
         (status = 200, description = "Already stored.", body = QueueResponse),

@@ -8,8 +8,9 @@ use utoipa::ToSchema;
 use super::ConnectionIdHeader;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, Auth, ConnectionHeader, PathParams, QueryMap, media_id};
-use crate::model::MediaId;
 use crate::model::views::{DeleteMediaResponse, MediaItemView, MediaItems, MediaPage};
+use crate::model::{MediaId, schema};
+use crate::service::MAX_BATCH;
 use crate::service::{MediaQueryParams, VaultService};
 
 /// Search a connection's cached media.
@@ -33,8 +34,7 @@ pub async fn query_media(
 /// List stored media (older SDK path; `source` is accepted and ignored).
 #[utoipa::path(get, path = "/v2/vault-plus/list", tag = "Vault+ (older paths)",
     params(ConnectionIdHeader, MediaQueryParams),
-    responses((status = 200, description = "Matching media.", body = MediaPage),
-              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 200, description = "Matching media.", body = MediaPage)),
     security(("ApiKey" = [])))]
 pub async fn legacy_list(
     state: State<VaultService>,
@@ -47,10 +47,9 @@ pub async fn legacy_list(
 
 /// Get a media item with all its variants.
 #[utoipa::path(get, path = "/v2/vault-plus/media/{mediaId}", tag = "Vault+ Media",
-    params(ConnectionIdHeader, ("mediaId" = String, Path, description = "Raw upstream media ID", example = "4492994399")),
+    params(ConnectionIdHeader, ("mediaId" = MediaId, Path, description = "Raw upstream media ID")),
     responses(
         (status = 200, description = "The media item.", body = MediaItemView),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, description = "Media not found.", body = ErrorBody),
     ),
     security(("ApiKey" = [])))]
@@ -66,11 +65,10 @@ pub async fn get_media(
 
 /// Delete a media item with all its variants.
 #[utoipa::path(delete, path = "/v2/vault-plus/media/{mediaId}", tag = "Vault+ Media",
-    params(ConnectionIdHeader, ("mediaId" = String, Path, description = "Raw upstream media ID", example = "4492994399")),
+    params(ConnectionIdHeader, ("mediaId" = MediaId, Path, description = "Raw upstream media ID")),
     responses(
         (status = 200, description = "Deleted (success false when nothing matched).", body = DeleteMediaResponse),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-    ),
+        ),
     security(("ApiKey" = [])))]
 pub async fn delete_media(
     State(svc): State<VaultService>,
@@ -84,9 +82,8 @@ pub async fn delete_media(
 
 /// Get a media item (older SDK path).
 #[utoipa::path(get, path = "/v2/vault-plus/{mediaId}", tag = "Vault+ (older paths)",
-    params(ConnectionIdHeader, ("mediaId" = String, Path, description = "Raw upstream media ID")),
-    responses((status = 200, body = MediaItemView), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    params(ConnectionIdHeader, ("mediaId" = MediaId, Path, description = "Raw upstream media ID")),
+    responses((status = 200, body = MediaItemView), (status = 404, body = ErrorBody)),
     security(("ApiKey" = [])))]
 pub async fn legacy_get(
     state: State<VaultService>,
@@ -99,9 +96,8 @@ pub async fn legacy_get(
 
 /// Delete a media item (older SDK path).
 #[utoipa::path(delete, path = "/v2/vault-plus/{mediaId}", tag = "Vault+ (older paths)",
-    params(ConnectionIdHeader, ("mediaId" = String, Path, description = "Raw upstream media ID")),
-    responses((status = 200, body = DeleteMediaResponse), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody)),
+    params(ConnectionIdHeader, ("mediaId" = MediaId, Path, description = "Raw upstream media ID")),
+    responses((status = 200, body = DeleteMediaResponse)),
     security(("ApiKey" = [])))]
 pub async fn legacy_delete(
     state: State<VaultService>,
@@ -116,8 +112,20 @@ pub async fn legacy_delete(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BatchRequest {
     /// 1-100 raw upstream media IDs.
-    #[schema(max_items = 100, example = json!(["4492994399", "4492994400"]))]
+    #[schema(schema_with = media_ids_schema)]
     media_ids: Vec<String>,
+}
+
+fn media_ids_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    use utoipa::PartialSchema;
+    let item = serde_json::to_value(MediaId::schema()).expect("schema serializes");
+    schema::schema(serde_json::json!({
+        "type": "array",
+        "items": item,
+        "minItems": 1,
+        "maxItems": MAX_BATCH,
+        "example": ["4492994399", "4492994400"],
+    }))
 }
 
 impl BatchRequest {
@@ -137,8 +145,7 @@ impl BatchRequest {
 /// Get several media items at once (request order, misses left out).
 #[utoipa::path(post, path = "/v2/vault-plus/media/batch", tag = "Vault+ Media",
     params(ConnectionIdHeader), request_body = BatchRequest,
-    responses((status = 200, description = "The items found.", body = MediaItems),
-              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 200, description = "The items found.", body = MediaItems)),
     security(("ApiKey" = [])))]
 pub async fn batch_media(
     State(svc): State<VaultService>,
@@ -153,8 +160,7 @@ pub async fn batch_media(
 /// Get several media items (older SDK path).
 #[utoipa::path(post, path = "/v2/vault-plus/batch", tag = "Vault+ (older paths)",
     params(ConnectionIdHeader), request_body = BatchRequest,
-    responses((status = 200, body = MediaItems), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody)),
+    responses((status = 200, body = MediaItems)),
     security(("ApiKey" = [])))]
 pub async fn legacy_batch(
     state: State<VaultService>,

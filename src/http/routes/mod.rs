@@ -12,16 +12,14 @@ pub mod upload;
 
 use utoipa::IntoParams;
 
+use crate::model::ConnectionId;
+
 /// The connection header every media route takes (OpenAPI only).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub struct ConnectionIdHeader {
     /// Connection ID whose Vault+ cache should be read or modified.
-    #[param(
-        rename = "x-connection-id",
-        min_length = 1,
-        example = "conn_v5bsqkzsjfk8cgr7hqbbw09t"
-    )]
-    x_connection_id: String,
+    #[param(rename = "x-connection-id")]
+    x_connection_id: ConnectionId,
 }

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 
 use super::ConnectionIdHeader;
-use crate::http::error::{ApiResult, ErrorBody};
+use crate::http::error::ApiResult;
 use crate::http::extract::{Auth, ConnectionHeader};
 use crate::model::views::{ConnectionStatusView, LegacyConnectionStatusView, OrgStatsView};
 use crate::service::VaultService;
@@ -12,8 +12,7 @@ use crate::service::VaultService;
 /// Storage status of one connection.
 #[utoipa::path(get, path = "/v2/vault-plus/status", tag = "Vault+ Media",
     params(ConnectionIdHeader),
-    responses((status = 200, body = ConnectionStatusView), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody)),
+    responses((status = 200, body = ConnectionStatusView)),
     security(("ApiKey" = [])))]
 pub async fn status(
     State(svc): State<VaultService>,
@@ -26,8 +25,7 @@ pub async fn status(
 /// Storage status of one connection (older SDK path, with `totalMedia`).
 #[utoipa::path(get, path = "/v2/vault-plus/store/status", tag = "Vault+ (older paths)",
     params(ConnectionIdHeader),
-    responses((status = 200, body = LegacyConnectionStatusView), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody)),
+    responses((status = 200, body = LegacyConnectionStatusView)),
     security(("ApiKey" = [])))]
 pub async fn legacy_status(
     State(svc): State<VaultService>,
@@ -39,7 +37,7 @@ pub async fn legacy_status(
 
 /// Organization-wide Vault+ totals.
 #[utoipa::path(get, path = "/v2/vault-plus/stats", tag = "Vault+ Media",
-    responses((status = 200, body = OrgStatsView), (status = 401, body = ErrorBody)),
+    responses((status = 200, body = OrgStatsView)),
     security(("ApiKey" = [])))]
 pub async fn stats(
     State(svc): State<VaultService>,
@@ -50,7 +48,7 @@ pub async fn stats(
 
 /// Organization-wide Vault+ totals (older SDK path).
 #[utoipa::path(get, path = "/v2/vault-plus/store/stats", tag = "Vault+ (older paths)",
-    responses((status = 200, body = OrgStatsView), (status = 401, body = ErrorBody)),
+    responses((status = 200, body = OrgStatsView)),
     security(("ApiKey" = [])))]
 pub async fn legacy_stats(state: State<VaultService>, auth: Auth) -> ApiResult<Json<OrgStatsView>> {
     stats(state, auth).await

@@ -6,11 +6,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use futures::TryStreamExt;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::ConnectionIdHeader;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Auth, ConnectionHeader, PathParams, label, media_id, single_header};
 use crate::model::views::VariantView;
+use crate::model::{Label, MediaId, schema};
 use crate::service::{UploadRequest, VaultService};
 
 /// A header read as one value: given twice, or not plain ASCII, is a 400.
@@ -23,21 +26,49 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a st
         .transpose()
 }
 
+/// The headers of an upload besides Content-Type (OpenAPI only).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct UploadHeaders {
+    /// Duration in seconds (video/audio), a finite number from 0.
+    #[param(rename = "x-media-duration", schema_with = duration_schema)]
+    x_media_duration: Option<f64>,
+}
+
+fn duration_schema() -> RefOr<Schema> {
+    // schema_with drops the doc comment: the schema carries it.
+    schema::schema(schema::described(
+        schema::number(0.0, f64::MAX),
+        "Duration in seconds (video/audio), a finite number from 0.",
+    ))
+}
+
+/// An upload's body: any bytes, at least one (OpenAPI only).
+pub struct MediaBytes;
+
+impl PartialSchema for MediaBytes {
+    fn schema() -> RefOr<Schema> {
+        schema::schema(serde_json::json!({"type": "string", "format": "binary", "minLength": 1}))
+    }
+}
+
+impl ToSchema for MediaBytes {}
+
 /// Store (or replace) one variant from the request body.
 ///
 /// The body is streamed to storage and checksummed; the variant is `stored`
 /// once the bytes are complete and durable.
 #[utoipa::path(put, path = "/v2/vault-plus/media/{mediaId}/variants/{label}", tag = "Vault+ Media",
     params(ConnectionIdHeader,
-        ("mediaId" = String, Path, description = "Raw upstream media ID (1-32 digits)"),
-        ("label" = String, Path, description = "Variant label, [A-Za-z0-9_]{1,32}, e.g. full, thumb"),
-        ("x-media-duration" = Option<f64>, Header, description = "Duration in seconds (video/audio)")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "The raw bytes; Content-Type must be image/*, video/* or audio/*"),
+        ("mediaId" = MediaId, Path, description = "Raw upstream media ID"),
+        ("label" = Label, Path, description = "Variant label, e.g. full, thumb"),
+        UploadHeaders),
+    request_body(content((MediaBytes = "image/*"), (MediaBytes = "video/*"), (MediaBytes = "audio/*")),
+        description = "The raw bytes (not empty). Content-Type must be an image/*, video/* or audio/* MIME type, such as image/jpeg."),
     responses(
         (status = 201, description = "Stored.", body = VariantView),
         (status = 200, description = "Stored, replacing an earlier variant.", body = VariantView),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, description = "Vault+ is disabled for the connection.", body = ErrorBody),
         (status = 409, description = "The connection was purged during the upload.", body = ErrorBody),
         (status = 413, description = "Larger than --max-upload-bytes.", body = ErrorBody),
