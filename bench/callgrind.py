@@ -1,7 +1,8 @@
 """Instructions counted by callgrind, without and with `--metrics-listen`:
 deterministic for a given binary, unlike wall-clock figures on a shared
-machine. The whole server process is counted for the work and for a start
-and stop alone, and the difference divided by the units of work.
+machine. The whole server process is counted while the work runs only
+(counters zeroed after start-up and a warm-up, dumped when the work is
+done: `callgrind_control`), and divided by the units of work.
 
 - `serve [N]`: N requests (default 1,000) for one stored 1 KB object by
   signed URL, each on a new connection;
@@ -10,6 +11,7 @@ and stop alone, and the difference divided by the units of work.
 
 Usage: python3 bench/callgrind.py serve|ingest [N]   (needs valgrind)"""
 
+import glob
 import http.client
 import os
 import re
@@ -38,7 +40,11 @@ def stored_object():
     return s, path
 
 
-def counted(data_dir, work, extra):
+def counted(data_dir, work, extra, warm=None):
+    """Instructions of the server process while `work` runs: counters are
+    zeroed once the server is up (after `warm`, if given) and dumped when
+    the work is done, so start-up, one-time initialisation and shutdown
+    are not counted."""
     out = tempfile.mktemp(prefix="callgrind-")
     proc = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", BIN, "serve",
@@ -49,11 +55,19 @@ def counted(data_dir, work, extra):
         if line.startswith("vaultplus listening on "):
             base = line.split()[3]
             break
+    if warm:
+        warm(base)
+    control = ["callgrind_control", str(proc.pid)]
+    subprocess.run(control[:1] + ["--zero", str(proc.pid)], check=True, capture_output=True)
     work(base)
+    subprocess.run(control[:1] + ["--dump", str(proc.pid)], check=True, capture_output=True)
     proc.send_signal(signal.SIGTERM)
     proc.wait()
-    text = open(out).read()
-    os.unlink(out)
+    dumps = sorted(glob.glob(out + ".*"))
+    text = open(dumps[0]).read()
+    for f in dumps + [out]:
+        if os.path.exists(f):
+            os.unlink(f)
     return int(re.search(r"^summary: (\d+)", text, re.M).group(1))
 
 
@@ -97,32 +111,39 @@ def main():
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
     build()
     per = {}
+    demo = None
     if mode == "serve":
         s, path = stored_object()
-        unit = "request"
-        print(f"| server | instructions, {n} requests | instructions, none | per request |")
+        unit, what = "request", f"{n:,} requests"
     else:
         demo = Demo()
-        unit, n = "item", 1000
-        print("| server | instructions, 1,000-item sync | instructions, none | per item |")
-    print("| --- | ---: | ---: | ---: |")
+        unit, what, n = "item", "a 1,000-item sync", 1000
+    print(f"| server | instructions, {what} | per {unit} |")
+    print("| --- | ---: | ---: |")
     try:
         for label, extra in (("vaultplus", []), ("vaultplus, --metrics-listen", METRICS)):
             if mode == "serve":
-                busy = counted(s.dir, requests(path, n), extra)
-                idle = counted(s.dir, requests(path, 0), extra)
+                total = counted(s.dir, requests(path, n), extra, warm=requests(path, 20))
             else:
                 up = ["--upstream-url", demo.base, "--upstream-key", "demo-key", "--fetch-concurrency", "8"]
                 d = fresh_ingest_dir(demo)
-                busy = counted(d.dir, ingest(d.key, n), extra + up)
-                idle = counted(fresh_ingest_dir(demo).dir, lambda base: None, extra + up)
-            per[label] = (busy - idle) / n
-            print(f"| {label} | {busy:,} | {idle:,} | {per[label] / 1000:.1f}k |")
+                warm = ingest_warm(d.key)
+                total = counted(d.dir, ingest(d.key, n), extra + up, warm=warm)
+            per[label] = total / n
+            print(f"| {label} | {total:,} | {per[label] / 1000:.1f}k |")
     finally:
-        if mode != "serve":
+        if demo:
             demo.stop()
     on, off = per["vaultplus, --metrics-listen"], per["vaultplus"]
     print(f"\nWith metrics recorded: {on / off:.3f}x the instructions a {unit} ({(on / off - 1) * 100:+.1f}%).")
+
+
+def ingest_warm(key):
+    def warm(base):
+        s = Server.__new__(Server)
+        s.base, s.key = base, key
+        s.call("GET", "/v2/vault-plus/status")
+    return warm
 
 
 if __name__ == "__main__":

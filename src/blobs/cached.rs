@@ -7,8 +7,11 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use crate::metrics::count;
+use crate::metrics::Series;
 use crate::metrics::names::BLOB_CACHE;
+
+static HIT: Series = Series::new(BLOB_CACHE, "result", "hit");
+static MISS: Series = Series::new(BLOB_CACHE, "result", "miss");
 
 use super::small_cache::{MAX_CACHED_BLOB, SmallBlobCache};
 use super::{BlobRead, BlobStore, ByteStream, PutError, PutOutcome};
@@ -51,10 +54,10 @@ impl<S: BlobStore> BlobStore for CachedBlobStore<S> {
 
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> anyhow::Result<Option<BlobRead>> {
         if let Some(whole) = self.small.get(key) {
-            count(BLOB_CACHE, "result", "hit", 1);
+            HIT.increment(1);
             return Ok(Some(answer(whole, range)));
         }
-        count(BLOB_CACHE, "result", "miss", 1);
+        MISS.increment(1);
         let Some(read) = self.inner.get(key, range).await? else {
             return Ok(None);
         };

@@ -95,8 +95,6 @@ pub fn enabled() -> bool {
 /// every call.
 static TIMERS: LazyLock<RwLock<HashMap<(&'static str, &'static str), Histogram>>> =
     LazyLock::new(RwLock::default);
-type CounterKey = (&'static str, &'static str, &'static str);
-static COUNTERS: LazyLock<RwLock<HashMap<CounterKey, Counter>>> = LazyLock::new(RwLock::default);
 
 fn cached<K: Copy + Eq + std::hash::Hash, H: Clone>(
     map: &RwLock<HashMap<K, H>>,
@@ -134,15 +132,33 @@ pub async fn timed<T>(family: &'static str, op: &'static str, work: impl Future<
     out
 }
 
-/// Counts `n` events of `family` labelled `label = value`.
-pub fn count(family: &'static str, label: &'static str, value: &'static str, n: u64) {
-    if enabled() {
-        let c = cached(
-            &COUNTERS,
-            (family, label, value),
-            || metrics::counter!(family, label => value),
-        );
-        c.increment(n);
+/// One labelled series of a counter family, as a `static` at the place
+/// that counts it: its handle is registered on first use, so counting is
+/// an atomic add, with no look-up of the family and its labels.
+pub struct Series {
+    family: &'static str,
+    label: &'static str,
+    value: &'static str,
+    handle: OnceLock<Counter>,
+}
+
+impl Series {
+    pub const fn new(family: &'static str, label: &'static str, value: &'static str) -> Self {
+        Self {
+            family,
+            label,
+            value,
+            handle: OnceLock::new(),
+        }
+    }
+
+    /// Adds `n` (nothing without `--metrics-listen`).
+    pub fn increment(&self, n: u64) {
+        if enabled() {
+            self.handle
+                .get_or_init(|| metrics::counter!(self.family, self.label => self.value))
+                .increment(n);
+        }
     }
 }
 

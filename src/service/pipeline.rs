@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::blobs::PutError;
 use crate::catalog::{CommitOutcome, FetchedBlob, Job};
-use crate::metrics::count;
+use crate::metrics::Series;
 use crate::metrics::names::JOB_OUTCOMES;
 use crate::model::time::now_ms;
 use crate::model::{ConnectionId, Label, MediaType, VariantStatus};
@@ -83,6 +83,13 @@ fn no_room(error: String) -> JobError {
         count: false,
     }
 }
+
+/// How storing attempts ended (metrics).
+static STORED: Series = Series::new(JOB_OUTCOMES, "outcome", "stored");
+static RETRY: Series = Series::new(JOB_OUTCOMES, "outcome", "retry");
+static FAILED: Series = Series::new(JOB_OUTCOMES, "outcome", "failed");
+static GIVEN_BACK: Series = Series::new(JOB_OUTCOMES, "outcome", "given_back");
+static OTHER: Series = Series::new(JOB_OUTCOMES, "outcome", "other");
 
 /// Largest full image read into memory to make a thumbnail.
 const MAX_THUMB_SOURCE: u64 = 64 * 1024 * 1024;
@@ -174,7 +181,7 @@ impl VaultService {
     /// Ends a claim on `job` without an attempt, so it runs again at once.
     async fn give_back(&self, job: &Job, owner: &str) {
         let error = "interrupted by a server stop; storing resumes";
-        count(JOB_OUTCOMES, "outcome", "given_back", 1);
+        GIVEN_BACK.increment(1);
         if let Err(e) = self
             .catalog
             .retry_job(job.id, owner, error, now_ms(), false)
@@ -235,7 +242,7 @@ impl VaultService {
                 .await
             {
                 Ok(CommitOutcome::Created(_) | CommitOutcome::Replaced(_)) => {
-                    count(JOB_OUTCOMES, "outcome", "stored", 1);
+                    STORED.increment(1);
                     tracing::debug!(media = %job.media_id, label = %job.label, size = blob.size_bytes, "stored");
                     if job.label == "full" {
                         // A derived thumbnail may be waiting for this.
@@ -244,13 +251,13 @@ impl VaultService {
                     Ok(())
                 }
                 Ok(CommitOutcome::OverLimit) => {
-                    count(JOB_OUTCOMES, "outcome", "other", 1);
+                    OTHER.increment(1);
                     self.reclaim_soon();
                     let error = "the connection's storage limit is reached (block_new)";
                     self.catalog.fail_job(job.id, owner, error, now).await
                 }
                 Ok(_) => {
-                    count(JOB_OUTCOMES, "outcome", "other", 1);
+                    OTHER.increment(1);
                     self.reclaim_soon();
                     Ok(())
                 }
@@ -262,11 +269,11 @@ impl VaultService {
                 count,
             }) => {
                 if count && job.attempts + 1 >= cfg.max_attempts {
-                    self::count(JOB_OUTCOMES, "outcome", "failed", 1);
+                    FAILED.increment(1);
                     tracing::warn!(media = %job.media_id, label = %job.label, %error, "giving up after the retry budget");
                     self.catalog.fail_job(job.id, owner, &error, now).await
                 } else {
-                    self::count(JOB_OUTCOMES, "outcome", "retry", 1);
+                    RETRY.increment(1);
                     let wait = after.unwrap_or_else(|| cfg.backoff(job.attempts));
                     tracing::debug!(media = %job.media_id, label = %job.label, %error, ?wait, "will retry");
                     self.catalog
@@ -275,7 +282,7 @@ impl VaultService {
                 }
             }
             Err(JobError::Fail(error)) => {
-                count(JOB_OUTCOMES, "outcome", "failed", 1);
+                FAILED.increment(1);
                 tracing::warn!(media = %job.media_id, label = %job.label, %error, "storing failed");
                 self.catalog.fail_job(job.id, owner, &error, now).await
             }

@@ -149,7 +149,9 @@ impl Stores {
         _key: (ScopeId, String, String),
         read: impl Future<Output = Result<Option<VariantRecord>>>,
     ) -> Result<Option<VariantRecord>> {
-        crate::metrics::count(crate::metrics::names::LOOKUP_CACHE, "result", "miss", 1);
+        static MISS: crate::metrics::Series =
+            crate::metrics::Series::new(crate::metrics::names::LOOKUP_CACHE, "result", "miss");
+        MISS.increment(1);
         read.await
     }
 }

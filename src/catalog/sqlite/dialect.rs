@@ -21,7 +21,10 @@ use sqlx::{ConnectOptions, Connection as _, SqlitePool};
 use super::data_version::DataVersion;
 use super::lookup_cache::{LookupCache, LookupKey};
 use crate::catalog::{ChangeWatch, PoolStats, Result, VariantRecord};
-use crate::metrics::names;
+use crate::metrics::{Series, names};
+
+static LOOKUP_HIT: Series = Series::new(names::LOOKUP_CACHE, "result", "hit");
+static LOOKUP_MISS: Series = Series::new(names::LOOKUP_CACHE, "result", "miss");
 
 pub type Db = sqlx::Sqlite;
 pub type Tx = sqlx::Transaction<'static, Db>;
@@ -191,10 +194,10 @@ impl Stores {
         // during the read makes the entry stale.
         let stamp = self.lookups.stamp();
         if let Some(hit) = self.lookups.get(&key, &stamp) {
-            crate::metrics::count(names::LOOKUP_CACHE, "result", "hit", 1);
+            LOOKUP_HIT.increment(1);
             return Ok(hit);
         }
-        crate::metrics::count(names::LOOKUP_CACHE, "result", "miss", 1);
+        LOOKUP_MISS.increment(1);
         let found = read.await?;
         self.lookups.put(key, stamp, found.clone());
         Ok(found)

@@ -13,6 +13,8 @@ use utoipa::{PartialSchema, ToSchema};
 use crate::http::conditional::{self, Plan, Representation, http_date};
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::PathParams;
+use crate::metrics::Series;
+use crate::metrics::names::MEDIA_RESPONSES;
 use crate::model::schema;
 use crate::model::time::now_ms;
 use crate::model::views::QueueResponse;
@@ -81,31 +83,43 @@ pub async fn get_media_bytes(
     let res = media_bytes(state, method, headers, token)
         .await
         .into_response();
-    crate::metrics::count(
-        crate::metrics::names::MEDIA_RESPONSES,
-        "status",
-        status_label(res.status()),
-        1,
-    );
+    by_status(res.status()).increment(1);
     res
 }
 
-/// A media response's status as a metric label (a fixed set: any other
-/// status, which the route does not answer today, counts as "other").
-fn status_label(s: StatusCode) -> &'static str {
-    match s.as_u16() {
-        200 => "200",
-        206 => "206",
-        304 => "304",
-        400 => "400",
-        403 => "403",
-        404 => "404",
-        416 => "416",
-        429 => "429",
-        502 => "502",
-        503 => "503",
-        _ => "other",
+/// The media-response series of a status (a fixed set: any other status
+/// counts as "other").
+fn by_status(s: StatusCode) -> &'static Series {
+    const fn series(status: &'static str) -> Series {
+        Series::new(MEDIA_RESPONSES, "status", status)
     }
+    static SERIES: [Series; 11] = [
+        series("200"),
+        series("206"),
+        series("304"),
+        series("400"),
+        series("403"),
+        series("404"),
+        series("416"),
+        series("429"),
+        series("502"),
+        series("503"),
+        series("other"),
+    ];
+    let i = match s.as_u16() {
+        200 => 0,
+        206 => 1,
+        304 => 2,
+        400 => 3,
+        403 => 4,
+        404 => 5,
+        416 => 6,
+        429 => 7,
+        502 => 8,
+        503 => 9,
+        _ => 10,
+    };
+    &SERIES[i]
 }
 
 async fn media_bytes(
