@@ -217,6 +217,8 @@ pub struct JobCounts {
 pub struct ReclaimBacklog {
     pub retired_scopes: u64,
     pub retired_variants: u64,
+    /// Their recorded sizes (a queued blob's size is not kept).
+    pub retired_bytes: u64,
     pub queued_blobs: u64,
 }
 

@@ -26,6 +26,7 @@ pub const LIVE_VARIANTS: &str = "vaultplus_live_variants";
 pub const RECLAIM_RETIRED_SCOPES: &str = "vaultplus_reclaim_retired_scopes";
 pub const RECLAIM_RETIRED_VARIANTS: &str = "vaultplus_reclaim_retired_variants";
 pub const RECLAIM_QUEUED_BLOBS: &str = "vaultplus_reclaim_queued_blobs";
+pub const RECLAIM_RETIRED_BYTES: &str = "vaultplus_reclaim_retired_bytes";
 pub const BLOB_STORE_FREE_BYTES: &str = "vaultplus_blob_store_free_bytes";
 pub const BLOB_STORE_MIN_FREE_BYTES: &str = "vaultplus_blob_store_min_free_bytes";
 pub const SCRAPE_ERRORS: &str = "vaultplus_metrics_scrape_errors_total";
@@ -118,6 +119,11 @@ pub fn describe() {
     describe_gauge!(
         RECLAIM_RETIRED_VARIANTS,
         "Variant records of purged generations still to be drained."
+    );
+    describe_gauge!(
+        RECLAIM_RETIRED_BYTES,
+        Unit::Bytes,
+        "Bytes of the variant records of purged generations still to be drained."
     );
     describe_gauge!(
         RECLAIM_QUEUED_BLOBS,

@@ -61,6 +61,7 @@ async fn refresh(s: &Scrape) {
         Ok(b) => set(&[
             (names::RECLAIM_RETIRED_SCOPES, b.retired_scopes),
             (names::RECLAIM_RETIRED_VARIANTS, b.retired_variants),
+            (names::RECLAIM_RETIRED_BYTES, b.retired_bytes),
             (names::RECLAIM_QUEUED_BLOBS, b.queued_blobs),
         ]),
         Err(e) => failed = warn("reclaim backlog", &e),

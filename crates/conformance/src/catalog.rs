@@ -789,7 +789,10 @@ pub async fn reclaim_drains_retired_scopes(c: Arc<dyn Catalog>) {
     let id = ConnectionId::parse("conn_a").unwrap();
     c.purge_connection(o.id, &id, NOW + 1).await.unwrap();
     let b = c.reclaim_backlog().await.unwrap();
-    assert_eq!((b.retired_scopes, b.retired_variants), (1, 12));
+    assert_eq!(
+        (b.retired_scopes, b.retired_variants, b.retired_bytes),
+        (1, 12, 120)
+    );
     let mut rounds = 0;
     while c.drain_retired_scope(5).await.unwrap() > 0 {
         rounds += 1;
@@ -797,8 +800,13 @@ pub async fn reclaim_drains_retired_scopes(c: Arc<dyn Catalog>) {
     }
     let b = c.reclaim_backlog().await.unwrap();
     assert_eq!(
-        (b.retired_scopes, b.retired_variants, b.queued_blobs),
-        (0, 0, 12)
+        (
+            b.retired_scopes,
+            b.retired_variants,
+            b.retired_bytes,
+            b.queued_blobs
+        ),
+        (0, 0, 0, 12)
     );
     let keys = c.queued_blob_deletions(100).await.unwrap();
     assert_eq!(c.referenced_blob_keys().await.unwrap().len(), 12);

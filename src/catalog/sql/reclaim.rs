@@ -140,15 +140,18 @@ impl ReclaimQueue for SqlCatalog {
     async fn reclaim_backlog(&self) -> Result<ReclaimBacklog> {
         let row = sqlx::query(
             "SELECT (SELECT count(*) FROM scopes WHERE retired_at IS NOT NULL) AS scopes, \
-                    (SELECT count(*) FROM variants v JOIN scopes s ON s.id = v.scope_id \
-                       WHERE s.retired_at IS NOT NULL) AS variants, \
-                    (SELECT count(*) FROM reclaim_blobs) AS blobs",
+                    r.variants, r.bytes, \
+                    (SELECT count(*) FROM reclaim_blobs) AS blobs \
+             FROM (SELECT count(*) AS variants, CAST(coalesce(sum(v.size_bytes), 0) AS BIGINT) AS bytes \
+                   FROM variants v JOIN scopes s ON s.id = v.scope_id \
+                   WHERE s.retired_at IS NOT NULL) r",
         )
         .fetch_one(self.db.reader())
         .await?;
         Ok(ReclaimBacklog {
             retired_scopes: row.try_get::<i64, _>("scopes")? as u64,
             retired_variants: row.try_get::<i64, _>("variants")? as u64,
+            retired_bytes: row.try_get::<i64, _>("bytes")? as u64,
             queued_blobs: row.try_get::<i64, _>("blobs")? as u64,
         })
     }
