@@ -101,15 +101,7 @@ fn takes_json(op: &Operation) -> bool {
 /// [`super::openapi::document_rate_limits`] adds its headers to each.
 pub fn document_common_errors(api: &mut OpenApi) {
     for item in api.paths.paths.values_mut() {
-        let ops = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.head,
-            &mut item.patch,
-        ];
-        for op in ops.into_iter().flatten() {
+        for op in super::openapi::operations_mut(item) {
             let mut wanted = before_routing();
             if keyed(op) || takes_connection(op) {
                 wanted.push(unauthorized());

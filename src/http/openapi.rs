@@ -128,15 +128,7 @@ pub fn document_rate_limits(api: &mut utoipa::openapi::OpenApi) {
     };
     for (path, item) in api.paths.paths.iter_mut() {
         let media = path.starts_with("/v2/media/");
-        let ops = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.head,
-            &mut item.patch,
-        ];
-        for op in ops.into_iter().flatten() {
+        for op in operations_mut(item) {
             // Any request that carries an apiKey is limited by it (the
             // middleware runs before routing): /healthz takes one too.
             let keyed = op.security.as_ref().is_some_and(|s| {
@@ -197,6 +189,22 @@ pub fn document_server_limits(api: &mut utoipa::openapi::OpenApi, service: &Vaul
 /// The document against the rules it describes: each declared value or
 /// bound is fed to the parser that enforces it, so a rule changed in one
 /// place and not the other fails here.
+/// Every operation of a path, to change in place.
+pub(super) fn operations_mut(
+    item: &mut utoipa::openapi::path::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.head,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::Value;

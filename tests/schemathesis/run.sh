@@ -30,7 +30,6 @@ fi
 binary="$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")"
 
 venv="${VAULTPLUS_SCHEMATHESIS_VENV:-$(cd "$here/../.." && pwd)/target/schemathesis-venv}"
-python="${PYTHON:-python3}"
 st_version="4.32.5"
 
 summary_printed=0
@@ -43,23 +42,9 @@ on_exit() {
 }
 trap on_exit EXIT
 
-has_st() {
-    [ -x "$venv/bin/python" ] && "$venv/bin/python" - "$st_version" <<'PY' 2>/dev/null
-import importlib.metadata as m, sys
-sys.exit(0 if m.version("schemathesis") == sys.argv[1] else 1)
-PY
-}
-
-if ! has_st; then
-    echo "preparing venv $venv with schemathesis==$st_version" >&2
-    if [ ! -x "$venv/bin/python" ]; then
-        mkdir -p "$(dirname "$venv")"
-        "$python" -m venv "$venv"
-    fi
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "schemathesis==$st_version"
-    has_st
-fi
+# shellcheck source=../python-venv.sh
+source "$here/../python-venv.sh"
+ensure_venv "$venv" schemathesis "$st_version"
 
 # From here on the driver prints the summary line itself.
 summary_printed=1

@@ -24,7 +24,6 @@ fi
 binary="$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")"
 
 venv="${VAULTPLUS_SDK_VENV:-$(cd "$here/../.." && pwd)/target/sdk-venv}"
-python="${PYTHON:-python3}"
 sdk_version="3.1.0"
 
 summary_printed=0
@@ -37,23 +36,9 @@ on_exit() {
 }
 trap on_exit EXIT
 
-has_sdk() {
-    [ -x "$venv/bin/python" ] && "$venv/bin/python" - "$sdk_version" <<'EOF' 2>/dev/null
-import importlib.metadata as m, sys
-sys.exit(0 if m.version("onlyfans-sdk") == sys.argv[1] else 1)
-EOF
-}
-
-if ! has_sdk; then
-    echo "preparing venv $venv with onlyfans-sdk==$sdk_version" >&2
-    if [ ! -x "$venv/bin/python" ]; then
-        mkdir -p "$(dirname "$venv")"
-        "$python" -m venv "$venv"
-    fi
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "onlyfans-sdk==$sdk_version"
-    has_sdk
-fi
+# shellcheck source=../python-venv.sh
+source "$here/../python-venv.sh"
+ensure_venv "$venv" onlyfans-sdk "$sdk_version"
 
 # From here on the runner prints the summary line itself.
 summary_printed=1
