@@ -12,9 +12,8 @@ pub mod http;
 pub mod names;
 mod scrape;
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{LazyLock, OnceLock, RwLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge, Histogram};
@@ -90,47 +89,50 @@ pub fn enabled() -> bool {
     HANDLES.get().is_some()
 }
 
-/// Handles of labelled families recorded on hot paths, found by their
-/// static names: the recorder's own look-up builds and hashes a key on
-/// every call.
-static TIMERS: LazyLock<RwLock<HashMap<(&'static str, &'static str), Histogram>>> =
-    LazyLock::new(RwLock::default);
+/// One operation's series of a duration histogram (label `op`), as a
+/// `static` at the place that times it ([`timer!`]): its handle is
+/// registered on first use, so recording needs no look-up of the family.
+pub struct Timer {
+    family: &'static str,
+    op: &'static str,
+    handle: OnceLock<Histogram>,
+}
 
-fn cached<K: Copy + Eq + std::hash::Hash, H: Clone>(
-    map: &RwLock<HashMap<K, H>>,
-    key: K,
-    make: impl FnOnce() -> H,
-) -> H {
-    if let Some(h) = map.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
-        return h.clone();
+impl Timer {
+    pub const fn new(family: &'static str, op: &'static str) -> Self {
+        Self {
+            family,
+            op,
+            handle: OnceLock::new(),
+        }
     }
-    map.write()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(key)
-        .or_insert_with(make)
-        .clone()
-}
 
-/// Records the time since `started` in the histogram `family`, labelled
-/// with the operation `op` (nothing without `--metrics-listen`).
-pub fn record_time(family: &'static str, op: &'static str, started: Instant) {
-    if enabled() {
-        let h = cached(
-            &TIMERS,
-            (family, op),
-            || metrics::histogram!(family, "op" => op),
-        );
-        h.record(started.elapsed().as_secs_f64());
+    /// Records the time since `started` (nothing without `--metrics-listen`).
+    pub fn record(&self, started: Instant) {
+        if enabled() {
+            self.handle
+                .get_or_init(|| metrics::histogram!(self.family, "op" => self.op))
+                .record(started.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Runs `work` and records its time.
+    pub async fn time<T>(&self, work: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = work.await;
+        self.record(started);
+        out
     }
 }
 
-/// Runs `work` and records its time as [`record_time`] does.
-pub async fn timed<T>(family: &'static str, op: &'static str, work: impl Future<Output = T>) -> T {
-    let started = Instant::now();
-    let out = work.await;
-    record_time(family, op, started);
-    out
+/// The [`Timer`] of `family` and operation `op` at this call site.
+macro_rules! timer {
+    ($family:expr, $op:expr) => {{
+        static TIMER: $crate::metrics::Timer = $crate::metrics::Timer::new($family, $op);
+        &TIMER
+    }};
 }
+pub(crate) use timer;
 
 /// One labelled series of a counter family, as a `static` at the place
 /// that counts it: its handle is registered on first use, so counting is

@@ -44,7 +44,7 @@ impl MediaStore for SqlCatalog {
             .fetch_all(self.db.reader())
             .await?;
         let items = attach_variants(self, scope, items, false).await;
-        crate::metrics::record_time(crate::metrics::names::CATALOG_DURATION, "media", started);
+        crate::metrics::timer!(crate::metrics::names::CATALOG_DURATION, "media").record(started);
         items
     }
 
@@ -55,11 +55,8 @@ impl MediaStore for SqlCatalog {
         let (items, next) = query::page_of(&fetched, q)?;
         let removed = q.status == Some(VariantStatus::Removed);
         let items = attach_variants(self, scope, items, removed).await?;
-        crate::metrics::record_time(
-            crate::metrics::names::CATALOG_DURATION,
-            "query_media",
-            started,
-        );
+        crate::metrics::timer!(crate::metrics::names::CATALOG_DURATION, "query_media")
+            .record(started);
         Ok(QueryPage { items, next })
     }
 
@@ -82,11 +79,9 @@ impl MediaStore for SqlCatalog {
     ) -> Result<Option<VariantRecord>> {
         let key = (scope, media.as_str().to_owned(), label.as_str().to_owned());
         // Timed only when the catalog is read (a cache miss).
-        let read = crate::metrics::timed(
-            crate::metrics::names::CATALOG_DURATION,
-            "current_variant",
-            current_variant(self, scope, media, label),
-        );
+        let read =
+            crate::metrics::timer!(crate::metrics::names::CATALOG_DURATION, "current_variant")
+                .time(current_variant(self, scope, media, label));
         self.db.cached_variant(key, read).await
     }
 

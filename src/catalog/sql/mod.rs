@@ -78,7 +78,7 @@ macro_rules! in_tx {
                 Err(e) => break Err(e),
             }
         };
-        $crate::metrics::record_time($crate::metrics::names::CATALOG_DURATION, $op, started);
+        $crate::metrics::timer!($crate::metrics::names::CATALOG_DURATION, $op).record(started);
         result
     }};
 }

@@ -93,33 +93,25 @@ fn by_status(s: StatusCode) -> &'static Series {
     const fn series(status: &'static str) -> Series {
         Series::new(MEDIA_RESPONSES, "status", status)
     }
-    static SERIES: [Series; 11] = [
-        series("200"),
-        series("206"),
-        series("304"),
-        series("400"),
-        series("403"),
-        series("404"),
-        series("416"),
-        series("429"),
-        series("502"),
-        series("503"),
-        series("other"),
+    static SERIES: [(u16, Series); 12] = [
+        (200, series("200")),
+        (206, series("206")),
+        (304, series("304")),
+        (400, series("400")),
+        (401, series("401")),
+        (403, series("403")),
+        (404, series("404")),
+        (409, series("409")),
+        (416, series("416")),
+        (429, series("429")),
+        (502, series("502")),
+        (503, series("503")),
     ];
-    let i = match s.as_u16() {
-        200 => 0,
-        206 => 1,
-        304 => 2,
-        400 => 3,
-        403 => 4,
-        404 => 5,
-        416 => 6,
-        429 => 7,
-        502 => 8,
-        503 => 9,
-        _ => 10,
-    };
-    &SERIES[i]
+    static OTHER: Series = series("other");
+    SERIES
+        .iter()
+        .find(|(code, _)| *code == s.as_u16())
+        .map_or(&OTHER, |(_, series)| series)
 }
 
 async fn media_bytes(
