@@ -731,3 +731,31 @@ async fn nodes_claim_disjoint_blob_deletions() {
         y.len() as u64
     );
 }
+
+/// Every media query shape on a loaded, analyzed connection: PostgreSQL's
+/// own plan neither scans nor sorts the connection's rows
+/// (`docs/query-plans.md`).
+#[tokio::test]
+async fn media_query_plans_are_bounded() {
+    use vaultplus_conformance::plans;
+
+    let url = new_database().await;
+    let catalog = PostgresCatalog::connect(&url, 4).await.unwrap();
+    let scope = plans::connection_scope(&catalog).await;
+    let mut db = PgConnection::connect(&url).await.unwrap();
+    for statement in plans::load_statements(scope, 20_000) {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    // What autovacuum does shortly after a load this size.
+    sqlx::query("ANALYZE").execute(&mut db).await.unwrap();
+    for (name, q) in plans::shapes() {
+        let explained = catalog.explain_media_query(scope, &q).await.unwrap();
+        if std::env::var_os("VAULTPLUS_PRINT_PLANS").is_some() {
+            eprintln!("{}", plans::describe(&name, &explained));
+        }
+        plans::assert_postgres_plan(&name, &explained);
+    }
+}

@@ -15,3 +15,34 @@ async fn fresh() -> Fixture {
 
 vaultplus_conformance::catalog_conformance!(fresh());
 vaultplus_conformance::catalog_conformance!(embedded fresh());
+
+/// Every media query shape on a loaded connection: SQLite's own plan
+/// neither scans nor sorts the connection's rows (`docs/query-plans.md`).
+#[tokio::test]
+async fn media_query_plans_are_bounded() {
+    use sqlx::ConnectOptions as _;
+    use vaultplus_conformance::plans;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.sqlite");
+    let catalog = SqliteCatalog::open(&path).await.unwrap();
+    let scope = plans::connection_scope(&catalog).await;
+    let mut db = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .connect()
+        .await
+        .unwrap();
+    for statement in plans::load_statements(scope, 20_000) {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    for (name, q) in plans::shapes() {
+        let explained = catalog.explain_media_query(scope, &q).await.unwrap();
+        if std::env::var_os("VAULTPLUS_PRINT_PLANS").is_some() {
+            eprintln!("{}", plans::describe(&name, &explained));
+        }
+        plans::assert_sqlite_plan(&name, &explained);
+    }
+}

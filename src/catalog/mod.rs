@@ -8,6 +8,7 @@ pub mod generation;
 pub mod paging;
 pub mod postgres;
 pub mod query;
+pub mod query_plan;
 pub mod sqlite;
 pub mod types;
 

@@ -44,7 +44,7 @@ macro_rules! catalog_conformance {
             upload_commit_creates_and_replaces, commit_after_purge_is_refused,
             purge_is_exact_and_idempotent, purge_hides_everything_at_once,
             store_totals_sum_every_current_scope,
-            delete_media_is_exact, query_filters, query_sorts_and_pages,
+            delete_media_is_exact, query_filters, query_sorts_and_pages, every_plan_pages_in_sort_order,
             keyset_is_stable_under_changes, access_counts_add_up,
             reclaim_drains_retired_scopes, upload_intents_are_requeued,
             remove_connection_purges, org_settings_push_clears_overrides,
@@ -1642,4 +1642,142 @@ pub async fn signing_key_changes_are_watched(c: Arc<dyn Catalog>) {
     rx.borrow_and_update();
     assert!(c.delete_signing_key(1).await.unwrap());
     assert!(next_change(&mut rx).await, "a deleted key is signalled");
+}
+
+/// Every filter under every sort, paged three at a time, against the same
+/// items filtered and sorted here: whichever plan the catalog takes (a
+/// walk of the sort's index, or the rows a selective filter's index
+/// selects, sorted), pages hold the items in sort order, nulls last and
+/// ties by ID, each once.
+pub async fn every_plan_pages_in_sort_order(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    let mut ids = Vec::new();
+    for i in 1..=60u32 {
+        let id = (100 + i).to_string();
+        // Ties in every sort column: ten creation times, seven durations.
+        let at = NOW + i64::from(i % 10) * 1000;
+        match i % 3 {
+            0 => store_with_duration(c.as_ref(), scope, &id, f64::from(i % 7) * 10.0, at).await,
+            1 => {
+                let ct = if i < 8 { "image/png" } else { "image/jpeg" };
+                store(c.as_ref(), scope, &id, "full", ct, 1, at).await;
+            }
+            _ => {
+                // Never stored: no cachedAt; some videos with a duration.
+                let item = if i % 4 == 0 {
+                    ObservedMedia {
+                        media_type: MediaType::Video,
+                        duration: Some(f64::from(i % 5) * 10.0),
+                        ..observed(&id, "f")
+                    }
+                } else {
+                    observed(&id, "f")
+                };
+                c.apply_list(scope, "10", ListMode::Add, &[item], at)
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+        }
+        ids.push(mid(&id));
+    }
+    let items = c.media(scope, &ids).await.unwrap();
+    assert_eq!(items.len(), 60);
+    let f = |f: &dyn Fn(&mut MediaQuery)| {
+        let mut q = query(3);
+        f(&mut q);
+        q
+    };
+    let shapes = [
+        f(&|_| ()),
+        f(&|q| q.status = Some(VariantStatus::Stored)),
+        f(&|q| q.status = Some(VariantStatus::Pending)),
+        f(&|q| q.status = Some(VariantStatus::EdgeOnly)),
+        f(&|q| q.status = Some(VariantStatus::Removed)),
+        f(&|q| q.content_type = Some("image/png".into())),
+        f(&|q| q.content_type = Some("video/mp4".into())),
+        f(&|q| {
+            q.status = Some(VariantStatus::Stored);
+            q.content_type = Some("image/png".into());
+        }),
+        f(&|q| q.media_type = Some(MediaType::Video)),
+        f(&|q| q.media_type = Some(MediaType::Image)),
+        f(&|q| q.duration_min = Some(30.0)),
+        f(&|q| q.duration_max = Some(10.0)),
+        f(&|q| {
+            q.media_type = Some(MediaType::Video);
+            q.duration_min = Some(20.0);
+        }),
+        f(&|q| q.created_from = Some(NOW + 8000)),
+        f(&|q| {
+            q.created_from = Some(NOW + 2000);
+            q.created_to = Some(NOW + 6000);
+        }),
+        f(&|q| q.cached_to = Some(NOW + 1000)),
+        f(&|q| {
+            q.cached_from = Some(NOW + 3000);
+            q.status = Some(VariantStatus::Stored);
+        }),
+    ];
+    for shape in shapes {
+        for sort in SortKey::ALL {
+            let q = MediaQuery {
+                sort,
+                ..shape.clone()
+            };
+            let mut expected: Vec<&MediaRecord> =
+                items.iter().filter(|m| matches_query(m, &q)).collect();
+            expected.sort_by(|a, b| {
+                let key =
+                    |m: &MediaRecord| (q.sort.value_of(m), m.media_id.parse::<u64>().unwrap());
+                let (ka, kb) = (key(a), key(b));
+                let order = match (ka.0, kb.0) {
+                    (SortValue::Int(x), SortValue::Int(y)) => x.cmp(&y),
+                    (SortValue::Float(x), SortValue::Float(y)) => x.total_cmp(&y),
+                    _ => unreachable!("one sort, one value kind"),
+                }
+                .then(ka.1.cmp(&kb.1));
+                if q.sort.descending() {
+                    order.reverse()
+                } else {
+                    order
+                }
+            });
+            let expected: Vec<String> = expected.iter().map(|m| m.media_id.clone()).collect();
+            assert_eq!(
+                all_ids(c.as_ref(), scope, q.clone()).await,
+                expected,
+                "{q:?}"
+            );
+        }
+    }
+}
+
+/// Whether `m` matches the query's filters: one of its variants matches
+/// the variant filters (any but removed ones without a status filter).
+fn matches_query(m: &MediaRecord, q: &MediaQuery) -> bool {
+    let variant = m.variants.iter().any(|v| {
+        q.status
+            .map_or(v.status != VariantStatus::Removed, |s| v.status == s)
+            && q.content_type.as_ref().is_none_or(|t| &v.content_type == t)
+    });
+    let within = |v: Option<f64>, lo: Option<f64>, hi: Option<f64>| {
+        (lo.is_none() && hi.is_none())
+            || v.is_some_and(|v| lo.is_none_or(|lo| v >= lo) && hi.is_none_or(|hi| v <= hi))
+    };
+    let as_f = |v: Option<i64>| v.map(|v| v as f64);
+    variant
+        && q.media_type.is_none_or(|t| m.media_type == t)
+        && within(m.duration, q.duration_min, q.duration_max)
+        && within(
+            Some(m.created_at as f64),
+            as_f(q.created_from),
+            as_f(q.created_to),
+        )
+        && within(
+            m.cached_at.map(|v| v as f64),
+            as_f(q.cached_from),
+            as_f(q.cached_to),
+        )
 }

@@ -10,5 +10,6 @@
 
 pub mod blobs;
 pub mod catalog;
+pub mod plans;
 #[cfg(test)]
 mod registration;

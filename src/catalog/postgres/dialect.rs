@@ -38,6 +38,18 @@ pub const GREATEST: &str = "greatest";
 /// The database's clock in milliseconds: the one clock all nodes share.
 pub const NOW_MS: &str = "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)";
 
+/// What makes a statement answer its plan instead of its rows.
+pub const EXPLAIN: &str = "EXPLAIN ";
+
+/// The lines of an `EXPLAIN` (its one `QUERY PLAN` column).
+pub fn explain_lines(rows: Vec<Row>) -> Result<Vec<String>> {
+    use sqlx::Row as _;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<sqlx::Result<_>>()?)
+}
+
 /// A list of values bound as one parameter: a PostgreSQL array.
 pub type List<T> = Vec<T>;
 

@@ -9,10 +9,10 @@ use sqlx::Row as _;
 use super::SqlCatalog;
 use super::dialect::{self, Tx};
 use super::job_rows::drop_jobs;
-use super::query;
 use super::rows::{self, MEDIA_COLUMNS, VARIANT_COLUMNS};
 use super::scopes::{SCOPE_IS_CURRENT, lock_current_scope};
 use super::variants::{ItemEdit, record_access};
+use super::{query, query_run};
 use crate::catalog::derive::totals_of;
 use crate::catalog::{
     AccessHit, DeleteOutcome, MediaQuery, MediaRecord, MediaStore, QueryPage, Result, ScopeId,
@@ -50,8 +50,7 @@ impl MediaStore for SqlCatalog {
 
     async fn query_media(&self, scope: ScopeId, q: &MediaQuery) -> Result<QueryPage> {
         let started = std::time::Instant::now();
-        let mut qb = query::page_query(scope, q);
-        let fetched = qb.build().fetch_all(self.db.reader()).await?;
+        let fetched = query_run::page_rows(self, scope, q).await?;
         let (items, next) = query::page_of(&fetched, q)?;
         let removed = q.status == Some(VariantStatus::Removed);
         let items = attach_variants(self, scope, items, removed).await?;

@@ -86,6 +86,7 @@ macro_rules! in_tx {
 mod blob_queue;
 mod job_rows;
 mod query;
+mod query_run;
 mod rows;
 mod scopes;
 mod variants;
@@ -107,6 +108,16 @@ pub struct SqlCatalog {
 impl SqlCatalog {
     pub(super) fn new(db: dialect::Stores) -> Self {
         Self { db }
+    }
+
+    /// The plan of a media query and what the database plans for each of
+    /// its statements (for tests and `docs/query-plans.md`).
+    pub async fn explain_media_query(
+        &self,
+        scope: crate::catalog::ScopeId,
+        query: &crate::catalog::MediaQuery,
+    ) -> Result<crate::catalog::query_plan::Explained> {
+        query_run::explain(self, scope, query).await
     }
 }
 

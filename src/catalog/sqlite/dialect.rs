@@ -41,6 +41,18 @@ pub const GREATEST: &str = "max";
 /// The database's clock in milliseconds (claims on the reclaim queue).
 pub const NOW_MS: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
 
+/// What makes a statement answer its plan instead of its rows.
+pub const EXPLAIN: &str = "EXPLAIN QUERY PLAN ";
+
+/// The plan lines of an `EXPLAIN QUERY PLAN` (its `detail` column).
+pub fn explain_lines(rows: Vec<Row>) -> Result<Vec<String>> {
+    use sqlx::Row as _;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get::<String, _>("detail"))
+        .collect::<sqlx::Result<_>>()?)
+}
+
 /// A list of values bound as one parameter: a JSON array, read back with
 /// `json_each` (no limit on the number of values, unlike `IN (?, ?, ...)`).
 pub type List = String;
