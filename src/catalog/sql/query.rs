@@ -368,3 +368,56 @@ pub fn page_of(
     };
     Ok((items, next))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(value: SortValue) -> Option<Keyset> {
+        Some(Keyset {
+            value,
+            sort_id: "1".into(),
+        })
+    }
+
+    #[test]
+    fn a_walk_reads_values_then_nulls_from_the_cursor_on() {
+        let q = |sort, after, filtered: bool| MediaQuery {
+            sort,
+            after,
+            cached_from: filtered.then_some(1),
+            ..MediaQuery::default()
+        };
+        use Section::{Nulls, Values};
+        assert_eq!(sections(&q(SortKey::CreatedAtDesc, None, false)), [Values]);
+        assert_eq!(
+            sections(&q(SortKey::CachedAtDesc, None, false)),
+            [Values, Nulls]
+        );
+        let among_values = after(SortValue::Int(5));
+        assert_eq!(
+            sections(&q(SortKey::CachedAtAsc, among_values, false)),
+            [Values, Nulls]
+        );
+        let among_nulls = after(SortValue::Int(i64::MIN));
+        assert_eq!(
+            sections(&q(SortKey::CachedAtDesc, among_nulls.clone(), false)),
+            [Nulls]
+        );
+        // Ascending, the extreme of the nulls is the other one.
+        assert_eq!(
+            sections(&q(SortKey::CachedAtAsc, among_nulls, false)),
+            [Values, Nulls]
+        );
+        assert_eq!(
+            sections(&q(
+                SortKey::DurationAsc,
+                after(SortValue::Float(f64::MAX)),
+                false
+            )),
+            [Nulls]
+        );
+        // A filter on the sorted column excludes the nulls.
+        assert_eq!(sections(&q(SortKey::CachedAtDesc, None, true)), [Values]);
+    }
+}
