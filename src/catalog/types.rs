@@ -216,8 +216,11 @@ pub struct JobCounts {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReclaimBacklog {
     pub retired_scopes: u64,
+    /// Live variants of retired scopes not yet drained: a purge's
+    /// `purgedCount` until the reclaimer starts on it.
     pub retired_variants: u64,
-    /// Their recorded sizes (a queued blob's size is not kept).
+    /// Their stored bytes (a purge's `freedBytes`); a queued blob's size is
+    /// not kept.
     pub retired_bytes: u64,
     pub queued_blobs: u64,
 }

@@ -786,12 +786,29 @@ pub async fn reclaim_drains_retired_scopes(c: Arc<dyn Catalog>) {
         )
         .await;
     }
+    // An evicted record ("0", drained first) is neither live nor stored.
+    let full = Label::parse("full").unwrap();
+    c.evict_variant(scope, &mid("0"), &full, NOW).await.unwrap();
     let id = ConnectionId::parse("conn_a").unwrap();
-    c.purge_connection(o.id, &id, NOW + 1).await.unwrap();
+    let purged = c
+        .purge_connection(o.id, &id, NOW + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((purged.purged_count, purged.freed_bytes), (11, 110));
     let b = c.reclaim_backlog().await.unwrap();
     assert_eq!(
         (b.retired_scopes, b.retired_variants, b.retired_bytes),
-        (1, 12, 120)
+        (1, 11, 110),
+        "the backlog starts at the purge's answer"
+    );
+    // Drained in key order: "0" (evicted), "1", "10", "11", "2".
+    assert_eq!(c.drain_retired_scope(5).await.unwrap(), 5);
+    let b = c.reclaim_backlog().await.unwrap();
+    assert_eq!(
+        (b.retired_scopes, b.retired_variants, b.retired_bytes),
+        (1, 7, 70),
+        "what is drained leaves the backlog"
     );
     let mut rounds = 0;
     while c.drain_retired_scope(5).await.unwrap() > 0 {

@@ -139,12 +139,13 @@ impl ReclaimQueue for SqlCatalog {
 
     async fn reclaim_backlog(&self) -> Result<ReclaimBacklog> {
         let row = sqlx::query(
-            "SELECT (SELECT count(*) FROM scopes WHERE retired_at IS NOT NULL) AS scopes, \
-                    r.variants, r.bytes, \
+            // A retired scope's counters count what is left to drain
+            // (`variants::drain_retired`): no variant row is read.
+            "SELECT count(*) AS scopes, \
+                    CAST(coalesce(sum(live_count), 0) AS BIGINT) AS variants, \
+                    CAST(coalesce(sum(stored_bytes), 0) AS BIGINT) AS bytes, \
                     (SELECT count(*) FROM reclaim_blobs) AS blobs \
-             FROM (SELECT count(*) AS variants, CAST(coalesce(sum(v.size_bytes), 0) AS BIGINT) AS bytes \
-                   FROM variants v JOIN scopes s ON s.id = v.scope_id \
-                   WHERE s.retired_at IS NOT NULL) r",
+             FROM scopes WHERE retired_at IS NOT NULL",
         )
         .fetch_one(self.db.reader())
         .await?;

@@ -14,8 +14,9 @@
 //! The other writes to variant rows here change none of those and need no
 //! scope lock: the `storing` mark of a claimed job (pending and storing
 //! count alike), access counts, and fresh upstream URLs. Draining a retired
-//! scope deletes its rows in bulk: a retired scope's counters were the
-//! purge's answer and are never read again.
+//! scope deletes its rows in bulk and lowers the retired scope's counters
+//! by what it deleted: they start as the purge's answer and count what is
+//! left to drain, so the reclaim backlog is read from the scope rows alone.
 
 use sqlx::Row;
 
@@ -24,8 +25,8 @@ use super::dialect::{self, Db, Tx};
 use super::rows::VARIANT_COLUMNS;
 use crate::catalog::derive::{counter_delta, media_derived};
 use crate::catalog::{AccessHit, Result, ScopeId, VariantRecord};
-use crate::model::MediaId;
 use crate::model::observed::ObservedMedia;
+use crate::model::{MediaId, VariantStatus};
 
 /// One media item's variants, being changed.
 pub struct ItemEdit {
@@ -171,7 +172,8 @@ async fn write_variant(
 }
 
 /// Adds a delta to the scope's counters; only [`ItemEdit::save`] calls it,
-/// with the delta of the rows it wrote under the scope lock.
+/// with the delta of the rows it wrote under the scope lock, and
+/// [`drain_retired`] with the rows it deleted.
 async fn bump_scope(
     tx: &mut Tx,
     scope: ScopeId,
@@ -306,19 +308,31 @@ pub async fn refresh_upstream_url(
 }
 
 /// Deletes up to `limit` variant records of a retired scope, answering the
-/// blob keys they held (`None` for records without bytes).
+/// blob keys they held (`None` for records without bytes). No writer
+/// touches a retired scope's rows, so the delta needs no lock.
 pub async fn drain_retired(tx: &mut Tx, scope: ScopeId, limit: i64) -> Result<Vec<Option<String>>> {
     let rows = sqlx::query(
         "DELETE FROM variants WHERE scope_id = $1 AND (media_id, label) IN \
            (SELECT media_id, label FROM variants WHERE scope_id = $1 \
             ORDER BY media_id, label LIMIT $2) \
-         RETURNING blob_key",
+         RETURNING blob_key, status, size_bytes",
     )
     .bind(scope)
     .bind(limit)
     .fetch_all(&mut **tx)
     .await?;
-    rows.iter()
-        .map(|r| Ok(r.try_get::<Option<String>, _>("blob_key")?))
-        .collect()
+    let (mut live, mut stored, mut bytes) = (0, 0, 0);
+    let mut keys = Vec::with_capacity(rows.len());
+    for r in &rows {
+        // The counting rule of `derive::totals_of`, on the columns it reads.
+        let status: &str = r.try_get("status")?;
+        live -= i64::from(status != VariantStatus::Removed.as_str());
+        if status == VariantStatus::Stored.as_str() {
+            stored -= 1;
+            bytes -= r.try_get::<i64, _>("size_bytes")?;
+        }
+        keys.push(r.try_get::<Option<String>, _>("blob_key")?);
+    }
+    bump_scope(tx, scope, (live, stored, bytes)).await?;
+    Ok(keys)
 }
