@@ -80,6 +80,10 @@ impl Drop for Entry<'_> {
     }
 }
 
+/// Pages read at most in one run (10,000,000 items): an upstream that never
+/// says it is done is an error, not an endless sync.
+const MAX_PAGES: u64 = 100_000;
+
 fn purged() -> ServiceError {
     ServiceError::Conflict("the connection was purged while the list was being read".into())
 }
@@ -104,7 +108,7 @@ impl VaultService {
         let run = run.ok_or_else(purged)?;
         let entry = self.list_runs.start(scope, list, mode);
         let mut total = ListOutcome::default();
-        let mut seen = 0;
+        let (mut seen, mut pages) = (0, 0);
         loop {
             let observed: Vec<_> = page.items.iter().map(|m| admit(&ctx.settings, m)).collect();
             let next = async {
@@ -123,6 +127,12 @@ impl VaultService {
             }
             entry.planned(page.seen, o.queued);
             seen += page.seen;
+            pages += 1;
+            if pages == MAX_PAGES && next.is_some() {
+                return Err(ServiceError::Upstream(format!(
+                    "list {list} has more than {MAX_PAGES} pages"
+                )));
+            }
             total.counts += o.counts;
             total.queued += o.queued;
             match next {
