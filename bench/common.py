@@ -106,6 +106,17 @@ class Server:
             if cursor is None:
                 return items
 
+    def wait_stored(self, count, timeout=900):
+        """Waits until `count` variants are stored, polling the connection's
+        status (its counters: cheap, so the poll does not load the server
+        being measured, as paging through every job would)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.call("GET", "/v2/vault-plus/status")["storedCount"] >= count:
+                return
+            time.sleep(0.01)
+        raise RuntimeError("storing did not finish")
+
     def wait_idle(self, timeout=900):
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -4,6 +4,11 @@ naive baseline that only downloads the same bytes to files with the same
 concurrency. Then a single 200 MiB item, to show the server's memory does not
 grow with file size. Prints a Markdown section for BENCHMARKS.md.
 
+`--bin PATH` measures that build (default: the release build, built first);
+`--previous PATH` measures a second build in the same run, alternating with
+the first; `--repeats N` (default 3) runs each row N times and reports the
+median, so the peers see the same machine.
+
 `--metrics` instead compares ingest with `--metrics-listen` (recording
 metrics) and without it, same build, alternating runs."""
 
@@ -57,8 +62,11 @@ def baseline(demo):
     return len(urls), elapsed, size, rss
 
 
-def vaultplus(demo, list_id, qualities=None, extra=()):
-    s = Server("--fetch-concurrency", str(CONCURRENCY), *extra, upstream=demo.base)
+def vaultplus(demo, list_id, qualities=None, extra=(), binary=None, expect=None):
+    # No API-key rate limit: wait_idle polls the job list, which is not
+    # what is measured.
+    s = Server("--fetch-concurrency", str(CONCURRENCY), "--rate-limit-per-minute", "0", *extra,
+               upstream=demo.base, binary=binary)
     try:
         if qualities is not None:
             s.call("PATCH", "/v2/account/connections/conn_bench/settings",
@@ -66,7 +74,10 @@ def vaultplus(demo, list_id, qualities=None, extra=()):
         base_rss = s.peak_rss_mib()
         started = time.perf_counter()
         s.call("PUT", f"/v2/vault-plus/lists/{list_id}/sync")
-        s.wait_idle()
+        if expect is None:
+            s.wait_idle()
+        else:
+            s.wait_stored(expect)
         elapsed = time.perf_counter() - started
         status = s.call("GET", "/v2/vault-plus/status")
         return status, elapsed, base_rss, s.peak_rss_mib()
@@ -97,8 +108,33 @@ def metrics_comparison(demo, repeats):
     print(f"\nWith metrics recorded, over without: {med['on'] / med['off']:.2f}x.")
 
 
+def option(name, default=None):
+    if name in sys.argv:
+        return sys.argv[sys.argv.index(name) + 1]
+    return default
+
+
+def median(xs):
+    return sorted(xs)[len(xs) // 2]
+
+
+def row(label, runs, naive):
+    """One table row from runs of (status, seconds, peak RSS)."""
+    st = runs[0][0]
+    secs = median([r[1] for r in runs])
+    items = 1000
+    ratio = f"{(items / secs) / naive:.2f}x" if naive else ""
+    print(f"| {label} | {items} | {st['storedCount']} | {st['totalSizeBytes']} | {secs:.2f} | "
+          f"{items / secs:.0f} | {st['totalSizeBytes'] / secs / 1e6:.1f} | "
+          f"{max(r[2] for r in runs):.0f} | {ratio} |")
+
+
 def main():
-    build()
+    binary = option("--bin")
+    previous = option("--previous")
+    repeats = int(option("--repeats", "3"))
+    if binary is None:
+        build()
     if "--metrics" in sys.argv:
         demo = Demo()
         try:
@@ -107,35 +143,53 @@ def main():
         finally:
             demo.stop()
         return
+    builds = [("vaultplus", binary)] + ([("previous build", previous)] if previous else [])
     demo = Demo()
+    naive, full, thumbs, huge = [], {}, {}, {}
     try:
-        vaultplus(demo, "103")  # warm-up: page cache, demo encoders
-        n, b_elapsed, b_bytes, b_rss = baseline(demo)
-        full, f_elapsed, _, f_rss = vaultplus(demo, LARGE, ["full"])
-        st, v_elapsed, _, v_rss = vaultplus(demo, LARGE)
-        huge, h_elapsed, h_base, h_rss = vaultplus(demo, HUGE)
+        vaultplus(demo, "103", binary=binary)  # warm-up: page cache, demo encoders
+        for _ in range(repeats):
+            n, b_elapsed, b_bytes, b_rss = baseline(demo)
+            naive.append((n, b_elapsed, b_bytes, b_rss))
+            for name, path in builds:
+                st, secs, _, rss = vaultplus(demo, LARGE, ["full"], binary=path, expect=1000)
+                assert st["storedCount"] == 1000, st
+                full.setdefault(name, []).append((st, secs, rss))
+                st, secs, _, rss = vaultplus(demo, LARGE, binary=path, expect=2000)
+                assert st["storedCount"] == 2000, st
+                thumbs.setdefault(name, []).append((st, secs, rss))
+        for name, path in builds:
+            st, secs, base, rss = vaultplus(demo, HUGE, binary=path, expect=1)
+            huge[name] = (st, secs, base, rss)
     finally:
         demo.stop()
-    full_items = n
-    print("## Ingest from the local upstream (issue 3)\n")
+    b_elapsed = median([r[1] for r in naive])
+    n, b_bytes = naive[0][0], naive[0][2]
+    naive_rate = n / b_elapsed
+    print("## Ingest from the local upstream (issues 3 and 13)\n")
     print(f"Machine: {machine()}. Release build, SQLite + local blobs, "
-          f"{CONCURRENCY} concurrent fetches for both.\n")
-    print("| run | items | variants stored | bytes | seconds | items/s | MB/s | peak RSS (MiB) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          f"{CONCURRENCY} concurrent fetches for all; median of {repeats} alternating runs.\n")
+    print("| run | items | variants stored | bytes | seconds | items/s | MB/s | peak RSS (MiB) "
+          "| items/s over naive |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print(f"| naive baseline (Python, download to files only) | {n} | {n} | {b_bytes} | "
-          f"{b_elapsed:.2f} | {n / b_elapsed:.0f} | {b_bytes / b_elapsed / 1e6:.1f} | {b_rss:.0f} |")
-    print(f"| vaultplus sync, `full` only (fetch, checksum, fsync, catalog commit) | {full_items} | "
-          f"{full['storedCount']} | {full['totalSizeBytes']} | {f_elapsed:.2f} | "
-          f"{full_items / f_elapsed:.0f} | {full['totalSizeBytes'] / f_elapsed / 1e6:.1f} | {f_rss:.0f} |")
-    print(f"| vaultplus sync, default settings (+ 1,000 generated thumbnails) | {full_items} | "
-          f"{st['storedCount']} | {st['totalSizeBytes']} | {v_elapsed:.2f} | "
-          f"{full_items / v_elapsed:.0f} | {st['totalSizeBytes'] / v_elapsed / 1e6:.1f} | {v_rss:.0f} |")
-    print(f"| vaultplus, one 200 MiB video | 1 | {huge['storedCount']} | {huge['totalSizeBytes']} | "
-          f"{h_elapsed:.2f} | - | {huge['totalSizeBytes'] / h_elapsed / 1e6:.1f} | {h_rss:.0f} "
-          f"(idle {h_base:.0f}) |")
+          f"{b_elapsed:.2f} | {naive_rate:.0f} | {b_bytes / b_elapsed / 1e6:.1f} | "
+          f"{max(r[3] for r in naive):.0f} | 1.00x |")
+    for name, _ in builds:
+        row(f"{name} sync, `full` only (fetch, checksum, fsync, catalog commit)", full[name],
+            naive_rate)
+        row(f"{name} sync, default settings (+ 1,000 generated thumbnails)", thumbs[name],
+            naive_rate)
+    for name, _ in builds:
+        st, secs, base, rss = huge[name]
+        print(f"| {name}, one 200 MiB video | 1 | {st['storedCount']} | {st['totalSizeBytes']} | "
+              f"{secs:.2f} | - | {st['totalSizeBytes'] / secs / 1e6:.1f} | {rss:.0f} "
+              f"(idle {base:.0f}) | |")
     print()
-    print(f"Peak server memory with a 200 MiB body: {h_rss:.0f} MiB, against {v_rss:.0f} MiB for "
-          f"1,000 small items: the body streams through a bounded buffer and is never held whole.")
+    name = builds[0][0]
+    print(f"Peak server memory with a 200 MiB body: {huge[name][3]:.0f} MiB, against "
+          f"{max(r[2] for r in thumbs[name]):.0f} MiB for 1,000 small items: the body streams "
+          "through a bounded buffer and is never held whole.")
 
 
 if __name__ == "__main__":

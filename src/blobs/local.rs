@@ -5,6 +5,7 @@
 //! needs the file and its directory entry on disk before the catalog commit. Writes go to a
 //! temporary file, are synced, then renamed into place.
 
+use super::dir_sync::DirSyncs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -36,6 +37,7 @@ enum Opened {
 pub struct LocalBlobStore {
     root: PathBuf,
     tmp: PathBuf,
+    dir_syncs: DirSyncs,
 }
 
 impl LocalBlobStore {
@@ -48,7 +50,12 @@ impl LocalBlobStore {
                 .await
                 .with_context(|| format!("cannot create {}", d.display()))?;
         }
-        Ok(Self { root, tmp })
+        let dir_syncs = DirSyncs::default();
+        Ok(Self {
+            root,
+            tmp,
+            dir_syncs,
+        })
     }
 
     /// Deletes leftovers of writes that a crash interrupted: never referenced
@@ -208,7 +215,7 @@ impl BlobStore for LocalBlobStore {
             }?;
             // The rename is durable only once the directory is synced, and a
             // new scope directory only once its parent is.
-            fs::File::open(&parent).await?.sync_all().await?;
+            self.dir_syncs.sync(&parent).await?;
             if created {
                 fs::File::open(&self.root).await?.sync_all().await?;
             }

@@ -3,6 +3,7 @@
 //! client string), so no request can steer a path.
 
 pub mod cached;
+mod dir_sync;
 pub mod local;
 pub mod metered;
 mod probe_cache;

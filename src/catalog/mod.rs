@@ -198,7 +198,8 @@ pub trait UploadStore: Send + Sync {
     /// Makes a fully written blob the stored variant, atomically, provided
     /// the scope is still the connection's current one.
     async fn commit_upload(&self, upload: &NewStoredVariant) -> Result<CommitOutcome>;
-    /// Gives up an upload: its blob goes to the reclaim queue.
+    /// Gives up an upload: its blob goes to the reclaim queue, once (a
+    /// second abort of the same key does nothing).
     async fn abort_upload(&self, blob_key: &str, now: i64) -> Result<()>;
     /// Moves upload intents begun before `started_before` to the reclaim
     /// queue (their writer is gone). Returns how many. On a shared catalog,
@@ -274,7 +275,9 @@ pub trait JobQueue: Send + Sync {
         now: i64,
     ) -> Result<QueueOutcome>;
     /// Leases up to `limit` due jobs of current scopes to `owner` until
-    /// `lease_until`, marking their variants `storing`.
+    /// `lease_until`, marking their variants `storing`, and records each
+    /// job's [`Job::blob_key`] as an upload intent, in the same transaction:
+    /// a worker may write there at once.
     async fn claim_jobs(
         &self,
         owner: &str,
@@ -284,8 +287,13 @@ pub trait JobQueue: Send + Sync {
     ) -> Result<Vec<Job>>;
     /// Extends a lease still held by `owner`; false when it was lost.
     async fn extend_lease(&self, job_id: i64, owner: &str, lease_until: i64) -> Result<bool>;
-    /// Makes fetched bytes the stored variant and ends the job, provided the
-    /// scope is current and `owner` still holds the job.
+    /// The storing pipeline's group commit, one transaction: makes each
+    /// finished fetch the stored variant and ends its job, provided its
+    /// scope is current and its owner still holds the job. Each fetch
+    /// commits or fails alone (a savepoint each): one answer per `done`, in
+    /// order. The outer error is the transaction's: nothing was written.
+    async fn commit_jobs(&self, done: &[JobDone], now: i64) -> Result<Vec<Result<CommitOutcome>>>;
+    /// [`JobQueue::commit_jobs`] of one finished fetch.
     async fn complete_job(
         &self,
         job: &Job,
@@ -293,7 +301,16 @@ pub trait JobQueue: Send + Sync {
         blob: &FetchedBlob,
         limit: Option<StorageLimit>,
         now: i64,
-    ) -> Result<CommitOutcome>;
+    ) -> Result<CommitOutcome> {
+        let done = JobDone {
+            job: job.clone(),
+            owner: owner.to_owned(),
+            blob: blob.clone(),
+            limit,
+        };
+        let mut out = self.commit_jobs(&[done], now).await?;
+        out.pop().expect("one answer per finished fetch")
+    }
     /// Gives the job back to run again at `run_after` (the variant returns
     /// to `pending` with `error`); `count_attempt` spends one of its tries.
     async fn retry_job(

@@ -276,6 +276,15 @@ pub struct Job {
     pub upstream_size: Option<u64>,
     pub content_type: String,
     pub list_hint: Option<String>,
+    /// Where this attempt writes its bytes: the claim recorded it as an
+    /// upload intent, so bytes written there are never unaccounted for.
+    pub blob_key: String,
+}
+
+/// A fresh blob key in `scope` ("<scope>/<uuid>"): never reused, so a URL
+/// or an intent naming one always means the same bytes.
+pub fn new_blob_key(scope: ScopeId) -> String {
+    format!("{scope}/{}", uuid::Uuid::new_v4().simple())
 }
 
 /// Bytes a worker wrote for a job.
@@ -285,6 +294,16 @@ pub struct FetchedBlob {
     pub content_type: String,
     pub size_bytes: u64,
     pub checksum: String,
+}
+
+/// A finished fetch, for [`JobQueue::commit_jobs`].
+#[derive(Clone, Debug)]
+pub struct JobDone {
+    pub job: Job,
+    /// The claim that must still hold the job.
+    pub owner: String,
+    pub blob: FetchedBlob,
+    pub limit: Option<StorageLimit>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

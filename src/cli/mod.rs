@@ -251,7 +251,7 @@ struct ServeArgs {
     /// File holding the upstream API key (one trailing newline is ignored); not together with --upstream-key [default: none].
     #[arg(long, env = "VAULTPLUS_UPSTREAM_KEY_FILE", requires = "upstream_url")]
     upstream_key_file: Option<PathBuf>,
-    /// Storing jobs (upstream fetches, thumbnails) running at once.
+    /// Upstream fetches running at once (as many thumbnails may be made beside them).
     #[arg(long, env = "VAULTPLUS_FETCH_CONCURRENCY", default_value_t = 8)]
     fetch_concurrency: usize,
     /// Failed attempts before a variant is given up (it stays visible, edge_only, with its error).

@@ -4,16 +4,14 @@
 //! and commit. Failures retry with capped exponential backoff; after the
 //! retry budget the variant stays visible, `edge_only`, with its error.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use tokio::sync::Semaphore;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::blobs::PutError;
-use crate::catalog::{CommitOutcome, FetchedBlob, Job};
+use crate::catalog::{CommitOutcome, FetchedBlob, Job, JobDone};
 use crate::metrics::Series;
 use crate::metrics::names::JOB_OUTCOMES;
 use crate::model::time::now_ms;
@@ -21,12 +19,16 @@ use crate::model::{ConnectionId, Label, MediaType, VariantStatus};
 use crate::upstream::FetchError;
 
 use super::background::cut_on_stop;
+use super::group_commit::GroupCommit;
+pub use super::storing_loop::run_pipeline;
+use super::storing_loop::{Lease, Worker};
 use super::thumbnail::{THUMB_MAX_SIDE, make_thumbnail};
 use super::{ConnectionContext, ServiceError, VaultService};
 
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
-    /// Jobs running at once on this node.
+    /// Upstream fetches running at once on this node; as many derived
+    /// variants (thumbnails) may be made beside them.
     pub concurrency: usize,
     /// How long a claimed job stays this worker's without a heartbeat.
     pub lease: Duration,
@@ -94,84 +96,6 @@ static OTHER: Series = Series::new(JOB_OUTCOMES, "outcome", "other");
 /// Largest full image read into memory to make a thumbnail.
 const MAX_THUMB_SOURCE: u64 = 64 * 1024 * 1024;
 
-/// Claims and runs storing jobs until `stop` is cancelled, then waits for
-/// the jobs under way: a job cut by the stop is given back at once, without
-/// spending one of its tries, so that another node (or the next start)
-/// takes it without waiting for its lease to run out.
-pub async fn run_pipeline(service: VaultService, cfg: PipelineConfig, stop: CancellationToken) {
-    let owner = format!("worker-{}", uuid::Uuid::new_v4().simple());
-    let slots = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
-    let running = TaskTracker::new();
-    'claiming: while !stop.is_cancelled() {
-        let first = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = stop.cancelled() => break,
-        };
-        let want = 1 + slots.available_permits() as u64;
-        let now = now_ms();
-        let lease_until = now + cfg.lease.as_millis() as i64;
-        // Each claim gets its own token: a job ID can be reused once its job
-        // is deleted, and a worker still busy with the old job must not be
-        // able to act on the new one.
-        let claim = format!("{owner}/{}", uuid::Uuid::new_v4().simple());
-        let jobs = match service
-            .catalog
-            .claim_jobs(&claim, want, lease_until, now)
-            .await
-        {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "cannot claim storing jobs");
-                Vec::new()
-            }
-        };
-        if jobs.is_empty() {
-            drop(first);
-            let wait = match service.catalog.next_job_due().await {
-                Ok(Some(due)) => Duration::from_millis((due - now_ms()).clamp(20, 1000) as u64),
-                _ => Duration::from_secs(1),
-            };
-            tokio::select! {
-                _ = service.pipeline_signal.wait() => {}
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.cancelled() => {}
-            }
-            continue;
-        }
-        let mut permit = Some(first);
-        let mut jobs = jobs.into_iter();
-        while let Some(job) = jobs.next() {
-            let slot = match permit.take() {
-                Some(p) => p,
-                None => tokio::select! {
-                    p = slots.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => break 'claiming,
-                    },
-                    // Claimed but not started: given back untouched.
-                    _ = stop.cancelled() => {
-                        for job in std::iter::once(job).chain(jobs) {
-                            service.give_back(&job, &claim).await;
-                        }
-                        break 'claiming;
-                    }
-                },
-            };
-            let (svc, cfg, owner, stop) =
-                (service.clone(), cfg.clone(), claim.clone(), stop.clone());
-            running.spawn(async move {
-                svc.run_job(job, &owner, &cfg, &stop).await;
-                drop(slot);
-            });
-        }
-    }
-    running.close();
-    running.wait().await;
-}
-
 impl VaultService {
     /// Wakes the storing workers (new jobs were queued).
     pub fn store_soon(&self) {
@@ -179,7 +103,7 @@ impl VaultService {
     }
 
     /// Ends a claim on `job` without an attempt, so it runs again at once.
-    async fn give_back(&self, job: &Job, owner: &str) {
+    pub(super) async fn give_back(&self, job: &Job, owner: &str) {
         let error = "interrupted by a server stop; storing resumes";
         GIVEN_BACK.increment(1);
         if let Err(e) = self
@@ -192,27 +116,16 @@ impl VaultService {
         }
     }
 
-    async fn run_job(&self, job: Job, owner: &str, cfg: &PipelineConfig, stop: &CancellationToken) {
-        let heartbeat = {
-            let (catalog, owner, lease, id) =
-                (self.catalog.clone(), owner.to_owned(), cfg.lease, job.id);
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(lease / 3).await;
-                    let until = now_ms() + lease.as_millis() as i64;
-                    match catalog.extend_lease(id, &owner, until).await {
-                        Ok(true) => {}
-                        // Lost: the job is another claim's now; its outcome
-                        // will be refused when this one tries to record it.
-                        Ok(false) => return,
-                        // A passing catalog error: try again next beat.
-                        Err(e) => {
-                            tracing::warn!(error = %format!("{e:#}"), "cannot extend a job lease")
-                        }
-                    }
-                }
-            })
-        };
+    /// Runs a claimed job in one of the pipeline's slots; `lease` keeps the
+    /// claim alive until the outcome is written.
+    pub(super) async fn run_job(
+        &self,
+        job: Job,
+        w: &Worker,
+        slot: OwnedSemaphorePermit,
+        lease: Lease,
+    ) {
+        let (owner, cfg, stop, commits) = (w.owner.as_str(), &w.cfg, &w.stop, &w.commits);
         let result = match job.origin {
             crate::model::observed::Origin::Upstream => self.fetch_job(&job, cfg, stop).await,
             crate::model::observed::Origin::Derived => self.derive_job(&job, stop).await,
@@ -220,27 +133,48 @@ impl VaultService {
                 "an uploaded variant has no source to fetch from".into(),
             )),
         };
-        heartbeat.abort();
+        // The slots bound fetches, not commits: the next job starts while
+        // this one's outcome is written.
+        drop(slot);
+        w.freed.wake();
+        self.record_outcome(&job, owner, cfg, stop, commits, result)
+            .await;
+        drop(lease);
+    }
+
+    /// Writes how a job's attempt ended, while its lease is still kept.
+    async fn record_outcome(
+        &self,
+        job: &Job,
+        owner: &str,
+        cfg: &PipelineConfig,
+        stop: &CancellationToken,
+        commits: &GroupCommit,
+        result: Result<FetchedBlob, JobError>,
+    ) {
+        if result.is_err() {
+            // Whatever was written under the claim's key goes to reclaim
+            // (nothing, mostly: a write that failed has aborted already).
+            if let Err(e) = self.catalog.abort_upload(&job.blob_key, now_ms()).await {
+                tracing::warn!(error = %format!("{e:#}"), "cannot end a job's upload intent");
+            }
+        }
         if stop.is_cancelled() && matches!(result, Err(JobError::Retry { .. })) {
             // Most likely the stop's doing (a cut body): not the variant's
             // fault, so no try is spent.
-            self.give_back(&job, owner).await;
+            self.give_back(job, owner).await;
             return;
         }
         let now = now_ms();
         let limit = match &result {
             Ok(_) => self
-                .job_context(&job)
+                .job_context(job)
                 .await
                 .and_then(|ctx| ctx.settings.storage_limit()),
             Err(_) => None,
         };
         let done = match result {
-            Ok(blob) => match self
-                .catalog
-                .complete_job(&job, owner, &blob, limit, now)
-                .await
-            {
+            Ok(blob) => match self.commit(commits, job, owner, &blob, limit).await {
                 Ok(CommitOutcome::Created(_) | CommitOutcome::Replaced(_)) => {
                     STORED.increment(1);
                     tracing::debug!(media = %job.media_id, label = %job.label, size = blob.size_bytes, "stored");
@@ -293,8 +227,31 @@ impl VaultService {
         }
     }
 
-    /// Writes the bytes of `produce` under a fresh key recorded as an
-    /// upload intent, so that a crash mid-write leaves nothing unaccounted.
+    /// Hands the finished fetch to the group commit and waits for its turn.
+    async fn commit(
+        &self,
+        commits: &GroupCommit,
+        job: &Job,
+        owner: &str,
+        blob: &FetchedBlob,
+        limit: Option<crate::model::settings::StorageLimit>,
+    ) -> crate::catalog::Result<CommitOutcome> {
+        let done = JobDone {
+            job: job.clone(),
+            owner: owner.to_owned(),
+            blob: blob.clone(),
+            limit,
+        };
+        commits.complete(done)?.await.unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "the storing pipeline stopped before the commit"
+            ))
+        })
+    }
+
+    /// Writes the bytes of `produce` under the job's key, which its claim
+    /// recorded as an upload intent: a crash mid-write leaves nothing
+    /// unaccounted.
     /// `expected` is the length announced, if any: it is reserved against
     /// the free-space floor up front (else the bytes are, as they arrive).
     async fn write_job_blob(
@@ -312,11 +269,8 @@ impl VaultService {
             Err(e) => return Err(retry(format!("blob store: {e}"))),
         };
         let body = reservation.meter(cut_on_stop(body, stop.clone()));
-        let key = format!("{}/{}", job.scope_id, uuid::Uuid::new_v4().simple());
-        self.catalog
-            .begin_upload(job.scope_id, &key, now_ms())
-            .await
-            .map_err(|e| retry(format!("catalog: {e:#}")))?;
+        // The claim recorded the key as an upload intent.
+        let key = job.blob_key.clone();
         let put = self
             .blobs
             .put(&key, body, self.config.max_upload_bytes)

@@ -419,9 +419,11 @@ async fn a_kill_mid_sync_resumes_without_storing_twice() {
     );
     let fetches = demo.fetch_counts().await;
     assert_eq!(fetches.len(), 1000);
-    // Only fetches cut by the kill may have happened twice.
+    // Only fetches the kill cut, or whose commit it cut, may have happened
+    // twice: a slot takes its next fetch while the last one waits for the
+    // group commit, so at most two per slot.
     assert!(
-        fetches.iter().filter(|n| **n > 1).count() <= 8,
+        fetches.iter().filter(|n| **n > 1).count() <= 2 * 8,
         "refetched too much"
     );
     let files = s.wait_blob_count(2000).await;

@@ -50,7 +50,8 @@ macro_rules! catalog_conformance {
             remove_connection_purges, org_settings_push_clears_overrides,
             totals_match_records, list_add_and_sync_follow_the_plan,
             jobs_are_leased_once, job_counts_follow_leases_and_failures,
-            job_outcomes_update_variants,
+            job_outcomes_update_variants, group_commit_answers_each_member,
+            thumbnails_wait_for_their_source,
             job_commit_after_purge_is_refused, queue_variant_revives_known_variants,
             storage_limits_evict_or_block, failed_deletions_wait_behind_the_rest,
             list_members_page_through_changes, jobs_page_through_changes,
@@ -1284,8 +1285,10 @@ pub async fn job_outcomes_update_variants(c: Arc<dyn Catalog>) {
     );
     assert_eq!(c.scope_totals(scope).await.unwrap().stored_bytes, 321);
     assert!(!c.referenced_blob_keys().await.unwrap().is_empty());
-    // A worker that lost the job cannot commit it.
+    // A worker that lost the job cannot commit it (the bytes it wrote under
+    // its own claim's intent go to reclaim).
     let other = fetched(scope, 5);
+    c.begin_upload(scope, &other.blob_key, NOW).await.unwrap();
     let out = c
         .complete_job(&by_media("2"), "intruder", &other, None, NOW)
         .await
@@ -1335,12 +1338,114 @@ pub async fn job_outcomes_update_variants(c: Arc<dyn Catalog>) {
     assert_eq!(all_jobs(c.as_ref(), scope, false).await.len(), 2);
 }
 
+pub async fn group_commit_answers_each_member(c: Arc<dyn Catalog>) {
+    let (_, scope) = queued_scope(c.as_ref(), 3).await;
+    let mut jobs = c.claim_jobs("w", 10, NOW + 1000, NOW).await.unwrap();
+    jobs.sort_by(|a, b| a.media_id.cmp(&b.media_id));
+    // The claim recorded where each job writes, as upload intents.
+    let referenced = c.referenced_blob_keys().await.unwrap();
+    for j in &jobs {
+        assert!(
+            j.blob_key.starts_with(&format!("{scope}/")),
+            "{}",
+            j.blob_key
+        );
+        assert!(referenced.contains(&j.blob_key), "an intent is a reference");
+    }
+    let done = |i: usize, owner: &str| JobDone {
+        job: jobs[i].clone(),
+        owner: owner.into(),
+        blob: FetchedBlob {
+            blob_key: jobs[i].blob_key.clone(),
+            ..fetched(scope, (i as u64 + 1) * 100)
+        },
+        limit: None,
+    };
+    let full = Label::parse("full").unwrap();
+    let status = |m: &'static str| {
+        let c = c.clone();
+        let full = full.clone();
+        async move {
+            let v = c.current_variant(scope, &mid(m), &full).await.unwrap();
+            v.unwrap().status
+        }
+    };
+    assert_eq!(status("1").await, VariantStatus::Storing);
+    // Each member answers for itself, in the order given; one refused
+    // changes nothing of the others.
+    let batch = [done(1, "intruder"), done(2, "w"), done(0, "w")];
+    let out: Vec<_> = c
+        .commit_jobs(&batch, NOW + 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(out[0], CommitOutcome::Superseded);
+    assert!(matches!(&out[1], CommitOutcome::Created(v) if v.size_bytes == 300));
+    assert!(matches!(&out[2], CommitOutcome::Created(v) if v.size_bytes == 100));
+    assert_eq!(status("1").await, VariantStatus::Stored);
+    assert_eq!(status("2").await, VariantStatus::Storing);
+    assert_eq!(status("3").await, VariantStatus::Stored);
+    assert_eq!(c.scope_totals(scope).await.unwrap().stored_bytes, 400);
+    let queued = c.queued_blob_deletions(10).await.unwrap();
+    assert!(
+        queued.contains(&jobs[1].blob_key),
+        "the refused blob is reclaimed"
+    );
+    assert_eq!(all_jobs(c.as_ref(), scope, false).await.len(), 1);
+    // An intent ends once: a second abort queues nothing more.
+    let backlog = c.reclaim_backlog().await.unwrap().queued_blobs;
+    c.abort_upload(&jobs[1].blob_key, NOW + 2).await.unwrap();
+    assert_eq!(c.reclaim_backlog().await.unwrap().queued_blobs, backlog);
+}
+
+pub async fn thumbnails_wait_for_their_source(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    let with_thumb = |id: &str| {
+        let mut m = observed(id, "f");
+        let mut thumb = m.variants[0].clone();
+        (thumb.label, thumb.origin, thumb.url) = ("thumb".into(), Origin::Derived, None);
+        m.variants.push(thumb);
+        m
+    };
+    let items = [with_thumb("1"), with_thumb("2")];
+    c.apply_list(scope, "10", ListMode::Add, &items, NOW)
+        .await
+        .unwrap();
+    let labels = |jobs: &[Job]| {
+        let mut l: Vec<_> = jobs
+            .iter()
+            .map(|j| format!("{}/{}", j.media_id, j.label))
+            .collect();
+        l.sort();
+        l
+    };
+    // Only the sources, however many are asked for.
+    let fulls = c.claim_jobs("w", 10, NOW + 1000, NOW).await.unwrap();
+    assert_eq!(labels(&fulls), ["1/full", "2/full"]);
+    // A stored source frees its thumbnail; one given up frees it too (to
+    // fail with a reason rather than wait forever).
+    let blob = fetched(scope, 7);
+    c.begin_upload(scope, &blob.blob_key, NOW).await.unwrap();
+    let out = c.complete_job(&fulls[0], "w", &blob, None, NOW).await;
+    assert!(matches!(out.unwrap(), CommitOutcome::Created(_)));
+    c.fail_job(fulls[1].id, "w", "gone", NOW).await.unwrap();
+    let thumbs = c.claim_jobs("w", 10, NOW + 1000, NOW + 1).await.unwrap();
+    assert_eq!(labels(&thumbs), ["1/thumb", "2/thumb"]);
+}
+
 pub async fn job_commit_after_purge_is_refused(c: Arc<dyn Catalog>) {
     let (o, scope) = queued_scope(c.as_ref(), 1).await;
     let jobs = c.claim_jobs("w", 10, NOW + 1000, NOW).await.unwrap();
     let id = ConnectionId::parse("conn_a").unwrap();
     c.purge_connection(o.id, &id, NOW + 1).await.unwrap();
-    let blob = fetched(scope, 9);
+    // Written under the claim's key, which has its upload intent.
+    let blob = FetchedBlob {
+        blob_key: jobs[0].blob_key.clone(),
+        ..fetched(scope, 9)
+    };
     let out = c
         .complete_job(&jobs[0], "w", &blob, None, NOW + 2)
         .await

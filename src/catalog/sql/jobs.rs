@@ -17,11 +17,10 @@ use super::variants::{ItemEdit, mark_storing};
 use crate::catalog::generation;
 use crate::catalog::paging;
 use crate::catalog::{
-    CommitOutcome, FetchedBlob, Job, JobCounts, JobKey, JobQueue, JobRecord, Page, PageRequest,
-    QueueOutcome, Result, ScopeId,
+    CommitOutcome, Job, JobCounts, JobDone, JobKey, JobQueue, JobRecord, Page, PageRequest,
+    QueueOutcome, Result, ScopeId, new_blob_key,
 };
 use crate::model::observed::Origin;
-use crate::model::settings::StorageLimit;
 use crate::model::{Label, MediaId, MediaType, VariantStatus};
 
 #[async_trait]
@@ -104,59 +103,36 @@ impl JobQueue for SqlCatalog {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn complete_job(
-        &self,
-        job: &Job,
-        owner: &str,
-        blob: &FetchedBlob,
-        limit: Option<StorageLimit>,
-        now: i64,
-    ) -> Result<CommitOutcome> {
-        in_tx!(self, "complete_job", |tx| async move {
-            if !lock_current_scope(tx, job.scope_id).await? {
-                abort_upload(tx, &blob.blob_key, now).await?;
-                return Ok(CommitOutcome::ScopeRetired);
+    async fn commit_jobs(&self, done: &[JobDone], now: i64) -> Result<Vec<Result<CommitOutcome>>> {
+        // Items in one order in every batch, so that two nodes' batches
+        // lock variant rows in the same order and cannot deadlock.
+        let mut order: Vec<usize> = (0..done.len()).collect();
+        order.sort_by(|&a, &b| {
+            let key = |d: &JobDone| (d.job.scope_id, d.job.media_id.clone());
+            key(&done[a]).cmp(&key(&done[b]))
+        });
+        let order = &order;
+        in_tx!(self, "commit_jobs", |tx| async move {
+            let mut out: Vec<Option<Result<CommitOutcome>>> = done.iter().map(|_| None).collect();
+            for &i in order {
+                sqlx::query("SAVEPOINT job").execute(&mut **tx).await?;
+                let result = complete(tx, &done[i], now).await;
+                match &result {
+                    // The whole transaction runs again.
+                    Err(e) if dialect::is_retryable(e) => return Err(result.unwrap_err()),
+                    Err(_) => {
+                        sqlx::query("ROLLBACK TO SAVEPOINT job")
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    Ok(_) => {}
+                }
+                sqlx::query("RELEASE SAVEPOINT job")
+                    .execute(&mut **tx)
+                    .await?;
+                out[i] = Some(result);
             }
-            // Job row before variant rows (lock order).
-            let held = holds(tx, job.id, owner).await?;
-            let mut edit = ItemEdit::load(tx, job.scope_id, &job.media_id).await?;
-            let (Some(old), true) = (edit.get(&job.label).cloned(), held) else {
-                abort_upload(tx, &blob.blob_key, now).await?;
-                return Ok(CommitOutcome::Superseded);
-            };
-            let replaced = if old.status == VariantStatus::Stored {
-                old.size_bytes
-            } else {
-                0
-            };
-            if !admits(tx, job.scope_id, limit, blob.size_bytes, replaced).await? {
-                abort_upload(tx, &blob.blob_key, now).await?;
-                return Ok(CommitOutcome::OverLimit);
-            }
-            if !take_intent(tx, &blob.blob_key).await? {
-                queue_blob(tx, &blob.blob_key, now).await?;
-                return Ok(CommitOutcome::Superseded);
-            }
-            let mut new = old.clone();
-            new.status = VariantStatus::Stored;
-            new.size_bytes = blob.size_bytes;
-            // The response's own type wins over the guess made at listing time,
-            // provided it is media at all.
-            if MediaType::from_content_type(&blob.content_type).is_some() {
-                new.content_type = blob.content_type.clone();
-            }
-            new.stored_at = Some(now);
-            new.blob_key = Some(blob.blob_key.clone());
-            new.checksum = Some(blob.checksum.clone());
-            new.last_error = None;
-            sqlx::query("DELETE FROM jobs WHERE id = $1")
-                .bind(job.id)
-                .execute(&mut **tx)
-                .await?;
-            edit.put(new.clone());
-            edit.save(tx, None, now).await?;
-            enforce_limit(tx, job.scope_id, limit, (&job.media_id, &job.label), now).await?;
-            Ok(CommitOutcome::Created(new))
+            Ok(out.into_iter().flatten().collect())
         })
     }
 
@@ -255,7 +231,10 @@ impl JobQueue for SqlCatalog {
 }
 
 /// Leases due jobs of current scopes to `owner`. An expired lease matches
-/// `lease_until < now` again, so any node can take it over.
+/// `lease_until < now` again, so any node can take it over. A derived
+/// variant (a thumbnail) is not claimed while its source is still on its
+/// way: it is made once the full variant is stored, beside the other
+/// fetches, rather than by a worker that takes it early only to wait.
 async fn claim(
     tx: &mut Tx,
     owner: &str,
@@ -268,6 +247,10 @@ async fn claim(
            SELECT j.id FROM jobs j WHERE j.failed_at IS NULL AND j.run_after <= $3 \
              AND (j.lease_until IS NULL OR j.lease_until < $3) \
              AND EXISTS (SELECT 1 FROM connections c WHERE c.scope_id = j.scope_id) \
+             AND NOT EXISTS (SELECT 1 FROM variants d JOIN variants f ON f.scope_id = d.scope_id \
+               AND f.media_id = d.media_id AND f.label = 'full' \
+               WHERE d.scope_id = j.scope_id AND d.media_id = j.media_id AND d.label = j.label \
+                 AND d.origin = 'derived' AND f.status IN ('pending', 'storing')) \
            ORDER BY j.run_after, j.id LIMIT $4{SKIP_LOCKED}) \
          RETURNING id"
     );
@@ -281,6 +264,23 @@ async fn claim(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    let mut jobs = claimed(tx, &ids).await?;
+    let mut qb =
+        QueryBuilder::<Db>::new("INSERT INTO upload_intents (blob_key, scope_id, started_at) ");
+    for j in &mut jobs {
+        j.blob_key = new_blob_key(j.scope_id);
+    }
+    qb.push_values(&jobs, |mut row, j| {
+        row.push_bind(&j.blob_key)
+            .push_bind(j.scope_id)
+            .push_bind(now);
+    });
+    qb.build().execute(&mut **tx).await?;
+    Ok(jobs)
+}
+
+/// The claimed jobs, with what their workers need of variant and media.
+async fn claimed(tx: &mut Tx, ids: &[i64]) -> Result<Vec<Job>> {
     let sql = format!(
         "SELECT j.id, j.scope_id, s.org_id, s.connection_id, j.media_id, j.label, j.attempts, \
            v.origin, v.upstream_url, v.upstream_size, v.content_type, m.list_hint \
@@ -291,7 +291,7 @@ async fn claim(
         dialect::in_list("j.id", 1)
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(dialect::list(&ids))
+        .bind(dialect::list(ids))
         .fetch_all(&mut **tx)
         .await?)
 }
@@ -354,4 +354,54 @@ async fn end_attempt(tx: &mut Tx, job: i64, owner: &str, error: &str, end: JobEn
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Makes one fetch's bytes the stored variant and ends its job
+/// ([`JobQueue::commit_jobs`]).
+async fn complete(tx: &mut Tx, done: &JobDone, now: i64) -> Result<CommitOutcome> {
+    let (job, blob, limit) = (&done.job, &done.blob, done.limit);
+    if !lock_current_scope(tx, job.scope_id).await? {
+        abort_upload(tx, &blob.blob_key, now).await?;
+        return Ok(CommitOutcome::ScopeRetired);
+    }
+    // Job row before variant rows (lock order).
+    let held = holds(tx, job.id, &done.owner).await?;
+    let mut edit = ItemEdit::load(tx, job.scope_id, &job.media_id).await?;
+    let (Some(old), true) = (edit.get(&job.label).cloned(), held) else {
+        abort_upload(tx, &blob.blob_key, now).await?;
+        return Ok(CommitOutcome::Superseded);
+    };
+    let replaced = if old.status == VariantStatus::Stored {
+        old.size_bytes
+    } else {
+        0
+    };
+    if !admits(tx, job.scope_id, limit, blob.size_bytes, replaced).await? {
+        abort_upload(tx, &blob.blob_key, now).await?;
+        return Ok(CommitOutcome::OverLimit);
+    }
+    if !take_intent(tx, &blob.blob_key).await? {
+        queue_blob(tx, &blob.blob_key, now).await?;
+        return Ok(CommitOutcome::Superseded);
+    }
+    let mut new = old.clone();
+    new.status = VariantStatus::Stored;
+    new.size_bytes = blob.size_bytes;
+    // The response's own type wins over the guess made at listing time,
+    // provided it is media at all.
+    if MediaType::from_content_type(&blob.content_type).is_some() {
+        new.content_type = blob.content_type.clone();
+    }
+    new.stored_at = Some(now);
+    new.blob_key = Some(blob.blob_key.clone());
+    new.checksum = Some(blob.checksum.clone());
+    new.last_error = None;
+    sqlx::query("DELETE FROM jobs WHERE id = $1")
+        .bind(job.id)
+        .execute(&mut **tx)
+        .await?;
+    edit.put(new.clone());
+    edit.save(tx, None, now).await?;
+    enforce_limit(tx, job.scope_id, limit, (&job.media_id, &job.label), now).await?;
+    Ok(CommitOutcome::Created(new))
 }

@@ -182,5 +182,7 @@ pub fn job(row: &Row) -> anyhow::Result<Job> {
         upstream_size: opt_unsigned(row, "upstream_size")?,
         content_type: row.try_get("content_type")?,
         list_hint: row.try_get("list_hint")?,
+        // Given by the claim, with its intent.
+        blob_key: String::new(),
     })
 }

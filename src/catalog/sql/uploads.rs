@@ -113,10 +113,13 @@ pub async fn take_intent(tx: &mut Tx, key: &str) -> Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
-/// Gives up a written blob: it goes to reclaim, its intent with it.
+/// Gives up a written blob: it goes to reclaim, its intent with it. Once
+/// only: without its intent the blob was already handed over (by an earlier
+/// abort, or by the requeue of a previous process's intents).
 pub async fn abort_upload(tx: &mut Tx, key: &str, now: i64) -> Result<()> {
-    queue_blob(tx, key, now).await?;
-    take_intent(tx, key).await?;
+    if take_intent(tx, key).await? {
+        queue_blob(tx, key, now).await?;
+    }
     Ok(())
 }
 
