@@ -21,7 +21,7 @@ pub use types::*;
 /// See [`Catalog::watch_changes`]: the value only counts ticks.
 pub type ChangeWatch = tokio::sync::watch::Receiver<u64>;
 
-use crate::model::list_plan::ListMode;
+use crate::model::list_plan::{ListMode, ListRun};
 use crate::model::observed::ObservedMedia;
 use crate::model::settings::StorageLimit;
 use crate::model::{ConnectionId, Label, MediaId, OrgName, SettingsPatch, VaultPlusSettings};
@@ -219,6 +219,34 @@ pub trait ListStore: Send + Sync {
         list_id: &str,
         mode: ListMode,
         items: &[ObservedMedia],
+        now: i64,
+    ) -> Result<Option<ListOutcome>>;
+    /// The same, a page at a time: begins a run (the list's next sync
+    /// generation), applies each page in its own transaction (the listed
+    /// items' part of the plan, marking them seen by the run), then
+    /// finishes it (a sync removes the baseline members it did not mark,
+    /// and records its baseline). Each is None when the scope is no longer
+    /// current.
+    async fn begin_list_run(
+        &self,
+        scope: ScopeId,
+        list_id: &str,
+        mode: ListMode,
+        now: i64,
+    ) -> Result<Option<ListRun>>;
+    async fn apply_list_page(
+        &self,
+        scope: ScopeId,
+        list_id: &str,
+        run: &ListRun,
+        items: &[ObservedMedia],
+        now: i64,
+    ) -> Result<Option<ListOutcome>>;
+    async fn finish_list_run(
+        &self,
+        scope: ScopeId,
+        list_id: &str,
+        run: &ListRun,
         now: i64,
     ) -> Result<Option<ListOutcome>>;
     /// Stores fresh upstream URLs of known variants (after a new listing).

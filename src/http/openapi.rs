@@ -289,6 +289,29 @@ mod tests {
     }
 
     #[test]
+    fn status_documents_the_list_runs_in_flight() {
+        let d = doc();
+        let status = &d["components"]["schemas"]["ConnectionStatusView"];
+        let required = status["required"].as_array().expect("required");
+        assert!(
+            !required.iter().any(|r| r == "syncs"),
+            "absent when none runs"
+        );
+        assert!(required.iter().any(|r| r == "storedCount"));
+        let run = &d["components"]["schemas"]["ListRunView"]["properties"];
+        for field in [
+            "listId",
+            "mode",
+            "startedAt",
+            "pagesPlanned",
+            "itemsPlanned",
+            "jobsQueued",
+        ] {
+            assert!(run.get(field).is_some(), "{field}");
+        }
+    }
+
+    #[test]
     fn query_enums_and_ranges_are_what_the_parsers_take() {
         let d = doc();
         let path = "/v2/vault-plus/media";

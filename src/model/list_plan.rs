@@ -34,6 +34,20 @@ pub struct Snapshot {
     pub owned_elsewhere: HashSet<String>,
 }
 
+/// One add or sync of a list, applied page by page (each page in its own
+/// transaction). Fixed when it begins, so every page is planned against
+/// the list as it was then: a page must not see the baseline that this very
+/// run will record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListRun {
+    pub mode: ListMode,
+    /// Whether a sync had completed before this run began.
+    pub has_baseline: bool,
+    /// This run's mark on the members it lists (it only grows, per list):
+    /// a sync's last step removes the baseline members left unmarked.
+    pub generation: i64,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ListCounts {
     pub seen: u64,
@@ -42,6 +56,17 @@ pub struct ListCounts {
     pub removed: u64,
     pub unchanged: u64,
     pub adopted: u64,
+}
+
+impl std::ops::AddAssign for ListCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.seen += o.seen;
+        self.added += o.added;
+        self.updated += o.updated;
+        self.removed += o.removed;
+        self.unchanged += o.unchanged;
+        self.adopted += o.adopted;
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

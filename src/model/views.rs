@@ -96,6 +96,28 @@ pub struct ConnectionStatusView {
     pub stored_count: u64,
     pub pending_count: u64,
     pub total_size_bytes: u64,
+    /// List adds and syncs in flight on this server, oldest first; absent
+    /// when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    pub syncs: Vec<ListRunView>,
+}
+
+/// A list add or sync in flight: the upstream listing is read, planned and
+/// committed a page at a time, and storing starts with the first page.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListRunView {
+    pub list_id: String,
+    /// `add` or `sync`.
+    pub mode: String,
+    pub started_at: String,
+    /// Pages of the upstream listing planned and committed so far.
+    pub pages_planned: u64,
+    /// Items of those pages (what the answer's `seen` counts).
+    pub items_planned: u64,
+    /// Storing jobs those pages queued.
+    pub jobs_queued: u64,
 }
 
 /// The older SDK's status body, which also carries `totalMedia`.

@@ -1,11 +1,11 @@
 //! Vault lists: add (non-destructive), sync (authoritative), and reading
 //! what the cache holds of them. Listing talks to the upstream; the catalog
-//! applies the result in one transaction.
+//! applies it a page at a time (list_runs.rs).
 
 use crate::catalog::{JobKey, ListMember, MemberKey, PageRequest};
 use crate::model::admission::admit;
 use crate::model::list_plan::ListMode;
-use crate::model::time::{format_iso_ms, now_ms};
+use crate::model::time::format_iso_ms;
 use crate::model::views::{
     JOB_STATES, JobView, JobsView, LegacyStoreListResponse, ListAddResponse, ListMediaItemView,
     ListMediaView, ListSummaryView, ListSyncResponse, ListsView,
@@ -88,30 +88,7 @@ impl VaultService {
     ) -> ServiceResult<(String, crate::catalog::ListOutcome)> {
         let list = list_id(raw_list)?;
         let ctx = self.writable(who, connection).await?;
-        let listing = self
-            .upstream()?
-            .list_media(&ctx.connection.id, &list)
-            .await?;
-        let observed: Vec<_> = listing
-            .items
-            .iter()
-            .map(|m| admit(&ctx.settings, m))
-            .collect();
-        let mut outcome = self
-            .catalog
-            .apply_list(ctx.connection.scope_id, &list, mode, &observed, now_ms())
-            .await?
-            .ok_or_else(|| {
-                ServiceError::Conflict(
-                    "the connection was purged while the list was being read".into(),
-                )
-            })?;
-        // Items the upstream listed but a cache must skip (not viewable,
-        // not ready, broken) are seen too.
-        outcome.counts.seen = listing.seen;
-        if outcome.queued > 0 {
-            self.pipeline_signal.wake();
-        }
+        let outcome = self.run_list(&ctx, &list, mode).await?;
         self.reclaim_soon();
         tracing::info!(list = %list, ?mode, counts = ?outcome.counts, queued = outcome.queued, "list applied");
         Ok((list, outcome))
@@ -317,18 +294,16 @@ impl VaultService {
         ctx: &ConnectionContext,
         list: &str,
     ) -> ServiceResult<()> {
-        let listing = self
-            .upstream()?
-            .list_media(&ctx.connection.id, list)
-            .await?;
-        let observed: Vec<_> = listing
-            .items
-            .iter()
-            .map(|m| admit(&ctx.settings, m))
-            .collect();
-        self.catalog
-            .refresh_upstream_urls(ctx.connection.scope_id, &observed)
-            .await?;
+        let upstream = self.upstream()?;
+        let mut offset = Some(0);
+        while let Some(at) = offset {
+            let page = upstream.list_page(&ctx.connection.id, list, at).await?;
+            let observed: Vec<_> = page.items.iter().map(|m| admit(&ctx.settings, m)).collect();
+            self.catalog
+                .refresh_upstream_urls(ctx.connection.scope_id, &observed)
+                .await?;
+            offset = page.next;
+        }
         Ok(())
     }
 

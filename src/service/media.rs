@@ -349,7 +349,7 @@ impl VaultService {
         self.status_of(&ctx).await
     }
 
-    async fn status_of(
+    pub(super) async fn status_of(
         &self,
         ctx: &ConnectionContext,
     ) -> ServiceResult<LegacyConnectionStatusView> {
@@ -385,6 +385,7 @@ impl From<LegacyConnectionStatusView> for ConnectionStatusView {
             stored_count: v.stored_count,
             pending_count: v.pending_count,
             total_size_bytes: v.total_size_bytes,
+            syncs: Vec::new(),
         }
     }
 }

@@ -13,6 +13,7 @@ mod group_commit;
 pub mod health;
 pub mod keyring;
 pub mod keys;
+mod list_runs;
 mod lists;
 mod media;
 mod paging;
@@ -107,6 +108,8 @@ pub struct Inner {
     uploads: UploadSlots,
     config: ServiceConfig,
     limiters: throttle::Limiters,
+    /// List adds and syncs in flight here (`status` shows them).
+    list_runs: list_runs::ListRuns,
 }
 
 impl std::ops::Deref for VaultService {
@@ -137,6 +140,7 @@ impl VaultService {
                 upstream: None,
                 config,
                 limiters: throttle::Limiters::default(),
+                list_runs: Default::default(),
             }),
         }
     }

@@ -16,8 +16,6 @@ const PAGE_SIZE: u64 = 100;
 const LIST_ATTEMPTS: u32 = 4;
 /// Longest Retry-After honoured inline before giving up on a listing.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(10);
-/// A listing this long is refused rather than held in memory.
-const MAX_ITEMS: usize = 200_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -47,11 +45,12 @@ pub enum FetchError {
     Transient(String),
 }
 
-/// A whole vault list: every item it holds (`seen`) and those a cache can
-/// store.
-pub struct Listing {
+/// One page of a vault list: how many items it held (`seen`), those a
+/// cache can store, and where the next page starts (None after the last).
+pub struct ListedPage {
     pub seen: u64,
     pub items: Vec<UpstreamMedia>,
+    pub next: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -91,33 +90,26 @@ impl UpstreamClient {
         })
     }
 
-    /// Pages through a vault list.
-    pub async fn list_media(
+    /// The page of a vault list from `offset` (0 for the first). A caller
+    /// reads page by page, so no listing is ever held whole.
+    pub async fn list_page(
         &self,
         connection: &str,
         list_id: &str,
-    ) -> Result<Listing, UpstreamError> {
-        let mut offset = 0u64;
-        let mut seen = 0u64;
-        let mut items = Vec::new();
-        loop {
-            let page = self.page(connection, list_id, offset).await?;
-            let n = page.list.len() as u64;
-            seen += n;
-            items.extend(page.list.iter().filter_map(wire::item));
-            if items.len() > MAX_ITEMS {
-                return Err(UpstreamError::Unavailable(format!(
-                    "list {list_id} holds more than {MAX_ITEMS} items"
-                )));
-            }
-            if !page.has_more || n == 0 {
-                return Ok(Listing { seen, items });
-            }
-            offset = page
-                .next_offset
+        offset: u64,
+    ) -> Result<ListedPage, UpstreamError> {
+        let page = self.page(connection, list_id, offset).await?;
+        let n = page.list.len() as u64;
+        let next = (page.has_more && n > 0).then(|| {
+            page.next_offset
                 .filter(|o| *o > offset)
-                .unwrap_or(offset + n);
-        }
+                .unwrap_or(offset + n)
+        });
+        Ok(ListedPage {
+            seen: n,
+            items: page.list.iter().filter_map(wire::item).collect(),
+            next,
+        })
     }
 
     async fn page(

@@ -4,4 +4,4 @@
 mod client;
 mod wire;
 
-pub use client::{FetchError, Listing, UpstreamClient, UpstreamError};
+pub use client::{FetchError, ListedPage, UpstreamClient, UpstreamError};

@@ -88,6 +88,10 @@ impl Demo {
             .await;
     }
 
+    pub async fn add(&self, list: &str, media: &str) {
+        self.post(&format!("/_demo/lists/{list}/add/{media}")).await;
+    }
+
     pub async fn change(&self, media: &str) {
         self.post(&format!("/_demo/media/{media}/change")).await;
     }

@@ -7,6 +7,7 @@ mod raw_http;
 mod resign;
 
 mod backup;
+mod big_sync;
 mod concurrency;
 mod config_file;
 mod contract;

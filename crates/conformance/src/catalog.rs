@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use vaultplus::catalog::derive::totals_of;
 use vaultplus::catalog::*;
-use vaultplus::model::list_plan::ListMode;
+use vaultplus::model::list_plan::{ListCounts, ListMode};
 use vaultplus::model::observed::{ObservedMedia, ObservedVariant, Origin};
 use vaultplus::model::{
     ConnectionId, KeyScope, Label, MediaId, MediaType, VariantStatus, VaultPlusSettings,
@@ -55,6 +55,7 @@ macro_rules! catalog_conformance {
             job_commit_after_purge_is_refused, queue_variant_revives_known_variants,
             storage_limits_evict_or_block, failed_deletions_wait_behind_the_rest,
             list_members_page_through_changes, jobs_page_through_changes,
+            list_runs_page_like_one_plan,
             generations_follow_the_stored_bytes,
             org_rate_limit_round_trips, signing_key_changes_are_watched);
     };
@@ -1027,6 +1028,136 @@ pub async fn list_add_and_sync_follow_the_plan(c: Arc<dyn Catalog>) {
             .unwrap()
             .is_none()
     );
+}
+
+/// A sync of the same listing page by page: `run` applies `items` in pages
+/// of `size` (a `size` of 0 is one `apply_list`).
+async fn run_list(
+    c: &dyn Catalog,
+    scope: ScopeId,
+    mode: ListMode,
+    items: &[ObservedMedia],
+    size: usize,
+    now: i64,
+) -> ListCounts {
+    if size == 0 {
+        let o = c.apply_list(scope, "10", mode, items, now).await.unwrap();
+        return o.unwrap().counts;
+    }
+    let run = c.begin_list_run(scope, "10", mode, now).await.unwrap();
+    let run = run.unwrap();
+    let mut counts = ListCounts::default();
+    for page in items.chunks(size) {
+        let o = c.apply_list_page(scope, "10", &run, page, now).await;
+        counts += o.unwrap().unwrap().counts;
+    }
+    counts += c
+        .finish_list_run(scope, "10", &run, now)
+        .await
+        .unwrap()
+        .unwrap()
+        .counts;
+    counts
+}
+
+/// What a scope holds of list 10: its members and their variants' states.
+async fn list_state(c: &dyn Catalog, scope: ScopeId) -> Vec<(String, bool, Vec<String>)> {
+    let members = c.list_members(scope, "10", &PageRequest::first(100)).await;
+    let mut got: Vec<_> = members
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|m| {
+            let v = m.media.iter().flat_map(|r| r.variants.iter());
+            let v = v.map(|v| format!("{}:{}", v.label, v.status.as_str()));
+            (m.media_id, m.media.is_some(), v.collect())
+        })
+        .collect();
+    got.sort();
+    got
+}
+
+/// The scope's queued jobs, as (media, label).
+async fn list_jobs(c: &dyn Catalog, scope: ScopeId) -> Vec<(String, String)> {
+    let page = c
+        .jobs(scope, false, &PageRequest::first(100))
+        .await
+        .unwrap();
+    let mut got: Vec<_> = page
+        .items
+        .into_iter()
+        .map(|j| (j.media_id, j.label))
+        .collect();
+    got.sort();
+    got
+}
+
+/// Paged runs answer and leave what one plan of the whole listing does; a
+/// run that stopped after some pages (a crash) leaves nothing that the
+/// next run does not converge from, and no job twice.
+pub async fn list_runs_page_like_one_plan(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let one = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    let paged = conn(c.as_ref(), o.id, "conn_b").await.scope_id;
+    let mut hidden = observed("5", "e");
+    hidden.admitted = false;
+    let start: Vec<_> = ["1", "2", "3", "4", "5", "6"]
+        .map(|i| observed(i, i))
+        .into();
+    // 1 and 6 stay, 2 changes, 3 and 4 leave (4 is on list 20 too), 5 is
+    // listed but no longer admitted, 7 is new.
+    let later = vec![
+        observed("1", "1"),
+        observed("2", "B"),
+        hidden,
+        observed("6", "6"),
+        observed("7", "7"),
+    ];
+    for (scope, size) in [(one, 0), (paged, 2)] {
+        let c = c.as_ref();
+        let first = run_list(c, scope, ListMode::Sync, &start, size, NOW).await;
+        assert_eq!((first.seen, first.added), (6, 6));
+        c.apply_list(scope, "20", ListMode::Add, &[observed("4", "4")], NOW)
+            .await
+            .unwrap();
+        let again = run_list(c, scope, ListMode::Sync, &later, size, NOW + 1).await;
+        let expected = ListCounts {
+            seen: 5,
+            added: 1,
+            updated: 1,
+            removed: 1,
+            unchanged: 2,
+            adopted: 0,
+        };
+        assert_eq!(again, expected, "pages of {size}");
+    }
+    assert_eq!(
+        list_state(c.as_ref(), one).await,
+        list_state(c.as_ref(), paged).await
+    );
+    let jobs = |s| list_jobs(c.as_ref(), s);
+    assert_eq!(jobs(one).await, jobs(paged).await);
+    // A run that stops after its first page, then the whole run again.
+    let gone = vec![observed("1", "1"), observed("7", "X")];
+    run_list(c.as_ref(), one, ListMode::Sync, &gone, 0, NOW + 2).await;
+    let run = c.begin_list_run(paged, "10", ListMode::Sync, NOW + 2).await;
+    let run = run.unwrap().unwrap();
+    c.apply_list_page(paged, "10", &run, &gone[1..], NOW + 2)
+        .await
+        .unwrap();
+    run_list(c.as_ref(), paged, ListMode::Sync, &gone, 1, NOW + 3).await;
+    assert_eq!(
+        list_state(c.as_ref(), one).await,
+        list_state(c.as_ref(), paged).await
+    );
+    assert_eq!(jobs(one).await, jobs(paged).await);
+    // A run whose scope was purged meanwhile changes nothing more.
+    let id = ConnectionId::parse("conn_b").unwrap();
+    c.purge_connection(o.id, &id, NOW + 4).await.unwrap();
+    let page = c.apply_list_page(paged, "10", &run, &gone, NOW + 5).await;
+    assert!(page.unwrap().is_none());
+    let end = c.finish_list_run(paged, "10", &run, NOW + 5).await;
+    assert!(end.unwrap().is_none());
 }
 
 async fn queued_scope(c: &dyn Catalog, n: usize) -> (Org, ScopeId) {

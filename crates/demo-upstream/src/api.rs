@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::catalog::{self, Kind, MediaSpec, Rendition};
-use super::faults::ApiFault;
+use super::faults::{ApiFault, HOLD_MAX};
 use super::routes::{ApiError, AppState, Demo};
 use super::urls::now_unix;
 
@@ -59,6 +59,7 @@ pub async fn list_media(
 ) -> Result<Response, ApiError> {
     admit(&demo, &headers)?;
     let (offset, limit) = paging(query.as_deref())?;
+    hold(&demo, offset).await;
     let (page, has_more) = list_id
         .parse::<u64>()
         .ok()
@@ -77,6 +78,19 @@ pub async fn list_media(
     .map_err(|e| ApiError::internal(format!("rendering stopped: {e}")))?
     .map_err(|e| ApiError::internal(format!("cannot render media: {e:#}")))?;
     Ok(Json(json!({ "list": list, "hasMore": has_more })).into_response())
+}
+
+/// Waits while pages from `offset` on are held (`holdListFrom`), polling
+/// the setting, for at most [`HOLD_MAX`].
+async fn hold(demo: &Demo, offset: usize) {
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < HOLD_MAX {
+        let from = demo.world().faults().hold_list_from;
+        if from == 0 || (offset as u64) < from {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Checks the headers, then lets the fault settings have their say.

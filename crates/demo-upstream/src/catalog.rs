@@ -11,6 +11,7 @@ pub const LIST_AUDIO: u64 = 103;
 pub const LIST_MIXED: u64 = 104;
 pub const LIST_LARGE: u64 = 105;
 pub const LIST_HUGE: u64 = 106;
+pub const LIST_BULK: u64 = 107;
 
 /// Offsets (from [`MEDIA_BASE`]) of each group of media.
 const PHOTOS_AT: u64 = 0;
@@ -22,6 +23,13 @@ pub const LARGE_COUNT: u64 = 1_000;
 const HUGE_AT: u64 = 20_000;
 /// 200 MiB: big enough that buffering it would show in memory use.
 pub const HUGE_LEN: u64 = 200 * 1024 * 1024;
+/// The bulk list's items: tiny synthetic MP3s, made from their ID on
+/// request, so a list of any length costs only its IDs.
+const BULK_AT: u64 = 1_000_000;
+/// Bulk media IDs known at most (whatever `--bulk-items` says).
+pub const BULK_MAX: u64 = 9_000_000;
+/// Items of the bulk list unless `--bulk-items` says otherwise.
+pub const BULK_DEFAULT: u64 = 200_000;
 
 /// 2024-01-15T10:00:00Z; each media ID is a little later than the previous.
 const CREATED_BASE: i64 = 1_705_312_800;
@@ -126,7 +134,8 @@ pub struct ListSpec {
     pub media: Vec<u64>,
 }
 
-pub fn initial_lists() -> Vec<ListSpec> {
+/// The lists at start; the bulk list holds `bulk` items.
+pub fn initial_lists(bulk: u64) -> Vec<ListSpec> {
     let at = |n: u64| MEDIA_BASE + n;
     vec![
         ListSpec {
@@ -172,6 +181,12 @@ pub fn initial_lists() -> Vec<ListSpec> {
             name: "Huge",
             about: "one 200 MiB MP4 video, generated while it streams",
             media: vec![at(HUGE_AT)],
+        },
+        ListSpec {
+            id: LIST_BULK,
+            name: "Bulk",
+            about: "--bulk-items tiny MP3s (427 bytes, full only), for big-sync tests",
+            media: (0..bulk.min(BULK_MAX)).map(|n| at(BULK_AT + n)).collect(),
         },
     ]
 }
@@ -229,6 +244,14 @@ pub fn media(id: u64) -> Option<MediaSpec> {
             s
         }
         HUGE_AT => video(1920, 1080, 1800, HUGE_LEN, false),
+        _ if (BULK_AT..BULK_AT + BULK_MAX).contains(&n) => {
+            let mut s = audio(1);
+            // One frame: a body the size of a listing entry.
+            for r in s.files.iter_mut().flatten() {
+                r.synth_len = MP3_HEADER_LEN + MP3_FRAME_LEN;
+            }
+            s
+        }
         _ => return None,
     };
     spec.id = id;

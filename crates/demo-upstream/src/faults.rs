@@ -26,7 +26,14 @@ pub struct FaultSettings {
     pub session_expired: bool,
     /// The first N CDN fetches of each rendition answer 500.
     pub fail_first: u32,
+    /// List-media pages from this offset on are held (not answered) while
+    /// it is set, for at most [`HOLD_MAX`]; 0: none. Lets a test look at a
+    /// sync between its pages.
+    pub hold_list_from: u64,
 }
+
+/// Longest a held list page waits before it is answered anyway.
+pub const HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A partial update (`PUT /_demo/faults`); absent fields keep their value.
 #[derive(Debug, Default, Deserialize)]
@@ -48,6 +55,8 @@ pub struct FaultPatch {
     pub session_expired: Option<bool>,
     #[serde(alias = "fail_first")]
     pub fail_first: Option<u32>,
+    #[serde(alias = "hold_list_from")]
+    pub hold_list_from: Option<u64>,
     /// Restarts the fault generator from this seed.
     pub seed: Option<u64>,
 }
@@ -90,6 +99,9 @@ impl FaultPatch {
         }
         if let Some(v) = self.fail_first {
             f.fail_first = v;
+        }
+        if let Some(v) = self.hold_list_from {
+            f.hold_list_from = v;
         }
     }
 }

@@ -15,6 +15,7 @@
 //! | 104 | Mixed | `n` 0, 1, 5 (shared with 101), 100 (video), 200 (audio), 303 (a PNG of its own), then 300 `canView:false` (files listed and served), 301 `isReady:false` (`files: null`), 302 `hasError:true`. |
 //! | 105 | Large | `n` 10000-10999: 1,000 small JPEGs (160x120 / 120x160, `full` only), encoded on request. |
 //! | 106 | Huge | `n` 20000: one MP4 of exactly 200 MiB (209715200 bytes), generated while it streams. |
+//! | 107 | Bulk | `n` 1000000 on: `--bulk-items` (default 200,000) audio items, each one 427-byte MP3 `full`, made from the ID on request (the list holds only IDs). |
 //!
 //! # Routes
 //! - `GET /v2/access/vault/lists?limit&offset` and `GET
@@ -29,7 +30,9 @@
 //!   media/{mediaId}/change` (revision + 1: URL path, bytes and `size` of
 //!   every rendition change), `GET|PUT faults` (camelCase fields of
 //!   `faults::FaultSettings` plus `seed`; a PUT changes only the fields it
-//!   names, and setting `failFirst` restarts its counts), `POST reset`
+//!   names, and setting `failFirst` restarts its counts; `holdListFrom: N`
+//!   holds list-media pages from offset N until it is set back to 0, for at
+//!   most 30 s), `POST reset`
 //!   (initial lists and revisions, no faults, seed from `--seed`, counters
 //!   zeroed), `GET stats` (`listRequests`, `cdnRequests`, `cdnOk`,
 //!   `cdnRejected`, and `cdn: {"{mediaId}/{rendition}": {requests, ok}}`,
@@ -112,6 +115,10 @@ pub struct DemoArgs {
     /// The first N CDN fetches of each rendition answer 500.
     #[arg(long, default_value_t = 0)]
     pub fail_first: u32,
+    /// Items of list 107 (tiny synthetic audio, generated on request).
+    #[arg(long, default_value_t = catalog::BULK_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(0..=catalog::BULK_MAX))]
+    pub bulk_items: u64,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -151,9 +158,10 @@ pub async fn run(
         rate_limit_rate: args.rate_limit_rate,
         session_expired: args.session_expired,
         fail_first: args.fail_first,
+        hold_list_from: 0,
     };
     let demo = Arc::new(Demo::new(
-        World::new(faults.clone(), args.seed),
+        World::with_bulk(faults.clone(), args.seed, args.bulk_items),
         urls::Signer::random(),
         args.api_key.clone(),
         public_url.clone(),
@@ -190,11 +198,11 @@ fn print_summary(args: &DemoArgs, public_url: &str, faults: &FaultSettings) {
         "  public URL {public_url}, apiKey {:?}, URL TTL {} s, seed {}",
         args.api_key, args.url_ttl_secs, args.seed
     );
-    for l in catalog::initial_lists() {
+    for l in catalog::initial_lists(args.bulk_items) {
         let first = l.media.first().copied().unwrap_or(0);
         let last = l.media.last().copied().unwrap_or(0);
         println!(
-            "  list {} {:<6} {:>4} items ({first}..{last}): {}",
+            "  list {} {:<6} {:>6} items ({first}..{last}): {}",
             l.id,
             l.name,
             l.media.len(),

@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn every_image_of_the_photos_list_decodes_at_its_listed_size() {
         let r = Renderer::new();
-        for list in catalog::initial_lists() {
+        for list in catalog::initial_lists(0) {
             if list.id != catalog::LIST_PHOTOS && list.id != catalog::LIST_MIXED {
                 continue;
             }

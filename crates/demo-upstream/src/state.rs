@@ -58,11 +58,19 @@ pub struct World {
     /// last set: a changed media starts its count afresh.
     fail_first_seen: HashMap<(u64, u32, &'static str), u32>,
     stats: Stats,
+    /// Items of the bulk list (`--bulk-items`), kept across resets.
+    bulk: u64,
 }
 
 impl World {
+    /// A world whose bulk list is short (tests).
+    #[cfg(test)]
     pub fn new(faults: FaultSettings, seed: u64) -> Self {
-        let lists = catalog::initial_lists()
+        Self::with_bulk(faults, seed, 250)
+    }
+
+    pub fn with_bulk(faults: FaultSettings, seed: u64, bulk: u64) -> Self {
+        let lists = catalog::initial_lists(bulk)
             .into_iter()
             .map(|l| {
                 let state = ListState {
@@ -80,6 +88,7 @@ impl World {
             dice: Dice::new(seed),
             fail_first_seen: HashMap::new(),
             stats: Stats::default(),
+            bulk,
         }
     }
 
@@ -173,7 +182,7 @@ impl World {
 
     /// Original lists and revisions, no faults, counters at zero.
     pub fn reset(&mut self, seed: u64) {
-        *self = World::new(FaultSettings::default(), seed);
+        *self = World::with_bulk(FaultSettings::default(), seed, self.bulk);
     }
 
     pub fn api_request(&mut self) -> ApiFault {
@@ -276,6 +285,8 @@ mod tests {
         let (page, more) = w.list_page(catalog::LIST_LARGE, 0, 100).expect("list");
         assert_eq!((page.len(), more), (100, true));
         let (lists, more) = w.lists(0, 10);
-        assert_eq!((lists.len(), more), (6, false));
+        assert_eq!((lists.len(), more), (7, false));
+        let (page, more) = w.list_page(catalog::LIST_BULK, 200, 100).expect("list");
+        assert_eq!((page.len(), more), (50, false));
     }
 }

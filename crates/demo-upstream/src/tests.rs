@@ -224,3 +224,48 @@ async fn fail_first_and_status_faults() {
     let (status, _) = call(&app, Method::GET, &tampered, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn bulk_items_are_tiny_audio_and_held_pages_wait() {
+    let app = app(FaultSettings::default());
+    let items = list(&app, catalog::LIST_BULK).await;
+    assert_eq!(items.len(), 100);
+    let full = &items[0]["files"]["full"];
+    assert_eq!(
+        (items[0]["type"].as_str(), full["size"].as_u64()),
+        (Some("audio"), Some(427))
+    );
+    let (status, body) = call(&app, Method::GET, &local(&full["url"]), None).await;
+    assert_eq!((status, body.len()), (StatusCode::OK, 427));
+    // Pages from offset 100 on are held until the hold is lifted.
+    let hold = Some(json!({"holdListFrom": 100}));
+    assert_eq!(
+        json_of(&app, Method::PUT, "/_demo/faults", hold).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        list(&app, catalog::LIST_BULK).await.len(),
+        100,
+        "offset 0 is not held"
+    );
+    let uri = format!(
+        "/v2/access/vault/lists/{}/media?limit=100&offset=200",
+        catalog::LIST_BULK
+    );
+    let held = tokio::spawn({
+        let app = app.clone();
+        async move { json_of(&app, Method::GET, &uri, None).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!held.is_finished(), "a held page waits");
+    let lift = Some(json!({"holdListFrom": 0}));
+    assert_eq!(
+        json_of(&app, Method::PUT, "/_demo/faults", lift).await.0,
+        StatusCode::OK
+    );
+    let (status, v) = held.await.expect("joined");
+    assert_eq!(
+        (status, v["list"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(50))
+    );
+}

@@ -10,6 +10,7 @@ use sqlx::{QueryBuilder, Row};
 use super::SqlCatalog;
 use super::dialect::{self, Db, Tx};
 use super::job_rows::ensure_job;
+use super::list_runs as runs;
 use super::media::{attach_variants, delete_locked};
 use super::rows::{MEDIA_COLUMNS, MEMBER_COLUMNS};
 use super::scopes::lock_current_scope;
@@ -21,7 +22,7 @@ use crate::catalog::{
     VariantRecord,
 };
 use crate::model::VariantStatus;
-use crate::model::list_plan::{Cached, ListMode, Snapshot, plan};
+use crate::model::list_plan::{Cached, ListMode, ListRun, Plan, Snapshot};
 use crate::model::observed::{ObservedMedia, Origin};
 
 #[async_trait]
@@ -38,67 +39,58 @@ impl ListStore for SqlCatalog {
             if !lock_current_scope(tx, scope).await? {
                 return Ok(None);
             }
-            let snap = snapshot(tx, scope, list_id, items).await?;
-            let p = plan(mode, &snap, items);
-            for id in &p.remove {
-                delete_locked(tx, scope, id, now).await?;
+            let run = runs::begin(tx, scope, list_id, mode, now).await?;
+            let mut outcome = runs::page(tx, scope, list_id, &run, items, now).await?;
+            let last = runs::finish(tx, scope, list_id, &run, now).await?;
+            outcome.counts += last.counts;
+            outcome.queued += last.queued;
+            Ok(Some(outcome))
+        })
+    }
+
+    async fn begin_list_run(
+        &self,
+        scope: ScopeId,
+        list_id: &str,
+        mode: ListMode,
+        now: i64,
+    ) -> Result<Option<ListRun>> {
+        in_tx!(self, "begin_list_run", |tx| async move {
+            if !lock_current_scope(tx, scope).await? {
+                return Ok(None);
             }
-            let mut queued = 0;
-            for &i in &p.queue {
-                queued += record_media(tx, scope, &items[i], list_id, true, now).await?;
+            Ok(Some(runs::begin(tx, scope, list_id, mode, now).await?))
+        })
+    }
+
+    async fn apply_list_page(
+        &self,
+        scope: ScopeId,
+        list_id: &str,
+        run: &ListRun,
+        items: &[ObservedMedia],
+        now: i64,
+    ) -> Result<Option<ListOutcome>> {
+        in_tx!(self, "apply_list_page", |tx| async move {
+            if !lock_current_scope(tx, scope).await? {
+                return Ok(None);
             }
-            for &i in &p.refresh {
-                queued += record_media(tx, scope, &items[i], list_id, false, now).await?;
+            Ok(Some(runs::page(tx, scope, list_id, run, items, now).await?))
+        })
+    }
+
+    async fn finish_list_run(
+        &self,
+        scope: ScopeId,
+        list_id: &str,
+        run: &ListRun,
+        now: i64,
+    ) -> Result<Option<ListOutcome>> {
+        in_tx!(self, "finish_list_run", |tx| async move {
+            if !lock_current_scope(tx, scope).await? {
+                return Ok(None);
             }
-            let sync = mode == ListMode::Sync;
-            for &i in &p.members {
-                sqlx::query(
-            "INSERT INTO list_members (scope_id, list_id, media_id, first_added_at, last_added_at, \
-             last_seen_at, last_synced_at, in_baseline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (scope_id, list_id, media_id) DO UPDATE SET last_added_at = excluded.last_added_at, \
-             last_seen_at = excluded.last_seen_at, \
-             last_synced_at = coalesce(excluded.last_synced_at, list_members.last_synced_at), \
-             in_baseline = list_members.in_baseline OR excluded.in_baseline",
-        )
-        .bind(scope)
-        .bind(list_id)
-        .bind(items[i].media_id.as_str())
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .bind(sync.then_some(now))
-        .bind(sync)
-        .execute(&mut **tx)
-        .await?;
-            }
-            for id in &p.drop_members {
-                sqlx::query(
-            "DELETE FROM list_members WHERE scope_id = $1 AND list_id = $2 AND media_id = $3",
-        )
-        .bind(scope)
-        .bind(list_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-            }
-            sqlx::query(
-        "INSERT INTO lists (scope_id, list_id, has_baseline, first_added_at, last_added_at, last_synced_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope_id, list_id) DO UPDATE SET \
-         has_baseline = excluded.has_baseline, last_added_at = excluded.last_added_at, \
-         last_synced_at = coalesce(excluded.last_synced_at, lists.last_synced_at)",
-    )
-    .bind(scope)
-    .bind(list_id)
-    .bind(p.baseline)
-    .bind(now)
-    .bind(now)
-    .bind(sync.then_some(now))
-    .execute(&mut **tx)
-    .await?;
-            Ok(Some(ListOutcome {
-                counts: p.counts,
-                queued,
-            }))
+            Ok(Some(runs::finish(tx, scope, list_id, run, now).await?))
         })
     }
 
@@ -183,11 +175,20 @@ impl ListStore for SqlCatalog {
     }
 }
 
-async fn snapshot(
+/// Which members of the list a snapshot reads: a page reads only those it
+/// lists, a run's last step those its pages did not mark, so no step reads
+/// the whole list.
+pub(super) enum Members {
+    Listed,
+    UnseenBy(i64),
+}
+
+pub(super) async fn snapshot(
     tx: &mut Tx,
     scope: ScopeId,
     list_id: &str,
     items: &[ObservedMedia],
+    only: Members,
 ) -> Result<Snapshot> {
     let has_baseline =
         sqlx::query("SELECT has_baseline FROM lists WHERE scope_id = $1 AND list_id = $2")
@@ -198,15 +199,24 @@ async fn snapshot(
             .map(|r| r.try_get::<bool, _>("has_baseline"))
             .transpose()?
             .unwrap_or(false);
+    let listed: Vec<&str> = items.iter().map(|m| m.media_id.as_str()).collect();
+    let (filter, q) = match only {
+        Members::Listed => (dialect::in_list("media_id", 3), None),
+        Members::UnseenBy(g) => ("seen_generation < $3".to_owned(), Some(g)),
+    };
+    let sql = format!(
+        "SELECT media_id, in_baseline FROM list_members WHERE scope_id = $1 AND list_id = $2 \
+         AND {filter}"
+    );
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(scope)
+        .bind(list_id);
+    let query = match q {
+        Some(g) => query.bind(g),
+        None => query.bind(dialect::list(&listed)),
+    };
     let mut members = HashMap::new();
-    for r in sqlx::query(
-        "SELECT media_id, in_baseline FROM list_members WHERE scope_id = $1 AND list_id = $2",
-    )
-    .bind(scope)
-    .bind(list_id)
-    .fetch_all(&mut **tx)
-    .await?
-    {
+    for r in query.fetch_all(&mut **tx).await? {
         members.insert(
             r.try_get::<String, _>("media_id")?,
             r.try_get::<bool, _>("in_baseline")?,
@@ -270,6 +280,61 @@ async fn snapshot(
         cached,
         owned_elsewhere,
     })
+}
+
+/// Applies a plan: removals, recording and queueing, memberships. Returns
+/// the number of jobs created.
+pub(super) async fn apply_plan(
+    tx: &mut Tx,
+    scope: ScopeId,
+    list_id: &str,
+    mode: ListMode,
+    p: &Plan,
+    items: &[ObservedMedia],
+    now: i64,
+) -> Result<u64> {
+    for id in &p.remove {
+        delete_locked(tx, scope, id, now).await?;
+    }
+    let mut queued = 0;
+    for &i in &p.queue {
+        queued += record_media(tx, scope, &items[i], list_id, true, now).await?;
+    }
+    for &i in &p.refresh {
+        queued += record_media(tx, scope, &items[i], list_id, false, now).await?;
+    }
+    let sync = mode == ListMode::Sync;
+    for &i in &p.members {
+        sqlx::query(
+            "INSERT INTO list_members (scope_id, list_id, media_id, first_added_at, last_added_at, \
+             last_seen_at, last_synced_at, in_baseline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (scope_id, list_id, media_id) DO UPDATE SET last_added_at = excluded.last_added_at, \
+             last_seen_at = excluded.last_seen_at, \
+             last_synced_at = coalesce(excluded.last_synced_at, list_members.last_synced_at), \
+             in_baseline = list_members.in_baseline OR excluded.in_baseline",
+        )
+        .bind(scope)
+        .bind(list_id)
+        .bind(items[i].media_id.as_str())
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .bind(sync.then_some(now))
+        .bind(sync)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for id in &p.drop_members {
+        sqlx::query(
+            "DELETE FROM list_members WHERE scope_id = $1 AND list_id = $2 AND media_id = $3",
+        )
+        .bind(scope)
+        .bind(list_id)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(queued)
 }
 
 /// Records an observed item: its media row, new variants (stored ones

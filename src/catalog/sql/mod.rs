@@ -96,6 +96,7 @@ mod audit;
 mod connections;
 mod eviction;
 mod jobs;
+mod list_runs;
 mod lists;
 mod media;
 mod reclaim;

@@ -19,7 +19,7 @@ pub async fn status(
     Auth(who): Auth,
     ConnectionHeader(conn): ConnectionHeader,
 ) -> ApiResult<Json<ConnectionStatusView>> {
-    Ok(Json(svc.status(&who, &conn).await?.into()))
+    Ok(Json(svc.connection_status(&who, &conn).await?))
 }
 
 /// Storage status of one connection (older SDK path, with `totalMedia`).
