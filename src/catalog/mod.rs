@@ -198,8 +198,8 @@ pub trait UploadStore: Send + Sync {
     /// Makes a fully written blob the stored variant, atomically, provided
     /// the scope is still the connection's current one.
     async fn commit_upload(&self, upload: &NewStoredVariant) -> Result<CommitOutcome>;
-    /// Gives up an upload: its blob goes to the reclaim queue, once (a
-    /// second abort of the same key does nothing).
+    /// Gives up an upload: its blob goes to the reclaim queue (a second
+    /// abort of the same key, while it is queued, adds nothing).
     async fn abort_upload(&self, blob_key: &str, now: i64) -> Result<()>;
     /// Moves upload intents begun before `started_before` to the reclaim
     /// queue (their writer is gone). Returns how many. On a shared catalog,

@@ -283,15 +283,19 @@ async fn a_node_killed_mid_sync_loses_no_job_and_runs_none_twice() {
     );
     let fetches = demo.fetch_counts().await;
     assert_eq!(fetches.len(), 1000);
-    // Only the fetches cut by the kill (at most its 4 workers) ran twice.
+    // Only the fetches the kill cut, or whose group commit it cut, ran
+    // twice: at most two for each of its 4 slots.
     assert!(
-        fetches.iter().filter(|n| **n > 1).count() <= 4,
+        fetches.iter().filter(|n| **n > 1).count() <= 2 * 4,
         "refetched too much: {:?}",
         fetches.iter().filter(|n| **n > 1).count()
     );
     let b_left = status(&nodes[0], "conn_b").await;
     assert_eq!(b_left["storedCount"], 20, "{b_left}");
 
+    // Blobs the killed node wrote and never committed are found by their
+    // intents' age (--stale-upload-secs), then reclaimed.
+    nodes[0].wait_blob_count(2020).await;
     nodes[0].wait_reclaimed().await;
     let blobs = nodes[0].blob_files();
     let total = st["totalSizeBytes"].as_u64().unwrap() + b_left["totalSizeBytes"].as_u64().unwrap();

@@ -1394,7 +1394,7 @@ pub async fn group_commit_answers_each_member(c: Arc<dyn Catalog>) {
         "the refused blob is reclaimed"
     );
     assert_eq!(all_jobs(c.as_ref(), scope, false).await.len(), 1);
-    // An intent ends once: a second abort queues nothing more.
+    // Aborting again while queued adds nothing to the queue.
     let backlog = c.reclaim_backlog().await.unwrap().queued_blobs;
     c.abort_upload(&jobs[1].blob_key, NOW + 2).await.unwrap();
     assert_eq!(c.reclaim_backlog().await.unwrap().queued_blobs, backlog);

@@ -113,13 +113,12 @@ pub async fn take_intent(tx: &mut Tx, key: &str) -> Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
-/// Gives up a written blob: it goes to reclaim, its intent with it. Once
-/// only: without its intent the blob was already handed over (by an earlier
-/// abort, or by the requeue of a previous process's intents).
+/// Gives up a written blob: it goes to reclaim, its intent with it. Queued
+/// even without its intent: a stale-intent requeue may have run before the
+/// bytes were written (a job claimed long ago). Queueing is idempotent.
 pub async fn abort_upload(tx: &mut Tx, key: &str, now: i64) -> Result<()> {
-    if take_intent(tx, key).await? {
-        queue_blob(tx, key, now).await?;
-    }
+    queue_blob(tx, key, now).await?;
+    take_intent(tx, key).await?;
     Ok(())
 }
 
