@@ -5,7 +5,6 @@
 //! needs the file and its directory entry on disk before the catalog commit. Writes go to a
 //! temporary file, are synced, then renamed into place.
 
-use super::dir_sync::DirSyncs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -18,6 +17,7 @@ use tokio::fs;
 use bytes::Bytes;
 use tokio::io::{AsyncWriteExt, BufWriter};
 
+use super::dir_sync::DirSyncs;
 use super::{BlobRead, BlobStore, ByteStream, PutError, PutOutcome};
 use crate::private_files;
 

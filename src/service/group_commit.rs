@@ -12,9 +12,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::catalog::{Catalog, CommitOutcome, JobDone, Result};
 use crate::model::time::now_ms;
 
-/// Fetches in one transaction at most (a job hands over one, and the loop
-/// claims jobs only for free slots, so in practice a batch is at most the
-/// pipeline's concurrency).
+/// Fetches in one transaction at most (a job hands over one, and at most
+/// the fetch and thumbnail slots run at once, so in practice a batch is at
+/// most twice the pipeline's concurrency).
 const MAX_BATCH: usize = 256;
 
 struct Write {

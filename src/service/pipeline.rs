@@ -153,10 +153,13 @@ impl VaultService {
         result: Result<FetchedBlob, JobError>,
     ) {
         if result.is_err() {
-            // Whatever was written under the claim's key goes to reclaim
-            // (nothing, mostly: a write that failed has aborted already).
-            if let Err(e) = self.catalog.abort_upload(&job.blob_key, now_ms()).await {
-                tracing::warn!(error = %format!("{e:#}"), "cannot end a job's upload intent");
+            // Whatever was written under the claim's key (often nothing)
+            // goes to reclaim: the one place a failed attempt's intent ends.
+            match self.catalog.abort_upload(&job.blob_key, now_ms()).await {
+                Ok(()) => self.reclaim_soon(),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot end a job's upload intent")
+                }
             }
         }
         if stop.is_cancelled() && matches!(result, Err(JobError::Retry { .. })) {
@@ -277,20 +280,17 @@ impl VaultService {
             .await;
         match put {
             Ok(out) => Ok((key, out)),
-            Err(e) => {
-                let _ = self.catalog.abort_upload(&key, now_ms()).await;
-                self.reclaim_soon();
-                Err(match e {
-                    PutError::TooLarge { limit } => {
-                        JobError::Fail(format!("larger than the limit of {limit} bytes"))
-                    }
-                    PutError::Body(e) => retry(format!("the body was cut short: {e}")),
-                    PutError::NoSpace => {
-                        no_room("no room left in the blob store above --min-free-bytes".into())
-                    }
-                    PutError::Store(e) => retry(format!("blob store: {e:#}")),
-                })
-            }
+            // The outcome aborts the claim's intent, whatever failed.
+            Err(e) => Err(match e {
+                PutError::TooLarge { limit } => {
+                    JobError::Fail(format!("larger than the limit of {limit} bytes"))
+                }
+                PutError::Body(e) => retry(format!("the body was cut short: {e}")),
+                PutError::NoSpace => {
+                    no_room("no room left in the blob store above --min-free-bytes".into())
+                }
+                PutError::Store(e) => retry(format!("blob store: {e:#}")),
+            }),
         }
     }
 
@@ -364,8 +364,6 @@ impl VaultService {
         let expected = declared.or(job.upstream_size);
         let (key, out) = self.write_job_blob(job, body, expected, stop).await?;
         if let Some(want) = expected.filter(|w| *w != out.size_bytes) {
-            let _ = self.catalog.abort_upload(&key, now_ms()).await;
-            self.reclaim_soon();
             return Err(retry(format!(
                 "received {} bytes where {want} were announced",
                 out.size_bytes

@@ -27,7 +27,6 @@ use super::signal::Signal;
 
 /// What a storing job's task holds.
 pub(super) struct Worker {
-    pub service: VaultService,
     pub cfg: PipelineConfig,
     /// The claim's token: the job is this worker's while it holds it.
     pub owner: String,
@@ -113,17 +112,14 @@ pub async fn run_pipeline(service: VaultService, cfg: PipelineConfig, stop: Canc
             };
             let c = backlog.remove(i).expect("in range");
             let worker = Worker {
-                service: service.clone(),
                 cfg: cfg.clone(),
                 owner: c.owner,
                 stop: stop.clone(),
                 commits: commits.clone(),
                 freed: freed.clone(),
             };
-            running.spawn(async move {
-                let svc = worker.service.clone();
-                svc.run_job(c.job, &worker, slot, c.lease).await
-            });
+            let svc = service.clone();
+            running.spawn(async move { svc.run_job(c.job, &worker, slot, c.lease).await });
             started = true;
         }
         // Claim when half the backlog is gone: enough for every free slot

@@ -106,7 +106,7 @@ impl VaultService {
                 return Err(over_limit(l.bytes));
             }
         }
-        let blob_key = format!("{scope}/{}", uuid::Uuid::new_v4().simple());
+        let blob_key = crate::catalog::new_blob_key(scope);
         // Run the write in its own task: if the client goes away the handler
         // future is dropped, but the upload still ends cleanly (aborted and
         // its bytes queued for reclaim) instead of stopping mid-step.
