@@ -58,13 +58,14 @@ else
 fi
 
 echo "==> Integration tests again, every server on PostgreSQL + S3"
-# multi_node runs on the cluster stores in both passes already.
+# multi_node and cluster_coherence run on the cluster stores in the first
+# pass already.
 if cargo nextest --version >/dev/null 2>&1; then
     VAULTPLUS_TEST_BACKEND=cluster cargo nextest run --locked --test integration \
-        --no-fail-fast -E 'not test(/^multi_node::/)'
+        --no-fail-fast -E 'not test(/^(multi_node|cluster_coherence)::/)'
 else
     VAULTPLUS_TEST_BACKEND=cluster cargo test --locked --test integration \
-        --no-fail-fast -- --skip multi_node::
+        --no-fail-fast -- --skip multi_node:: --skip cluster_coherence::
 fi
 
 echo "==> onlyfans-sdk (Python) against vaultplus"

@@ -163,6 +163,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         service = service.with_upstream(UpstreamClient::new(url, key)?);
         tracing::info!(upstream = %url, "media is fetched from the upstream");
     }
+    // From here on this node answers look-ups from memory, and every
+    // revocation on any node waits for it (docs/cluster-coherence.md).
+    stores.catalog.hold_lease().await?;
     let svc = || service.clone();
     let (interval, share) = (opts.reclaim_interval, opts.reclaim_share);
     background.spawn(|stop| reclaim::run_worker(svc(), interval, share, stop));

@@ -9,6 +9,7 @@ pub mod paging;
 pub mod postgres;
 pub mod query;
 pub mod query_plan;
+mod revoked;
 pub mod sqlite;
 pub mod types;
 
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 
 pub use paging::{JobKey, MemberKey, Page, PageRequest};
 pub use query::{MediaQuery, QueryPage, SortKey, SortValue};
+pub use revoked::Revoked;
 pub use types::*;
 
 /// See [`Catalog::watch_changes`]: the value only counts ticks.
@@ -57,6 +59,17 @@ pub trait Catalog:
     /// still re-read periodically: a PostgreSQL listener that reconnects
     /// may have missed notifications (it ticks once it is back).
     async fn watch_changes(&self) -> Result<ChangeWatch>;
+
+    /// Starts answering media look-ups (and trusting the signing keys held
+    /// in memory) from memory, under a lease that every revocation waits
+    /// on: called once by a server before it serves. On PostgreSQL see
+    /// `docs/cluster-coherence.md`; on SQLite there is nothing to hold.
+    async fn hold_lease(&self) -> Result<()>;
+
+    /// The epoch the signing keys held in memory must have been loaded at
+    /// to be trusted, or `None` when they must be confirmed by the catalog
+    /// before each use (a cluster node without a live lease).
+    fn keys_epoch(&self) -> Option<u64>;
 
     /// Each connection pool's use (metrics).
     fn pool_stats(&self) -> Vec<PoolStats>;

@@ -51,6 +51,9 @@ impl VaultService {
             self.reload_signing_keys().await?;
             verified = self.signer.verify(token, now_s);
         }
+        if verified.is_ok() && self.confirm_signing_keys().await? {
+            verified = self.signer.verify(token, now_s);
+        }
         let grant = verified.map_err(|e| {
             tracing::debug!(reason = ?e, "media URL refused");
             ServiceError::Forbidden("Invalid or expired media URL".into())

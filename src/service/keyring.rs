@@ -92,6 +92,24 @@ impl VaultService {
         let keys = secret_box::open_keys(self.catalog.as_ref(), &self.config.secrets).await?;
         self.signer.replace_keys(&keys)
     }
+
+    /// Makes sure the keys that just verified a token may be trusted: as
+    /// held, while the catalog's key epoch is the one they were read at;
+    /// else read again (a key retired on another node, or this node
+    /// without a lease: then before every use). Only called for tokens that
+    /// verified, so forged ones never turn into catalog reads.
+    pub(super) async fn confirm_signing_keys(&self) -> anyhow::Result<bool> {
+        let epoch = self.catalog.keys_epoch();
+        if epoch == Some(self.signer.epoch()) {
+            return Ok(false);
+        }
+        let keys = secret_box::open_keys(self.catalog.as_ref(), &self.config.secrets).await?;
+        match epoch {
+            Some(e) => self.signer.replace_keys_at(&keys, e)?,
+            None => self.signer.replace_keys(&keys)?,
+        }
+        Ok(true)
+    }
 }
 
 /// Keeps a server's keys in step with the catalog: at once when the

@@ -9,7 +9,7 @@
 //! future stops at the longest lifetime a URL can have. The newest signing key signs; every key still in
 //! the catalog verifies, so rotation does not break URLs already handed out.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use base64::Engine;
@@ -77,6 +77,9 @@ pub struct UrlSigner {
     /// (epoch ms) that made it reload: at most one such reload a second, so
     /// forged tokens cannot turn into catalog reads.
     last_forced_reload: Arc<AtomicI64>,
+    /// The catalog's key epoch the keys held were read at (see
+    /// `Catalog::keys_epoch`); written under the keys' lock.
+    epoch: Arc<AtomicU64>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -96,6 +99,7 @@ impl UrlSigner {
         let signer = Self {
             keys: Arc::new(RwLock::new(Vec::new())),
             last_forced_reload: Arc::new(AtomicI64::new(0)),
+            epoch: Arc::new(AtomicU64::new(0)),
         };
         signer.replace_keys(records)?;
         Ok(signer)
@@ -103,14 +107,37 @@ impl UrlSigner {
 
     /// Takes the catalog's current keys (after a rotation or retirement).
     pub fn replace_keys(&self, records: &[SigningKeyRecord]) -> anyhow::Result<()> {
+        let keys = Self::sorted(records)?;
+        *self.keys.write().expect("signing keys lock poisoned") = keys;
+        Ok(())
+    }
+
+    /// Takes keys read once the catalog's key epoch was `epoch`, unless
+    /// keys read at a later epoch are held already (a slower reload must
+    /// not put back what a faster one replaced).
+    pub fn replace_keys_at(&self, records: &[SigningKeyRecord], epoch: u64) -> anyhow::Result<()> {
+        let keys = Self::sorted(records)?;
+        let mut held = self.keys.write().expect("signing keys lock poisoned");
+        if epoch >= self.epoch.load(Ordering::SeqCst) {
+            *held = keys;
+            self.epoch.store(epoch, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// The key epoch the keys held were read at.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    fn sorted(records: &[SigningKeyRecord]) -> anyhow::Result<Keys> {
         let mut keys: Keys = records
             .iter()
             .map(|r| (r.id as u32, r.secret.clone()))
             .collect();
         keys.sort_by_key(|(id, _)| *id);
         anyhow::ensure!(!keys.is_empty(), "no URL signing key in the catalog");
-        *self.keys.write().expect("signing keys lock poisoned") = keys;
-        Ok(())
+        Ok(keys)
     }
 
     /// Whether a token naming an unknown newer key may make this signer

@@ -8,6 +8,7 @@ mod resign;
 
 mod backup;
 mod big_sync;
+mod cluster_coherence;
 mod concurrency;
 mod config_file;
 mod contract;

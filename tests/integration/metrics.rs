@@ -5,14 +5,14 @@
 use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
 use reqwest::Method;
 
-type Scrape = MetricsExposition<PrometheusType, PrometheusValue>;
+pub type Scrape = MetricsExposition<PrometheusType, PrometheusValue>;
 
 use crate::harness::{TestServer, body, bytes};
 
 const METRICS: &[&str] = &["--metrics-listen", "127.0.0.1:0"];
 const PUT_ROUTE: &str = "/v2/vault-plus/media/{mediaId}/variants/{label}";
 
-async fn scrape(s: &TestServer) -> Scrape {
+pub async fn scrape(s: &TestServer) -> Scrape {
     let url = s
         .metrics
         .as_deref()
@@ -28,7 +28,7 @@ async fn scrape(s: &TestServer) -> Scrape {
 
 /// The sum over the samples of `name` carrying every label in `labels`
 /// (a histogram counts its observations); None when there is none.
-fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let matching: Vec<f64> = s
         .families
         .get(name)?
@@ -423,8 +423,9 @@ async fn storing_serving_and_reclaim_families_move() {
             &[("result", r)],
         )
     };
-    // On SQLite the second may hit (or miss, if a commit such as the
-    // access-count flush came between); a cluster node reads every one.
+    // The second may hit (or miss: on SQLite if a commit such as the
+    // access-count flush came between, on a cluster node before its first
+    // lease is granted).
     let hits = value(
         &served,
         "vaultplus_lookup_cache_requests_total",
@@ -440,9 +441,6 @@ async fn storing_serving_and_reclaim_families_move() {
             .unwrap_or(0.0),
         2.0
     );
-    if s.backend.is_cluster() {
-        assert_eq!(lookups("miss"), 2.0, "a cluster node reads every look-up");
-    }
     let cached = |r| {
         moved(
             &m,

@@ -5,21 +5,29 @@
 //! where nodes meet. Writes run at READ COMMITTED and take row locks in one
 //! fixed order (see `catalog/sql/mod.rs`), which keeps counts, purge
 //! answers and per-scope counters exact when nodes race on one connection.
-//! Nothing is cached in the process but the URL signing keys: a purge,
-//! delete or key revocation committed by one node is seen by the next query
-//! on every node, and a signing-key change is notified to every node
-//! (`notify.rs`).
+//! A serving node keeps media look-ups and its signing keys in memory under
+//! a lease, and every revocation (delete, purge, eviction, replace, key
+//! retirement) waits until every node holding a live lease dropped what it
+//! revoked: `docs/cluster-coherence.md`, `memory.rs`, `revocations.rs`,
+//! `lease.rs`.
 
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection as _, PgPool};
+use tokio::sync::watch;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::notify;
-use crate::catalog::{ChangeWatch, Result, ScopeId, VariantRecord};
+use super::memory::{LookupKey, Memory};
+use super::revocations::{self, Acks, Listening};
+use super::{lease, notify};
+use crate::catalog::{ChangeWatch, Result, VariantRecord};
+
+pub use revocations::{revoke, tracking};
 
 pub type Db = sqlx::Postgres;
 pub type Tx = sqlx::Transaction<'static, Db>;
@@ -92,23 +100,54 @@ pub async fn notify(tx: &mut Tx, what: &str) -> Result<()> {
 
 pub struct Stores {
     pool: PgPool,
+    node_id: String,
+    memory: Arc<Memory>,
+    acks: Arc<Acks>,
+    leased: watch::Sender<bool>,
+    /// Stops this process's listener and lease tasks when dropped.
+    stop: CancellationToken,
+    _stop_on_drop: DropGuard,
 }
 
 impl Stores {
     /// Connects to the database at `url` (`postgres://user:pass@host/db`)
     /// and applies pending migrations first. Several nodes may start
     /// together: migrations run under an advisory lock (see `migrate`).
+    /// Every process listens for revocations (a revoking call waits on
+    /// the acknowledgements it hears); only a server holds a lease.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)
             .context("the catalog URL is not a valid PostgreSQL URL")?;
         migrate(&options).await?;
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
+            // One connection is the revocation listener's.
+            .max_connections(max_connections.max(1) + 1)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await
             .context("cannot connect to the PostgreSQL catalog")?;
-        Ok(Self { pool })
+        let stop = CancellationToken::new();
+        let node_id = format!("node_{}", uuid::Uuid::new_v4().simple());
+        let memory = Arc::new(Memory::new());
+        let acks = Arc::new(Acks::default());
+        let (leased, leased_rx) = watch::channel(false);
+        tokio::spawn(revocations::listen(Listening {
+            pool: pool.clone(),
+            node_id: node_id.clone(),
+            memory: Arc::downgrade(&memory),
+            acks: Arc::downgrade(&acks),
+            leased: leased_rx,
+            stop: stop.clone(),
+        }));
+        Ok(Self {
+            pool,
+            node_id,
+            memory,
+            acks,
+            leased,
+            _stop_on_drop: stop.clone().drop_guard(),
+            stop,
+        })
     }
 
     /// Whether the database holds a catalog (the migrations table), found
@@ -128,6 +167,11 @@ impl Stores {
     }
 
     pub async fn close(&self) {
+        self.memory.set_lease_deadline(None);
+        self.stop.cancel();
+        if *self.leased.borrow() {
+            lease::release(&self.pool, &self.node_id).await;
+        }
         self.pool.close().await;
     }
 
@@ -147,24 +191,66 @@ impl Stores {
         Ok(self.pool.begin().await?)
     }
 
-    /// Nothing is cached in the process, so a commit has nothing to tell.
+    /// Commits tell nothing here: revocations are published by the commit
+    /// itself (the trigger of migration 0008) and waited on in [`revoked`].
+    ///
+    /// [`revoked`]: Stores::revoked
     pub fn committed(&self) {}
+
+    /// After a commit that revoked something: waits until every node
+    /// holding a live lease has dropped it (at most a lease). If the wait
+    /// cannot even be read, waiting out a whole lease is as safe: no lease
+    /// live at the commit can last longer, nor be renewed unacknowledged.
+    pub async fn revoked(&self) {
+        if let Err(e) = self.acks.wait(&self.pool, lease::MARGIN).await {
+            tracing::warn!(error = %format!("{e:#}"), "cannot read node leases; waiting a whole lease");
+            tokio::time::sleep(lease::LEASE + lease::MARGIN).await;
+        }
+    }
+
+    pub async fn hold_lease(&self) -> Result<()> {
+        if self.leased.send_replace(true) {
+            return Ok(());
+        }
+        lease::join(&self.pool, &self.node_id).await?;
+        tokio::spawn(lease::hold(lease::Lease {
+            pool: self.pool.clone(),
+            node_id: self.node_id.clone(),
+            memory: Arc::downgrade(&self.memory),
+            stop: self.stop.clone(),
+        }));
+        Ok(())
+    }
+
+    pub fn keys_epoch(&self) -> Option<u64> {
+        self.memory.keys_epoch()
+    }
 
     pub async fn watch_changes(&self) -> Result<ChangeWatch> {
         notify::watch(&self.pool).await
     }
 
-    /// Never cached: a purge or delete on any node is seen by the very next
-    /// request on every node.
+    /// The delivery look-up: from memory while this node holds its lease,
+    /// else from the database (and kept for later, see `memory.rs`).
     pub async fn cached_variant(
         &self,
-        _key: (ScopeId, String, String),
+        key: LookupKey,
         read: impl Future<Output = Result<Option<VariantRecord>>>,
     ) -> Result<Option<VariantRecord>> {
+        static HIT: crate::metrics::Series =
+            crate::metrics::Series::new(crate::metrics::names::LOOKUP_CACHE, "result", "hit");
         static MISS: crate::metrics::Series =
             crate::metrics::Series::new(crate::metrics::names::LOOKUP_CACHE, "result", "miss");
+        if let Some(hit) = self.memory.get(&key) {
+            HIT.increment(1);
+            return Ok(Some(hit));
+        }
         MISS.increment(1);
-        read.await
+        // Taken before the read starts (`read` is lazy).
+        let stamp = self.memory.stamp();
+        let found = read.await?;
+        self.memory.put(key, stamp, &found);
+        Ok(found)
     }
 }
 

@@ -3,7 +3,10 @@
 //! dialect (`dialect.rs`).
 
 mod dialect;
+mod lease;
+mod memory;
 mod notify;
+mod revocations;
 // The shared SQL catalog, compiled for this backend's `dialect` (which it
 // reaches as `super::dialect`). Loading one file as a module of each
 // backend is the point: one body of SQL, monomorphic per database, with no

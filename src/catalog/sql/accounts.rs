@@ -7,7 +7,9 @@ use super::connections::set_overrides;
 use super::dialect;
 use super::rows::{self, KEY_COLUMNS, ORG_COLUMNS};
 use super::scopes::lock_org_connections;
-use crate::catalog::{Accounts, ApiKeyRecord, Org, OrgId, OrgRateLimit, Result, SigningKeyRecord};
+use crate::catalog::{
+    Accounts, ApiKeyRecord, Org, OrgId, OrgRateLimit, Result, Revoked, SigningKeyRecord,
+};
 use crate::model::{OrgName, SettingsPatch, VaultPlusSettings};
 
 #[async_trait]
@@ -192,6 +194,7 @@ impl Accounts for SqlCatalog {
                 .execute(&mut **tx)
                 .await?;
             dialect::notify(tx, "signing_keys").await?;
+            dialect::revoke(tx, &Revoked::Keys).await?;
             Ok(done.rows_affected() == 1)
         })
     }

@@ -4,12 +4,12 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::SqlCatalog;
-use super::dialect::Tx;
+use super::dialect::{self, Tx};
 use super::rows::{self, CONNECTION_COLUMNS};
 use super::scopes::{lock_connection, scope_totals};
 use crate::catalog::{
-    Connection, ConnectionChange, Connections, OrgId, OrgTotals, PurgeOutcome, Result, ScopeId,
-    ScopeTotals,
+    Connection, ConnectionChange, Connections, OrgId, OrgTotals, PurgeOutcome, Result, Revoked,
+    ScopeId, ScopeTotals,
 };
 use crate::model::{ConnectionId, SettingsPatch};
 
@@ -222,6 +222,7 @@ async fn retire_scope(tx: &mut Tx, scope: ScopeId, now: i64) -> Result<PurgeOutc
     let Some(row) = row else {
         return Ok(PurgeOutcome::default());
     };
+    dialect::revoke(tx, &Revoked::Scope(scope)).await?;
     Ok(PurgeOutcome {
         purged_count: row.try_get::<i64, _>("live_count")? as u64,
         freed_bytes: row.try_get::<i64, _>("stored_bytes")? as u64,

@@ -53,10 +53,13 @@ macro_rules! in_tx {
         let mut attempt = 0u32;
         let result = loop {
             let mut transaction = $self.db.begin().await?;
-            let outcome = {
+            // Whether the attempt revoked something nodes may hold in
+            // memory: then the answer waits until they dropped it.
+            let (outcome, revoked) = super::dialect::tracking(async {
                 let $tx = &mut transaction;
                 $body.await
-            };
+            })
+            .await;
             let result: $crate::catalog::Result<_> = match outcome {
                 Ok(value) => transaction
                     .commit()
@@ -73,6 +76,9 @@ macro_rules! in_tx {
                 }
                 Ok(value) => {
                     $self.db.committed();
+                    if revoked {
+                        $self.db.revoked().await;
+                    }
                     break Ok(value);
                 }
                 Err(e) => break Err(e),
@@ -131,6 +137,14 @@ impl Catalog for SqlCatalog {
 
     async fn watch_changes(&self) -> Result<ChangeWatch> {
         self.db.watch_changes().await
+    }
+
+    async fn hold_lease(&self) -> Result<()> {
+        self.db.hold_lease().await
+    }
+
+    fn keys_epoch(&self) -> Option<u64> {
+        self.db.keys_epoch()
     }
 
     fn pool_stats(&self) -> Vec<crate::catalog::PoolStats> {

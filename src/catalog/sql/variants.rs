@@ -24,7 +24,7 @@ use super::blob_queue::queue_blob;
 use super::dialect::{self, Db, Tx};
 use super::rows::VARIANT_COLUMNS;
 use crate::catalog::derive::{counter_delta, media_derived};
-use crate::catalog::{AccessHit, Result, ScopeId, VariantRecord};
+use crate::catalog::{AccessHit, Result, Revoked, ScopeId, VariantRecord};
 use crate::model::observed::ObservedMedia;
 use crate::model::{MediaId, VariantStatus};
 
@@ -84,6 +84,15 @@ impl ItemEdit {
     /// blobs no longer referenced, and the media row (its derived columns,
     /// and `duration` when known).
     pub async fn save(self, tx: &mut Tx, duration: Option<f64>, now: i64) -> Result<()> {
+        // A stored variant changed in any way (deleted, evicted, replaced)
+        // may be held in a node's memory: the commit revokes it.
+        let revokes = self.before.iter().any(|old| {
+            old.status == VariantStatus::Stored
+                && self.after.iter().find(|v| v.label == old.label) != Some(old)
+        });
+        if revokes {
+            dialect::revoke(tx, &Revoked::Scope(self.scope)).await?;
+        }
         for old in &self.before {
             let new = self.after.iter().find(|v| v.label == old.label);
             if let Some(key) = old.blob_key.as_deref()

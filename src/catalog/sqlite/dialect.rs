@@ -81,6 +81,17 @@ pub async fn notify(_: &mut Tx, _what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Nothing to publish: the look-up cache drops at every commit of this
+/// process, and sees other processes' commits by the data version.
+pub async fn revoke(_: &mut Tx, _what: &crate::catalog::Revoked) -> Result<()> {
+    Ok(())
+}
+
+/// Transactions need no tracking: no revocation is waited on.
+pub async fn tracking<F: Future>(attempt: F) -> (F::Output, bool) {
+    (attempt.await, false)
+}
+
 pub struct Stores {
     writer: SqlitePool,
     reader: SqlitePool,
@@ -189,6 +200,20 @@ impl Stores {
     /// Tells the look-up cache that the catalog changed.
     pub fn committed(&self) {
         self.lookups.committed();
+    }
+
+    /// One process serves; nothing to wait for.
+    pub async fn revoked(&self) {}
+
+    /// One process serves: its memory follows the catalog without a lease.
+    pub async fn hold_lease(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The keys in memory are kept current by the reloader (on the data
+    /// version's ticks), as before clusters had leases.
+    pub fn keys_epoch(&self) -> Option<u64> {
+        Some(0)
     }
 
     pub async fn watch_changes(&self) -> Result<ChangeWatch> {
