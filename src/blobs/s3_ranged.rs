@@ -276,7 +276,9 @@ impl Body {
     fn launch_ahead(&mut self) {
         while self.ahead.len() + 1 < self.reads.parallelism && self.next < self.end {
             let range = part_at(self.next, self.end, self.reads.part_bytes);
-            let bytes = (range.end - range.start) as u32;
+            let Ok(bytes) = u32::try_from(range.end - range.start) else {
+                return;
+            };
             let Ok(permit) = self.budget.clone().try_acquire_many_owned(bytes) else {
                 return;
             };
