@@ -8,6 +8,7 @@ pub mod local;
 pub mod metered;
 mod probe_cache;
 pub mod s3;
+pub mod s3_ranged;
 pub mod small_cache;
 
 use async_trait::async_trait;

@@ -6,7 +6,8 @@
 //! all. Bodies up to one part go up in one PUT; larger ones as a multipart
 //! upload of [`PART_SIZE`] parts with at most [`PARTS_IN_FLIGHT`] parts in
 //! memory, aborted on any error (too large, body error, store error, or the
-//! write being dropped) so that nothing shows under the key.
+//! write being dropped) so that nothing shows under the key. Reads larger
+//! than one read part are ranged GETs in parallel ([`super::s3_ranged`]).
 //!
 //! Configuration: [`S3Options`], whose fields left `None` fall back to the
 //! standard AWS environment variables. `object_store`'s
@@ -25,12 +26,14 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
 use object_store::{
-    ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
-    WriteMultipart,
+    ClientConfigKey, GetOptions, GetRange, GetResult, ObjectStore, ObjectStoreExt, PutPayload,
+    RetryConfig, WriteMultipart,
 };
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use super::probe_cache::ProbeCache;
+use super::s3_ranged::{self, MAX_PART_BYTES, RangedReads};
 use super::{BlobRead, BlobStore, ByteStream, PutError, PutOutcome};
 
 /// Size of one multipart part, and the largest body sent as a single PUT.
@@ -64,6 +67,8 @@ pub struct S3Options {
     pub secret_access_key: Option<String>,
     /// Allow a plain `http://` endpoint.
     pub allow_http: Option<bool>,
+    /// How large reads are split into parallel ranged GETs.
+    pub reads: RangedReads,
 }
 
 /// Never shows the secret key, whoever prints the options.
@@ -79,6 +84,7 @@ impl std::fmt::Debug for S3Options {
                 &self.secret_access_key.as_ref().map(|_| "***"),
             )
             .field("allow_http", &self.allow_http)
+            .field("reads", &self.reads)
             .finish()
     }
 }
@@ -91,12 +97,16 @@ pub struct S3BlobStore {
     bucket: String,
     /// Empty for the whole bucket.
     prefix: Path,
-    /// For health probes only: at most [`PROBE_RETRIES`] retry and a short
-    /// timeout, so that during an outage a probe fails fast instead of
-    /// costing the ten retries real uploads get.
+    /// For health probes (and the HEAD that tells an empty blob from a
+    /// failed read): at most [`PROBE_RETRIES`] retry and a short timeout, so
+    /// that during an outage a probe fails fast instead of costing the ten
+    /// retries real uploads get.
     prober: Arc<AmazonS3>,
     /// Health checks share recent probes.
     probes: ProbeCache,
+    reads: RangedReads,
+    /// Bytes that reads of this store may hold ahead of their clients.
+    read_budget: Arc<Semaphore>,
 }
 
 /// Retries of one probe request (real uploads keep object_store's default).
@@ -197,6 +207,11 @@ impl S3BlobStore {
         let store = b
             .build()
             .with_context(|| format!("cannot configure the S3 blob store for {}", opts.url))?;
+        let reads = RangedReads {
+            part_bytes: opts.reads.part_bytes.clamp(1, MAX_PART_BYTES),
+            parallelism: opts.reads.parallelism.max(1),
+            budget_bytes: opts.reads.budget_bytes,
+        };
         Ok(Self {
             store: Arc::new(store),
             reader: Arc::new(reader),
@@ -204,7 +219,54 @@ impl S3BlobStore {
             bucket,
             prefix,
             probes: ProbeCache::default(),
+            read_budget: reads.budget(),
+            reads,
         })
+    }
+
+    /// Sends one GET and waits for its answer's head; None for a missing
+    /// blob.
+    async fn open_read(
+        &self,
+        key: &str,
+        path: &Path,
+        range: Option<std::ops::Range<u64>>,
+    ) -> anyhow::Result<Option<GetResult>> {
+        let opts = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..Default::default()
+        };
+        let opened = tokio::time::timeout(OPEN_TIMEOUT, self.reader.get_opts(path, opts))
+            .await
+            .with_context(|| {
+                format!(
+                    "reading blob {} got no answer within {OPEN_TIMEOUT:?}",
+                    self.describe(key)
+                )
+            })?;
+        match opened {
+            Ok(g) => Ok(Some(g)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read blob {}", self.describe(key))),
+        }
+    }
+
+    /// A whole read whose first GET (one part's range) the store refused.
+    /// A store answers such a range of an empty object with 416 (it has no
+    /// byte to give), so a HEAD tells an empty blob from a failed read.
+    async fn empty_or(
+        &self,
+        path: &Path,
+        failed: anyhow::Error,
+    ) -> anyhow::Result<Option<BlobRead>> {
+        match self.prober.head(path).await {
+            Ok(meta) if meta.size == 0 => Ok(Some(BlobRead {
+                len: 0,
+                body: futures::stream::empty().boxed(),
+            })),
+            Err(e) if is_not_found(&e) => Ok(None),
+            _ => Err(failed),
+        }
     }
 
     /// Writes and deletes a small object under the ping prefix.
@@ -305,6 +367,14 @@ fn is_not_found(e: &object_store::Error) -> bool {
     matches!(e, object_store::Error::NotFound { .. })
 }
 
+/// A GET's answer, served as it streams.
+fn whole(got: GetResult) -> BlobRead {
+    BlobRead {
+        len: got.range.end - got.range.start,
+        body: got.into_stream().map_err(std::io::Error::other).boxed(),
+    }
+}
+
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn ping(&self) -> anyhow::Result<()> {
@@ -387,27 +457,41 @@ impl BlobStore for S3BlobStore {
                 body: futures::stream::empty().boxed(),
             }));
         }
-        let opts = GetOptions {
-            range: range.map(|(offset, len)| GetRange::Bounded(offset..offset + len)),
-            ..Default::default()
-        };
-        let opened = tokio::time::timeout(OPEN_TIMEOUT, self.reader.get_opts(&path, opts))
-            .await
-            .with_context(|| {
-                format!(
-                    "reading blob {} got no answer within {OPEN_TIMEOUT:?}",
-                    self.describe(key)
-                )
-            })?;
-        let got = match opened {
-            Ok(g) => g,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot read blob {}", self.describe(key)));
+        let want = range.map(|(_, len)| len);
+        if !self.reads.splits(want) {
+            // At most one part: one GET, streamed.
+            let range = range.map(|(offset, len)| offset..offset.saturating_add(len));
+            return Ok(self.open_read(key, &path, range).await?.map(whole));
+        }
+        // The first part's GET also tells the blob's size (and ETag): a
+        // blob within one part is read by it alone, with no extra request.
+        let offset = range.map_or(0, |(offset, _)| offset);
+        let first = self.reads.first_part(offset);
+        let got = match self.open_read(key, &path, Some(first)).await {
+            Ok(Some(got)) => got,
+            Ok(None) => return Ok(None),
+            // The store answered (no timeout): perhaps an empty blob.
+            Err(e) if range.is_none() && e.downcast_ref::<object_store::Error>().is_some() => {
+                return self.empty_or(&path, e).await;
             }
+            Err(e) => return Err(e),
         };
-        let len = got.range.end - got.range.start;
-        let body = got.into_stream().map_err(std::io::Error::other).boxed();
+        let size = got.meta.size;
+        let end = want.map_or(size, |len| offset.saturating_add(len).min(size));
+        if got.range.end >= end {
+            return Ok(Some(whole(got)));
+        }
+        let len = end - got.range.start;
+        let body = s3_ranged::stream(
+            self.reader.clone(),
+            path,
+            self.describe(key),
+            got,
+            end,
+            self.reads,
+            self.read_budget.clone(),
+            OPEN_TIMEOUT,
+        );
         Ok(Some(BlobRead { len, body }))
     }
 
@@ -529,6 +613,7 @@ mod tests {
             access_key_id: Some("k".into()),
             secret_access_key: Some("s".into()),
             allow_http: Some(false),
+            reads: RangedReads::default(),
         };
         let err = format!("{:#}", S3BlobStore::open(&opts).unwrap_err());
         assert!(err.contains("plain HTTP"), "{err}");
@@ -587,6 +672,7 @@ mod tests {
             access_key_id: Some("k".into()),
             secret_access_key: Some("s".into()),
             allow_http: Some(true),
+            reads: RangedReads::default(),
         })
         .unwrap();
         let err = format!("{:#}", store.ping().await.unwrap_err());

@@ -25,6 +25,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::{self, ServeOptions};
 use crate::blobs::s3::S3Options;
+use crate::blobs::s3_ranged::{MAX_PART_BYTES, RangedReads};
 use crate::http::server::Timeouts;
 use crate::service::pipeline::PipelineConfig;
 use crate::service::rate_limit::MAX_RATE;
@@ -185,6 +186,12 @@ pub struct S3Args {
     /// Allow a plain-HTTP S3 endpoint [default: AWS_ALLOW_HTTP, else false].
     #[arg(long, env = "VAULTPLUS_S3_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true")]
     s3_allow_http: Option<bool>,
+    /// Bytes of each ranged GET a large S3 read is split into; a read of at most this much is one GET.
+    #[arg(long, env = "VAULTPLUS_S3_READ_PART_BYTES", default_value_t = RangedReads::default().part_bytes, value_parser = clap::value_parser!(u64).range(64 * 1024..=MAX_PART_BYTES))]
+    s3_read_part_bytes: u64,
+    /// GETs one large S3 read keeps in flight, served in order; the parts fetched ahead of the client wait in memory, at most this minus one per read and 256 MiB per node in all (beyond it a read fetches each part as it needs it); 1 reads every blob with one GET.
+    #[arg(long, env = "VAULTPLUS_S3_READ_PARALLELISM", default_value_t = RangedReads::default().parallelism as u32, value_parser = clap::value_parser!(u32).range(1..=64))]
+    s3_read_parallelism: u32,
 }
 
 impl S3Args {
@@ -200,6 +207,11 @@ impl S3Args {
                 self.s3_secret_access_key_file.as_deref(),
             )?,
             allow_http: self.s3_allow_http,
+            reads: RangedReads {
+                part_bytes: self.s3_read_part_bytes,
+                parallelism: self.s3_read_parallelism as usize,
+                ..RangedReads::default()
+            },
         })
     }
 }
