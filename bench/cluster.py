@@ -134,12 +134,16 @@ class Services:
 
 class Node:
     """A vaultplus server, pinned, on SQLite + local disk or on the cluster
-    stores; stopped (data, database and all) by close()."""
+    stores; stopped (data, database and all) by close(). `join`: another
+    cluster Node whose database, bucket, key and connection this one shares
+    (its database stays the other's to drop)."""
 
-    def __init__(self, svc, catalog, *extra, blobs=None, prefix="bench", binary=BIN):
+    def __init__(self, svc, catalog, *extra, blobs=None, prefix="bench", binary=BIN, join=None):
         self.svc, self.catalog, self.db = svc, catalog, None
-        stores, env = (), None
-        if catalog == "postgres" or blobs == "s3":
+        stores, env, key = (), None, None
+        if join:
+            stores, env, key = join.server.stores, join.server.env, join.server.key
+        elif catalog == "postgres" or blobs == "s3":
             stores, env, db = svc.cluster_stores(prefix)
             if catalog == "postgres":
                 self.db = db
@@ -148,7 +152,8 @@ class Node:
                 stores = stores[2:]
         # The API rate limit off: the figures are the catalog's and the
         # stores', and wrk's requests would exhaust one key's budget.
-        self.server = Server("--rate-limit-per-minute", "0", *extra, stores=stores, env=env, binary=binary)
+        self.server = Server("--rate-limit-per-minute", "0", *extra, stores=stores, env=env, binary=binary,
+                             key=key)
         pin(self.server.proc.pid)
 
     def restart_after(self, fn):
@@ -245,13 +250,21 @@ def purge_one(svc, catalog, n, build):
 
 
 def wrk(url, connections, headers=None, lua=None):
+    return wrk_figures(run(wrk_command(url, connections, headers, lua)))
+
+
+def wrk_command(url, connections, headers=None, lua=None):
     cmd = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{connections}", f"-d{SECONDS}s", "--timeout", "30s",
            "--latency"]
     for k, v in (headers or {}).items():
         cmd += ["-H", f"{k}: {v}"]
     if lua:
         cmd += ["-s", lua]
-    out = run(cmd + [url])
+    return cmd + [url]
+
+
+def wrk_figures(out):
+    """Requests/s, p50 and p99 (ms) and errors of one wrk run's output."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
     def ms(label):

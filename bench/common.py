@@ -45,13 +45,15 @@ class Demo:
 class Server:
     """A server on a fresh data directory. `stores` are the --database,
     --blobs and S3 flags (passed to the CLI as well), `env` extra variables
-    (e.g. AWS credentials) for the server and the CLI."""
+    (e.g. AWS credentials) for the server and the CLI. `key`: an API key of
+    a shared catalog another server set up (a second cluster node): this one
+    joins it as it is, adding no connection (only the first prints a key)."""
 
     # Defaults for instances made without __init__ (bench/purge.py).
     stores = ()
     env = {}
 
-    def __init__(self, *extra, upstream=None, stores=(), env=None, binary=None):
+    def __init__(self, *extra, upstream=None, stores=(), env=None, binary=None, key=None):
         self.binary = binary or BIN
         self.dir = tempfile.mkdtemp(prefix="vaultplus-bench-")
         self.stores = list(stores)
@@ -59,9 +61,10 @@ class Server:
         self.args = ["serve", "--data-dir", self.dir, *self.stores, "--listen", "127.0.0.1:0", *extra]
         if upstream:
             self.args += ["--upstream-url", upstream, "--upstream-key", "demo-key"]
-        self.key = None
+        self.key = key
         self.start()
-        self.cli("connections", "add", "--org", "default", "conn_bench")
+        if key is None:
+            self.cli("connections", "add", "--org", "default", "conn_bench")
 
     def start(self):
         """Starts the server process (again, after halt(): same stores, same key)."""
