@@ -202,9 +202,9 @@ impl Stores {
     /// cannot even be read, waiting out a whole lease is as safe: no lease
     /// live at the commit can last longer, nor be renewed unacknowledged.
     pub async fn revoked(&self) {
-        if let Err(e) = self.acks.wait(&self.pool, lease::MARGIN).await {
+        if let Err(e) = self.acks.wait(&self.pool).await {
             tracing::warn!(error = %format!("{e:#}"), "cannot read node leases; waiting a whole lease");
-            tokio::time::sleep(lease::LEASE + lease::MARGIN).await;
+            tokio::time::sleep(lease::LEASE).await;
         }
     }
 

@@ -19,10 +19,14 @@ use crate::model::time::now_ms;
 pub const LEASE: Duration = Duration::from_millis(2_000);
 pub const RENEW_EVERY: Duration = Duration::from_millis(400);
 /// The node stops answering from memory this long before its lease ends
-/// on the database's clock: room for the two clocks running at slightly
-/// different rates (not for their offsets, which do not matter: the node
-/// times its lease from before it asked for it).
+/// on the database's clock: room for the clocks of the node, the database
+/// and a revoker running at slightly different rates (not for their
+/// offsets, which do not matter: the node times its lease from before it
+/// asked for it, a revoker from the time left the database answered).
 pub const MARGIN: Duration = Duration::from_millis(200);
+/// Renewals refused in a row (about 3 leases) after which the listener is
+/// made to start over on a new connection.
+const RELISTEN_AFTER_REFUSALS: u32 = 15;
 /// Lease rows of nodes gone this long are deleted when a node joins.
 const FORGET_AFTER_MS: i64 = 86_400_000;
 
@@ -55,6 +59,7 @@ pub async fn join(pool: &PgPool, node_id: &str) -> Result<()> {
 /// Renews the lease until stopped (the catalog's close gives it up).
 pub async fn hold(l: Lease) {
     let mut tick = tokio::time::interval(RENEW_EVERY);
+    let mut refused = 0;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -65,7 +70,19 @@ pub async fn hold(l: Lease) {
             break;
         };
         match renew(&l.pool, &l.node_id, &memory).await {
-            Ok(()) => {}
+            Ok(Some(true)) | Ok(None) => refused = 0,
+            // Behind the clock: a revocation is on its way, or this
+            // listener's connection delivers nothing without failing.
+            Ok(Some(false)) => {
+                refused += 1;
+                if refused >= RELISTEN_AFTER_REFUSALS {
+                    tracing::warn!(
+                        "lease renewals keep being refused; listening for revocations again"
+                    );
+                    memory.ask_relisten();
+                    refused = 0;
+                }
+            }
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot renew the node's lease"),
         }
     }
@@ -75,10 +92,11 @@ pub async fn hold(l: Lease) {
 }
 
 /// One renewal: granted only if the node has applied the clock's latest
-/// revocation; otherwise the lease runs on to its end and lapses.
-async fn renew(pool: &PgPool, node_id: &str, memory: &Arc<Memory>) -> Result<()> {
+/// revocation; otherwise the lease runs on to its end and lapses. `None`
+/// when not asked (the listener is down).
+async fn renew(pool: &PgPool, node_id: &str, memory: &Arc<Memory>) -> Result<Option<bool>> {
     if !memory.listening() {
-        return Ok(());
+        return Ok(None);
     }
     // Timed from before asking: the database's lease ends LEASE after it
     // granted it, which is after this instant.
@@ -98,7 +116,7 @@ async fn renew(pool: &PgPool, node_id: &str, memory: &Arc<Memory>) -> Result<()>
     if granted {
         memory.set_lease_deadline(Some(asked + LEASE - MARGIN));
     }
-    Ok(())
+    Ok(Some(granted))
 }
 
 /// Gives the lease up: revokers stop waiting for this node at once.

@@ -37,6 +37,8 @@ pub struct Memory {
     /// Until when this node may answer from memory: a little before its
     /// lease ends on the database's clock.
     lease_deadline: Mutex<Option<Instant>>,
+    /// The lease asking the listener to start over (see `lease::hold`).
+    relisten: tokio::sync::Notify,
 }
 
 impl Memory {
@@ -47,6 +49,7 @@ impl Memory {
             seen: AtomicI64::new(0),
             keys_epoch: AtomicU64::new(0),
             lease_deadline: Mutex::new(None),
+            relisten: tokio::sync::Notify::new(),
         }
     }
 
@@ -62,6 +65,14 @@ impl Memory {
 
     pub fn set_lease_deadline(&self, deadline: Option<Instant>) {
         *self.lease_deadline.lock().expect("lease lock poisoned") = deadline;
+    }
+
+    pub fn ask_relisten(&self) {
+        self.relisten.notify_one();
+    }
+
+    pub async fn relisten_asked(&self) {
+        self.relisten.notified().await;
     }
 
     /// The last revocation processed.

@@ -65,14 +65,13 @@ pub async fn clock(pool: &PgPool) -> Result<i64> {
         .await?)
 }
 
-/// The acknowledgements other nodes sent, as heard by this process.
+/// The acknowledgements other nodes sent, as heard by this process (while
+/// its listener is down none are heard, and waits end by leases running
+/// out).
 #[derive(Default)]
 pub struct Acks {
     latest: Mutex<HashMap<String, i64>>,
     heard: Notify,
-    /// Whether the listener is connected (acks may be missed otherwise;
-    /// waits then end by leases running out).
-    listening: std::sync::atomic::AtomicBool,
 }
 
 impl Acks {
@@ -93,7 +92,7 @@ impl Acks {
     /// revocations committed so far, or its lease has run out. Called after
     /// the revoking commit, so the clock read here is at least its number,
     /// and no lease read here can be renewed without acknowledging it.
-    pub async fn wait(&self, pool: &PgPool, margin: Duration) -> Result<()> {
+    pub async fn wait(&self, pool: &PgPool) -> Result<()> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT (SELECT seq FROM revocation_clock) AS seq, node_id, acked_seq, \
              lease_until - {now} AS left_ms FROM node_leases WHERE lease_until > {now}",
@@ -110,7 +109,11 @@ impl Acks {
                 continue;
             }
             let left = Duration::from_millis(r.try_get::<i64, _>("left_ms")?.max(0) as u64);
-            waiting.push((r.try_get("node_id")?, started + left + margin, seq));
+            // The node itself stops answering from memory `lease::MARGIN`
+            // before this end, so the end itself is enough (plus the
+            // millisecond the database rounded down).
+            let until = started + left + Duration::from_millis(1);
+            waiting.push((r.try_get("node_id")?, until, seq));
         }
         loop {
             // Registered before checking, so an ack heard in between wakes us.
@@ -160,10 +163,6 @@ pub async fn listen(l: Listening) {
         if let Some(m) = l.memory.upgrade() {
             m.deafened();
         }
-        if let Some(a) = l.acks.upgrade() {
-            a.listening
-                .store(false, std::sync::atomic::Ordering::SeqCst);
-        }
         if let Err(e) = outcome {
             tracing::warn!(error = %format!("{e:#}"), "revocation listener failed; listening again");
         }
@@ -174,7 +173,9 @@ pub async fn listen(l: Listening) {
     }
 }
 
-/// One connection's worth of listening; returns when it is lost.
+/// One connection's worth of listening; returns when it is lost, or when
+/// the lease asks for a fresh start (renewals kept being refused: this
+/// connection delivers nothing, though it has not failed).
 async fn listen_once(l: &Listening, seen: &watch::Sender<i64>) -> Result<()> {
     let mut listener = PgListener::connect_with(&l.pool).await?;
     listener.listen_all([REVOCATIONS, ACKS]).await?;
@@ -184,24 +185,20 @@ async fn listen_once(l: &Listening, seen: &watch::Sender<i64>) -> Result<()> {
         return Ok(());
     };
     memory.listening_from(from);
-    acks.listening
-        .store(true, std::sync::atomic::Ordering::SeqCst);
     seen.send_replace(from);
-    drop((memory, acks));
     loop {
-        let Some(n) = listener.try_recv().await? else {
-            anyhow::bail!("the revocation listener lost its connection");
+        let n = tokio::select! {
+            n = listener.try_recv() => n?,
+            () = memory.relisten_asked() => anyhow::bail!("lease renewals kept being refused"),
         };
-        let (Some(memory), Some(acks)) = (l.memory.upgrade(), l.acks.upgrade()) else {
-            return Ok(());
+        let Some(n) = n else {
+            anyhow::bail!("the revocation listener lost its connection");
         };
         let (head, rest) = n.payload().split_once(' ').unwrap_or((n.payload(), ""));
         match n.channel() {
             REVOCATIONS => {
                 let Ok(seq) = head.parse::<i64>() else {
-                    tracing::warn!(payload = n.payload(), "unreadable revocation");
-                    memory.deafened();
-                    anyhow::bail!("unreadable revocation");
+                    anyhow::bail!("unreadable revocation {:?}", n.payload());
                 };
                 if memory.revoked(seq, &Revoked::parse_list(rest)) {
                     seen.send_replace(seq);
