@@ -759,3 +759,41 @@ async fn media_query_plans_are_bounded() {
         plans::assert_postgres_plan(&name, &explained);
     }
 }
+
+/// The reads of one request (single item, batch of 100, status) and
+/// `media` on a loaded, analyzed connection: PostgreSQL neither scans nor
+/// sorts the connection's rows.
+#[tokio::test]
+async fn request_read_plans_are_bounded() {
+    use vaultplus_conformance::plans;
+
+    let url = new_database().await;
+    let catalog = PostgresCatalog::connect(&url, 4).await.unwrap();
+    let scope = plans::connection_scope(&catalog).await;
+    let mut db = PgConnection::connect(&url).await.unwrap();
+    for statement in plans::load_statements(scope, 20_000) {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    // What autovacuum does shortly after a load this size.
+    sqlx::query("ANALYZE").execute(&mut db).await.unwrap();
+    let (org, id) = plans::connection_key(&catalog).await;
+    for n in [1, 100] {
+        let ids = plans::batch_ids(20_000, n);
+        let name = format!("{n} IDs");
+        for (sql, lines) in catalog
+            .explain_request_reads("0011223344556677", org, &id, &ids)
+            .await
+            .unwrap()
+        {
+            if std::env::var_os("VAULTPLUS_PRINT_PLANS").is_some() {
+                eprintln!("{name}: {sql}\n    {}", lines.join("\n    "));
+            }
+            plans::assert_postgres_lookup(&name, &sql, &lines);
+        }
+        let lines = catalog.explain_media(scope, &ids).await.unwrap();
+        plans::assert_postgres_lookup(&name, "media", &lines);
+    }
+}
