@@ -2,6 +2,7 @@
 //! counts.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use sqlx::Row as _;
@@ -29,7 +30,7 @@ impl MediaStore for SqlCatalog {
             return Ok(Vec::new());
         }
         let started = std::time::Instant::now();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(media_sql()))
+        let rows = sqlx::query(MEDIA_SQL.as_str())
             .bind(scope)
             .bind(dialect::list(&unique_ids(ids)))
             .fetch_all(self.db.reader())
@@ -100,20 +101,21 @@ impl MediaStore for SqlCatalog {
 
 /// The items among the list bound as `$2` in scope `$1`, with their
 /// variants, if the scope is current. The list drives the join, one row per
-/// value (see `attach_variants` for why a join).
-fn media_sql() -> String {
+/// value (see `attach_variants` for why a join). Built once, from constants
+/// only: no request formats it.
+static MEDIA_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {cols} FROM {list} CROSS JOIN media m{WITH_VARIANTS} WHERE m.scope_id = $1 \
          AND m.media_id = value AND m.live_count > 0 AND {SCOPE_IS_CURRENT}$1)",
         cols = *ITEM_COLUMNS,
         list = dialect::list_table(2),
     )
-}
+});
 
 impl SqlCatalog {
     /// What the database plans for [`MediaStore::media`] (for tests).
     pub async fn explain_media(&self, scope: ScopeId, ids: &[MediaId]) -> Result<Vec<String>> {
-        let sql = format!("{}{}", dialect::EXPLAIN, media_sql());
+        let sql = format!("{}{}", dialect::EXPLAIN, *MEDIA_SQL);
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(scope)
             .bind(dialect::list(&unique_ids(ids)))

@@ -14,6 +14,8 @@
 //! connection's current scope as one value (`CURRENT_SCOPE_OF_CONNECTION`).
 //! Tests pin the plans (`explain_request_reads`).
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use sqlx::Row as _;
 
@@ -27,14 +29,17 @@ use crate::catalog::{
 };
 use crate::model::{ConnectionId, MediaId};
 
+// The statements are built once, from constants only: no request formats
+// one (sqlx finds each one's prepared form by its text).
+
 /// The API key `k` (by ID, `$1`) and its org `o`.
-fn key_sql() -> String {
+static KEY_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {}, {} FROM api_keys k LEFT JOIN orgs o ON o.id = k.org_id WHERE k.id = $1",
         rows::prefixed("k", KEY_COLUMNS, "k_"),
         rows::prefixed("o", ORG_COLUMNS, "o_"),
     )
-}
+});
 
 /// The connection `c` (by org and ID, `$1` and `$2`) and its org `o`.
 fn connection_select(more_columns: &str, joins: &str) -> String {
@@ -48,7 +53,7 @@ fn connection_select(more_columns: &str, joins: &str) -> String {
 
 /// The items among the list bound as `$3`, in the connection's current
 /// scope, with their variants (as `MediaStore::media` reads them).
-fn media_sql() -> String {
+static MEDIA_SQL: LazyLock<String> = LazyLock::new(|| {
     connection_select(
         &ITEM_COLUMNS,
         &format!(
@@ -57,16 +62,16 @@ fn media_sql() -> String {
             list = dialect::list_table(3),
         ),
     )
-}
+});
 
 /// The counters of the connection's current scope (as `scope_totals`).
-fn totals_sql() -> String {
+static TOTALS_SQL: LazyLock<String> = LazyLock::new(|| {
     connection_select(
         "s.live_count AS s_live_count, s.stored_count AS s_stored_count, \
          s.stored_bytes AS s_stored_bytes",
         &format!(" LEFT JOIN scopes s ON s.id = {CURRENT}"),
     )
-}
+});
 
 /// The connection and org of a statement's first row (every row holds the
 /// same); `None` without rows (no such connection).
@@ -95,7 +100,7 @@ fn org_of(row: &Row) -> Result<Option<Org>> {
 #[async_trait]
 impl RequestReads for SqlCatalog {
     async fn api_key_and_org(&self, id: &str) -> Result<Option<(ApiKeyRecord, Option<Org>)>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(key_sql()))
+        let row = sqlx::query(KEY_SQL.as_str())
             .bind(id)
             .fetch_optional(self.db.reader())
             .await?;
@@ -110,7 +115,7 @@ impl RequestReads for SqlCatalog {
         ids: &[MediaId],
     ) -> Result<Option<ConnectionRead<Vec<MediaRecord>>>> {
         let started = std::time::Instant::now();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(media_sql()))
+        let rows = sqlx::query(MEDIA_SQL.as_str())
             .bind(org)
             .bind(id.as_str())
             .bind(dialect::list(&unique_ids(ids)))
@@ -128,7 +133,7 @@ impl RequestReads for SqlCatalog {
         id: &ConnectionId,
     ) -> Result<Option<ConnectionRead<ScopeTotals>>> {
         let started = std::time::Instant::now();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(totals_sql()))
+        let rows = sqlx::query(TOTALS_SQL.as_str())
             .bind(org)
             .bind(id.as_str())
             .fetch_all(self.db.reader())
@@ -156,22 +161,24 @@ impl SqlCatalog {
         id: &ConnectionId,
         ids: &[MediaId],
     ) -> Result<Vec<(String, Vec<String>)>> {
-        let explain = |sql: &str| format!("{}{sql}", dialect::EXPLAIN);
-        let (key_sql, media_sql, totals_sql) = (key_sql(), media_sql(), totals_sql());
+        let explain = |sql: &str| sqlx::AssertSqlSafe(format!("{}{sql}", dialect::EXPLAIN));
         let plans = [
-            sqlx::query(sqlx::AssertSqlSafe(explain(&key_sql))).bind(key.to_owned()),
-            sqlx::query(sqlx::AssertSqlSafe(explain(&media_sql)))
+            sqlx::query(explain(&KEY_SQL)).bind(key.to_owned()),
+            sqlx::query(explain(&MEDIA_SQL))
                 .bind(org)
                 .bind(id.as_str().to_owned())
                 .bind(dialect::list(&unique_ids(ids))),
-            sqlx::query(sqlx::AssertSqlSafe(explain(&totals_sql)))
+            sqlx::query(explain(&TOTALS_SQL))
                 .bind(org)
                 .bind(id.as_str().to_owned()),
         ];
         let mut out = Vec::new();
-        for (sql, q) in [key_sql, media_sql, totals_sql].into_iter().zip(plans) {
+        for (sql, q) in [&*KEY_SQL, &*MEDIA_SQL, &*TOTALS_SQL]
+            .into_iter()
+            .zip(plans)
+        {
             let lines = dialect::explain_lines(q.fetch_all(self.db.reader()).await?)?;
-            out.push((sql, lines));
+            out.push((sql.clone(), lines));
         }
         Ok(out)
     }
