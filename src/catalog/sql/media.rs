@@ -9,7 +9,7 @@ use sqlx::Row as _;
 
 use super::SqlCatalog;
 use super::dialect::{self, Tx};
-use super::items::{self, ITEM_COLUMNS, WITH_VARIANTS, unique_ids};
+use super::items::{self, unique_ids};
 use super::job_rows::drop_jobs;
 use super::rows::{self, VARIANT_COLUMNS};
 use super::scopes::{SCOPE_IS_CURRENT, lock_current_scope};
@@ -100,15 +100,12 @@ impl MediaStore for SqlCatalog {
 }
 
 /// The items among the list bound as `$2` in scope `$1`, with their
-/// variants, if the scope is current. The list drives the join, one row per
-/// value (see `attach_variants` for why a join). Built once, from constants
-/// only: no request formats it.
+/// variants, if the scope is current. Built once, from constants only: no
+/// request formats it.
 static MEDIA_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {cols} FROM {list} CROSS JOIN media m{WITH_VARIANTS} WHERE m.scope_id = $1 \
-         AND m.media_id = value AND m.live_count > 0 AND {SCOPE_IS_CURRENT}$1)",
-        cols = *ITEM_COLUMNS,
-        list = dialect::list_table(2),
+        "{} AND {SCOPE_IS_CURRENT}$1)",
+        items::items_select("", "$1", 2)
     )
 });
 

@@ -6,13 +6,12 @@
 //! where they made six or five in sequence (key, org; connection, org, then
 //! items and variants, or the scope's counters).
 //!
-//! Every output row repeats the connection and org columns (prefixed, so
-//! that names the tables share cannot collide); the first row gives them.
-//! Left joins keep the connection's row when nothing else matches, and on
-//! SQLite keep the join order as written (the connection, then the list,
-//! then an index probe per value). The scope's rows are found by the
-//! connection's current scope as one value (`CURRENT_SCOPE_OF_CONNECTION`).
-//! Tests pin the plans (`explain_request_reads`).
+//! The connection and org columns are prefixed, so that names the tables
+//! share cannot collide; the items come in rows of their own beside the
+//! connection's (`UNION ALL`), so that the connection is sent once. The
+//! scope's rows are found by the connection's current scope as one value
+//! (`CURRENT_SCOPE_OF_CONNECTION`). Tests pin the plans
+//! (`explain_request_reads`).
 
 use std::sync::LazyLock;
 
@@ -21,7 +20,7 @@ use sqlx::Row as _;
 
 use super::SqlCatalog;
 use super::dialect;
-use super::items::{self, ITEM_COLUMNS, WITH_VARIANTS, unique_ids};
+use super::items::{self, ITEM_NULLS, unique_ids};
 use super::rows::{self, CONNECTION_COLUMNS, KEY_COLUMNS, ORG_COLUMNS, Row};
 use super::scopes::CURRENT_SCOPE_OF_CONNECTION as CURRENT;
 use crate::catalog::{
@@ -52,15 +51,19 @@ fn connection_select(more_columns: &str, joins: &str) -> String {
 }
 
 /// The items among the list bound as `$3`, in the connection's current
-/// scope, with their variants (as `MediaStore::media` reads them).
+/// scope, with their variants (as `MediaStore::media` reads them): the
+/// connection's row, then a row per variant. United rather than joined,
+/// so that the connection and org are sent once, not with every variant.
 static MEDIA_SQL: LazyLock<String> = LazyLock::new(|| {
-    connection_select(
-        &ITEM_COLUMNS,
-        &format!(
-            " LEFT JOIN {list} ON true LEFT JOIN media m ON m.scope_id = {CURRENT} \
-             AND m.media_id = value AND m.live_count > 0{WITH_VARIANTS}",
-            list = dialect::list_table(3),
-        ),
+    let header = format!(
+        "{}, {}",
+        rows::nulls(CONNECTION_COLUMNS, "c_"),
+        rows::nulls(ORG_COLUMNS, "o_")
+    );
+    format!(
+        "{} UNION ALL {}",
+        connection_select(&ITEM_NULLS, ""),
+        items::items_select(&header, CURRENT, 3)
     )
 });
 
@@ -73,19 +76,26 @@ static TOTALS_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The connection and org of a statement's first row (every row holds the
-/// same); `None` without rows (no such connection).
+/// The connection and org of a statement's connection row (the one row
+/// with a connection); `None` without one (no such connection).
 fn read_of<T>(
     rows: &[Row],
     found: impl FnOnce(&Row) -> Result<T>,
 ) -> Result<Option<ConnectionRead<T>>> {
-    let Some(first) = rows.first() else {
+    let mut header = None;
+    for row in rows {
+        if row.try_get::<Option<OrgId>, _>("c_org_id")?.is_some() {
+            header = Some(row);
+            break;
+        }
+    }
+    let Some(row) = header else {
         return Ok(None);
     };
     Ok(Some(ConnectionRead {
-        connection: rows::connection_in(first, "c_")?,
-        org: org_of(first)?,
-        found: found(first)?,
+        connection: rows::connection_in(row, "c_")?,
+        org: org_of(row)?,
+        found: found(row)?,
     }))
 }
 

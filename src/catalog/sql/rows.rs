@@ -105,6 +105,16 @@ pub fn prefixed(table: &str, columns: &str, prefix: &str) -> String {
         .join(", ")
 }
 
+/// The columns [`prefixed`] names, all null: the same names for a row of a
+/// statement that unites rows of different tables (`UNION ALL`).
+pub fn nulls(columns: &str, prefix: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("NULL AS {prefix}{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The name of `column` read with `prefix` (no copy without one).
 fn named<'a>(prefix: &str, column: &'a str) -> Cow<'a, str> {
     if prefix.is_empty() {
