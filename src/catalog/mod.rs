@@ -203,6 +203,13 @@ pub trait RequestReads: Send + Sync {
     /// The API key and its organization (for the rate limit the key is
     /// admitted under), as `api_key` then `org` answer them.
     async fn api_key_and_org(&self, id: &str) -> Result<Option<(ApiKeyRecord, Option<Org>)>>;
+    /// The connection alone (with its org), as `connection` then `org`
+    /// answer them: what every other connection route reads first.
+    async fn connection_with_org(
+        &self,
+        org: OrgId,
+        id: &ConnectionId,
+    ) -> Result<Option<ConnectionRead<()>>>;
     /// The connection and, in its current scope, the items among `ids` as
     /// [`MediaStore::media`] answers them.
     async fn connection_media(

@@ -218,13 +218,8 @@ impl VaultService {
         raw_id: &str,
     ) -> ServiceResult<ConnectionContext> {
         let id = connection_id(raw_id)?;
-        let connection = self
-            .catalog
-            .connection(who.org_id, &id)
-            .await?
-            .ok_or(ServiceError::ConnectionNotFound)?;
-        let org = self.catalog.org(who.org_id).await?;
-        context(connection, org)
+        let read = self.catalog.connection_with_org(who.org_id, &id).await?;
+        Ok(connection_and(read)?.0)
     }
 }
 
@@ -249,8 +244,8 @@ fn context(connection: Connection, org: Option<Org>) -> ServiceResult<Connection
     })
 }
 
-/// What [`VaultService::connection`] answers, and the rest of a request's
-/// read, from one catalog read of both (`RequestReads`, one statement).
+/// A connection with its effective settings, and what else the request
+/// read of it, from one catalog read (`RequestReads`, one statement).
 pub(super) fn connection_and<T>(
     read: Option<ConnectionRead<T>>,
 ) -> ServiceResult<(ConnectionContext, T)> {

@@ -2078,7 +2078,14 @@ async fn request_reads(
 )> {
     let media = c.connection_media(org, id, ids).await.unwrap();
     let totals = c.connection_totals(org, id).await.unwrap();
+    let alone = c.connection_with_org(org, id).await.unwrap();
     assert_eq!(media.is_some(), totals.is_some());
+    assert_eq!(
+        alone.map(|r| (r.connection, r.org)),
+        totals
+            .as_ref()
+            .map(|r| (r.connection.clone(), r.org.clone()))
+    );
     let mut media = media?;
     media.found.sort_by(|a, b| a.media_id.cmp(&b.media_id));
     Some((media, totals?))

@@ -40,15 +40,24 @@ static KEY_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The connection `c` (by org and ID, `$1` and `$2`) and its org `o`.
+/// The connection `c` (by org and ID, `$1` and `$2`) and its org `o`, with
+/// `more_columns` (if any) from the `joins`.
 fn connection_select(more_columns: &str, joins: &str) -> String {
+    let more = if more_columns.is_empty() {
+        String::new()
+    } else {
+        format!(", {more_columns}")
+    };
     format!(
-        "SELECT {}, {}, {more_columns} FROM connections c \
+        "SELECT {}, {}{more} FROM connections c \
          LEFT JOIN orgs o ON o.id = c.org_id{joins} WHERE c.org_id = $1 AND c.id = $2",
         rows::prefixed("c", CONNECTION_COLUMNS, "c_"),
         rows::prefixed("o", ORG_COLUMNS, "o_"),
     )
 }
+
+/// The connection and its org alone (every other connection route).
+static CONNECTION_SQL: LazyLock<String> = LazyLock::new(|| connection_select("", ""));
 
 /// The items among the list bound as `$3`, in the connection's current
 /// scope, with their variants (as `MediaStore::media` reads them): the
@@ -118,6 +127,19 @@ impl RequestReads for SqlCatalog {
         Ok(Some((rows::api_key_in(&row, "k_")?, org_of(&row)?)))
     }
 
+    async fn connection_with_org(
+        &self,
+        org: OrgId,
+        id: &ConnectionId,
+    ) -> Result<Option<ConnectionRead<()>>> {
+        let rows = sqlx::query(CONNECTION_SQL.as_str())
+            .bind(org)
+            .bind(id.as_str())
+            .fetch_all(self.db.reader())
+            .await?;
+        read_of(&rows, |_| Ok(()))
+    }
+
     async fn connection_media(
         &self,
         org: OrgId,
@@ -163,7 +185,8 @@ impl RequestReads for SqlCatalog {
 
 impl SqlCatalog {
     /// What the database plans for each request read (for tests): the key
-    /// `key`, the items of `ids` with the connection, and its counters.
+    /// `key`, the items of `ids` with the connection, its counters, and it
+    /// alone.
     pub async fn explain_request_reads(
         &self,
         key: &str,
@@ -179,6 +202,9 @@ impl SqlCatalog {
                 .bind(id.as_str().to_owned())
                 .bind(dialect::list(&unique_ids(ids))),
             sqlx::query(explain(&TOTALS_SQL))
+                .bind(org)
+                .bind(id.as_str().to_owned()),
+            sqlx::query(explain(&CONNECTION_SQL))
                 .bind(org)
                 .bind(id.as_str().to_owned()),
         ];
