@@ -473,6 +473,8 @@ async fn a_purge_or_revocation_on_one_node_shows_on_the_other_at_once() {
             .unwrap()
             .is_some()
     );
+    let read = b.connection_media(org, &id, std::slice::from_ref(&media));
+    assert_eq!(read.await.unwrap().unwrap().found.len(), 1);
     a.purge_connection(org, &id, NOW).await.unwrap().unwrap();
     assert!(
         b.current_variant(scope, &media, &label)
@@ -481,6 +483,16 @@ async fn a_purge_or_revocation_on_one_node_shows_on_the_other_at_once() {
             .is_none(),
         "node B must not serve what node A purged"
     );
+    // Nor list it: a request's one-statement read on B sees the fresh scope.
+    let read = b.connection_media(org, &id, std::slice::from_ref(&media));
+    let read = read.await.unwrap().unwrap();
+    assert!(
+        read.found.is_empty(),
+        "node B must not list what node A purged"
+    );
+    assert_ne!(read.connection.scope_id, scope);
+    let totals = b.connection_totals(org, &id).await.unwrap().unwrap();
+    assert_eq!(totals.found, ScopeTotals::default());
 
     let record = vaultplus::catalog::ApiKeyRecord {
         id: "key1".into(),
@@ -497,6 +509,8 @@ async fn a_purge_or_revocation_on_one_node_shows_on_the_other_at_once() {
         b.api_key("key1").await.unwrap().unwrap().revoked_at,
         Some(NOW + 1)
     );
+    let (key, _) = b.api_key_and_org("key1").await.unwrap().unwrap();
+    assert_eq!(key.revoked_at, Some(NOW + 1));
 }
 
 /// A signing key retired through one node (or the CLI) reaches the others
