@@ -473,6 +473,8 @@ async fn a_purge_or_revocation_on_one_node_shows_on_the_other_at_once() {
             .unwrap()
             .is_some()
     );
+    let read = b.connection_media(org, &id, std::slice::from_ref(&media));
+    assert_eq!(read.await.unwrap().unwrap().found.len(), 1);
     a.purge_connection(org, &id, NOW).await.unwrap().unwrap();
     assert!(
         b.current_variant(scope, &media, &label)
@@ -481,6 +483,16 @@ async fn a_purge_or_revocation_on_one_node_shows_on_the_other_at_once() {
             .is_none(),
         "node B must not serve what node A purged"
     );
+    // Nor list it: a request's one-statement read on B sees the fresh scope.
+    let read = b.connection_media(org, &id, std::slice::from_ref(&media));
+    let read = read.await.unwrap().unwrap();
+    assert!(
+        read.found.is_empty(),
+        "node B must not list what node A purged"
+    );
+    assert_ne!(read.connection.scope_id, scope);
+    let totals = b.connection_totals(org, &id).await.unwrap().unwrap();
+    assert_eq!(totals.found, ScopeTotals::default());
 
     let record = vaultplus::catalog::ApiKeyRecord {
         id: "key1".into(),
@@ -497,6 +509,8 @@ async fn a_purge_or_revocation_on_one_node_shows_on_the_other_at_once() {
         b.api_key("key1").await.unwrap().unwrap().revoked_at,
         Some(NOW + 1)
     );
+    let (key, _) = b.api_key_and_org("key1").await.unwrap().unwrap();
+    assert_eq!(key.revoked_at, Some(NOW + 1));
 }
 
 /// A signing key retired through one node (or the CLI) reaches the others
@@ -757,5 +771,43 @@ async fn media_query_plans_are_bounded() {
             eprintln!("{}", plans::describe(&name, &explained));
         }
         plans::assert_postgres_plan(&name, &explained);
+    }
+}
+
+/// The reads of one request (single item, batch of 100, status) and
+/// `media` on a loaded, analyzed connection: PostgreSQL neither scans nor
+/// sorts the connection's rows.
+#[tokio::test]
+async fn request_read_plans_are_bounded() {
+    use vaultplus_conformance::plans;
+
+    let url = new_database().await;
+    let catalog = PostgresCatalog::connect(&url, 4).await.unwrap();
+    let scope = plans::connection_scope(&catalog).await;
+    let mut db = PgConnection::connect(&url).await.unwrap();
+    for statement in plans::load_statements(scope, 20_000) {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    // What autovacuum does shortly after a load this size.
+    sqlx::query("ANALYZE").execute(&mut db).await.unwrap();
+    let (org, id) = plans::connection_key(&catalog).await;
+    for n in [1, 100] {
+        let ids = plans::batch_ids(20_000, n);
+        let name = format!("{n} IDs");
+        for (sql, lines) in catalog
+            .explain_request_reads("0011223344556677", org, &id, &ids)
+            .await
+            .unwrap()
+        {
+            if std::env::var_os("VAULTPLUS_PRINT_PLANS").is_some() {
+                eprintln!("{name}: {sql}\n    {}", lines.join("\n    "));
+            }
+            plans::assert_postgres_lookup(&name, &sql, &lines);
+        }
+        let lines = catalog.explain_media(scope, &ids).await.unwrap();
+        plans::assert_postgres_lookup(&name, "media", &lines);
     }
 }

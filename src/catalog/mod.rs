@@ -39,6 +39,7 @@ pub trait Catalog:
     Accounts
     + Connections
     + MediaStore
+    + RequestReads
     + UploadStore
     + ListStore
     + JobQueue
@@ -200,6 +201,43 @@ pub trait MediaStore: Send + Sync {
     ) -> Result<Option<VariantRecord>>;
     /// Adds batched access counts; hits on variants that are gone are dropped.
     async fn record_accesses(&self, hits: &[AccessHit]) -> Result<()>;
+}
+
+/// What one API request reads, each as one statement: its key with the
+/// key's organization, then the connection (with its organization, for the
+/// effective settings) and what the request asks of its current scope.
+/// Each answers exactly what the composition of the separate reads
+/// (`api_key`, `org`, `connection`, then `media` or `scope_totals` of its
+/// scope) answers when nothing changes in between; `None` when there is no
+/// such key, or the org has no such connection. The Vault+ rules (key
+/// checks, enabled, settings) stay with the caller.
+#[async_trait]
+pub trait RequestReads: Send + Sync {
+    /// The API key and its organization (for the rate limit the key is
+    /// admitted under), as `api_key` then `org` answer them.
+    async fn api_key_and_org(&self, id: &str) -> Result<Option<(ApiKeyRecord, Option<Org>)>>;
+    /// The connection alone (with its org), as `connection` then `org`
+    /// answer them: what every other connection route reads first.
+    async fn connection_with_org(
+        &self,
+        org: OrgId,
+        id: &ConnectionId,
+    ) -> Result<Option<ConnectionRead<()>>>;
+    /// The connection and, in its current scope, the items among `ids` as
+    /// [`MediaStore::media`] answers them.
+    async fn connection_media(
+        &self,
+        org: OrgId,
+        id: &ConnectionId,
+        ids: &[MediaId],
+    ) -> Result<Option<ConnectionRead<Vec<MediaRecord>>>>;
+    /// The connection and its current scope's counters, as
+    /// [`Connections::scope_totals`] answers them.
+    async fn connection_totals(
+        &self,
+        org: OrgId,
+        id: &ConnectionId,
+    ) -> Result<Option<ConnectionRead<ScopeTotals>>>;
 }
 
 /// Bytes written by clients, made stored variants in one step.

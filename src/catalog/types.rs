@@ -72,6 +72,17 @@ pub struct ConnectionChange {
     pub purge: bool,
 }
 
+/// A connection with its organization, read in the same statement as what
+/// a request asks of the connection's current scope (`found`): one round
+/// trip, and `found` belongs to the scope `connection` names at that
+/// instant. `org` is `None` only if the organization row is gone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConnectionRead<T> {
+    pub connection: Connection,
+    pub org: Option<Org>,
+    pub found: T,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScopeTotals {
     /// Variants whose status is not `removed`.

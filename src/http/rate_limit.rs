@@ -5,14 +5,14 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::client_ip::client_ip;
 use super::error::ApiError;
-use super::extract::{Auth, AuthChecked};
+use super::extract::{AuthChecked, api_key};
 use crate::service::VaultService;
 use crate::service::rate_limit::Decision;
 
@@ -24,17 +24,21 @@ pub async fn api_keys(State(svc): State<VaultService>, req: Request, next: Next)
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
-    let checked = Auth::from_request_parts(&mut parts, &svc)
-        .await
-        .map(|Auth(who)| who);
-    let decision = match &checked {
-        Ok(who) => match svc.admit_api_key(who).await {
-            Ok(d) => d,
-            Err(e) => return ApiError::from(e).into_response(),
-        },
-        Err(_) => None,
+    // The key and its org's limit in one catalog read.
+    let checked = match api_key(&parts.headers) {
+        Ok(presented) => svc
+            .authenticate_key(presented)
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
     };
-    parts.extensions.insert(AuthChecked(checked));
+    let decision = checked
+        .as_ref()
+        .ok()
+        .and_then(|(who, limit)| svc.admit_api_key(who, limit));
+    parts
+        .extensions
+        .insert(AuthChecked(checked.map(|(who, _)| who)));
     let req = Request::from_parts(parts, body);
     let Some(d) = decision else {
         return next.run(req).await;

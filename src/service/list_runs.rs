@@ -159,8 +159,8 @@ impl VaultService {
         who: &Principal,
         connection: &str,
     ) -> ServiceResult<ConnectionStatusView> {
-        let ctx = self.connection(who, connection).await?;
-        let mut view: ConnectionStatusView = self.status_of(&ctx).await?.into();
+        let (ctx, status) = self.status_of(who, connection).await?;
+        let mut view: ConnectionStatusView = status.into();
         view.syncs = self.list_runs.of(ctx.connection.scope_id);
         Ok(view)
     }

@@ -13,7 +13,8 @@ use crate::model::views::{
 use crate::model::{MediaId, MediaType, VariantStatus};
 
 use super::{
-    ConnectionContext, Principal, ServiceError, ServiceResult, VaultService, cursor, paging,
+    ConnectionContext, Principal, ServiceError, ServiceResult, VaultService, connection_and,
+    connection_id, cursor, paging,
 };
 
 pub const MAX_BATCH: usize = 100;
@@ -239,15 +240,17 @@ impl VaultService {
         connection: &str,
         media_id: &MediaId,
     ) -> ServiceResult<MediaItemView> {
-        let ctx = self.connection(who, connection).await?;
+        let id = connection_id(connection)?;
+        let read = self
+            .catalog
+            .connection_media(who.org_id, &id, std::slice::from_ref(media_id))
+            .await?;
+        let (ctx, mut found) = connection_and(read)?;
         if !ctx.connection.enabled {
             return Err(ServiceError::NotFound("Media not found".into()));
         }
         let scope = ctx.connection.scope_id;
-        let found = self
-            .catalog
-            .media(scope, std::slice::from_ref(media_id))
-            .await?
+        let found = found
             .pop()
             .ok_or_else(|| ServiceError::NotFound("Media not found".into()))?;
         Ok(self.item_view(scope, &ctx.settings, found))
@@ -267,18 +270,22 @@ impl VaultService {
                 ids.len()
             )));
         }
-        let ctx = self.connection(who, connection).await?;
         let mut unique: Vec<MediaId> = Vec::with_capacity(ids.len());
         for id in ids {
             if !unique.contains(id) {
                 unique.push(id.clone());
             }
         }
+        let id = connection_id(connection)?;
+        let read = self
+            .catalog
+            .connection_media(who.org_id, &id, &unique)
+            .await?;
+        let (ctx, mut found) = connection_and(read)?;
         if !ctx.connection.enabled {
             return Ok(MediaItems { items: Vec::new() });
         }
         let scope = ctx.connection.scope_id;
-        let mut found = self.catalog.media(scope, &unique).await?;
         let mut items = Vec::with_capacity(found.len());
         for id in &unique {
             if let Some(pos) = found.iter().position(|m| m.media_id == id.as_str()) {
@@ -345,26 +352,32 @@ impl VaultService {
         who: &Principal,
         connection: &str,
     ) -> ServiceResult<LegacyConnectionStatusView> {
-        let ctx = self.connection(who, connection).await?;
-        self.status_of(&ctx).await
+        Ok(self.status_of(who, connection).await?.1)
     }
 
+    /// The connection and its status, from one catalog read. A connection
+    /// without Vault+ shows nothing stored.
     pub(super) async fn status_of(
         &self,
-        ctx: &ConnectionContext,
-    ) -> ServiceResult<LegacyConnectionStatusView> {
+        who: &Principal,
+        connection: &str,
+    ) -> ServiceResult<(ConnectionContext, LegacyConnectionStatusView)> {
+        let id = connection_id(connection)?;
+        let read = self.catalog.connection_totals(who.org_id, &id).await?;
+        let (ctx, totals) = connection_and(read)?;
         let t = if ctx.connection.enabled {
-            self.catalog.scope_totals(ctx.connection.scope_id).await?
+            totals
         } else {
             Default::default()
         };
-        Ok(LegacyConnectionStatusView {
+        let view = LegacyConnectionStatusView {
             connection_id: ctx.connection.id.clone(),
             total_media: t.live_count,
             stored_count: t.stored_count,
             pending_count: t.live_count - t.stored_count,
             total_size_bytes: t.stored_bytes,
-        })
+        };
+        Ok((ctx, view))
     }
 
     pub async fn org_stats(&self, who: &Principal) -> ServiceResult<OrgStatsView> {

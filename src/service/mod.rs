@@ -46,7 +46,7 @@ pub use settings::{
 pub use upload::UploadRequest;
 
 use crate::blobs::BlobStore;
-use crate::catalog::{Catalog, Connection, OrgId};
+use crate::catalog::{Catalog, Connection, ConnectionRead, Org, OrgId, OrgRateLimit};
 use crate::model::KeyScope;
 use crate::model::{ConnectionId, VaultPlusSettings};
 use crate::upstream::UpstreamClient;
@@ -176,12 +176,21 @@ impl VaultService {
     /// the ACCOUNT scope; anything else is the same 401, so a caller cannot
     /// tell an unknown key from a revoked or under-scoped one.
     pub async fn authenticate(&self, presented: Option<&str>) -> ServiceResult<Principal> {
+        Ok(self.authenticate_key(presented).await?.0)
+    }
+
+    /// [`Self::authenticate`], with the rate limit of the key's org, read
+    /// with the key (one statement) for the key's admission.
+    pub async fn authenticate_key(
+        &self,
+        presented: Option<&str>,
+    ) -> ServiceResult<(Principal, OrgRateLimit)> {
         let (id, secret) = presented
             .and_then(keys::split)
             .ok_or(ServiceError::Unauthorized)?;
-        let record = self
+        let (record, org) = self
             .catalog
-            .api_key(id)
+            .api_key_and_org(id)
             .await?
             .ok_or(ServiceError::Unauthorized)?;
         let valid = keys::secret_matches(&record, secret)
@@ -190,10 +199,14 @@ impl VaultService {
         if !valid {
             return Err(ServiceError::Unauthorized);
         }
-        Ok(Principal {
+        // A key whose org is gone can do nothing (its connections are gone
+        // too): the same answer its admission gave when it read the org.
+        let org = org.ok_or(ServiceError::Unauthorized)?;
+        let who = Principal {
             org_id: record.org_id,
             key_id: record.id,
-        })
+        };
+        Ok((who, org.rate_limit))
     }
 
     /// Finds the `x-connection-id` connection within the caller's org.
@@ -204,24 +217,38 @@ impl VaultService {
         who: &Principal,
         raw_id: &str,
     ) -> ServiceResult<ConnectionContext> {
-        let id = ConnectionId::parse(raw_id).map_err(|_| ServiceError::ConnectionNotFound)?;
-        let connection = self
-            .catalog
-            .connection(who.org_id, &id)
-            .await?
-            .ok_or(ServiceError::ConnectionNotFound)?;
-        let org = self
-            .catalog
-            .org(who.org_id)
-            .await?
-            .ok_or(ServiceError::Unauthorized)?;
-        let settings = match &connection.overrides {
-            Some(o) => org.default_settings.with(o),
-            None => org.default_settings,
-        };
-        Ok(ConnectionContext {
-            connection,
-            settings,
-        })
+        let id = connection_id(raw_id)?;
+        let read = self.catalog.connection_with_org(who.org_id, &id).await?;
+        Ok(connection_and(read)?.0)
     }
+}
+
+/// A connection ID that cannot be one names no connection (the same answer
+/// as an unknown one).
+pub(super) fn connection_id(raw: &str) -> ServiceResult<ConnectionId> {
+    ConnectionId::parse(raw).map_err(|_| ServiceError::ConnectionNotFound)
+}
+
+/// A connection with its effective settings: the org's defaults with the
+/// connection's overrides. An org that is gone is a key that no longer
+/// authenticates.
+fn context(connection: Connection, org: Option<Org>) -> ServiceResult<ConnectionContext> {
+    let org = org.ok_or(ServiceError::Unauthorized)?;
+    let settings = match &connection.overrides {
+        Some(o) => org.default_settings.with(o),
+        None => org.default_settings,
+    };
+    Ok(ConnectionContext {
+        connection,
+        settings,
+    })
+}
+
+/// A connection with its effective settings, and what else the request
+/// read of it, from one catalog read (`RequestReads`, one statement).
+pub(super) fn connection_and<T>(
+    read: Option<ConnectionRead<T>>,
+) -> ServiceResult<(ConnectionContext, T)> {
+    let r = read.ok_or(ServiceError::ConnectionNotFound)?;
+    Ok((context(r.connection, r.org)?, r.found))
 }

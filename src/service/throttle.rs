@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use crate::catalog::OrgRateLimit;
 
 use super::rate_limit::{Decision, KeyedLimiter, MAX_RATE, Quota};
-use super::{Principal, ServiceError, ServiceResult, VaultService};
+use super::{Principal, VaultService};
 
 /// Buckets kept at most, per kind. API keys only get a bucket once they
 /// authenticated, so their number is bounded by the keys that exist;
@@ -129,16 +129,12 @@ impl VaultService {
         )
     }
 
-    /// Takes a token for an authenticated key; `None` when its org has no
-    /// limit.
-    pub async fn admit_api_key(&self, who: &Principal) -> ServiceResult<Option<Decision>> {
-        let org = self
-            .catalog
-            .org(who.org_id)
-            .await?
-            .ok_or(ServiceError::Unauthorized)?;
-        Ok(org_quota(&self.config.rate_limits, &org.rate_limit)
-            .map(|q| self.limiters.keys.check(&who.key_id, q, Instant::now())))
+    /// Takes a token for an authenticated key under its org's limit (read
+    /// with the key: [`VaultService::authenticate_key`]); `None` when the
+    /// org has no limit.
+    pub fn admit_api_key(&self, who: &Principal, limit: &OrgRateLimit) -> Option<Decision> {
+        org_quota(&self.config.rate_limits, limit)
+            .map(|q| self.limiters.keys.check(&who.key_id, q, Instant::now()))
     }
 
     /// Takes a token for a media URL client; `None` when media URLs are not

@@ -57,7 +57,8 @@ macro_rules! catalog_conformance {
             list_members_page_through_changes, jobs_page_through_changes,
             list_runs_page_like_one_plan,
             generations_follow_the_stored_bytes,
-            org_rate_limit_round_trips, signing_key_changes_are_watched);
+            org_rate_limit_round_trips, signing_key_changes_are_watched,
+            request_reads_answer_like_separate_reads);
     };
     // Behaviour only an embedded (single-server) catalog shows.
     (embedded $make:expr) => {
@@ -2033,4 +2034,203 @@ fn matches_query(m: &MediaRecord, q: &MediaQuery) -> bool {
             as_f(q.cached_from),
             as_f(q.cached_to),
         )
+}
+
+/// What the separate reads answer for a connection: the connection, its
+/// org, and the items of `ids` (sorted by ID) and counters of its scope.
+async fn separate_reads(
+    c: &dyn Catalog,
+    org: OrgId,
+    id: &ConnectionId,
+    ids: &[MediaId],
+) -> Option<(
+    ConnectionRead<Vec<MediaRecord>>,
+    ConnectionRead<ScopeTotals>,
+)> {
+    let connection = c.connection(org, id).await.unwrap()?;
+    let o = c.org(org).await.unwrap();
+    let mut found = c.media(connection.scope_id, ids).await.unwrap();
+    found.sort_by(|a, b| a.media_id.cmp(&b.media_id));
+    let totals = c.scope_totals(connection.scope_id).await.unwrap();
+    Some((
+        ConnectionRead {
+            connection: connection.clone(),
+            org: o.clone(),
+            found,
+        },
+        ConnectionRead {
+            connection,
+            org: o,
+            found: totals,
+        },
+    ))
+}
+
+/// The same, through `RequestReads` (one statement each).
+async fn request_reads(
+    c: &dyn Catalog,
+    org: OrgId,
+    id: &ConnectionId,
+    ids: &[MediaId],
+) -> Option<(
+    ConnectionRead<Vec<MediaRecord>>,
+    ConnectionRead<ScopeTotals>,
+)> {
+    let media = c.connection_media(org, id, ids).await.unwrap();
+    let totals = c.connection_totals(org, id).await.unwrap();
+    let alone = c.connection_with_org(org, id).await.unwrap();
+    assert_eq!(media.is_some(), totals.is_some());
+    assert_eq!(
+        alone.map(|r| (r.connection, r.org)),
+        totals
+            .as_ref()
+            .map(|r| (r.connection.clone(), r.org.clone()))
+    );
+    let mut media = media?;
+    media.found.sort_by(|a, b| a.media_id.cmp(&b.media_id));
+    Some((media, totals?))
+}
+
+/// The one-statement reads of a request answer exactly what the separate
+/// reads they replace answer: the key with its org, and, for every list of IDs (none, misses,
+/// duplicates, removed variants, a full batch), connection state (disabled,
+/// with overrides, purged) and tenant.
+pub async fn request_reads_answer_like_separate_reads(c: Arc<dyn Catalog>) {
+    let a = org(c.as_ref(), "a").await;
+    let b = org(c.as_ref(), "b").await;
+    let scope = conn(c.as_ref(), a.id, "conn_a").await.scope_id;
+    let other = conn(c.as_ref(), b.id, "conn_a").await.scope_id;
+    store(c.as_ref(), scope, "1", "full", "image/jpeg", 100, NOW).await;
+    store(c.as_ref(), scope, "1", "thumb", "image/jpeg", 7, NOW + 1).await;
+    store(c.as_ref(), scope, "1", "a_small", "image/webp", 3, NOW + 2).await;
+    store_with_duration(c.as_ref(), scope, "2", 12.5, NOW + 3).await;
+    // An evicted variant (kept as `removed`) is left out; an item whose
+    // every variant is gone is left out.
+    store(c.as_ref(), scope, "3", "full", "image/jpeg", 5, NOW + 4).await;
+    store(c.as_ref(), scope, "3", "thumb", "image/jpeg", 1, NOW + 4).await;
+    let thumb = Label::parse("thumb").unwrap();
+    c.evict_variant(scope, &mid("3"), &thumb, NOW + 5)
+        .await
+        .unwrap();
+    store(c.as_ref(), scope, "4", "full", "image/jpeg", 5, NOW + 6).await;
+    c.delete_media(scope, &mid("4")).await.unwrap();
+    for i in 10..110 {
+        store(
+            c.as_ref(),
+            scope,
+            &i.to_string(),
+            "full",
+            "image/png",
+            i,
+            NOW + i as i64,
+        )
+        .await;
+    }
+    store(c.as_ref(), other, "1", "full", "image/jpeg", 9, NOW).await;
+
+    // The key with its org, as `api_key` and `org` answer them.
+    let key = ApiKeyRecord {
+        id: "0011223344556677".into(),
+        org_id: b.id,
+        secret_hash: vec![7; 32],
+        scopes: vec![KeyScope::Account, KeyScope::Link],
+        created_at: NOW,
+        revoked_at: None,
+    };
+    c.insert_api_key(&key).await.unwrap();
+    let limit = OrgRateLimit {
+        per_minute: Some(120),
+        burst: Some(7),
+    };
+    c.set_org_rate_limit(b.id, &limit).await.unwrap();
+    let expected = (key.clone(), c.org(b.id).await.unwrap());
+    assert_eq!(expected.1.as_ref().unwrap().rate_limit, limit);
+    assert_eq!(c.api_key_and_org(&key.id).await.unwrap(), Some(expected));
+    assert_eq!(c.api_key_and_org("ffffffffffffffff").await.unwrap(), None);
+    c.revoke_api_key(&key.id, NOW + 1).await.unwrap();
+    let revoked = c.api_key_and_org(&key.id).await.unwrap().unwrap();
+    assert_eq!(revoked.0, c.api_key(&key.id).await.unwrap().unwrap());
+
+    let id = ConnectionId::parse("conn_a").unwrap();
+    let ids = |list: &[&str]| list.iter().map(|s| mid(s)).collect::<Vec<_>>();
+    let batch: Vec<MediaId> = (10..110).map(|i| mid(&i.to_string())).collect();
+    let lists = [
+        ids(&[]),
+        ids(&["1"]),
+        ids(&["99"]),
+        ids(&["1", "2", "3", "4", "99"]),
+        ids(&["2", "2", "1", "2"]),
+        batch,
+    ];
+    let check = |org: OrgId, id: ConnectionId| {
+        let c = c.clone();
+        let lists = lists.clone();
+        async move {
+            for list in &lists {
+                let expected = separate_reads(c.as_ref(), org, &id, list).await;
+                let got = request_reads(c.as_ref(), org, &id, list).await;
+                assert_eq!(got, expected, "{org} {id:?} {list:?}");
+            }
+        }
+    };
+    check(a.id, id.clone()).await;
+    let (read, totals) = request_reads(c.as_ref(), a.id, &id, &ids(&["1", "3", "4"]))
+        .await
+        .unwrap();
+    let labels: Vec<_> = read.found[0]
+        .variants
+        .iter()
+        .map(|v| v.label.as_str())
+        .collect();
+    assert_eq!(labels, ["a_small", "full", "thumb"], "label order");
+    assert_eq!(read.found.len(), 2, "item 4 has no live variant");
+    assert_eq!(
+        read.found[1].variants.len(),
+        1,
+        "the evicted variant is left out"
+    );
+    assert_eq!(totals.found.live_count, 3 + 1 + 1 + 100);
+    // Another tenant's connection of the same name is its own.
+    check(b.id, id.clone()).await;
+    let (read, _) = request_reads(c.as_ref(), b.id, &id, &ids(&["1"]))
+        .await
+        .unwrap();
+    assert_eq!(read.connection.scope_id, other);
+    assert_eq!(read.found[0].variants[0].size_bytes, 9);
+    // Unknown connections: nothing, as the separate reads answer.
+    let missing = ConnectionId::parse("conn_missing").unwrap();
+    assert!(
+        request_reads(c.as_ref(), a.id, &missing, &ids(&["1"]))
+            .await
+            .is_none()
+    );
+    assert!(
+        request_reads(c.as_ref(), 999_999, &id, &ids(&["1"]))
+            .await
+            .is_none()
+    );
+
+    // Disabled, with overrides: the read still answers (the caller decides).
+    let patch: vaultplus::model::SettingsPatch =
+        serde_json::from_str(r#"{"retentionDays":5}"#).unwrap();
+    let change = ConnectionChange {
+        enabled: Some(false),
+        overrides: Some(Some(patch)),
+        purge: false,
+    };
+    c.update_connection(a.id, &id, &change, NOW + 200)
+        .await
+        .unwrap()
+        .unwrap();
+    check(a.id, id.clone()).await;
+
+    // After a purge the reads see the fresh scope only.
+    c.purge_connection(a.id, &id, NOW + 300).await.unwrap();
+    check(a.id, id.clone()).await;
+    let (read, totals) = request_reads(c.as_ref(), a.id, &id, &ids(&["1", "2"]))
+        .await
+        .unwrap();
+    assert_ne!(read.connection.scope_id, scope);
+    assert!(read.found.is_empty());
+    assert_eq!(totals.found, ScopeTotals::default());
 }

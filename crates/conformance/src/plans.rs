@@ -9,7 +9,9 @@ use vaultplus::catalog::Catalog;
 use vaultplus::catalog::query::Keyset;
 use vaultplus::catalog::query_plan::{Explained, Plan};
 use vaultplus::catalog::{MediaQuery, SortKey, SortValue};
-use vaultplus::model::{ConnectionId, MediaType, OrgName, VariantStatus, VaultPlusSettings};
+use vaultplus::model::{
+    ConnectionId, MediaId, MediaType, OrgName, VariantStatus, VaultPlusSettings,
+};
 
 /// The scope of a new connection `conn_plans` of a new organization, to
 /// load rows into.
@@ -20,11 +22,54 @@ pub async fn connection_scope(c: &dyn Catalog) -> i64 {
         .await
         .unwrap()
         .0;
-    let id = ConnectionId::parse("conn_plans").unwrap();
+    let id = ConnectionId::parse(CONNECTION).unwrap();
     c.insert_connection(org.id, &id, true, LOADED_AT)
         .await
         .unwrap();
     c.connection(org.id, &id).await.unwrap().unwrap().scope_id
+}
+
+/// The connection [`connection_scope`] makes.
+pub const CONNECTION: &str = "conn_plans";
+
+/// The org and ID of the connection [`connection_scope`] made.
+pub async fn connection_key(c: &dyn Catalog) -> (i64, ConnectionId) {
+    let name = OrgName::parse("plans").unwrap();
+    let org = c.org_by_name(&name).await.unwrap().unwrap();
+    (org.id, ConnectionId::parse(CONNECTION).unwrap())
+}
+
+/// A batch read's IDs: `n` of the `items` loaded, spread over them.
+pub fn batch_ids(items: u32, n: u32) -> Vec<MediaId> {
+    let step = items / n;
+    (0..n)
+        .map(|i| MediaId::parse(&(100_000_000 + i * step).to_string()).unwrap())
+        .collect()
+}
+
+/// SQLite's plan of a look-up by key (single item, batch, status): every
+/// table searched by an index, only the bound list of IDs (`json_each`)
+/// scanned, nothing sorted.
+pub fn assert_sqlite_lookup(name: &str, sql: &str, lines: &[String]) {
+    for line in lines {
+        let scan = line.starts_with("SCAN ") && !line.starts_with("SCAN json_each");
+        let sort = line.contains("TEMP B-TREE");
+        assert!(!scan && !sort, "{name}: {sql}\n{}", lines.join("\n"));
+    }
+}
+
+/// PostgreSQL's plan of a look-up by key: no sequential scan of media or
+/// variants (the tables of connections, orgs, keys and scopes have a row
+/// or two here, which PostgreSQL rightly reads whole), nothing sorted.
+pub fn assert_postgres_lookup(name: &str, sql: &str, lines: &[String]) {
+    for line in lines {
+        let node = line.trim_start().trim_start_matches("->  ");
+        let scan = ["Seq Scan on media", "Seq Scan on variants"]
+            .iter()
+            .any(|s| node.starts_with(s) || node.starts_with(&format!("Parallel {s}")));
+        let sort = node.starts_with("Sort ") || node.starts_with("Incremental Sort");
+        assert!(!scan && !sort, "{name}: {sql}\n{}", lines.join("\n"));
+    }
 }
 
 /// Base of the loaded items' creation times.

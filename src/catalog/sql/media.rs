@@ -2,14 +2,16 @@
 //! counts.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use sqlx::Row as _;
 
 use super::SqlCatalog;
 use super::dialect::{self, Tx};
+use super::items::{self, unique_ids};
 use super::job_rows::drop_jobs;
-use super::rows::{self, MEDIA_COLUMNS, VARIANT_COLUMNS};
+use super::rows::{self, VARIANT_COLUMNS};
 use super::scopes::{SCOPE_IS_CURRENT, lock_current_scope};
 use super::variants::{ItemEdit, record_access};
 use super::{query, query_run};
@@ -28,22 +30,12 @@ impl MediaStore for SqlCatalog {
             return Ok(Vec::new());
         }
         let started = std::time::Instant::now();
-        let mut ids: Vec<&str> = ids.iter().map(|m| m.as_str()).collect();
-        // Unique: the list drives the join below, one row per value (see
-        // `attach_variants` for why a join).
-        ids.sort_unstable();
-        ids.dedup();
-        let sql = format!(
-            "SELECT {MEDIA_COLUMNS} FROM {} CROSS JOIN media m WHERE m.scope_id = $1 \
-             AND m.media_id = value AND m.live_count > 0 AND {SCOPE_IS_CURRENT}$1)",
-            dialect::list_table(2)
-        );
-        let items = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query(MEDIA_SQL.as_str())
             .bind(scope)
-            .bind(dialect::list(&ids))
+            .bind(dialect::list(&unique_ids(ids)))
             .fetch_all(self.db.reader())
             .await?;
-        let items = attach_variants(self, scope, items, false).await;
+        let items = items::fold(&rows);
         crate::metrics::timer!(crate::metrics::names::CATALOG_DURATION, "media").record(started);
         items
     }
@@ -104,6 +96,29 @@ impl MediaStore for SqlCatalog {
                 Ok(())
             })
         }
+    }
+}
+
+/// The items among the list bound as `$2` in scope `$1`, with their
+/// variants, if the scope is current. Built once, from constants only: no
+/// request formats it.
+static MEDIA_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} AND {SCOPE_IS_CURRENT}$1)",
+        items::items_select("", "$1", 2)
+    )
+});
+
+impl SqlCatalog {
+    /// What the database plans for [`MediaStore::media`] (for tests).
+    pub async fn explain_media(&self, scope: ScopeId, ids: &[MediaId]) -> Result<Vec<String>> {
+        let sql = format!("{}{}", dialect::EXPLAIN, *MEDIA_SQL);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(scope)
+            .bind(dialect::list(&unique_ids(ids)))
+            .fetch_all(self.db.reader())
+            .await?;
+        dialect::explain_lines(rows)
     }
 }
 

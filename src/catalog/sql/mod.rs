@@ -25,7 +25,7 @@
 //! failure, the whole transaction is retried (`in_tx!`).
 //!
 //! Module layers (`docs/ARCHITECTURE.md`): row-level primitives (`rows`,
-//! `scopes`, `blob_queue`, `variants`, `job_rows`, `query`) below the
+//! `scopes`, `blob_queue`, `variants`, `job_rows`, `query`, `items`) below the
 //! operations that implement the trait parts; lower never use higher.
 
 use std::time::Duration;
@@ -90,6 +90,7 @@ macro_rules! in_tx {
 }
 
 mod blob_queue;
+mod items;
 mod job_rows;
 mod query;
 mod query_run;
@@ -106,6 +107,7 @@ mod list_runs;
 mod lists;
 mod media;
 mod reclaim;
+mod request_reads;
 mod uploads;
 
 pub struct SqlCatalog {

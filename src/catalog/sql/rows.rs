@@ -2,6 +2,8 @@
 //! column names, and each column decodes to the same Rust type on SQLite
 //! and on PostgreSQL.
 
+use std::borrow::Cow;
+
 use anyhow::{Context, anyhow};
 use sqlx::Row as _;
 
@@ -88,52 +90,104 @@ pub fn variant(row: &Row) -> anyhow::Result<VariantRecord> {
     })
 }
 
+/// Columns of a record read beside other tables' in one row, so that names
+/// the tables share cannot collide: each of `columns` taken from table
+/// alias `table` as `{prefix}{column}` (`c.id AS c_id`). The `_in`
+/// decoders below read them back by the same prefix.
+pub fn prefixed(table: &str, columns: &str, prefix: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| {
+            let c = c.trim();
+            format!("{table}.{c} AS {prefix}{c}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The columns [`prefixed`] names, all null: the same names for a row of a
+/// statement that unites rows of different tables (`UNION ALL`).
+pub fn nulls(columns: &str, prefix: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("NULL AS {prefix}{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The name of `column` read with `prefix` (no copy without one).
+fn named<'a>(prefix: &str, column: &'a str) -> Cow<'a, str> {
+    if prefix.is_empty() {
+        Cow::Borrowed(column)
+    } else {
+        Cow::Owned(format!("{prefix}{column}"))
+    }
+}
+
 /// A media row without its variants (filled in by the caller).
 pub fn media(row: &Row) -> anyhow::Result<MediaRecord> {
+    media_in(row, "")
+}
+
+/// [`media`] from columns read with `prefix` ([`prefixed`]).
+pub fn media_in(row: &Row, prefix: &str) -> anyhow::Result<MediaRecord> {
+    let col = |c| named(prefix, c);
     Ok(MediaRecord {
-        media_id: row.try_get("media_id")?,
+        media_id: row.try_get(&*col("media_id"))?,
         // Every entry point refuses content types that are not media, so a
         // missing type can only come from a hand-edited catalog.
         media_type: row
-            .try_get::<Option<&str>, _>("media_type")?
+            .try_get::<Option<&str>, _>(&*col("media_type"))?
             .and_then(MediaType::parse)
             .unwrap_or(MediaType::Image),
-        duration: row.try_get("duration")?,
-        created_at: row.try_get("created_at")?,
-        cached_at: row.try_get("cached_at")?,
-        list_hint: row.try_get("list_hint")?,
+        duration: row.try_get(&*col("duration"))?,
+        created_at: row.try_get(&*col("created_at"))?,
+        cached_at: row.try_get(&*col("cached_at"))?,
+        list_hint: row.try_get(&*col("list_hint"))?,
         variants: Vec::new(),
     })
 }
 
 pub fn connection(row: &Row) -> anyhow::Result<Connection> {
+    connection_in(row, "")
+}
+
+/// [`connection`] from columns read with `prefix` ([`prefixed`]).
+pub fn connection_in(row: &Row, prefix: &str) -> anyhow::Result<Connection> {
+    let col = |c| named(prefix, c);
     Ok(Connection {
-        org_id: row.try_get("org_id")?,
-        id: row.try_get("id")?,
-        enabled: row.try_get("enabled")?,
+        org_id: row.try_get(&*col("org_id"))?,
+        id: row.try_get(&*col("id"))?,
+        enabled: row.try_get(&*col("enabled"))?,
         overrides: row
-            .try_get::<Option<&str>, _>("settings_overrides")?
+            .try_get::<Option<&str>, _>(&*col("settings_overrides"))?
             .map(serde_json::from_str)
             .transpose()
             .context("connection settings overrides in the catalog are not valid JSON")?,
-        scope_id: row.try_get("scope_id")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        scope_id: row.try_get(&*col("scope_id"))?,
+        created_at: row.try_get(&*col("created_at"))?,
+        updated_at: row.try_get(&*col("updated_at"))?,
     })
 }
 
 pub fn org(row: &Row) -> anyhow::Result<Org> {
+    org_in(row, "")
+}
+
+/// [`org`] from columns read with `prefix` ([`prefixed`]).
+pub fn org_in(row: &Row, prefix: &str) -> anyhow::Result<Org> {
+    let col = |c| named(prefix, c);
     Ok(Org {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        auto_enable: row.try_get("auto_enable")?,
-        default_settings: serde_json::from_str(row.try_get("default_settings")?)
+        id: row.try_get(&*col("id"))?,
+        name: row.try_get(&*col("name"))?,
+        auto_enable: row.try_get(&*col("auto_enable"))?,
+        default_settings: serde_json::from_str(row.try_get(&*col("default_settings"))?)
             .context("organization default settings in the catalog are not valid JSON")?,
         rate_limit: OrgRateLimit {
-            per_minute: limit_column(row, "rate_limit_per_minute")?,
-            burst: limit_column(row, "rate_limit_burst")?,
+            per_minute: limit_column(row, &col("rate_limit_per_minute"))?,
+            burst: limit_column(row, &col("rate_limit_burst"))?,
         },
-        created_at: row.try_get("created_at")?,
+        created_at: row.try_get(&*col("created_at"))?,
     })
 }
 
@@ -144,17 +198,23 @@ fn limit_column(row: &Row, column: &str) -> anyhow::Result<Option<u32>> {
 }
 
 pub fn api_key(row: &Row) -> anyhow::Result<ApiKeyRecord> {
+    api_key_in(row, "")
+}
+
+/// [`api_key`] from columns read with `prefix` ([`prefixed`]).
+pub fn api_key_in(row: &Row, prefix: &str) -> anyhow::Result<ApiKeyRecord> {
+    let col = |c| named(prefix, c);
     Ok(ApiKeyRecord {
-        id: row.try_get("id")?,
-        org_id: row.try_get("org_id")?,
-        secret_hash: row.try_get("secret_hash")?,
+        id: row.try_get(&*col("id"))?,
+        org_id: row.try_get(&*col("org_id"))?,
+        secret_hash: row.try_get(&*col("secret_hash"))?,
         scopes: row
-            .try_get::<&str, _>("scopes")?
+            .try_get::<&str, _>(&*col("scopes"))?
             .split(',')
             .filter_map(KeyScope::parse)
             .collect(),
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
+        created_at: row.try_get(&*col("created_at"))?,
+        revoked_at: row.try_get(&*col("revoked_at"))?,
     })
 }
 

@@ -14,6 +14,24 @@ use crate::catalog::{Connection, OrgId, Result, ScopeId, ScopeTotals};
 /// request that looked the connection up just before.
 pub const SCOPE_IS_CURRENT: &str = "EXISTS (SELECT 1 FROM connections c WHERE c.scope_id = ";
 
+/// The current scope of the connection of org `$1` and ID `$2`, for a
+/// statement that reads that connection's row and the scope's rows
+/// together (one request, one statement: `request_reads.rs`). Within one
+/// statement both come from the same snapshot, so the rows read are those
+/// of the scope the connection holds then, and what [`SCOPE_IS_CURRENT`]
+/// proves of a scope given from outside holds by construction: a purge
+/// committed before the statement moved the connection to a fresh scope,
+/// and the statement sees that one.
+///
+/// A sub-query rather than a join on the connection row's column: it is
+/// one value for the whole statement (PostgreSQL's InitPlan parameter,
+/// SQLite's once-run scalar sub-query), so the items are probed by their
+/// key as for a scope given as a parameter. Joined on the row's column,
+/// PostgreSQL weighs a hash join over a scan of every media row against
+/// the probes, and takes it for a batch of 100 in a connection of 20,000.
+pub const CURRENT_SCOPE_OF_CONNECTION: &str =
+    "(SELECT scope_id FROM connections WHERE org_id = $1 AND id = $2)";
+
 /// Locks the scope row and tells whether it is still its connection's
 /// current scope. A purge or removal sets `retired_at` in the same
 /// transaction that moves the connection off the scope, so once the lock is
