@@ -123,6 +123,11 @@ impl Stores {
             // One connection is the revocation listener's.
             .max_connections(max_connections.max(1) + 1)
             .acquire_timeout(Duration::from_secs(30))
+            // No ping before each use: it doubled every request's round
+            // trips. A connection that died meanwhile (PostgreSQL restarted,
+            // the connection cut) fails the one statement that meets it, is
+            // dropped, and the next request gets a fresh one.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .context("cannot connect to the PostgreSQL catalog")?;
