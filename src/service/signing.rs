@@ -69,6 +69,9 @@ impl Grant {
 /// Signing keys as (key ID, secret), newest last.
 type Keys = Vec<(u32, Vec<u8>)>;
 
+/// The epoch of keys read without one: never the catalog's.
+const UNCONFIRMED: u64 = u64::MAX;
+
 /// Shared by every clone: a reload (after a rotation) reaches all of them.
 #[derive(Clone)]
 pub struct UrlSigner {
@@ -105,23 +108,21 @@ impl UrlSigner {
         Ok(signer)
     }
 
-    /// Takes the catalog's current keys (after a rotation or retirement).
+    /// Takes the catalog's current keys (after a rotation or retirement),
+    /// read at no known key epoch: they are confirmed before they are
+    /// trusted again (a slow reload may hold keys read before a
+    /// retirement that a confirmed reload already replaced).
     pub fn replace_keys(&self, records: &[SigningKeyRecord]) -> anyhow::Result<()> {
-        let keys = Self::sorted(records)?;
-        *self.keys.write().expect("signing keys lock poisoned") = keys;
-        Ok(())
+        self.replace_keys_at(records, UNCONFIRMED)
     }
 
-    /// Takes keys read once the catalog's key epoch was `epoch`, unless
-    /// keys read at a later epoch are held already (a slower reload must
-    /// not put back what a faster one replaced).
+    /// Takes keys read once the catalog's key epoch was `epoch`: they are
+    /// trusted while the epoch stays (keys and epoch change together).
     pub fn replace_keys_at(&self, records: &[SigningKeyRecord], epoch: u64) -> anyhow::Result<()> {
         let keys = Self::sorted(records)?;
         let mut held = self.keys.write().expect("signing keys lock poisoned");
-        if epoch >= self.epoch.load(Ordering::SeqCst) {
-            *held = keys;
-            self.epoch.store(epoch, Ordering::SeqCst);
-        }
+        *held = keys;
+        self.epoch.store(epoch, Ordering::SeqCst);
         Ok(())
     }
 

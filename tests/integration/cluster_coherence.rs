@@ -92,6 +92,25 @@ async fn warm(nodes: &[&TestServer], path: &str) {
     }
 }
 
+/// The protocol's invariant once a revoking call answered: no node holds
+/// a live lease without having acknowledged the latest revocation.
+async fn assert_every_live_lease_acknowledged(database: &str) {
+    let mut db = sqlx::PgConnection::connect(database).await.unwrap();
+    let behind: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT node_id, acked_seq, (SELECT seq FROM revocation_clock) FROM node_leases \
+         WHERE lease_until > CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT) \
+         AND acked_seq < (SELECT seq FROM revocation_clock)",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+    assert!(
+        behind.is_empty(),
+        "live leases behind the clock: {behind:?}"
+    );
+}
+
 async fn put(node: &TestServer, media: &str, seed: u8, len: usize) -> String {
     let v = node
         .put("conn_a", media, "full", "image/png", bytes(seed, len))
@@ -122,6 +141,7 @@ async fn purges_and_deletes_on_one_node_are_never_served_by_the_others() {
             let route = format!("/v2/vault-plus/media/{media}");
             ok(b.conn(Method::DELETE, &route, "conn_a")).await;
         }
+        assert_every_live_lease_acknowledged(&c.database).await;
         for n in [a, b, d] {
             assert_eq!(get(n, &path).await, 404, "round {round} on {}", n.base);
         }
@@ -225,6 +245,9 @@ async fn a_frozen_node_bounds_the_purge_and_serves_nothing_revoked_after() {
     let started = Instant::now();
     let p = ok(a.conn(Method::DELETE, "/v2/vault-plus/media", "conn_a")).await;
     let took = started.elapsed();
+    // B could not acknowledge: the purge answered only once its lease
+    // was over.
+    assert_every_live_lease_acknowledged(&c.database).await;
     b.signal("CONT");
     assert_eq!(p["purgedCount"], 1, "{p}");
     assert!(

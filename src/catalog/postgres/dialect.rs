@@ -209,7 +209,7 @@ impl Stores {
     pub async fn revoked(&self) {
         if let Err(e) = self.acks.wait(&self.pool).await {
             tracing::warn!(error = %format!("{e:#}"), "cannot read node leases; waiting a whole lease");
-            tokio::time::sleep(lease::LEASE).await;
+            tokio::time::sleep(lease::LEASE + lease::MARGIN).await;
         }
     }
 

@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 use super::dialect::NOW_MS;
 use super::memory::Memory;
 use crate::catalog::Result;
-use crate::model::time::now_ms;
 
 /// How long a lease lasts past its last renewal: the longest a revoking
 /// request waits for a node that stopped answering (frozen, cut off).
-pub const LEASE: Duration = Duration::from_millis(2_000);
+/// With the revoker's margin, the 2 s bound of a revocation.
+pub const LEASE: Duration = Duration::from_millis(1_800);
 pub const RENEW_EVERY: Duration = Duration::from_millis(400);
 /// The node stops answering from memory this long before its lease ends
 /// on the database's clock: room for the clocks of the node, the database
@@ -39,18 +39,19 @@ pub struct Lease {
 
 /// Registers the node (holding no lease yet) and forgets long-gone ones.
 pub async fn join(pool: &PgPool, node_id: &str) -> Result<()> {
+    // By the later of its lease and its start, both on the database's
+    // clock: a node that joined but holds no lease yet is not gone.
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM node_leases WHERE lease_until < {NOW_MS} - $1"
+        "DELETE FROM node_leases WHERE greatest(lease_until, started_at) < {NOW_MS} - $1"
     )))
     .bind(FORGET_AFTER_MS)
     .execute(pool)
     .await?;
-    sqlx::query(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO node_leases (node_id, lease_until, acked_seq, started_at) \
-         VALUES ($1, 0, -1, $2)",
-    )
+         VALUES ($1, 0, -1, {NOW_MS})"
+    )))
     .bind(node_id)
-    .bind(now_ms())
     .execute(pool)
     .await?;
     Ok(())
@@ -99,12 +100,16 @@ async fn renew(pool: &PgPool, node_id: &str, memory: &Arc<Memory>) -> Result<Opt
         return Ok(None);
     }
     // Timed from before asking: the database's lease ends LEASE after it
-    // granted it, which is after this instant.
+    // granted it, which is after this instant. The clock row is held
+    // shared until this commits: a revoking commit (which updates it)
+    // waits for this renewal to be visible, or this renewal waits for it
+    // and sees its number (and is refused).
     let asked = Instant::now();
     let seen = memory.seen();
     let granted = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE node_leases SET lease_until = {NOW_MS} + $1, acked_seq = $2 \
-         WHERE node_id = $3 AND $2 >= (SELECT seq FROM revocation_clock)"
+        "UPDATE node_leases SET lease_until = {NOW_MS} + $1, \
+         acked_seq = greatest(acked_seq, $2) \
+         WHERE node_id = $3 AND $2 >= (SELECT seq FROM revocation_clock FOR SHARE)"
     )))
     .bind(LEASE.as_millis() as i64)
     .bind(seen)

@@ -16,6 +16,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::lease;
 use super::memory::Memory;
 use crate::catalog::Result;
 use crate::catalog::Revoked;
@@ -24,6 +25,10 @@ type Tx = Transaction<'static, Postgres>;
 
 pub const REVOCATIONS: &str = "vaultplus_revocations";
 pub const ACKS: &str = "vaultplus_acks";
+
+/// How often a waiting revoker reads the acknowledgements recorded in the
+/// table, besides those it hears.
+const REREAD_EVERY: Duration = Duration::from_millis(100);
 
 /// Pause before listening again after the listener failed.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
@@ -91,7 +96,9 @@ impl Acks {
     /// Waits until every node holding a live lease has acknowledged the
     /// revocations committed so far, or its lease has run out. Called after
     /// the revoking commit, so the clock read here is at least its number,
-    /// and no lease read here can be renewed without acknowledging it.
+    /// and no lease read here can be renewed without acknowledging it (a
+    /// renewal holds the clock row shared while it commits, so none still
+    /// committing can be missed by this read).
     pub async fn wait(&self, pool: &PgPool) -> Result<()> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT (SELECT seq FROM revocation_clock) AS seq, node_id, acked_seq, \
@@ -104,17 +111,17 @@ impl Acks {
         let mut waiting: Vec<(String, Instant, i64)> = Vec::new();
         for r in &rows {
             let seq: i64 = r.try_get("seq")?;
-            let acked: i64 = r.try_get("acked_seq")?;
-            if acked >= seq {
+            if r.try_get::<i64, _>("acked_seq")? >= seq {
                 continue;
             }
+            // At most a lease (a database clock stepped back must not make
+            // a revoker wait longer), plus the margin by which the node
+            // itself stops early: defence in depth, not needed by the proof.
             let left = Duration::from_millis(r.try_get::<i64, _>("left_ms")?.max(0) as u64);
-            // The node itself stops answering from memory `lease::MARGIN`
-            // before this end, so the end itself is enough (plus the
-            // millisecond the database rounded down).
-            let until = started + left + Duration::from_millis(1);
+            let until = started + left.min(lease::LEASE) + lease::MARGIN;
             waiting.push((r.try_get("node_id")?, until, seq));
         }
+        let mut reread_at = started + REREAD_EVERY;
         loop {
             // Registered before checking, so an ack heard in between wakes us.
             let heard = self.heard.notified();
@@ -122,9 +129,31 @@ impl Acks {
             heard.as_mut().enable();
             let now = Instant::now();
             waiting.retain(|(node, until, seq)| *until > now && self.acked(node) < *seq);
-            let Some(next) = waiting.iter().map(|w| w.1).min() else {
+            if waiting.is_empty() {
                 return Ok(());
-            };
+            }
+            if now >= reread_at {
+                // Acks also land in the table: seen here even when this
+                // process's listener is down and heard none.
+                let nodes: Vec<String> = waiting.iter().map(|w| w.0.clone()).collect();
+                let acked: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT node_id, acked_seq FROM node_leases WHERE node_id = ANY($1)",
+                )
+                .bind(&nodes)
+                .fetch_all(pool)
+                .await?;
+                for (node, seq) in acked {
+                    self.heard(&node, seq);
+                }
+                reread_at = now + REREAD_EVERY;
+                continue;
+            }
+            let next = waiting
+                .iter()
+                .map(|w| w.1)
+                .min()
+                .unwrap_or(now)
+                .min(reread_at);
             tokio::select! {
                 () = heard => {}
                 () = tokio::time::sleep_until(next.into()) => {}
@@ -232,11 +261,18 @@ async fn acknowledge(
             continue;
         }
         let seq = *seen.borrow_and_update();
-        let sent = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(ACKS)
-            .bind(format!("{node_id} {seq}"))
-            .execute(&pool)
-            .await;
+        // Recorded and heard at once: revokers listening wake at the
+        // notification, others find it in the table.
+        let sent = sqlx::query(
+            "UPDATE node_leases SET acked_seq = greatest(acked_seq, $1) WHERE node_id = $2 \
+             RETURNING pg_notify($3, $4)",
+        )
+        .bind(seq)
+        .bind(&node_id)
+        .bind(ACKS)
+        .bind(format!("{node_id} {seq}"))
+        .execute(&pool)
+        .await;
         if let Err(e) = sent {
             // Revokers then wait for this node's lease to run out instead.
             tracing::warn!(error = %e, "cannot acknowledge a revocation");

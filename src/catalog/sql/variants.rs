@@ -84,11 +84,17 @@ impl ItemEdit {
     /// blobs no longer referenced, and the media row (its derived columns,
     /// and `duration` when known).
     pub async fn save(self, tx: &mut Tx, duration: Option<f64>, now: i64) -> Result<()> {
-        // A stored variant changed in any way (deleted, evicted, replaced)
-        // may be held in a node's memory: the commit revokes it.
+        // A stored variant deleted, evicted or replaced may be held in a
+        // node's memory: the commit revokes it. Changes that delivery does
+        // not read (a fresh upstream URL, which every sync of a signed
+        // listing writes) revoke nothing.
         let revokes = self.before.iter().any(|old| {
             old.status == VariantStatus::Stored
-                && self.after.iter().find(|v| v.label == old.label) != Some(old)
+                && !self
+                    .after
+                    .iter()
+                    .find(|v| v.label == old.label)
+                    .is_some_and(|new| delivered_alike(old, new))
         });
         if revokes {
             dialect::revoke(tx, &Revoked::Scope(self.scope)).await?;
@@ -134,6 +140,30 @@ impl ItemEdit {
         .await?;
         Ok(())
     }
+}
+
+/// Whether a media URL request is answered the same from either record:
+/// every field delivery reads of a stored variant.
+fn delivered_alike(a: &VariantRecord, b: &VariantRecord) -> bool {
+    (
+        a.status,
+        a.generation,
+        &a.blob_key,
+        &a.checksum,
+        &a.content_type,
+        a.size_bytes,
+        a.created_at,
+        a.stored_at,
+    ) == (
+        b.status,
+        b.generation,
+        &b.blob_key,
+        &b.checksum,
+        &b.content_type,
+        b.size_bytes,
+        b.created_at,
+        b.stored_at,
+    )
 }
 
 /// Inserts or updates one variant row. Access counts and times are written
