@@ -70,7 +70,12 @@ pub async fn hold(l: Lease) {
         let Some(memory) = l.memory.upgrade() else {
             break;
         };
-        match renew(&l.pool, &l.node_id, &memory).await {
+        // A renewal that hangs (a half-open connection) is given up: the
+        // lease then lapses, which is safe, and the next tick tries again.
+        let renewed = tokio::time::timeout(LEASE, renew(&l.pool, &l.node_id, &memory))
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the renewal took longer than a lease")));
+        match renewed {
             Ok(Some(true)) | Ok(None) => refused = 0,
             // Behind the clock: a revocation is on its way, or this
             // listener's connection delivers nothing without failing.
