@@ -341,3 +341,37 @@ async fn a_restarted_node_serves_nothing_revoked_and_bounds_the_purge() {
     ok(a.conn(Method::DELETE, "/v2/vault-plus/media", "conn_a")).await;
     assert_eq!(get(b, &keep).await, 404);
 }
+
+#[tokio::test]
+async fn disabling_vault_plus_or_removing_a_connection_is_never_served_by_the_others() {
+    let c = cluster(3).await;
+    let (a, b, d) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
+    let path = put(a, "900", 1, 1_500).await;
+    warm(&[b, d], &path).await;
+    ok(
+        a.req(Method::PATCH, "/v2/account/connections/conn_a/settings")
+            .json(&json!({"vaultPlus": {"enabled": false}})),
+    )
+    .await;
+    assert_every_live_lease_acknowledged(&c.database).await;
+    for n in [b, d] {
+        assert_eq!(get(n, &path).await, 404, "disabled, on {}", n.base);
+    }
+
+    a.add_connection("default", "conn_b");
+    let v = a
+        .put("conn_b", "901", "full", "image/png", bytes(2, 1_500))
+        .await;
+    let path = path_of(a, v["url"].as_str().unwrap());
+    warm(&[b, d], &path).await;
+    let out = a.cli(&["connections", "remove", "--org", "default", "conn_b"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The command line answered only once every leased node dropped it.
+    for n in [b, d] {
+        assert_eq!(get(n, &path).await, 404, "removed, on {}", n.base);
+    }
+}
