@@ -746,11 +746,8 @@ async fn nodes_claim_disjoint_blob_deletions() {
     );
 }
 
-/// Every media query shape on a loaded, analyzed connection: PostgreSQL's
-/// own plan neither scans nor sorts the connection's rows
-/// (`docs/query-plans.md`).
-#[tokio::test]
-async fn media_query_plans_are_bounded() {
+/// A catalog whose connection holds the plan tests' 20,000 items, analyzed.
+async fn loaded() -> (PostgresCatalog, vaultplus::catalog::ScopeId) {
     use vaultplus_conformance::plans;
 
     let url = new_database().await;
@@ -765,6 +762,17 @@ async fn media_query_plans_are_bounded() {
     }
     // What autovacuum does shortly after a load this size.
     sqlx::query("ANALYZE").execute(&mut db).await.unwrap();
+    (catalog, scope)
+}
+
+/// Every media query shape on a loaded, analyzed connection: PostgreSQL's
+/// own plan neither scans nor sorts the connection's rows
+/// (`docs/query-plans.md`).
+#[tokio::test]
+async fn media_query_plans_are_bounded() {
+    use vaultplus_conformance::plans;
+
+    let (catalog, scope) = loaded().await;
     for (name, q) in plans::shapes() {
         let explained = catalog.explain_media_query(scope, &q).await.unwrap();
         if std::env::var_os("VAULTPLUS_PRINT_PLANS").is_some() {
@@ -781,18 +789,7 @@ async fn media_query_plans_are_bounded() {
 async fn request_read_plans_are_bounded() {
     use vaultplus_conformance::plans;
 
-    let url = new_database().await;
-    let catalog = PostgresCatalog::connect(&url, 4).await.unwrap();
-    let scope = plans::connection_scope(&catalog).await;
-    let mut db = PgConnection::connect(&url).await.unwrap();
-    for statement in plans::load_statements(scope, 20_000) {
-        sqlx::query(sqlx::AssertSqlSafe(statement))
-            .execute(&mut db)
-            .await
-            .unwrap();
-    }
-    // What autovacuum does shortly after a load this size.
-    sqlx::query("ANALYZE").execute(&mut db).await.unwrap();
+    let (catalog, scope) = loaded().await;
     let (org, id) = plans::connection_key(&catalog).await;
     for n in [1, 100] {
         let ids = plans::batch_ids(20_000, n);

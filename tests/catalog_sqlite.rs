@@ -16,10 +16,13 @@ async fn fresh() -> Fixture {
 vaultplus_conformance::catalog_conformance!(fresh());
 vaultplus_conformance::catalog_conformance!(embedded fresh());
 
-/// Every media query shape on a loaded connection: SQLite's own plan
-/// neither scans nor sorts the connection's rows (`docs/query-plans.md`).
-#[tokio::test]
-async fn media_query_plans_are_bounded() {
+/// A catalog whose connection holds the plan tests' 20,000 items (the
+/// directory holding it goes with the first value).
+async fn loaded() -> (
+    tempfile::TempDir,
+    SqliteCatalog,
+    vaultplus::catalog::ScopeId,
+) {
     use sqlx::ConnectOptions as _;
     use vaultplus_conformance::plans;
 
@@ -38,6 +41,16 @@ async fn media_query_plans_are_bounded() {
             .await
             .unwrap();
     }
+    (dir, catalog, scope)
+}
+
+/// Every media query shape on a loaded connection: SQLite's own plan
+/// neither scans nor sorts the connection's rows (`docs/query-plans.md`).
+#[tokio::test]
+async fn media_query_plans_are_bounded() {
+    use vaultplus_conformance::plans;
+
+    let (_dir, catalog, scope) = loaded().await;
     for (name, q) in plans::shapes() {
         let explained = catalog.explain_media_query(scope, &q).await.unwrap();
         if std::env::var_os("VAULTPLUS_PRINT_PLANS").is_some() {
@@ -52,24 +65,9 @@ async fn media_query_plans_are_bounded() {
 /// and sorts nothing.
 #[tokio::test]
 async fn request_read_plans_are_bounded() {
-    use sqlx::ConnectOptions as _;
     use vaultplus_conformance::plans;
 
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("catalog.sqlite");
-    let catalog = SqliteCatalog::open(&path).await.unwrap();
-    let scope = plans::connection_scope(&catalog).await;
-    let mut db = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&path)
-        .connect()
-        .await
-        .unwrap();
-    for statement in plans::load_statements(scope, 20_000) {
-        sqlx::query(sqlx::AssertSqlSafe(statement))
-            .execute(&mut db)
-            .await
-            .unwrap();
-    }
+    let (_dir, catalog, scope) = loaded().await;
     let (org, id) = plans::connection_key(&catalog).await;
     for n in [1, 100] {
         let ids = plans::batch_ids(20_000, n);

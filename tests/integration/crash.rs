@@ -119,7 +119,15 @@ async fn worker(s: Api, book: Book, conn: &'static str, ids: Vec<u32>, seed: u64
             }
         } else {
             let label = LABELS[rng.random_range(0..2)];
-            let size = rng.random_range(1..200_000usize);
+            // Uploads to the limited connection fit in half its limit, so
+            // that most are stored and the workload goes past the limit
+            // (evicting) even when kills cut the rounds short.
+            let max = if conn == LIMITED {
+                LIMIT as usize / 2
+            } else {
+                200_000
+            };
+            let size = rng.random_range(1..max);
             let data: Vec<u8> = (0..size).map(|_| rng.random()).collect();
             let k = (conn.to_owned(), media.clone(), label.to_owned());
             let before = book.lock().unwrap().get(&k).cloned();
