@@ -29,6 +29,9 @@ use vaultplus::service::throttle::RateLimitConfig;
 use vaultplus::service::{ServiceConfig, VaultService, admin, keyring};
 use vaultplus_conformance::plans;
 
+#[path = "support/postgres.rs"]
+mod postgres;
+
 /// Statements a request may run, at most: one to authenticate its key (with
 /// its org's rate limit), one for what it reads (the connection, its org
 /// and the items with their variants, or the scope's counters).
@@ -244,22 +247,9 @@ fn sqlite_reads_take_one_statement_after_authentication() {
 #[test]
 fn postgres_reads_take_one_statement_after_authentication() {
     let (_turn, log) = log();
-    let admin = std::env::var("VAULTPLUS_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "VAULTPLUS_TEST_POSTGRES_URL is not set: start a cluster with \
-             `scripts/pg-cluster.sh start DIR` and export the URL it prints"
-        )
-    });
     let rt = tokio::runtime::Runtime::new().unwrap();
     let counted = rt.block_on(async {
-        let name = format!("vaultplus_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let url = database_url(&admin, &name);
+        let url = postgres::new_database().await;
         let catalog = Arc::new(PostgresCatalog::connect(&url, 4).await.unwrap());
         let load = async |statements: Vec<String>| {
             let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
@@ -276,21 +266,4 @@ fn postgres_reads_take_one_statement_after_authentication() {
         counted
     });
     assert_counts("PostgreSQL", &counted);
-}
-
-/// The admin URL with its database replaced by `db`.
-fn database_url(admin: &str, db: &str) -> String {
-    let (base, query) = match admin.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (admin, None),
-    };
-    let authority_end = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority_end..].find('/') {
-        Some(i) => &base[..authority_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
 }

@@ -100,14 +100,11 @@ impl VaultService {
     /// verified, so forged ones never turn into catalog reads.
     pub(super) async fn confirm_signing_keys(&self) -> anyhow::Result<bool> {
         let epoch = self.catalog.keys_epoch();
-        if epoch == Some(self.signer.epoch()) {
+        if epoch.is_some() && epoch == self.signer.epoch() {
             return Ok(false);
         }
         let keys = secret_box::open_keys(self.catalog.as_ref(), &self.config.secrets).await?;
-        match epoch {
-            Some(e) => self.signer.replace_keys_at(&keys, e)?,
-            None => self.signer.replace_keys(&keys)?,
-        }
+        self.signer.replace_keys_at(&keys, epoch)?;
         Ok(true)
     }
 }

@@ -102,7 +102,7 @@ impl UrlSigner {
         let signer = Self {
             keys: Arc::new(RwLock::new(Vec::new())),
             last_forced_reload: Arc::new(AtomicI64::new(0)),
-            epoch: Arc::new(AtomicU64::new(0)),
+            epoch: Arc::new(AtomicU64::new(UNCONFIRMED)),
         };
         signer.replace_keys(records)?;
         Ok(signer)
@@ -113,32 +113,33 @@ impl UrlSigner {
     /// trusted again (a slow reload may hold keys read before a
     /// retirement that a confirmed reload already replaced).
     pub fn replace_keys(&self, records: &[SigningKeyRecord]) -> anyhow::Result<()> {
-        self.replace_keys_at(records, UNCONFIRMED)
+        self.replace_keys_at(records, None)
     }
 
-    /// Takes keys read once the catalog's key epoch was `epoch`: they are
-    /// trusted while the epoch stays (keys and epoch change together).
-    pub fn replace_keys_at(&self, records: &[SigningKeyRecord], epoch: u64) -> anyhow::Result<()> {
-        let keys = Self::sorted(records)?;
-        let mut held = self.keys.write().expect("signing keys lock poisoned");
-        *held = keys;
-        self.epoch.store(epoch, Ordering::SeqCst);
-        Ok(())
-    }
-
-    /// The key epoch the keys held were read at.
-    pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
-    }
-
-    fn sorted(records: &[SigningKeyRecord]) -> anyhow::Result<Keys> {
+    /// Takes keys read once the catalog's key epoch was `epoch` (`None`:
+    /// no known epoch): they are trusted while the epoch stays (keys and
+    /// epoch change together).
+    pub fn replace_keys_at(
+        &self,
+        records: &[SigningKeyRecord],
+        epoch: Option<u64>,
+    ) -> anyhow::Result<()> {
         let mut keys: Keys = records
             .iter()
             .map(|r| (r.id as u32, r.secret.clone()))
             .collect();
         keys.sort_by_key(|(id, _)| *id);
         anyhow::ensure!(!keys.is_empty(), "no URL signing key in the catalog");
-        Ok(keys)
+        let mut held = self.keys.write().expect("signing keys lock poisoned");
+        *held = keys;
+        self.epoch
+            .store(epoch.unwrap_or(UNCONFIRMED), Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The key epoch the keys held were read at, if known.
+    pub fn epoch(&self) -> Option<u64> {
+        Some(self.epoch.load(Ordering::SeqCst)).filter(|e| *e != UNCONFIRMED)
     }
 
     /// Whether a token naming an unknown newer key may make this signer

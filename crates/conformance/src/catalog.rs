@@ -219,17 +219,22 @@ pub async fn orgs_are_created_once(c: Arc<dyn Catalog>) {
     assert_eq!(c.list_orgs().await.unwrap().len(), 1);
 }
 
-pub async fn api_keys_round_trip(c: Arc<dyn Catalog>) {
-    let o = org(c.as_ref(), "acme").await;
-    let other = org(c.as_ref(), "other").await;
-    let key = ApiKeyRecord {
+/// An ACCOUNT and LINK key of `org`, as the key tests store it.
+fn test_key(org: OrgId) -> ApiKeyRecord {
+    ApiKeyRecord {
         id: "0011223344556677".into(),
-        org_id: o.id,
+        org_id: org,
         secret_hash: vec![7; 32],
         scopes: vec![KeyScope::Account, KeyScope::Link],
         created_at: NOW,
         revoked_at: None,
-    };
+    }
+}
+
+pub async fn api_keys_round_trip(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "acme").await;
+    let other = org(c.as_ref(), "other").await;
+    let key = test_key(o.id);
     c.insert_api_key(&key).await.unwrap();
     assert_eq!(c.api_key(&key.id).await.unwrap(), Some(key.clone()));
     assert_eq!(c.api_key("ffffffffffffffff").await.unwrap(), None);
@@ -2129,14 +2134,7 @@ pub async fn request_reads_answer_like_separate_reads(c: Arc<dyn Catalog>) {
     store(c.as_ref(), other, "1", "full", "image/jpeg", 9, NOW).await;
 
     // The key with its org, as `api_key` and `org` answer them.
-    let key = ApiKeyRecord {
-        id: "0011223344556677".into(),
-        org_id: b.id,
-        secret_hash: vec![7; 32],
-        scopes: vec![KeyScope::Account, KeyScope::Link],
-        created_at: NOW,
-        revoked_at: None,
-    };
+    let key = test_key(b.id);
     c.insert_api_key(&key).await.unwrap();
     let limit = OrgRateLimit {
         per_minute: Some(120),

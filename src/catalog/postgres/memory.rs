@@ -23,7 +23,9 @@ struct Entries {
     /// Bumped by every invalidation: a look-up that started before one
     /// may have read what it revoked, so it is not kept.
     epoch: u64,
-    by_scope: HashMap<ScopeId, HashMap<(String, String), VariantRecord>>,
+    /// Scope, media ID, label: nested so that a look-up borrows its key
+    /// and a revocation drops a scope at once.
+    by_scope: HashMap<ScopeId, HashMap<String, HashMap<String, VariantRecord>>>,
     len: usize,
 }
 
@@ -123,7 +125,7 @@ impl Memory {
             match w {
                 Revoked::Scope(s) => {
                     if let Some(gone) = e.by_scope.remove(s) {
-                        e.len -= gone.len();
+                        e.len -= gone.values().map(HashMap::len).sum::<usize>();
                     }
                 }
                 Revoked::Keys => {
@@ -160,7 +162,8 @@ impl Memory {
         let e = self.entries.lock().expect("lookup cache lock poisoned");
         e.by_scope
             .get(&key.0)
-            .and_then(|m| m.get(&(key.1.clone(), key.2.clone())))
+            .and_then(|m| m.get(&key.1))
+            .and_then(|m| m.get(&key.2))
             .cloned()
     }
 
@@ -184,7 +187,9 @@ impl Memory {
         if e.by_scope
             .entry(scope)
             .or_default()
-            .insert((media, label), v.clone())
+            .entry(media)
+            .or_default()
+            .insert(label, v.clone())
             .is_none()
         {
             e.len += 1;
