@@ -1,10 +1,11 @@
-//! A list add or sync, read from the upstream and applied a page at a time
-//! (docs/DESIGN.md: a big first sync is not a wall). Each page is planned
-//! and committed in its own transaction and wakes the storing pipeline, so
-//! fetching starts while later pages are still being read; the next page is
-//! read while the current one is applied. A sync's removals need the whole
-//! listing, so the catalog does them once, after the last page. Progress of
-//! the runs in flight on this server shows in `status`.
+//! A list add or sync, read from the upstream and applied as it is read
+//! (issue 13: a big first sync is not a wall). The listing is read ahead
+//! into a bounded queue while the catalog applies what has arrived, several
+//! pages to a transaction when it falls behind; each transaction wakes the
+//! storing pipeline, so fetching starts while later pages are still being
+//! read. A sync's removals need the whole listing, so the catalog does them
+//! once, after the last page. Progress of the runs in flight on this server
+//! shows in `status`.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::catalog::{ListOutcome, ScopeId};
 use crate::model::admission::admit;
 use crate::model::list_plan::ListMode;
+use crate::model::observed::ObservedMedia;
 use crate::model::time::{format_iso_ms, now_ms};
 use crate::model::views::{ConnectionStatusView, ListRunView};
 
@@ -65,9 +67,9 @@ impl ListRuns {
 }
 
 impl Entry<'_> {
-    fn planned(&self, items: u64, queued: u64) {
+    fn planned(&self, pages: u64, items: u64, queued: u64) {
         if let Some((_, v)) = self.runs.lock().get_mut(&self.id) {
-            v.pages_planned += 1;
+            v.pages_planned += pages;
             v.items_planned += items;
             v.jobs_queued += queued;
         }
@@ -83,6 +85,29 @@ impl Drop for Entry<'_> {
 /// Pages read at most in one run (10,000,000 items): an upstream that never
 /// says it is done is an error, not an endless sync.
 const MAX_PAGES: u64 = 100_000;
+
+/// Pages read ahead of the catalog at most (10,000 items at the upstream's
+/// page size): what bounds a run's memory.
+const READ_AHEAD_PAGES: usize = 100;
+
+/// Pages applied in one transaction at most, so that one transaction holds
+/// the writer (and the scope row lock) for a bounded time.
+const BATCH_PAGES: usize = 20;
+
+/// The items of several pages as one: an item listed twice (an offset
+/// listing that shifted between pages) is planned once, as last listed,
+/// as it would be in one page after another.
+fn batched(items: impl Iterator<Item = ObservedMedia>) -> Vec<ObservedMedia> {
+    let mut items: Vec<ObservedMedia> = items.collect();
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    let mut keep: Vec<bool> = (items.iter().rev())
+        .map(|m| seen.insert(m.media_id.clone()))
+        .collect();
+    keep.reverse();
+    let mut keep = keep.into_iter();
+    items.retain(|_| keep.next().unwrap_or(true));
+    items
+}
 
 fn purged() -> ServiceError {
     ServiceError::Conflict("the connection was purged while the list was being read".into())
@@ -107,39 +132,66 @@ impl VaultService {
             .await?;
         let run = run.ok_or_else(purged)?;
         let entry = self.list_runs.start(scope, list, mode);
-        let mut total = ListOutcome::default();
-        let (mut seen, mut pages) = (0, 0);
-        loop {
-            let observed: Vec<_> = page.items.iter().map(|m| admit(&ctx.settings, m)).collect();
-            let next = async {
-                match page.next {
-                    Some(offset) => Some(upstream.list_page(conn, list, offset).await),
-                    None => None,
+        // The listing is read ahead of the catalog into a bounded queue, and
+        // each transaction applies every page that arrived while the one
+        // before it committed: one commit (one fsync on SQLite) per batch of
+        // pages rather than per page, batches as big as the catalog falls
+        // behind (group commit, as the storing pipeline's).
+        let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD_PAGES);
+        let read = async move {
+            let mut pages = 1;
+            loop {
+                let next = page.next;
+                if tx.send(page).await.is_err() {
+                    // The applying side stopped (it failed): read no more.
+                    return Ok(());
                 }
-            };
-            let apply = self
-                .catalog
-                .apply_list_page(scope, list, &run, &observed, now_ms());
-            let (applied, next) = tokio::join!(apply, next);
-            let o = applied?.ok_or_else(purged)?;
-            if o.queued > 0 {
-                self.pipeline_signal.wake();
+                let Some(offset) = next else { return Ok(()) };
+                if pages == MAX_PAGES {
+                    return Err(ServiceError::Upstream(format!(
+                        "list {list} has more than {MAX_PAGES} pages"
+                    )));
+                }
+                page = upstream.list_page(conn, list, offset).await?;
+                pages += 1;
             }
-            entry.planned(page.seen, o.queued);
-            seen += page.seen;
-            pages += 1;
-            if pages == MAX_PAGES && next.is_some() {
-                return Err(ServiceError::Upstream(format!(
-                    "list {list} has more than {MAX_PAGES} pages"
-                )));
+        };
+        let apply = async move {
+            let mut total = ListOutcome::default();
+            let mut seen = 0;
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < BATCH_PAGES
+                    && let Ok(more) = rx.try_recv()
+                {
+                    batch.push(more);
+                }
+                let pages = batch.len() as u64;
+                let listed: u64 = batch.iter().map(|p| p.seen).sum();
+                let observed = batched(
+                    batch
+                        .iter()
+                        .flat_map(|p| &p.items)
+                        .map(|m| admit(&ctx.settings, m)),
+                );
+                let applied = self
+                    .catalog
+                    .apply_list_page(scope, list, &run, &observed, now_ms())
+                    .await?;
+                let o = applied.ok_or_else(purged)?;
+                if o.queued > 0 {
+                    self.pipeline_signal.wake();
+                }
+                entry.planned(pages, listed, o.queued);
+                seen += listed;
+                total.counts += o.counts;
+                total.queued += o.queued;
             }
-            total.counts += o.counts;
-            total.queued += o.queued;
-            match next {
-                Some(p) => page = p?,
-                None => break,
-            }
-        }
+            Ok::<_, ServiceError>((total, seen))
+        };
+        let (read, applied) = tokio::join!(read, apply);
+        let (mut total, seen) = applied?;
+        read?;
         let last = self
             .catalog
             .finish_list_run(scope, list, &run, now_ms())

@@ -55,7 +55,7 @@ macro_rules! catalog_conformance {
             job_commit_after_purge_is_refused, queue_variant_revives_known_variants,
             storage_limits_evict_or_block, failed_deletions_wait_behind_the_rest,
             list_members_page_through_changes, jobs_page_through_changes,
-            list_runs_page_like_one_plan,
+            list_runs_page_like_one_plan, big_list_pages_record_every_item_once,
             generations_follow_the_stored_bytes,
             org_rate_limit_round_trips, signing_key_changes_are_watched,
             request_reads_answer_like_separate_reads);
@@ -1164,6 +1164,48 @@ pub async fn list_runs_page_like_one_plan(c: Arc<dyn Catalog>) {
     assert!(page.unwrap().is_none());
     let end = c.finish_list_run(paged, "10", &run, NOW + 5).await;
     assert!(end.unwrap().is_none());
+}
+
+/// A page far bigger than the upstream's (more rows than one multi-row
+/// statement writes), with an item listed twice, records every item,
+/// variant, job and membership once; a sync of it that changes every item
+/// re-queues each once; the totals follow the records throughout.
+pub async fn big_list_pages_record_every_item_once(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    let n = 1_300;
+    let mut items: Vec<_> = (1..=n).map(|i| observed(&i.to_string(), "a")).collect();
+    items.push(observed("7", "a"));
+    let run = c.begin_list_run(scope, "10", ListMode::Sync, NOW).await;
+    let run = run.unwrap().unwrap();
+    let page = c.apply_list_page(scope, "10", &run, &items, NOW).await;
+    let page = page.unwrap().unwrap();
+    assert_eq!(page.queued, n);
+    let end = c.finish_list_run(scope, "10", &run, NOW).await;
+    assert_eq!(end.unwrap().unwrap().queued, 0);
+    let t = c.scope_totals(scope).await.unwrap();
+    assert_eq!((t.live_count, t.stored_count), (2 * n, 0));
+    let jobs = c.job_counts(NOW).await.unwrap();
+    assert_eq!(jobs.waiting, n as i64);
+    let lists = c.lists(scope).await.unwrap();
+    assert_eq!(lists[0].media_count, n);
+    let some = c.media(scope, &[mid("1"), mid("7"), mid("1300")]).await;
+    let some = some.unwrap();
+    assert_eq!(some.len(), 3);
+    assert!(some.iter().all(|m| m.variants.len() == 2));
+    // Every item changes: each is removed and queued again, once.
+    let changed: Vec<_> = (1..=n).map(|i| observed(&i.to_string(), "b")).collect();
+    let run = c.begin_list_run(scope, "10", ListMode::Sync, NOW + 1).await;
+    let run = run.unwrap().unwrap();
+    let page = c
+        .apply_list_page(scope, "10", &run, &changed, NOW + 1)
+        .await;
+    let page = page.unwrap().unwrap();
+    assert_eq!((page.counts.updated, page.queued), (n, n));
+    c.finish_list_run(scope, "10", &run, NOW + 1).await.unwrap();
+    let t = c.scope_totals(scope).await.unwrap();
+    assert_eq!(t.live_count, 2 * n);
+    assert_eq!(c.job_counts(NOW + 1).await.unwrap().waiting, n as i64);
 }
 
 async fn queued_scope(c: &dyn Catalog, n: usize) -> (Org, ScopeId) {

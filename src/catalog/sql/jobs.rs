@@ -9,7 +9,7 @@ use super::SqlCatalog;
 use super::blob_queue::queue_blob;
 use super::dialect::{self, Db, SKIP_LOCKED, Tx};
 use super::eviction::{admits, enforce_limit};
-use super::job_rows::{ensure_job, holds, job_target};
+use super::job_rows::{ensure_jobs, holds, job_target};
 use super::rows::JOB_COLUMNS;
 use super::scopes::lock_current_scope;
 use super::uploads::{abort_upload, take_intent};
@@ -48,7 +48,7 @@ impl JobQueue for SqlCatalog {
                 return Ok(QueueOutcome::Unknown);
             }
             // The job before the variant row: the lock order (mod.rs).
-            ensure_job(tx, scope, media.as_str(), label.as_str(), now).await?;
+            ensure_jobs(tx, scope, &[(media.as_str(), label.as_str())], now).await?;
             if matches!(v.status, VariantStatus::EdgeOnly | VariantStatus::Removed) {
                 let mut rec = v.clone();
                 rec.status = VariantStatus::Pending;

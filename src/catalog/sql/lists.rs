@@ -9,7 +9,7 @@ use sqlx::{QueryBuilder, Row};
 
 use super::SqlCatalog;
 use super::dialect::{self, Db, Tx};
-use super::job_rows::ensure_job;
+use super::job_rows::ensure_jobs;
 use super::list_runs as runs;
 use super::media::{attach_variants, delete_locked};
 use super::rows::{MEDIA_COLUMNS, MEMBER_COLUMNS};
@@ -296,111 +296,136 @@ pub(super) async fn apply_plan(
     for id in &p.remove {
         delete_locked(tx, scope, id, now).await?;
     }
-    let mut queued = 0;
-    for &i in &p.queue {
-        queued += record_media(tx, scope, &items[i], list_id, true, now).await?;
-    }
-    for &i in &p.refresh {
-        queued += record_media(tx, scope, &items[i], list_id, false, now).await?;
-    }
+    let pick = |at: &[usize]| at.iter().map(|&i| &items[i]).collect::<Vec<_>>();
+    let mut queued = record_media(tx, scope, &pick(&p.queue), list_id, true, now).await?;
+    queued += record_media(tx, scope, &pick(&p.refresh), list_id, false, now).await?;
     let sync = mode == ListMode::Sync;
-    for &i in &p.members {
-        sqlx::query(
-            "INSERT INTO list_members (scope_id, list_id, media_id, first_added_at, last_added_at, \
-             last_seen_at, last_synced_at, in_baseline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (scope_id, list_id, media_id) DO UPDATE SET last_added_at = excluded.last_added_at, \
-             last_seen_at = excluded.last_seen_at, \
+    let members = pick(&p.members);
+    for chunk in members.chunks(1_000) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO list_members (scope_id, list_id, media_id, first_added_at, \
+             last_added_at, last_seen_at, last_synced_at, in_baseline) ",
+        );
+        let mut listed = HashSet::with_capacity(chunk.len());
+        // An item listed twice is one membership (one row may not be
+        // upserted twice by one statement).
+        let chunk = chunk.iter().filter(|m| listed.insert(m.media_id.as_str()));
+        qb.push_values(chunk, |mut row, item| {
+            row.push_bind(scope)
+                .push_bind(list_id.to_owned())
+                .push_bind(item.media_id.as_str().to_owned())
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(sync.then_some(now))
+                .push_bind(sync);
+        });
+        qb.push(
+            " ON CONFLICT (scope_id, list_id, media_id) DO UPDATE SET \
+             last_added_at = excluded.last_added_at, last_seen_at = excluded.last_seen_at, \
              last_synced_at = coalesce(excluded.last_synced_at, list_members.last_synced_at), \
              in_baseline = list_members.in_baseline OR excluded.in_baseline",
-        )
-        .bind(scope)
-        .bind(list_id)
-        .bind(items[i].media_id.as_str())
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .bind(sync.then_some(now))
-        .bind(sync)
-        .execute(&mut **tx)
-        .await?;
+        );
+        qb.build().execute(&mut **tx).await?;
     }
-    for id in &p.drop_members {
-        sqlx::query(
-            "DELETE FROM list_members WHERE scope_id = $1 AND list_id = $2 AND media_id = $3",
-        )
-        .bind(scope)
-        .bind(list_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    if !p.drop_members.is_empty() {
+        let sql = format!(
+            "DELETE FROM list_members WHERE scope_id = $1 AND list_id = $2 AND {}",
+            dialect::in_list("media_id", 3)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(scope)
+            .bind(list_id)
+            .bind(dialect::list(&p.drop_members))
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(queued)
 }
 
-/// Records an observed item: its media row, new variants (stored ones
-/// queued), fresh upstream URLs for known ones. With `requeue`, known
-/// variants that should be stored but are not (edge_only, removed, failed)
-/// are queued again. Returns the number of jobs created.
+/// Records observed items: their media rows, new variants (stored ones
+/// queued), fresh upstream URLs for known ones, with one statement per kind
+/// of row for all of them. With `requeue`, known variants that should be
+/// stored but are not (edge_only, removed, failed) are queued again.
+/// Returns the number of jobs created.
 async fn record_media(
     tx: &mut Tx,
     scope: ScopeId,
-    item: &ObservedMedia,
+    items: &[&ObservedMedia],
     list_id: &str,
     requeue: bool,
     now: i64,
 ) -> Result<u64> {
-    let media_id = item.media_id.as_str();
-    record_observed_media(tx, scope, item, list_id, now).await?;
-    let mut edit = ItemEdit::load(tx, scope, media_id).await?;
-    let mut queued = 0;
-    for v in &item.variants {
-        let record = match edit.get(&v.label) {
-            None => VariantRecord {
-                label: v.label.clone(),
-                status: if v.store {
-                    VariantStatus::Pending
-                } else {
-                    VariantStatus::EdgeOnly
-                },
-                size_bytes: 0,
-                content_type: v.content_type.clone(),
-                access_count: 0,
-                created_at: now,
-                stored_at: None,
-                last_accessed_at: now,
-                blob_key: None,
-                checksum: None,
-                origin: v.origin,
-                upstream_url: v.url.clone(),
-                upstream_size: v.size,
-                last_error: None,
-                generation: generation::fresh(),
-            },
-            Some(e) => {
-                let revive = requeue
-                    && v.store
-                    && matches!(e.status, VariantStatus::EdgeOnly | VariantStatus::Removed);
-                let mut rec = e.clone();
-                if revive {
-                    rec.status = VariantStatus::Pending;
-                    // A revived variant is fetched from where this listing
-                    // says, even if its bytes once came from an upload.
-                    rec.origin = v.origin;
-                }
-                rec.generation = generation::after_revival(e, rec.status);
-                if rec.origin == Origin::Upstream {
-                    rec.upstream_url = v.url.clone();
-                    rec.upstream_size = v.size;
-                }
-                rec
-            }
-        };
-        // The job before the variant row: the lock order (mod.rs).
-        if record.status == VariantStatus::Pending && v.store {
-            queued += ensure_job(tx, scope, media_id, &v.label, now).await?;
-        }
-        edit.put(record);
+    if items.is_empty() {
+        return Ok(0);
     }
-    edit.save(tx, None, now).await?;
+    record_observed_media(tx, scope, items, list_id, now).await?;
+    let ids: Vec<&str> = items.iter().map(|m| m.media_id.as_str()).collect();
+    let mut edits = ItemEdit::load_many(tx, scope, &ids).await?;
+    // `load_many` answers one edit per distinct ID, in first-listed order.
+    let mut at = HashMap::with_capacity(ids.len());
+    for id in &ids {
+        let next = at.len();
+        at.entry(*id).or_insert(next);
+    }
+    let mut jobs = Vec::new();
+    let mut queued_keys = HashSet::new();
+    for item in items {
+        let media_id = item.media_id.as_str();
+        let edit = &mut edits[at[media_id]];
+        for v in &item.variants {
+            let record = match edit.get(&v.label) {
+                None => VariantRecord {
+                    label: v.label.clone(),
+                    status: if v.store {
+                        VariantStatus::Pending
+                    } else {
+                        VariantStatus::EdgeOnly
+                    },
+                    size_bytes: 0,
+                    content_type: v.content_type.clone(),
+                    access_count: 0,
+                    created_at: now,
+                    stored_at: None,
+                    last_accessed_at: now,
+                    blob_key: None,
+                    checksum: None,
+                    origin: v.origin,
+                    upstream_url: v.url.clone(),
+                    upstream_size: v.size,
+                    last_error: None,
+                    generation: generation::fresh(),
+                },
+                Some(e) => {
+                    let revive = requeue
+                        && v.store
+                        && matches!(e.status, VariantStatus::EdgeOnly | VariantStatus::Removed);
+                    let mut rec = e.clone();
+                    if revive {
+                        rec.status = VariantStatus::Pending;
+                        // A revived variant is fetched from where this listing
+                        // says, even if its bytes once came from an upload.
+                        rec.origin = v.origin;
+                    }
+                    rec.generation = generation::after_revival(e, rec.status);
+                    if rec.origin == Origin::Upstream {
+                        rec.upstream_url = v.url.clone();
+                        rec.upstream_size = v.size;
+                    }
+                    rec
+                }
+            };
+            if record.status == VariantStatus::Pending
+                && v.store
+                && queued_keys.insert((media_id, v.label.as_str()))
+            {
+                jobs.push((media_id, v.label.as_str()));
+            }
+            edit.put(record);
+        }
+    }
+    // The jobs before the variant rows: the lock order (mod.rs).
+    let queued = ensure_jobs(tx, scope, &jobs, now).await?;
+    ItemEdit::save_all(edits, tx, now).await?;
     Ok(queued)
 }

@@ -18,7 +18,9 @@
 //! by what it deleted: they start as the purge's answer and count what is
 //! left to drain, so the reclaim backlog is read from the scope rows alone.
 
-use sqlx::Row;
+use std::collections::HashMap;
+
+use sqlx::{FromRow, QueryBuilder, Row};
 
 use super::blob_queue::queue_blob;
 use super::dialect::{self, Db, Tx};
@@ -35,27 +37,63 @@ pub struct ItemEdit {
     before: Vec<VariantRecord>,
     after: Vec<VariantRecord>,
     delete: bool,
+    /// `media.duration` when the change knows it (an upload).
+    duration: Option<f64>,
 }
 
+/// Rows written by one multi-row statement: a page of 100 items with two
+/// variants each stays well under both databases' parameter limits (17
+/// columns a row; SQLite allows 32,766 parameters, PostgreSQL 65,535).
+const ROWS_PER_STATEMENT: usize = 500;
+
 impl ItemEdit {
-    /// Reads the item's variants. The caller holds the scope row lock.
-    pub async fn load(tx: &mut Tx, scope: ScopeId, media_id: &str) -> Result<Self> {
-        let sql = format!(
-            "SELECT {VARIANT_COLUMNS} FROM variants WHERE scope_id = $1 AND media_id = $2 \
-             ORDER BY label"
-        );
-        let before: Vec<VariantRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(scope)
-            .bind(media_id)
-            .fetch_all(&mut **tx)
-            .await?;
-        Ok(Self {
+    fn new(scope: ScopeId, media_id: &str, before: Vec<VariantRecord>) -> Self {
+        Self {
             scope,
             media_id: media_id.to_owned(),
             after: before.clone(),
             before,
             delete: false,
-        })
+            duration: None,
+        }
+    }
+
+    /// Reads the item's variants. The caller holds the scope row lock.
+    pub async fn load(tx: &mut Tx, scope: ScopeId, media_id: &str) -> Result<Self> {
+        let mut edits = Self::load_many(tx, scope, &[media_id]).await?;
+        Ok(edits.pop().expect("one edit per distinct ID"))
+    }
+
+    /// Reads the variants of several items in one statement: one edit per
+    /// distinct ID, in the order of first appearance. The caller holds the
+    /// scope row lock.
+    pub async fn load_many(tx: &mut Tx, scope: ScopeId, media_ids: &[&str]) -> Result<Vec<Self>> {
+        let mut edits: Vec<Self> = Vec::with_capacity(media_ids.len());
+        let mut at = HashMap::with_capacity(media_ids.len());
+        for id in media_ids {
+            at.entry(*id).or_insert_with(|| {
+                edits.push(Self::new(scope, id, Vec::new()));
+                edits.len() - 1
+            });
+        }
+        let sql = format!(
+            "SELECT {VARIANT_COLUMNS} FROM variants WHERE scope_id = $1 AND {} \
+             ORDER BY media_id, label",
+            dialect::in_list("media_id", 2)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(scope)
+            .bind(dialect::list(media_ids))
+            .fetch_all(&mut **tx)
+            .await?;
+        for r in &rows {
+            let id: &str = r.try_get("media_id")?;
+            let v = VariantRecord::from_row(r)?;
+            let edit = &mut edits[at[id]];
+            edit.before.push(v.clone());
+            edit.after.push(v);
+        }
+        Ok(edits)
     }
 
     /// The variants as they were read.
@@ -83,63 +121,117 @@ impl ItemEdit {
     /// Writes the change: changed variant rows, the counter delta, the
     /// blobs no longer referenced, and the media row (its derived columns,
     /// and `duration` when known).
-    pub async fn save(self, tx: &mut Tx, duration: Option<f64>, now: i64) -> Result<()> {
+    pub async fn save(mut self, tx: &mut Tx, duration: Option<f64>, now: i64) -> Result<()> {
+        self.duration = duration;
+        Self::save_all(vec![self], tx, now).await
+    }
+
+    /// Writes the changes of several items (of distinct IDs) as
+    /// [`ItemEdit::save`] writes one, with one statement per kind of row
+    /// rather than per item: what lets a page of a big listing be applied
+    /// in a few statements.
+    pub async fn save_all(edits: Vec<Self>, tx: &mut Tx, now: i64) -> Result<()> {
         // A stored variant deleted, evicted or replaced may be held in a
         // node's memory: the commit revokes it. Changes that delivery does
         // not read (a fresh upstream URL, which every sync of a signed
         // listing writes) revoke nothing.
-        let revokes = self.before.iter().any(|old| {
+        let mut revoked: Vec<ScopeId> = edits
+            .iter()
+            .filter(|e| e.revokes())
+            .map(|e| e.scope)
+            .collect();
+        revoked.dedup();
+        for scope in revoked {
+            dialect::revoke(tx, &Revoked::Scope(scope)).await?;
+        }
+        for e in &edits {
+            for old in &e.before {
+                let new = e.after.iter().find(|v| v.label == old.label);
+                if let Some(key) = old.blob_key.as_deref()
+                    && new.and_then(|n| n.blob_key.as_deref()) != Some(key)
+                {
+                    queue_blob(tx, key, now).await?;
+                }
+            }
+        }
+        let changed: Vec<(&Self, &VariantRecord)> = edits
+            .iter()
+            .flat_map(|e| {
+                e.after
+                    .iter()
+                    .filter(|v| !e.before.contains(v))
+                    .map(move |v| (e, v))
+            })
+            .collect();
+        for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+            write_variants(tx, chunk).await?;
+        }
+        let mut deltas: Vec<(ScopeId, (i64, i64, i64))> = Vec::new();
+        for e in &edits {
+            let d = counter_delta(&e.before, &e.after);
+            match deltas.last_mut() {
+                Some((s, sum)) if *s == e.scope => {
+                    *sum = (sum.0 + d.0, sum.1 + d.1, sum.2 + d.2);
+                }
+                _ => deltas.push((e.scope, d)),
+            }
+        }
+        for (scope, delta) in deltas {
+            bump_scope(tx, scope, delta).await?;
+        }
+        let (deleted, kept): (Vec<&Self>, Vec<&Self>) = edits.iter().partition(|e| e.delete);
+        for e in deleted {
+            for table in ["variants", "media"] {
+                let sql = format!("DELETE FROM {table} WHERE scope_id = $1 AND media_id = $2");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(e.scope)
+                    .bind(&e.media_id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        for chunk in kept.chunks(ROWS_PER_STATEMENT) {
+            write_media_derived(tx, chunk).await?;
+        }
+        Ok(())
+    }
+
+    fn revokes(&self) -> bool {
+        self.before.iter().any(|old| {
             old.status == VariantStatus::Stored
                 && !self
                     .after
                     .iter()
                     .find(|v| v.label == old.label)
                     .is_some_and(|new| delivered_alike(old, new))
-        });
-        if revokes {
-            dialect::revoke(tx, &Revoked::Scope(self.scope)).await?;
-        }
-        for old in &self.before {
-            let new = self.after.iter().find(|v| v.label == old.label);
-            if let Some(key) = old.blob_key.as_deref()
-                && new.and_then(|n| n.blob_key.as_deref()) != Some(key)
-            {
-                queue_blob(tx, key, now).await?;
-            }
-        }
-        for new in &self.after {
-            if !self.before.contains(new) {
-                write_variant(tx, self.scope, &self.media_id, new).await?;
-            }
-        }
-        let delta = counter_delta(&self.before, &self.after);
-        bump_scope(tx, self.scope, delta).await?;
-        if self.delete {
-            for table in ["variants", "media"] {
-                let sql = format!("DELETE FROM {table} WHERE scope_id = $1 AND media_id = $2");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(self.scope)
-                    .bind(&self.media_id)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            return Ok(());
-        }
-        let d = media_derived(&self.after);
-        sqlx::query(
-            "UPDATE media SET media_type = $1, cached_at = $2, live_count = $3, \
-             duration = coalesce($4, duration) WHERE scope_id = $5 AND media_id = $6",
-        )
-        .bind(d.media_type.map(|t| t.as_str()))
-        .bind(d.cached_at)
-        .bind(d.live_count)
-        .bind(duration)
-        .bind(self.scope)
-        .bind(&self.media_id)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+        })
     }
+}
+
+/// Rewrites the media rows' derived columns (and `duration` where known)
+/// from their variants, one statement for all of them.
+async fn write_media_derived(tx: &mut Tx, edits: &[&ItemEdit]) -> Result<()> {
+    if edits.is_empty() {
+        return Ok(());
+    }
+    // `UPDATE ... FROM (VALUES ...)`: both databases name the columns of a
+    // VALUES list column1, column2, ...
+    let mut qb = QueryBuilder::<Db>::new(
+        "UPDATE media SET media_type = v.column3, cached_at = v.column4, \
+         live_count = v.column5, duration = coalesce(v.column6, media.duration) FROM (",
+    );
+    qb.push_values(edits, |mut row, e| {
+        let d = media_derived(&e.after);
+        row.push_bind(e.scope)
+            .push_bind(e.media_id.clone())
+            .push_bind(d.media_type.map(|t| t.as_str()))
+            .push_bind(d.cached_at)
+            .push_bind(d.live_count)
+            .push_bind(e.duration);
+    });
+    qb.push(") AS v WHERE media.scope_id = v.column1 AND media.media_id = v.column2");
+    qb.build().execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// Whether a media URL request is answered the same from either record:
@@ -166,47 +258,47 @@ fn delivered_alike(a: &VariantRecord, b: &VariantRecord) -> bool {
     )
 }
 
-/// Inserts or updates one variant row. Access counts and times are written
-/// only with a new row: they are counted outside the scope lock (see
-/// [`record_access`]), so writing back the values read under it could lose
-/// hits counted meanwhile.
-async fn write_variant(
-    tx: &mut Tx,
-    scope: ScopeId,
-    media_id: &str,
-    v: &VariantRecord,
-) -> Result<()> {
-    sqlx::query(
+/// Inserts or updates variant rows (of distinct items and labels), one
+/// statement for all. Access counts and times are written only with a new
+/// row: they are counted outside the scope lock (see [`record_access`]), so
+/// writing back the values read under it could lose hits counted meanwhile.
+async fn write_variants(tx: &mut Tx, rows: &[(&ItemEdit, &VariantRecord)]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut qb = QueryBuilder::<Db>::new(
         "INSERT INTO variants (scope_id, media_id, label, status, size_bytes, content_type, \
          access_count, created_at, stored_at, last_accessed_at, blob_key, checksum, origin, \
-         upstream_url, upstream_size, last_error, generation) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-         ON CONFLICT (scope_id, media_id, label) DO UPDATE SET status = excluded.status, \
+         upstream_url, upstream_size, last_error, generation) ",
+    );
+    qb.push_values(rows, |mut row, (e, v)| {
+        row.push_bind(e.scope)
+            .push_bind(e.media_id.clone())
+            .push_bind(v.label.clone())
+            .push_bind(v.status.as_str())
+            .push_bind(v.size_bytes as i64)
+            .push_bind(v.content_type.clone())
+            .push_bind(v.access_count as i64)
+            .push_bind(v.created_at)
+            .push_bind(v.stored_at)
+            .push_bind(v.last_accessed_at)
+            .push_bind(v.blob_key.clone())
+            .push_bind(v.checksum.clone())
+            .push_bind(v.origin.as_str())
+            .push_bind(v.upstream_url.clone())
+            .push_bind(v.upstream_size.map(|n| n as i64))
+            .push_bind(v.last_error.clone())
+            .push_bind(v.generation);
+    });
+    qb.push(
+        " ON CONFLICT (scope_id, media_id, label) DO UPDATE SET status = excluded.status, \
          size_bytes = excluded.size_bytes, content_type = excluded.content_type, \
          stored_at = excluded.stored_at, blob_key = excluded.blob_key, \
          checksum = excluded.checksum, origin = excluded.origin, \
          upstream_url = excluded.upstream_url, upstream_size = excluded.upstream_size, \
          last_error = excluded.last_error, generation = excluded.generation",
-    )
-    .bind(scope)
-    .bind(media_id)
-    .bind(&v.label)
-    .bind(v.status.as_str())
-    .bind(v.size_bytes as i64)
-    .bind(&v.content_type)
-    .bind(v.access_count as i64)
-    .bind(v.created_at)
-    .bind(v.stored_at)
-    .bind(v.last_accessed_at)
-    .bind(&v.blob_key)
-    .bind(&v.checksum)
-    .bind(v.origin.as_str())
-    .bind(&v.upstream_url)
-    .bind(v.upstream_size.map(|n| n as i64))
-    .bind(&v.last_error)
-    .bind(v.generation)
-    .execute(&mut **tx)
-    .await?;
+    );
+    qb.build().execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -254,30 +346,45 @@ pub async fn ensure_media_row(
     Ok(())
 }
 
-/// Creates or updates the media row of an item a listing observed, with
-/// what the listing says of it (not the columns derived from variants).
+/// Creates or updates the media rows of items a listing observed, with
+/// what the listing says of them (not the columns derived from variants),
+/// one statement for all. An ID listed twice takes its last listing.
 pub async fn record_observed_media(
     tx: &mut Tx,
     scope: ScopeId,
-    item: &ObservedMedia,
+    items: &[&ObservedMedia],
     list_id: &str,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO media (scope_id, media_id, sort_id, created_at, duration, fingerprint, list_hint) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scope_id, media_id) DO UPDATE SET \
-         duration = coalesce(excluded.duration, media.duration), fingerprint = excluded.fingerprint, \
-         list_hint = excluded.list_hint",
-    )
-    .bind(scope)
-    .bind(item.media_id.as_str())
-    .bind(item.media_id.sort_key())
-    .bind(now)
-    .bind(item.duration)
-    .bind(&item.fingerprint)
-    .bind(list_id)
-    .execute(&mut **tx)
-    .await?;
+    let mut last = HashMap::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        last.insert(item.media_id.as_str(), i);
+    }
+    let unique: Vec<&ObservedMedia> = (items.iter().enumerate())
+        .filter(|(i, item)| last[item.media_id.as_str()] == *i)
+        .map(|(_, item)| *item)
+        .collect();
+    for chunk in unique.chunks(ROWS_PER_STATEMENT) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO media (scope_id, media_id, sort_id, created_at, duration, fingerprint, \
+             list_hint) ",
+        );
+        qb.push_values(chunk, |mut row, item| {
+            row.push_bind(scope)
+                .push_bind(item.media_id.as_str().to_owned())
+                .push_bind(item.media_id.sort_key())
+                .push_bind(now)
+                .push_bind(item.duration)
+                .push_bind(item.fingerprint.clone())
+                .push_bind(list_id.to_owned());
+        });
+        qb.push(
+            " ON CONFLICT (scope_id, media_id) DO UPDATE SET \
+             duration = coalesce(excluded.duration, media.duration), \
+             fingerprint = excluded.fingerprint, list_hint = excluded.list_hint",
+        );
+        qb.build().execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
