@@ -30,6 +30,11 @@ use crate::model::{ConnectionId, Label, MediaId, OrgName, SettingsPatch, VaultPl
 
 pub type Result<T> = anyhow::Result<T>;
 
+/// Prepared statements each SQL catalog connection keeps (sqlx's default
+/// is 100): the catalog's own statements, plus its multi-row writes in up
+/// to nine sizes each (`sql::row_chunks`), without evicting one another.
+const STATEMENT_CACHE: usize = 256;
+
 /// The whole catalog: every backend implements each part, and callers hold
 /// an `Arc<dyn Catalog>`. The parts are separate traits so that each SQL
 /// module implements the operations it owns, next to the statements that

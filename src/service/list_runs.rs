@@ -86,9 +86,9 @@ impl Drop for Entry<'_> {
 /// says it is done is an error, not an endless sync.
 const MAX_PAGES: u64 = 100_000;
 
-/// Pages read ahead of the catalog at most (10,000 items at the upstream's
-/// page size): what bounds a run's memory.
-const READ_AHEAD_PAGES: usize = 100;
+/// Pages read ahead of the catalog at most (4,000 items at the upstream's
+/// page size, two full batches): what bounds a run's memory.
+const READ_AHEAD_PAGES: usize = 40;
 
 /// Pages applied in one transaction at most, so that one transaction holds
 /// the writer (and the scope row lock) for a bounded time.

@@ -117,7 +117,8 @@ impl Stores {
     /// the acknowledgements it hears); only a server holds a lease.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)
-            .context("the catalog URL is not a valid PostgreSQL URL")?;
+            .context("the catalog URL is not a valid PostgreSQL URL")?
+            .statement_cache_capacity(crate::catalog::STATEMENT_CACHE);
         migrate(&options).await?;
         let pool = PgPoolOptions::new()
             // One connection is the revocation listener's.

@@ -17,8 +17,7 @@ pub async fn ensure_jobs(
     now: i64,
 ) -> Result<u64> {
     let mut made = 0;
-    // Five columns a row: far under both databases' parameter limits.
-    for chunk in jobs.chunks(1_000) {
+    for chunk in super::row_chunks(jobs) {
         let mut qb = QueryBuilder::<Db>::new(
             "INSERT INTO jobs (scope_id, media_id, label, run_after, created_at) ",
         );

@@ -14,7 +14,7 @@ use super::list_runs as runs;
 use super::media::{attach_variants, delete_locked};
 use super::rows::{MEDIA_COLUMNS, MEMBER_COLUMNS};
 use super::scopes::lock_current_scope;
-use super::variants::{ItemEdit, record_observed_media, refresh_upstream_url};
+use super::variants::{ItemEdit, refresh_upstream_url};
 use crate::catalog::generation;
 use crate::catalog::paging;
 use crate::catalog::{
@@ -301,7 +301,7 @@ pub(super) async fn apply_plan(
     queued += record_media(tx, scope, &pick(&p.refresh), list_id, false, now).await?;
     let sync = mode == ListMode::Sync;
     let members = pick(&p.members);
-    for chunk in members.chunks(1_000) {
+    for chunk in super::row_chunks(&members) {
         let mut qb = QueryBuilder::<Db>::new(
             "INSERT INTO list_members (scope_id, list_id, media_id, first_added_at, \
              last_added_at, last_seen_at, last_synced_at, in_baseline) ",
@@ -343,9 +343,9 @@ pub(super) async fn apply_plan(
     Ok(queued)
 }
 
-/// Records observed items: their media rows, new variants (stored ones
-/// queued), fresh upstream URLs for known ones, with one statement per kind
-/// of row for all of them. With `requeue`, known variants that should be
+/// Records observed items: their media rows (what the listing says of
+/// them), new variants (stored ones queued), fresh upstream URLs for known
+/// ones, with one statement per kind of row for all of them. With `requeue`, known variants that should be
 /// stored but are not (edge_only, removed, failed) are queued again.
 /// Returns the number of jobs created.
 async fn record_media(
@@ -359,7 +359,6 @@ async fn record_media(
     if items.is_empty() {
         return Ok(0);
     }
-    record_observed_media(tx, scope, items, list_id, now).await?;
     let ids: Vec<&str> = items.iter().map(|m| m.media_id.as_str()).collect();
     let mut edits = ItemEdit::load_many(tx, scope, &ids).await?;
     // `load_many` answers one edit per distinct ID, in first-listed order.
@@ -373,6 +372,7 @@ async fn record_media(
     for item in items {
         let media_id = item.media_id.as_str();
         let edit = &mut edits[at[media_id]];
+        edit.listed(item, list_id, now);
         for v in &item.variants {
             let record = match edit.get(&v.label) {
                 None => VariantRecord {

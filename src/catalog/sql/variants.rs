@@ -37,14 +37,21 @@ pub struct ItemEdit {
     before: Vec<VariantRecord>,
     after: Vec<VariantRecord>,
     delete: bool,
-    /// `media.duration` when the change knows it (an upload).
+    /// `media.duration` when the change knows it (an upload, a listing).
     duration: Option<f64>,
+    /// What a listing says of the media row, if a listing made the change:
+    /// then the row is created if missing.
+    listing: Option<Listing>,
 }
 
-/// Rows written by one multi-row statement: a page of 100 items with two
-/// variants each stays well under both databases' parameter limits (17
-/// columns a row; SQLite allows 32,766 parameters, PostgreSQL 65,535).
-const ROWS_PER_STATEMENT: usize = 500;
+/// The media row's columns a listing sets (its derived columns follow from
+/// the variants).
+struct Listing {
+    sort_id: String,
+    fingerprint: String,
+    list_hint: String,
+    created_at: i64,
+}
 
 impl ItemEdit {
     fn new(scope: ScopeId, media_id: &str, before: Vec<VariantRecord>) -> Self {
@@ -55,6 +62,7 @@ impl ItemEdit {
             before,
             delete: false,
             duration: None,
+            listing: None,
         }
     }
 
@@ -112,6 +120,19 @@ impl ItemEdit {
         self.after.push(v);
     }
 
+    /// Records what a listing of `list_id` says of the item (its latest
+    /// listing, if it was listed twice): the media row is written with it,
+    /// and created if missing.
+    pub fn listed(&mut self, item: &ObservedMedia, list_id: &str, now: i64) {
+        self.duration = item.duration;
+        self.listing = Some(Listing {
+            sort_id: item.media_id.sort_key(),
+            fingerprint: item.fingerprint.clone(),
+            list_hint: list_id.to_owned(),
+            created_at: now,
+        });
+    }
+
     /// Deletes the whole item: every variant record and the media row.
     pub fn delete_all(&mut self) {
         self.after.clear();
@@ -163,7 +184,7 @@ impl ItemEdit {
                     .map(move |v| (e, v))
             })
             .collect();
-        for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+        for chunk in super::row_chunks(&changed) {
             write_variants(tx, chunk).await?;
         }
         let mut deltas: Vec<(ScopeId, (i64, i64, i64))> = Vec::new();
@@ -190,7 +211,12 @@ impl ItemEdit {
                     .await?;
             }
         }
-        for chunk in kept.chunks(ROWS_PER_STATEMENT) {
+        let (listed, other): (Vec<&Self>, Vec<&Self>) =
+            kept.into_iter().partition(|e| e.listing.is_some());
+        for chunk in super::row_chunks(&listed) {
+            write_listed_media(tx, chunk).await?;
+        }
+        for chunk in super::row_chunks(&other) {
             write_media_derived(tx, chunk).await?;
         }
         Ok(())
@@ -208,12 +234,43 @@ impl ItemEdit {
     }
 }
 
+/// Creates or updates the media rows of listed items: what the listing says
+/// and the derived columns, one statement for all (a row written once, not
+/// inserted and then updated: each write of a derived column rewrites the
+/// query indexes that hold it).
+async fn write_listed_media(tx: &mut Tx, edits: &[&ItemEdit]) -> Result<()> {
+    let mut qb = QueryBuilder::<Db>::new(
+        "INSERT INTO media (scope_id, media_id, sort_id, created_at, duration, fingerprint, \
+         list_hint, media_type, cached_at, live_count) ",
+    );
+    qb.push_values(edits, |mut row, e| {
+        let l = e.listing.as_ref().expect("partitioned by listing");
+        let d = media_derived(&e.after);
+        row.push_bind(e.scope)
+            .push_bind(e.media_id.clone())
+            .push_bind(l.sort_id.clone())
+            .push_bind(l.created_at)
+            .push_bind(e.duration)
+            .push_bind(l.fingerprint.clone())
+            .push_bind(l.list_hint.clone())
+            .push_bind(d.media_type.map(|t| t.as_str()))
+            .push_bind(d.cached_at)
+            .push_bind(d.live_count);
+    });
+    qb.push(
+        " ON CONFLICT (scope_id, media_id) DO UPDATE SET \
+         duration = coalesce(excluded.duration, media.duration), \
+         fingerprint = excluded.fingerprint, list_hint = excluded.list_hint, \
+         media_type = excluded.media_type, cached_at = excluded.cached_at, \
+         live_count = excluded.live_count",
+    );
+    qb.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Rewrites the media rows' derived columns (and `duration` where known)
 /// from their variants, one statement for all of them.
 async fn write_media_derived(tx: &mut Tx, edits: &[&ItemEdit]) -> Result<()> {
-    if edits.is_empty() {
-        return Ok(());
-    }
     // `UPDATE ... FROM (VALUES ...)`: both databases name the columns of a
     // VALUES list column1, column2, ...
     let mut qb = QueryBuilder::<Db>::new(
@@ -343,48 +400,6 @@ pub async fn ensure_media_row(
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    Ok(())
-}
-
-/// Creates or updates the media rows of items a listing observed, with
-/// what the listing says of them (not the columns derived from variants),
-/// one statement for all. An ID listed twice takes its last listing.
-pub async fn record_observed_media(
-    tx: &mut Tx,
-    scope: ScopeId,
-    items: &[&ObservedMedia],
-    list_id: &str,
-    now: i64,
-) -> Result<()> {
-    let mut last = HashMap::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        last.insert(item.media_id.as_str(), i);
-    }
-    let unique: Vec<&ObservedMedia> = (items.iter().enumerate())
-        .filter(|(i, item)| last[item.media_id.as_str()] == *i)
-        .map(|(_, item)| *item)
-        .collect();
-    for chunk in unique.chunks(ROWS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::<Db>::new(
-            "INSERT INTO media (scope_id, media_id, sort_id, created_at, duration, fingerprint, \
-             list_hint) ",
-        );
-        qb.push_values(chunk, |mut row, item| {
-            row.push_bind(scope)
-                .push_bind(item.media_id.as_str().to_owned())
-                .push_bind(item.media_id.sort_key())
-                .push_bind(now)
-                .push_bind(item.duration)
-                .push_bind(item.fingerprint.clone())
-                .push_bind(list_id.to_owned());
-        });
-        qb.push(
-            " ON CONFLICT (scope_id, media_id) DO UPDATE SET \
-             duration = coalesce(excluded.duration, media.duration), \
-             fingerprint = excluded.fingerprint, list_hint = excluded.list_hint",
-        );
-        qb.build().execute(&mut **tx).await?;
-    }
     Ok(())
 }
 

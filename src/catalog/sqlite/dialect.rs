@@ -120,6 +120,7 @@ impl Stores {
             // cut loses nothing that a client was told is stored.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
+            .statement_cache_capacity(crate::catalog::STATEMENT_CACHE)
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
