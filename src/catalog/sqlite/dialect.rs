@@ -92,6 +92,10 @@ pub async fn tracking<F: Future>(attempt: F) -> (F::Output, bool) {
     (attempt.await, false)
 }
 
+/// How much of the catalog file a reader maps (`PRAGMA mmap_size`); past
+/// it reads are plain again. 1 GiB of address space, not of memory.
+const READER_MMAP_BYTES: u64 = 1 << 30;
+
 pub struct Stores {
     writer: SqlitePool,
     reader: SqlitePool,
@@ -131,9 +135,20 @@ impl Stores {
             .run(&writer)
             .await
             .context("cannot apply catalog migrations")?;
+        // Readers map the file instead of copying each page they read into
+        // their own page cache: at a million variants the file is far
+        // bigger than a connection's cache, and a batch read of random
+        // items touched hundreds of pages, each a read(2) and a copy. The
+        // map is the OS page cache itself, shared by every reader. SQLite's
+        // caveat: an I/O error on a mapped page is a SIGBUS, not an error;
+        // the file is local and private to the server, a failing disk
+        // under it stops the server either way, and what is committed is
+        // in the file and the write-ahead log (which is never mapped).
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options.clone().read_only(true))
+            .connect_with(
+                (options.clone().read_only(true)).pragma("mmap_size", READER_MMAP_BYTES.to_string()),
+            )
             .await?;
         // Its own connection, outside any pool: a data version is only
         // comparable with earlier reads on the same connection.
