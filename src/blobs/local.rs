@@ -20,6 +20,7 @@ use tokio::fs;
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
 
 use super::dir_sync::DirSyncs;
 use super::{BlobRead, BlobStore, ByteStream, PutError, PutOutcome};
@@ -94,31 +95,49 @@ impl LocalBlobStore {
     /// Streams `body` into the new file `tmp`, hashing as it goes, and
     /// answers the file unsynced. Bytes are gathered up to
     /// [`WRITE_BUFFER`] and written with one trip to the blocking pool
-    /// each, so a small blob is created and written in one trip.
+    /// each (a small blob is created and written in one trip); a block is
+    /// written while the next one is received, so at most two are held.
     async fn write_tmp(
         &self,
         tmp: &Path,
         mut body: ByteStream,
         limit: u64,
     ) -> Result<(PutOutcome, std::fs::File), PutError> {
-        let mut file = None;
+        let mut writing: Option<JoinHandle<Result<std::fs::File, PutError>>> = None;
         let mut buf = Vec::new();
         let mut hasher = Sha256::new();
         let mut size = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(PutError::from_body)?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(PutError::TooLarge { limit });
+        let received = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(PutError::from_body)?;
+                size += chunk.len() as u64;
+                if size > limit {
+                    return Err(PutError::TooLarge { limit });
+                }
+                hasher.update(&chunk);
+                // Written before it would grow past one block (growing
+                // would copy it into a buffer twice the size).
+                if !buf.is_empty() && buf.len() + chunk.len() > WRITE_BUFFER {
+                    let full = std::mem::replace(&mut buf, Vec::with_capacity(WRITE_BUFFER));
+                    let file = match writing.take() {
+                        Some(w) => Some(written(w).await?),
+                        None => None,
+                    };
+                    writing = Some(write_out(file, tmp, full));
+                }
+                buf.extend_from_slice(&chunk);
             }
-            hasher.update(&chunk);
-            buf.extend_from_slice(&chunk);
-            if buf.len() >= WRITE_BUFFER {
-                let full = std::mem::replace(&mut buf, Vec::with_capacity(WRITE_BUFFER));
-                file = Some(write_out(file, tmp, full).await?);
-            }
+            Ok(())
         }
-        let file = write_out(file, tmp, buf).await?;
+        .await;
+        let file = match writing.take() {
+            Some(w) => Some(written(w).await),
+            None => None,
+        };
+        // A write still running when the body failed has ended: the caller
+        // may remove `tmp` without racing it.
+        received?;
+        let file = written(write_out(file.transpose()?, tmp, buf)).await?;
         let outcome = PutOutcome {
             size_bytes: size,
             sha256: hex::encode(hasher.finalize()),
@@ -186,11 +205,11 @@ impl LocalBlobStore {
 
 /// Creates `tmp` if `file` is None, then appends `buf` to it, in one trip
 /// to the blocking pool.
-async fn write_out(
+fn write_out(
     file: Option<std::fs::File>,
     tmp: &Path,
     buf: Vec<u8>,
-) -> Result<std::fs::File, PutError> {
+) -> JoinHandle<Result<std::fs::File, PutError>> {
     let path = tmp.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let mut file = match file {
@@ -208,8 +227,13 @@ async fn write_out(
         file.write_all(&buf).map_err(write_error)?;
         Ok(file)
     })
-    .await
-    .map_err(|e| PutError::Store(anyhow::Error::new(e).context("blob write task failed")))?
+}
+
+async fn written(
+    w: JoinHandle<Result<std::fs::File, PutError>>,
+) -> Result<std::fs::File, PutError> {
+    w.await
+        .map_err(|e| PutError::Store(anyhow::Error::new(e).context("blob write task failed")))?
 }
 
 /// Where the blob `key` lives under `root` (a store's `blobs/`, or a
