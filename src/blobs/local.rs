@@ -103,7 +103,7 @@ impl LocalBlobStore {
         mut body: ByteStream,
         limit: u64,
     ) -> Result<(PutOutcome, std::fs::File), PutError> {
-        let mut writing: Option<JoinHandle<Result<std::fs::File, PutError>>> = None;
+        let mut writing: Option<Writing> = None;
         let mut buf = Vec::new();
         let mut hasher = Sha256::new();
         let mut size = 0u64;
@@ -118,11 +118,16 @@ impl LocalBlobStore {
                 // Written before it would grow past one block (growing
                 // would copy it into a buffer twice the size).
                 if !buf.is_empty() && buf.len() + chunk.len() > WRITE_BUFFER {
-                    let full = std::mem::replace(&mut buf, Vec::with_capacity(WRITE_BUFFER));
-                    let file = match writing.take() {
-                        Some(w) => Some(written(w).await?),
-                        None => None,
+                    // Two buffers take turns: a fresh one per block would
+                    // be faulted in anew each time.
+                    let (file, spare) = match writing.take() {
+                        Some(w) => {
+                            let (f, spare) = written(w).await?;
+                            (Some(f), spare)
+                        }
+                        None => (None, Vec::with_capacity(WRITE_BUFFER)),
                     };
+                    let full = std::mem::replace(&mut buf, spare);
                     writing = Some(write_out(file, tmp, full));
                 }
                 buf.extend_from_slice(&chunk);
@@ -131,13 +136,13 @@ impl LocalBlobStore {
         }
         .await;
         let file = match writing.take() {
-            Some(w) => Some(written(w).await),
+            Some(w) => Some(written(w).await.map(|(f, _)| f)),
             None => None,
         };
         // A write still running when the body failed has ended: the caller
         // may remove `tmp` without racing it.
         received?;
-        let file = written(write_out(file.transpose()?, tmp, buf)).await?;
+        let (file, _) = written(write_out(file.transpose()?, tmp, buf)).await?;
         let outcome = PutOutcome {
             size_bytes: size,
             sha256: hex::encode(hasher.finalize()),
@@ -204,12 +209,8 @@ impl LocalBlobStore {
 }
 
 /// Creates `tmp` if `file` is None, then appends `buf` to it, in one trip
-/// to the blocking pool.
-fn write_out(
-    file: Option<std::fs::File>,
-    tmp: &Path,
-    buf: Vec<u8>,
-) -> JoinHandle<Result<std::fs::File, PutError>> {
+/// to the blocking pool; answers the file and the emptied buffer.
+fn write_out(file: Option<std::fs::File>, tmp: &Path, mut buf: Vec<u8>) -> Writing {
     let path = tmp.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let mut file = match file {
@@ -225,13 +226,15 @@ fn write_out(
             })?,
         };
         file.write_all(&buf).map_err(write_error)?;
-        Ok(file)
+        buf.clear();
+        Ok((file, buf))
     })
 }
 
-async fn written(
-    w: JoinHandle<Result<std::fs::File, PutError>>,
-) -> Result<std::fs::File, PutError> {
+/// A block being written by [`write_out`].
+type Writing = JoinHandle<Result<(std::fs::File, Vec<u8>), PutError>>;
+
+async fn written(w: Writing) -> Result<(std::fs::File, Vec<u8>), PutError> {
     w.await
         .map_err(|e| PutError::Store(anyhow::Error::new(e).context("blob write task failed")))?
 }
