@@ -97,13 +97,17 @@ impl LocalBlobStore {
     /// [`WRITE_BUFFER`] and written with one trip to the blocking pool
     /// each (a small blob is created and written in one trip); a block is
     /// written while the next one is received, so at most two are held.
+    /// `eager` creates the file at once rather than with the first block:
+    /// an upload arrives at its client's pace, and its write in progress
+    /// shows in `tmp/` from its first byte.
     async fn write_tmp(
         &self,
         tmp: &Path,
         mut body: ByteStream,
         limit: u64,
+        eager: bool,
     ) -> Result<(PutOutcome, std::fs::File), PutError> {
-        let mut writing: Option<Writing> = None;
+        let mut writing: Option<Writing> = eager.then(|| write_out(None, tmp, Vec::new()));
         let mut buf = Vec::new();
         let mut hasher = Sha256::new();
         let mut size = 0u64;
@@ -320,7 +324,7 @@ impl BlobStore for LocalBlobStore {
     async fn put(&self, key: &str, body: ByteStream, limit: u64) -> Result<PutOutcome, PutError> {
         self.path_of(key)?;
         let tmp = self.tmp.join(uuid::Uuid::new_v4().simple().to_string());
-        let result = match self.write_tmp(&tmp, body, limit).await {
+        let result = match self.write_tmp(&tmp, body, limit, true).await {
             Ok((outcome, file)) => self.place(key, tmp.clone(), file).await.map(|()| outcome),
             Err(e) => Err(e),
         };
@@ -340,7 +344,7 @@ impl BlobStore for LocalBlobStore {
     ) -> Result<PutOutcome, PutError> {
         self.path_of(key)?;
         let tmp = self.tmp.join(uuid::Uuid::new_v4().simple().to_string());
-        match self.write_tmp(&tmp, body, limit).await {
+        match self.write_tmp(&tmp, body, limit, false).await {
             Ok((outcome, file)) => {
                 // A second unsettled write of the key replaces the first.
                 self.drop_unsettled(key).await;
