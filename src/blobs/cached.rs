@@ -52,6 +52,20 @@ impl<S: BlobStore> BlobStore for CachedBlobStore<S> {
         self.inner.put(key, body, limit).await
     }
 
+    async fn put_unsettled(
+        &self,
+        key: &str,
+        body: ByteStream,
+        limit: u64,
+    ) -> Result<PutOutcome, PutError> {
+        self.small.remove(key);
+        self.inner.put_unsettled(key, body, limit).await
+    }
+
+    async fn settle(&self, key: &str) -> Result<(), PutError> {
+        self.inner.settle(key).await
+    }
+
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> anyhow::Result<Option<BlobRead>> {
         if let Some(whole) = self.small.get(key) {
             HIT.increment(1);

@@ -3,7 +3,9 @@
 //! several renames makes them all durable: writers placing files in the
 //! same directory at once wait for one sync between them instead of one
 //! each (their syncs would otherwise queue behind each other on the file
-//! system's journal).
+//! system). Called on blocking threads, right after the rename, so that a
+//! blob is synced, renamed and its directory synced in one trip to the
+//! blocking pool.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,13 +22,13 @@ struct Dir {
     /// Tickets handed out: one per rename that wants to be durable.
     issued: AtomicU64,
     /// Held while a sync runs; the highest ticket a finished sync covers.
-    covered: tokio::sync::Mutex<u64>,
+    covered: Mutex<u64>,
 }
 
 impl DirSyncs {
     /// Returns once `dir` was synced after the caller's rename into it
-    /// (which must have completed before this call).
-    pub async fn sync(&self, dir: &Path) -> std::io::Result<()> {
+    /// (which must have completed before this call). Blocks.
+    pub fn sync(&self, dir: &Path) -> std::io::Result<()> {
         let d = self
             .dirs
             .lock()
@@ -36,14 +38,14 @@ impl DirSyncs {
             .clone();
         let ticket = d.issued.fetch_add(1, Ordering::SeqCst) + 1;
         let result = {
-            let mut covered = d.covered.lock().await;
+            let mut covered = d.covered.lock().expect("no panics under this lock");
             if *covered >= ticket {
                 Ok(())
             } else {
                 // Every ticket issued so far belongs to a rename that is
                 // done: this sync covers them all.
                 let upto = d.issued.load(Ordering::SeqCst);
-                let r = tokio::fs::File::open(dir).await?.sync_all().await;
+                let r = std::fs::File::open(dir).and_then(|f| f.sync_all());
                 if r.is_ok() {
                     *covered = upto;
                 }
@@ -63,20 +65,20 @@ impl DirSyncs {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn concurrent_syncs_of_a_directory_all_return_and_are_forgotten() {
+    #[test]
+    fn concurrent_syncs_of_a_directory_all_return_and_are_forgotten() {
         let dir = tempfile::tempdir().unwrap();
         let syncs = Arc::new(DirSyncs::default());
-        let tasks: Vec<_> = (0..16)
+        let threads: Vec<_> = (0..16)
             .map(|_| {
                 let (syncs, path) = (syncs.clone(), dir.path().to_path_buf());
-                tokio::spawn(async move { syncs.sync(&path).await })
+                std::thread::spawn(move || syncs.sync(&path))
             })
             .collect();
-        for t in tasks {
-            t.await.unwrap().unwrap();
+        for t in threads {
+            t.join().unwrap().unwrap();
         }
         assert!(syncs.dirs.lock().unwrap().is_empty());
-        assert!(syncs.sync(&dir.path().join("missing")).await.is_err());
+        assert!(syncs.sync(&dir.path().join("missing")).is_err());
     }
 }

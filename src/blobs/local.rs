@@ -3,19 +3,24 @@
 //! object_store's LocalFileSystem would do the job but does not fsync, and
 //! invariant 3 of docs/DESIGN.md (nothing is `stored` before it is durable)
 //! needs the file and its directory entry on disk before the catalog commit. Writes go to a
-//! temporary file, are synced, then renamed into place.
+//! temporary file, are synced, then renamed into place. A write in two
+//! steps ([`BlobStore::put_unsettled`]) stays an unsynced file in `tmp/`
+//! until its [`BlobStore::settle`] does the rest.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use std::io::{Read, Seek};
+use std::io::{Read, Seek, Write};
 use tokio::fs;
 
 use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
 
 use super::dir_sync::DirSyncs;
 use super::{BlobRead, BlobStore, ByteStream, PutError, PutOutcome};
@@ -37,7 +42,16 @@ enum Opened {
 pub struct LocalBlobStore {
     root: PathBuf,
     tmp: PathBuf,
-    dir_syncs: DirSyncs,
+    dir_syncs: Arc<DirSyncs>,
+    /// Writes of [`BlobStore::put_unsettled`] waiting for their
+    /// [`BlobStore::settle`], by key.
+    unsettled: Mutex<HashMap<String, Unsettled>>,
+}
+
+/// A blob written to a temporary file, not yet synced nor renamed.
+struct Unsettled {
+    tmp: PathBuf,
+    file: std::fs::File,
 }
 
 impl LocalBlobStore {
@@ -50,11 +64,12 @@ impl LocalBlobStore {
                 .await
                 .with_context(|| format!("cannot create {}", d.display()))?;
         }
-        let dir_syncs = DirSyncs::default();
+        let dir_syncs = Arc::new(DirSyncs::default());
         Ok(Self {
             root,
             tmp,
             dir_syncs,
+            unsettled: Mutex::default(),
         })
     }
 
@@ -77,34 +92,155 @@ impl LocalBlobStore {
         key_path(&self.root, key)
     }
 
+    /// Streams `body` into the new file `tmp`, hashing as it goes, and
+    /// answers the file unsynced. Bytes are gathered up to
+    /// [`WRITE_BUFFER`] and written with one trip to the blocking pool
+    /// each (a small blob is created and written in one trip); a block is
+    /// written while the next one is received, so at most two are held.
+    /// `eager` creates the file at once rather than with the first block:
+    /// an upload arrives at its client's pace, and its write in progress
+    /// shows in `tmp/` from its first byte.
     async fn write_tmp(
         &self,
         tmp: &Path,
         mut body: ByteStream,
         limit: u64,
-    ) -> Result<PutOutcome, PutError> {
-        let file = private_files::create_file_async(tmp)
-            .await
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        eager: bool,
+    ) -> Result<(PutOutcome, std::fs::File), PutError> {
+        let mut writing: Option<Writing> = eager.then(|| write_out(None, tmp, Vec::new()));
+        let mut buf = Vec::new();
         let mut hasher = Sha256::new();
         let mut size = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(PutError::from_body)?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(PutError::TooLarge { limit });
+        let received = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(PutError::from_body)?;
+                size += chunk.len() as u64;
+                if size > limit {
+                    return Err(PutError::TooLarge { limit });
+                }
+                hasher.update(&chunk);
+                // Written before it would grow past one block (growing
+                // would copy it into a buffer twice the size).
+                if !buf.is_empty() && buf.len() + chunk.len() > WRITE_BUFFER {
+                    // Two buffers take turns: a fresh one per block would
+                    // be faulted in anew each time.
+                    let (file, spare) = match writing.take() {
+                        Some(w) => {
+                            let (f, spare) = written(w).await?;
+                            (Some(f), spare)
+                        }
+                        None => (None, Vec::with_capacity(WRITE_BUFFER)),
+                    };
+                    let full = std::mem::replace(&mut buf, spare);
+                    writing = Some(write_out(file, tmp, full));
+                }
+                buf.extend_from_slice(&chunk);
             }
-            hasher.update(&chunk);
-            out.write_all(&chunk).await.map_err(write_error)?;
+            Ok(())
         }
-        out.flush().await.map_err(write_error)?;
-        out.get_ref().sync_all().await.context("cannot sync blob")?;
-        Ok(PutOutcome {
+        .await;
+        let file = match writing.take() {
+            Some(w) => Some(written(w).await.map(|(f, _)| f)),
+            None => None,
+        };
+        // A write still running when the body failed has ended: the caller
+        // may remove `tmp` without racing it.
+        received?;
+        let (file, _) = written(write_out(file.transpose()?, tmp, buf)).await?;
+        let outcome = PutOutcome {
             size_bytes: size,
             sha256: hex::encode(hasher.finalize()),
+        };
+        Ok((outcome, file))
+    }
+
+    /// Makes the written file `tmp` durable and renames it to `key`, then
+    /// makes the rename durable, all in one trip to the blocking pool. On
+    /// error nothing is left under `key`; the caller removes `tmp`.
+    async fn place(&self, key: &str, tmp: PathBuf, file: std::fs::File) -> Result<(), PutError> {
+        let dest = self.path_of(key)?;
+        let root = self.root.clone();
+        let dir_syncs = self.dir_syncs.clone();
+        let placed = tokio::task::spawn_blocking(move || {
+            // For a new file, its data and the size that reads it back.
+            file.sync_data()?;
+            drop(file);
+            let parent = dest.parent().unwrap_or(&root);
+            // A concurrent delete may remove the scope directory between
+            // creating it and renaming into it; try again then.
+            let mut attempt = 0;
+            let mut created = false;
+            loop {
+                if !parent.exists() {
+                    private_files::create_dir_all_blocking(parent)?;
+                    created = true;
+                }
+                match std::fs::rename(&tmp, &dest) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 => {
+                        attempt += 1;
+                    }
+                    other => break other,
+                }
+            }?;
+            // The rename is durable only once the directory is synced, and a
+            // new scope directory only once its parent is.
+            dir_syncs.sync(parent)?;
+            if created {
+                dir_syncs.sync(&root)?;
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        placed.map_err(|e| {
+            PutError::Store(anyhow::Error::new(e).context(format!("cannot place blob {key}")))
         })
     }
+
+    /// Forgets an unsettled write of `key`, removing its file.
+    async fn drop_unsettled(&self, key: &str) {
+        let gone = self
+            .unsettled
+            .lock()
+            .expect("no panics under this lock")
+            .remove(key);
+        if let Some(u) = gone {
+            drop(u.file);
+            let _ = fs::remove_file(&u.tmp).await;
+        }
+    }
+}
+
+/// Creates `tmp` if `file` is None, then appends `buf` to it, in one trip
+/// to the blocking pool; answers the file and the emptied buffer.
+fn write_out(file: Option<std::fs::File>, tmp: &Path, mut buf: Vec<u8>) -> Writing {
+    let path = tmp.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut file = match file {
+            Some(f) => f,
+            None => private_files::create_file(&path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::StorageFull {
+                    PutError::NoSpace
+                } else {
+                    PutError::Store(
+                        anyhow::Error::new(e).context(format!("cannot create {}", path.display())),
+                    )
+                }
+            })?,
+        };
+        file.write_all(&buf).map_err(write_error)?;
+        buf.clear();
+        Ok((file, buf))
+    })
+}
+
+/// A block being written by [`write_out`].
+type Writing = JoinHandle<Result<(std::fs::File, Vec<u8>), PutError>>;
+
+async fn written(w: Writing) -> Result<(std::fs::File, Vec<u8>), PutError> {
+    w.await
+        .map_err(|e| PutError::Store(anyhow::Error::new(e).context("blob write task failed")))?
 }
 
 /// Where the blob `key` lives under `root` (a store's `blobs/`, or a
@@ -186,49 +322,61 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn put(&self, key: &str, body: ByteStream, limit: u64) -> Result<PutOutcome, PutError> {
-        let dest = self.path_of(key)?;
+        self.path_of(key)?;
         let tmp = self.tmp.join(uuid::Uuid::new_v4().simple().to_string());
-        let outcome = match self.write_tmp(&tmp, body, limit).await {
-            Ok(o) => o,
+        let result = match self.write_tmp(&tmp, body, limit, true).await {
+            Ok((outcome, file)) => self.place(key, tmp.clone(), file).await.map(|()| outcome),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp).await;
+        }
+        result
+    }
+
+    /// Writes to a temporary file and leaves it there, unsynced, until
+    /// [`BlobStore::settle`]: nothing is visible under `key` before then.
+    async fn put_unsettled(
+        &self,
+        key: &str,
+        body: ByteStream,
+        limit: u64,
+    ) -> Result<PutOutcome, PutError> {
+        self.path_of(key)?;
+        let tmp = self.tmp.join(uuid::Uuid::new_v4().simple().to_string());
+        match self.write_tmp(&tmp, body, limit, false).await {
+            Ok((outcome, file)) => {
+                // A second unsettled write of the key replaces the first.
+                self.drop_unsettled(key).await;
+                self.unsettled
+                    .lock()
+                    .expect("no panics under this lock")
+                    .insert(key.to_owned(), Unsettled { tmp, file });
+                Ok(outcome)
+            }
             Err(e) => {
                 let _ = fs::remove_file(&tmp).await;
-                return Err(e);
+                Err(e)
             }
+        }
+    }
+
+    async fn settle(&self, key: &str) -> Result<(), PutError> {
+        let taken = self
+            .unsettled
+            .lock()
+            .expect("no panics under this lock")
+            .remove(key);
+        let Some(Unsettled { tmp, file }) = taken else {
+            return Err(PutError::Store(anyhow::anyhow!(
+                "blob {key} has no write waiting to be settled"
+            )));
         };
-        let parent = dest.parent().unwrap_or(&self.root).to_path_buf();
-        let placed = async {
-            // A concurrent delete may remove the scope directory between
-            // creating it and renaming into it; try again then.
-            let mut attempt = 0;
-            let mut created = false;
-            loop {
-                if !fs::try_exists(&parent).await? {
-                    private_files::create_dir_all(&parent).await?;
-                    created = true;
-                }
-                match fs::rename(&tmp, &dest).await {
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 => {
-                        attempt += 1;
-                    }
-                    other => break other,
-                }
-            }?;
-            // The rename is durable only once the directory is synced, and a
-            // new scope directory only once its parent is.
-            self.dir_syncs.sync(&parent).await?;
-            if created {
-                fs::File::open(&self.root).await?.sync_all().await?;
-            }
-            Ok::<(), std::io::Error>(())
-        }
-        .await;
-        if let Err(e) = placed {
+        let placed = self.place(key, tmp.clone(), file).await;
+        if placed.is_err() {
             let _ = fs::remove_file(&tmp).await;
-            return Err(PutError::Store(
-                anyhow::Error::new(e).context(format!("cannot place blob {key}")),
-            ));
         }
-        Ok(outcome)
+        placed
     }
 
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> anyhow::Result<Option<BlobRead>> {
@@ -271,6 +419,7 @@ impl BlobStore for LocalBlobStore {
 
     async fn delete(&self, key: &str) -> anyhow::Result<()> {
         let path = self.path_of(key)?;
+        self.drop_unsettled(key).await;
         match fs::remove_file(&path).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -311,5 +460,54 @@ impl BlobStore for LocalBlobStore {
         }
         keys.sort();
         Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(data: &'static [u8]) -> ByteStream {
+        futures::stream::once(async move { Ok(Bytes::from_static(data)) }).boxed()
+    }
+
+    fn tmp_count(dir: &Path) -> usize {
+        std::fs::read_dir(dir.join("tmp")).unwrap().count()
+    }
+
+    /// Until settled, an unsettled write is only a file in `tmp/`: a crash
+    /// then leaves nothing under its key, and the start's clean-up removes
+    /// the file.
+    #[tokio::test]
+    async fn an_unsettled_write_is_visible_only_once_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).await.unwrap();
+        let (a, b) = ("s1/aaaa", "s1/bbbb");
+        store.put_unsettled(a, body(b"first"), 100).await.unwrap();
+        store.put_unsettled(b, body(b"second"), 100).await.unwrap();
+        assert!(store.get(a, None).await.unwrap().is_none());
+        assert_eq!(store.size(a).await.unwrap(), None);
+        assert!(store.list().await.unwrap().is_empty());
+        assert_eq!(tmp_count(dir.path()), 2);
+
+        store.settle(a).await.unwrap();
+        assert_eq!(store.list().await.unwrap(), vec![(a.to_owned(), 5)]);
+        assert_eq!(tmp_count(dir.path()), 1);
+        assert!(store.settle(a).await.is_err(), "settled once only");
+
+        // The server dies before settling b: nothing of it is a blob, and
+        // the next start removes its file.
+        drop(store);
+        let store = LocalBlobStore::open(dir.path()).await.unwrap();
+        assert_eq!(store.clean_tmp().await.unwrap(), 1);
+        assert_eq!(store.list().await.unwrap(), vec![(a.to_owned(), 5)]);
+        assert!(store.settle(b).await.is_err());
+
+        // Deleting an unsettled key removes its file at once.
+        store.put_unsettled(b, body(b"again"), 100).await.unwrap();
+        store.delete(b).await.unwrap();
+        assert_eq!(tmp_count(dir.path()), 0);
+        assert!(store.settle(b).await.is_err());
+        assert_eq!(store.list().await.unwrap(), vec![(a.to_owned(), 5)]);
     }
 }

@@ -25,6 +25,23 @@ impl<S: BlobStore> BlobStore for MeteredBlobStore<S> {
             .await
     }
 
+    async fn put_unsettled(
+        &self,
+        key: &str,
+        body: ByteStream,
+        limit: u64,
+    ) -> Result<PutOutcome, PutError> {
+        timer!(BLOB_STORE_DURATION, "put_unsettled")
+            .time(self.0.put_unsettled(key, body, limit))
+            .await
+    }
+
+    async fn settle(&self, key: &str) -> Result<(), PutError> {
+        timer!(BLOB_STORE_DURATION, "settle")
+            .time(self.0.settle(key))
+            .await
+    }
+
     /// Until the body starts: its streaming runs at the client's pace.
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> anyhow::Result<Option<BlobRead>> {
         let started = Instant::now();

@@ -75,6 +75,29 @@ pub trait BlobStore: Send + Sync + 'static {
     /// The blob becomes visible under `key` only once complete and durable;
     /// on any error nothing is left behind under `key`.
     async fn put(&self, key: &str, body: ByteStream, limit: u64) -> Result<PutOutcome, PutError>;
+    /// [`BlobStore::put`] in two steps: this one streams and hashes the
+    /// body, [`BlobStore::settle`] then makes it durable and visible under
+    /// `key`. Until it is settled the blob may be neither. The storing
+    /// pipeline gives its fetch slot back in between, so an upstream
+    /// connection never waits for a disk sync, and the syncs of concurrent
+    /// writes run together. A blob written but never settled is removed by
+    /// [`BlobStore::delete`] of its key (and, after a crash, by whatever
+    /// cleans interrupted writes). The default is `put`: a store whose
+    /// writes are durable when they return has nothing left to settle.
+    async fn put_unsettled(
+        &self,
+        key: &str,
+        body: ByteStream,
+        limit: u64,
+    ) -> Result<PutOutcome, PutError> {
+        self.put(key, body, limit).await
+    }
+    /// Makes the blob [`BlobStore::put_unsettled`] wrote under `key`
+    /// durable and visible; on error nothing is left under `key`.
+    async fn settle(&self, key: &str) -> Result<(), PutError> {
+        let _ = key;
+        Ok(())
+    }
     /// Opens `len` bytes from `offset` (the whole blob when `range` is None).
     /// None when the blob does not exist.
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> anyhow::Result<Option<BlobRead>>;

@@ -202,7 +202,7 @@ pub fn describe() {
     describe_histogram!(
         BLOB_STORE_DURATION,
         Unit::Seconds,
-        "Time of blob store operations, by operation (get: until the body starts; put: the whole write)."
+        "Time of blob store operations, by operation (get: until the body starts; put: the whole write; put_unsettled and settle: the storing pipeline's write, in two steps)."
     );
     describe_gauge!(
         CATALOG_POOL_CONNECTIONS,

@@ -86,6 +86,20 @@ fn no_room(error: String) -> JobError {
     }
 }
 
+/// How a failed write of a job's blob ends the attempt.
+fn put_error(e: PutError) -> JobError {
+    match e {
+        PutError::TooLarge { limit } => {
+            JobError::Fail(format!("larger than the limit of {limit} bytes"))
+        }
+        PutError::Body(e) => retry(format!("the body was cut short: {e}")),
+        PutError::NoSpace => {
+            no_room("no room left in the blob store above --min-free-bytes".into())
+        }
+        PutError::Store(e) => retry(format!("blob store: {e:#}")),
+    }
+}
+
 /// How storing attempts ended (metrics).
 static STORED: Series = Series::new(JOB_OUTCOMES, "outcome", "stored");
 static RETRY: Series = Series::new(JOB_OUTCOMES, "outcome", "retry");
@@ -133,13 +147,34 @@ impl VaultService {
                 "an uploaded variant has no source to fetch from".into(),
             )),
         };
-        // The slots bound fetches, not commits: the next job starts while
-        // this one's outcome is written.
+        // The slots bound fetches, not syncs or commits: the next job
+        // starts while this one's bytes are made durable and its outcome is
+        // written. Writes waiting for their sync are bounded apart (each
+        // holds an open file, and a blocking thread while it syncs), so a
+        // slow disk holds fetch slots back.
+        let settling = match &result {
+            Ok(_) => w.settling.clone().acquire_owned().await.ok(),
+            Err(_) => None,
+        };
         drop(slot);
         w.freed.wake();
+        let result = match result {
+            Ok(blob) => self.settle(blob).await,
+            Err(e) => Err(e),
+        };
+        drop(settling);
         self.record_outcome(&job, owner, cfg, stop, commits, result)
             .await;
         drop(lease);
+    }
+
+    /// Makes a written blob durable and visible under its key: only then
+    /// may its variant be committed as stored (invariant 3).
+    async fn settle(&self, blob: FetchedBlob) -> Result<FetchedBlob, JobError> {
+        match self.blobs.settle(&blob.blob_key).await {
+            Ok(()) => Ok(blob),
+            Err(e) => Err(put_error(e)),
+        }
     }
 
     /// Writes how a job's attempt ended, while its lease is still kept.
@@ -274,23 +309,15 @@ impl VaultService {
         let body = reservation.meter(cut_on_stop(body, stop.clone()));
         // The claim recorded the key as an upload intent.
         let key = job.blob_key.clone();
+        // Settled by run_job, once the fetch slot is given back.
         let put = self
             .blobs
-            .put(&key, body, self.config.max_upload_bytes)
+            .put_unsettled(&key, body, self.config.max_upload_bytes)
             .await;
         match put {
             Ok(out) => Ok((key, out)),
             // The outcome aborts the claim's intent, whatever failed.
-            Err(e) => Err(match e {
-                PutError::TooLarge { limit } => {
-                    JobError::Fail(format!("larger than the limit of {limit} bytes"))
-                }
-                PutError::Body(e) => retry(format!("the body was cut short: {e}")),
-                PutError::NoSpace => {
-                    no_room("no room left in the blob store above --min-free-bytes".into())
-                }
-                PutError::Store(e) => retry(format!("blob store: {e:#}")),
-            }),
+            Err(e) => Err(put_error(e)),
         }
     }
 
@@ -364,6 +391,11 @@ impl VaultService {
         let expected = declared.or(job.upstream_size);
         let (key, out) = self.write_job_blob(job, body, expected, stop).await?;
         if let Some(want) = expected.filter(|w| *w != out.size_bytes) {
+            // Not settled, so its file goes now (reclaim, which the outcome
+            // queues, may run in another process that cannot see it).
+            if let Err(e) = self.blobs.delete(&key).await {
+                tracing::warn!(error = %format!("{e:#}"), "cannot drop an unsettled write");
+            }
             return Err(retry(format!(
                 "received {} bytes where {want} were announced",
                 out.size_bytes

@@ -34,6 +34,8 @@ pub(super) struct Worker {
     pub commits: GroupCommit,
     /// Woken when the job gives its slot back.
     pub freed: Signal,
+    /// Permits for written blobs waiting to be settled (synced).
+    pub settling: Arc<Semaphore>,
 }
 
 /// Keeps a claimed job's lease alive from its claim until its outcome is
@@ -83,6 +85,9 @@ pub async fn run_pipeline(service: VaultService, cfg: PipelineConfig, stop: Canc
         Origin::Derived => derivations.clone(),
         _ => fetches.clone(),
     };
+    // Enough for every slot's write of the last batch and the next one
+    // while a sync runs.
+    let settling = Arc::new(Semaphore::new(4 * concurrency));
     let freed = Signal::default();
     let running = TaskTracker::new();
     let (commits, mut pending) = group_commit();
@@ -117,6 +122,7 @@ pub async fn run_pipeline(service: VaultService, cfg: PipelineConfig, stop: Canc
                 stop: stop.clone(),
                 commits: commits.clone(),
                 freed: freed.clone(),
+                settling: settling.clone(),
             };
             let svc = service.clone();
             running.spawn(async move { svc.run_job(c.job, &worker, slot, c.lease).await });

@@ -88,6 +88,31 @@ impl Backend {
         self.s3.is_some()
     }
 
+    /// The bytes of one blob in the S3 prefix (None when it is absent, or
+    /// when these are the embedded stores).
+    pub fn s3_blob(&self, key: &str) -> Option<Vec<u8>> {
+        let opts = self.s3.clone()?;
+        let key = key.to_owned();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use futures::TryStreamExt;
+                let read = S3BlobStore::open(&opts)
+                    .unwrap()
+                    .get(&key, None)
+                    .await
+                    .expect("read from the S3 prefix")?;
+                let chunks: Vec<bytes::Bytes> = read.body.try_collect().await.unwrap();
+                Some(chunks.concat())
+            })
+        })
+        .join()
+        .expect("read thread")
+    }
+
     /// Every blob in the S3 prefix, as (key, size), sorted.
     pub fn s3_blobs(&self) -> Option<Vec<(String, u64)>> {
         let opts = self.s3.clone()?;

@@ -128,7 +128,8 @@ impl TestServer {
         self.start_again(extra).await;
     }
 
-    async fn start_again(&mut self, extra: &[&str]) {
+    /// Starts the server again on the same data dir (after [`Self::kill`]).
+    pub async fn start_again(&mut self, extra: &[&str]) {
         let (child, started) = spawn(self.dir.path(), &self.backend.env, extra, None);
         self.child = child;
         self.base = started.base;
@@ -265,6 +266,36 @@ impl TestServer {
         walk(&root, &root, &mut out);
         out.sort();
         out
+    }
+
+    /// Checks that every variant the catalog records as stored has its
+    /// whole blob: present, of the recorded size and SHA-256 (invariant 3;
+    /// meant for right after a kill -9, while nothing runs). Answers how
+    /// many there are.
+    pub async fn assert_stored_blobs_whole(&self) -> usize {
+        let row = "blob_key || ' ' || size_bytes || ' ' || checksum";
+        let sql = if self.backend.is_cluster() {
+            format!("SELECT string_agg({row}, ' ') FROM variants WHERE status = 'stored'")
+        } else {
+            format!("SELECT group_concat({row}, ' ') FROM variants WHERE status = 'stored'")
+        };
+        let rows = self.backend.catalog_scalar(self.data_dir(), &sql).await;
+        let fields: Vec<&str> = rows.split_whitespace().collect();
+        for v in fields.chunks(3) {
+            let [key, size, checksum] = v else {
+                panic!("a stored variant without key, size or checksum: {v:?}");
+            };
+            let bytes = match self.backend.s3_blob(key) {
+                Some(b) => b,
+                None if self.backend.is_cluster() => panic!("stored blob {key} is missing"),
+                None => std::fs::read(self.data_dir().join("blobs").join(key))
+                    .unwrap_or_else(|e| panic!("stored blob {key} is missing: {e}")),
+            };
+            assert_eq!(bytes.len().to_string(), *size, "size of stored blob {key}");
+            let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            assert_eq!(digest, *checksum, "checksum of stored blob {key}");
+        }
+        fields.len() / 3
     }
 
     /// The blobs held, once there are `n` of them (or after 20 s: the

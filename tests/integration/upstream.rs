@@ -404,10 +404,15 @@ async fn a_kill_mid_sync_resumes_without_storing_twice() {
     while stored_count(&s).await < 200 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    s.kill();
+    // Whatever the kill cut (fetches, writes waiting for their sync, a
+    // batch's commit), each variant stored by then has its whole blob.
+    let stored = s.assert_stored_blobs_whole().await;
+    assert!(stored >= 200, "{stored} stored at the kill");
     let mut args = upstream_flags(&demo);
     args.extend(flags.iter().map(|f| f.to_string()));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    s.restart(&refs).await;
+    s.start_again(&refs).await;
     demo.faults(json!({"slowBodyMs": 0})).await;
     wait_idle(&s).await;
     // 1,000 photos, each full + derived thumb.

@@ -40,7 +40,8 @@ macro_rules! blob_conformance {
             too_large_leaves_nothing, too_large_multipart_leaves_nothing,
             body_error_leaves_nothing, body_error_multipart_leaves_nothing,
             overwrite_replaces, delete_is_idempotent, delete_many_of_0_1_and_2500,
-            list_and_size, multipart_sized_round_trip, ping_and_free_bytes);
+            list_and_size, multipart_sized_round_trip, ping_and_free_bytes,
+            unsettled_writes_settle_or_leave_nothing);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -398,4 +399,64 @@ pub async fn ping_and_free_bytes(blobs: Arc<dyn BlobStore>) {
     // Some figure or none, but no error.
     blobs.free_bytes().await.unwrap();
     assert!(blobs.list().await.unwrap().is_empty());
+}
+
+/// A write in two steps ([`BlobStore::put_unsettled`], then
+/// [`BlobStore::settle`]) ends holding exactly its bytes, many at once as
+/// well; one deleted before it is settled, or whose body fails, leaves
+/// nothing that any read or the listing would show.
+pub async fn unsettled_writes_settle_or_leave_nothing(blobs: Arc<dyn BlobStore>) {
+    let mut want = Vec::new();
+    // Small and larger than a write buffer, in odd chunks.
+    for (len, chunk) in [(0u64, 1u64), (5000, 7), (700 * 1024 + 3, 65_537)] {
+        let k = key("un");
+        let out = blobs
+            .put_unsettled(&k, generated(len, chunk), NO_LIMIT)
+            .await
+            .unwrap();
+        assert_eq!((out.size_bytes, out.sha256), (len, generated_sha256(len)));
+        blobs.settle(&k).await.unwrap();
+        assert_holds(blobs.as_ref(), &k, &bytes_of(0..len)).await;
+        want.push((k, len));
+    }
+    // Written together, settled together.
+    let keys: Vec<String> = (0..16).map(|_| key("many")).collect();
+    futures::future::try_join_all(keys.iter().enumerate().map(|(i, k)| {
+        let blobs = blobs.clone();
+        async move {
+            blobs
+                .put_unsettled(k, generated(100 + i as u64, 33), NO_LIMIT)
+                .await?;
+            blobs.settle(k).await
+        }
+    }))
+    .await
+    .unwrap();
+    for (i, k) in keys.iter().enumerate() {
+        let len = 100 + i as u64;
+        assert_holds(blobs.as_ref(), k, &bytes_of(0..len)).await;
+        want.push((k.clone(), len));
+    }
+    let dropped = key("un");
+    blobs
+        .put_unsettled(&dropped, generated(3000, 100), NO_LIMIT)
+        .await
+        .unwrap();
+    blobs.delete(&dropped).await.unwrap();
+    assert_absent(blobs.as_ref(), &dropped).await;
+    let failed = key("un");
+    let err = blobs
+        .put_unsettled(&failed, failing_after(100_000), NO_LIMIT)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PutError::Body(_)), "{err:?}");
+    assert_absent(blobs.as_ref(), &failed).await;
+    let err = blobs
+        .put_unsettled(&failed, generated(2000, 100), 1000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PutError::TooLarge { limit: 1000 }), "{err:?}");
+    assert_absent(blobs.as_ref(), &failed).await;
+    want.sort();
+    assert_eq!(blobs.list().await.unwrap(), want);
 }
