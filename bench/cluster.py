@@ -169,12 +169,13 @@ class Node:
             self.svc.drop_database(self.db)
 
 
-def load(node, n):
+def load(node, n, now=None):
     """Fills conn_bench's current scope with n stored variants (n/2 media
     items: full + thumb; odd ones videos with durations 0-599 s), rows only,
-    and sets the scope's counters to match. The server must be stopped."""
+    and sets the scope's counters to match. The server must be stopped.
+    Nodes loaded with the same `now` (milliseconds) hold the same times."""
     m = n // 2
-    now = int(time.time() * 1000)
+    now = int(time.time() * 1000) if now is None else now
     if node.catalog == "postgres":
         scope = node.svc.psql(node.db, "SELECT scope_id FROM connections WHERE id = 'conn_bench'").strip()
         node.svc.psql(node.db, f"""

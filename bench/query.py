@@ -352,12 +352,15 @@ class Bench:
         n, m = self.args.variants, self.m
         with contextlib.ExitStack() as stack:
             nodes = []
+            # One time for every build's rows: the time-window shapes and
+            # their reference pages are computed once, from the first.
+            loaded_at = int(time.time() * 1000)
             for i, (label, binary) in enumerate(builds):
                 progress(f"{catalog}: loading {n:,} variants for {label}")
                 node = Node(svc, catalog, "--reclaim-interval-secs", "3600", prefix=f"query-{i}",
                             binary=binary)
                 stack.callback(node.close)
-                node.restart_after(lambda node=node: (load(node, n), load_list(node, m)))
+                node.restart_after(lambda node=node: (load(node, n, loaded_at), load_list(node, m)))
                 nodes.append((label, node))
             first = nodes[0][1]
             if catalog == "sqlite":

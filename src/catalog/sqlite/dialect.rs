@@ -147,7 +147,8 @@ impl Stores {
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(
-                (options.clone().read_only(true)).pragma("mmap_size", READER_MMAP_BYTES.to_string()),
+                (options.clone().read_only(true))
+                    .pragma("mmap_size", READER_MMAP_BYTES.to_string()),
             )
             .await?;
         // Its own connection, outside any pool: a data version is only
