@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use futures::StreamExt;
-use sha2::{Digest, Sha256};
 use std::io::{Read, Seek, Write};
 use tokio::fs;
 
@@ -23,6 +22,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 
 use super::dir_sync::DirSyncs;
+use super::intake::Intake;
 use super::{BlobRead, BlobStore, ByteStream, PutError, PutOutcome};
 use crate::private_files;
 
@@ -109,16 +109,9 @@ impl LocalBlobStore {
     ) -> Result<(PutOutcome, std::fs::File), PutError> {
         let mut writing: Option<Writing> = eager.then(|| write_out(None, tmp, Vec::new()));
         let mut buf = Vec::new();
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
+        let mut intake = Intake::new(limit);
         let received = async {
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(PutError::from_body)?;
-                size += chunk.len() as u64;
-                if size > limit {
-                    return Err(PutError::TooLarge { limit });
-                }
-                hasher.update(&chunk);
+            while let Some(chunk) = intake.next(&mut body).await? {
                 // Written before it would grow past one block (growing
                 // would copy it into a buffer twice the size).
                 if !buf.is_empty() && buf.len() + chunk.len() > WRITE_BUFFER {
@@ -136,7 +129,7 @@ impl LocalBlobStore {
                 }
                 buf.extend_from_slice(&chunk);
             }
-            Ok(())
+            Ok::<(), PutError>(())
         }
         .await;
         let file = match writing.take() {
@@ -147,11 +140,7 @@ impl LocalBlobStore {
         // may remove `tmp` without racing it.
         received?;
         let (file, _) = written(write_out(file.transpose()?, tmp, buf)).await?;
-        let outcome = PutOutcome {
-            size_bytes: size,
-            sha256: hex::encode(hasher.finalize()),
-        };
-        Ok((outcome, file))
+        Ok((intake.outcome(), file))
     }
 
     /// Makes the written file `tmp` durable and renames it to `key`, then

@@ -4,6 +4,7 @@
 
 pub mod cached;
 mod dir_sync;
+mod intake;
 pub mod local;
 pub mod metered;
 mod probe_cache;

@@ -29,9 +29,9 @@ use object_store::{
     ClientConfigKey, GetOptions, GetRange, GetResult, ObjectStore, ObjectStoreExt, PutPayload,
     RetryConfig, WriteMultipart,
 };
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
+use super::intake::Intake;
 use super::probe_cache::ProbeCache;
 use super::s3_ranged::{self, MAX_PART_BYTES, RangedReads};
 use super::{BlobRead, BlobStore, ByteStream, PutError, PutOutcome};
@@ -321,20 +321,12 @@ impl S3BlobStore {
         upload: &mut WriteMultipart,
         first: Vec<Bytes>,
         mut body: ByteStream,
-        hasher: &mut Sha256,
-        size: &mut u64,
-        limit: u64,
+        intake: &mut Intake,
     ) -> Result<(), PutError> {
         for chunk in first {
             upload.put(chunk);
         }
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(PutError::from_body)?;
-            *size += chunk.len() as u64;
-            if *size > limit {
-                return Err(PutError::TooLarge { limit });
-            }
-            hasher.update(&chunk);
+        while let Some(chunk) = intake.next(&mut body).await? {
             upload
                 .wait_for_capacity(PARTS_IN_FLIGHT)
                 .await
@@ -388,19 +380,12 @@ impl BlobStore for S3BlobStore {
         limit: u64,
     ) -> Result<PutOutcome, PutError> {
         let path = self.path_of(key)?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
+        let mut intake = Intake::new(limit);
         // Gather up to one part: a body that ends within it is one PUT.
         let mut first = Vec::new();
         let mut first_len = 0usize;
         let mut overflow = None;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(PutError::from_body)?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(PutError::TooLarge { limit });
-            }
-            hasher.update(&chunk);
+        while let Some(chunk) = intake.next(&mut body).await? {
             if first_len + chunk.len() > PART_SIZE {
                 overflow = Some(chunk);
                 break;
@@ -424,9 +409,7 @@ impl BlobStore for S3BlobStore {
                 let mut guard =
                     AbortOnDrop(Some(WriteMultipart::new_with_chunk_size(upload, PART_SIZE)));
                 let upload = guard.0.as_mut().expect("just set");
-                let streamed = self
-                    .put_large(upload, first, body, &mut hasher, &mut size, limit)
-                    .await;
+                let streamed = self.put_large(upload, first, body, &mut intake).await;
                 let upload = guard.0.take().expect("still there");
                 if let Err(e) = streamed {
                     if let Err(abort) = upload.abort().await {
@@ -442,10 +425,7 @@ impl BlobStore for S3BlobStore {
                     .with_context(|| format!("cannot complete blob {}", self.describe(key)))?;
             }
         }
-        Ok(PutOutcome {
-            size_bytes: size,
-            sha256: hex::encode(hasher.finalize()),
-        })
+        Ok(intake.outcome())
     }
 
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> anyhow::Result<Option<BlobRead>> {
