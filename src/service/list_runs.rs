@@ -98,15 +98,13 @@ const BATCH_PAGES: usize = 20;
 /// listing that shifted between pages) is planned once, as last listed,
 /// as it would be in one page after another.
 fn batched(items: impl Iterator<Item = ObservedMedia>) -> Vec<ObservedMedia> {
-    let mut items: Vec<ObservedMedia> = items.collect();
+    let items: Vec<ObservedMedia> = items.collect();
     let mut seen = std::collections::HashSet::with_capacity(items.len());
-    let mut keep: Vec<bool> = (items.iter().rev())
-        .map(|m| seen.insert(m.media_id.clone()))
+    let mut last: Vec<ObservedMedia> = (items.into_iter().rev())
+        .filter(|m| seen.insert(m.media_id.clone()))
         .collect();
-    keep.reverse();
-    let mut keep = keep.into_iter();
-    items.retain(|_| keep.next().unwrap_or(true));
-    items
+    last.reverse();
+    last
 }
 
 fn purged() -> ServiceError {
@@ -215,5 +213,38 @@ impl VaultService {
         let mut view: ConnectionStatusView = status.into();
         view.syncs = self.list_runs.of(ctx.connection.scope_id);
         Ok(view)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batched;
+    use crate::model::observed::ObservedMedia;
+    use crate::model::{MediaId, MediaType};
+
+    fn item(id: &str, fingerprint: &str) -> ObservedMedia {
+        ObservedMedia {
+            media_id: MediaId::parse(id).unwrap(),
+            media_type: MediaType::Image,
+            duration: None,
+            fingerprint: fingerprint.into(),
+            admitted: true,
+            variants: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_item_listed_twice_is_planned_once_as_last_listed() {
+        let pages = [
+            item("1", "a"),
+            item("2", "a"),
+            item("1", "b"),
+            item("3", "a"),
+        ];
+        let got: Vec<_> = batched(pages.into_iter())
+            .into_iter()
+            .map(|m| format!("{}:{}", m.media_id.as_str(), m.fingerprint))
+            .collect();
+        assert_eq!(got, ["2:a", "1:b", "3:a"]);
     }
 }

@@ -300,16 +300,16 @@ pub(super) async fn apply_plan(
     let mut queued = record_media(tx, scope, &pick(&p.queue), list_id, true, now).await?;
     queued += record_media(tx, scope, &pick(&p.refresh), list_id, false, now).await?;
     let sync = mode == ListMode::Sync;
-    let members = pick(&p.members);
+    // An item listed twice is one membership (one row may not be upserted
+    // twice by one statement).
+    let mut listed = HashSet::with_capacity(p.members.len());
+    let mut members = pick(&p.members);
+    members.retain(|m| listed.insert(m.media_id.as_str()));
     for chunk in super::row_chunks(&members) {
         let mut qb = QueryBuilder::<Db>::new(
             "INSERT INTO list_members (scope_id, list_id, media_id, first_added_at, \
              last_added_at, last_seen_at, last_synced_at, in_baseline) ",
         );
-        let mut listed = HashSet::with_capacity(chunk.len());
-        // An item listed twice is one membership (one row may not be
-        // upserted twice by one statement).
-        let chunk = chunk.iter().filter(|m| listed.insert(m.media_id.as_str()));
         qb.push_values(chunk, |mut row, item| {
             row.push_bind(scope)
                 .push_bind(list_id.to_owned())
@@ -345,9 +345,9 @@ pub(super) async fn apply_plan(
 
 /// Records observed items: their media rows (what the listing says of
 /// them), new variants (stored ones queued), fresh upstream URLs for known
-/// ones, with one statement per kind of row for all of them. With `requeue`, known variants that should be
-/// stored but are not (edge_only, removed, failed) are queued again.
-/// Returns the number of jobs created.
+/// ones, with one statement per kind of row for all of them. With
+/// `requeue`, known variants that should be stored but are not (edge_only,
+/// removed, failed) are queued again. Returns the number of jobs created.
 async fn record_media(
     tx: &mut Tx,
     scope: ScopeId,

@@ -66,10 +66,21 @@ impl ItemEdit {
         }
     }
 
-    /// Reads the item's variants. The caller holds the scope row lock.
+    /// Reads the item's variants. The caller holds the scope row lock. By
+    /// the item's key rather than through [`ItemEdit::load_many`]: this is
+    /// every stored fetch's and delete's read, and a list parameter costs
+    /// SQLite a temporary index per statement.
     pub async fn load(tx: &mut Tx, scope: ScopeId, media_id: &str) -> Result<Self> {
-        let mut edits = Self::load_many(tx, scope, &[media_id]).await?;
-        Ok(edits.pop().expect("one edit per distinct ID"))
+        let sql = format!(
+            "SELECT {VARIANT_COLUMNS} FROM variants WHERE scope_id = $1 AND media_id = $2 \
+             ORDER BY label"
+        );
+        let before = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(scope)
+            .bind(media_id)
+            .fetch_all(&mut **tx)
+            .await?;
+        Ok(Self::new(scope, media_id, before))
     }
 
     /// Reads the variants of several items in one statement: one edit per
