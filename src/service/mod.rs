@@ -29,7 +29,7 @@ pub mod signing;
 pub mod space;
 mod storing_loop;
 pub mod throttle;
-mod thumbnail;
+pub mod thumbnail;
 mod upload;
 pub mod upload_slots;
 mod views;

@@ -3,8 +3,8 @@
 
 use std::io::Cursor;
 
-use image::codecs::jpeg::JpegEncoder;
 use image::{ImageReader, Limits};
+use jpeg_encoder::{ColorType, Encoder};
 
 /// Longest side of a generated thumbnail, in pixels.
 pub const THUMB_MAX_SIDE: u32 = 320;
@@ -32,9 +32,13 @@ pub fn make_thumbnail(bytes: &[u8], max_side: u32) -> Result<Vec<u8>, String> {
     } else {
         img.thumbnail(max_side, max_side).to_rgb8()
     };
+    // Both sides fit in u16: at most `max_side`, or the source's own size
+    // when it already fits the box.
+    let side = |n: u32| u16::try_from(n).map_err(|_| format!("a side of {n} pixels is too large"));
+    let (w, h) = (side(thumb.width())?, side(thumb.height())?);
     let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, 82)
-        .encode_image(&thumb)
+    Encoder::new(&mut out, 82)
+        .encode(thumb.as_raw(), w, h, ColorType::Rgb)
         .map_err(|e| format!("cannot encode the thumbnail: {e}"))?;
     Ok(out)
 }

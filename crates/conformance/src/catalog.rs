@@ -51,6 +51,7 @@ macro_rules! catalog_conformance {
             totals_match_records, list_add_and_sync_follow_the_plan,
             jobs_are_leased_once, job_counts_follow_leases_and_failures,
             job_outcomes_update_variants, group_commit_answers_each_member,
+            group_commit_spans_scopes_and_limits,
             thumbnails_wait_for_their_source,
             job_commit_after_purge_is_refused, queue_variant_revives_known_variants,
             storage_limits_evict_or_block, failed_deletions_wait_behind_the_rest,
@@ -1446,6 +1447,112 @@ pub async fn group_commit_answers_each_member(c: Arc<dyn Catalog>) {
     let backlog = c.reclaim_backlog().await.unwrap().queued_blobs;
     c.abort_upload(&jobs[1].blob_key, NOW + 2).await.unwrap();
     assert_eq!(c.reclaim_backlog().await.unwrap().queued_blobs, backlog);
+}
+
+pub async fn group_commit_spans_scopes_and_limits(c: Arc<dyn Catalog>) {
+    use vaultplus::model::settings::{LimitStrategy, StorageLimit};
+    let o = org(c.as_ref(), "a").await;
+    let mut scopes = Vec::new();
+    for name in ["conn_a", "conn_b", "conn_c"] {
+        let scope = conn(c.as_ref(), o.id, name).await.scope_id;
+        let items: Vec<_> = (1..=3).map(|i| observed(&i.to_string(), "f")).collect();
+        c.apply_list(scope, "10", ListMode::Add, &items, NOW)
+            .await
+            .unwrap();
+        scopes.push(scope);
+    }
+    let (a, b, limited) = (scopes[0], scopes[1], scopes[2]);
+    let jobs = c.claim_jobs("w", 100, NOW + 1000, NOW).await.unwrap();
+    assert_eq!(jobs.len(), 9);
+    let block_new = StorageLimit {
+        bytes: 250,
+        strategy: LimitStrategy::BlockNew,
+    };
+    let done: Vec<JobDone> = jobs
+        .iter()
+        .map(|j| JobDone {
+            job: j.clone(),
+            owner: "w".into(),
+            blob: FetchedBlob {
+                blob_key: j.blob_key.clone(),
+                ..fetched(j.scope_id, 100)
+            },
+            limit: (j.scope_id == limited).then_some(block_new),
+        })
+        .collect();
+    let key_of = |scope: ScopeId, m: &str| {
+        let d = done
+            .iter()
+            .find(|d| d.job.scope_id == scope && d.job.media_id == m);
+        d.unwrap().blob.blob_key.clone()
+    };
+    // One fetch of `a` had its intent given to reclaim (a restart while it
+    // was written): it must not be stored. `b` is purged meanwhile.
+    c.abort_upload(&key_of(a, "2"), NOW + 1).await.unwrap();
+    c.purge_connection(o.id, &ConnectionId::parse("conn_b").unwrap(), NOW + 1)
+        .await
+        .unwrap();
+    // Given in reverse: the answers follow the order given, not the order
+    // the rows are visited in.
+    let batch: Vec<JobDone> = done.iter().rev().cloned().collect();
+    let out: Vec<_> = c
+        .commit_jobs(&batch, NOW + 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let mut created_in_limited = 0;
+    for (d, o) in batch.iter().zip(&out) {
+        let (scope, m) = (d.job.scope_id, d.job.media_id.as_str());
+        if scope == b {
+            assert_eq!(o, &CommitOutcome::ScopeRetired, "{m} of a purged scope");
+        } else if scope == a && m == "2" {
+            assert_eq!(o, &CommitOutcome::Superseded, "intent gone");
+        } else if scope == a {
+            assert!(
+                matches!(o, CommitOutcome::Created(v) if v.size_bytes == 100),
+                "{o:?}"
+            );
+        } else {
+            // Under block_new at 250 bytes, the fetches of one batch count
+            // the ones stored before them: two fit, the third does not.
+            match o {
+                CommitOutcome::Created(_) => created_in_limited += 1,
+                other => assert_eq!(other, &CommitOutcome::OverLimit),
+            }
+        }
+    }
+    assert_eq!(created_in_limited, 2);
+    assert_eq!(c.scope_totals(a).await.unwrap().stored_bytes, 200);
+    assert_eq!(c.scope_totals(limited).await.unwrap().stored_bytes, 200);
+    // Every refused blob is reclaimed; no stored one is.
+    let queued = c.queued_blob_deletions(100).await.unwrap();
+    for (d, o) in batch.iter().zip(&out) {
+        let stored = matches!(o, CommitOutcome::Created(_));
+        assert_eq!(
+            queued.contains(&d.blob.blob_key),
+            !stored,
+            "{} {}: {o:?}",
+            d.job.scope_id,
+            d.job.media_id
+        );
+    }
+    // The stored fetches' jobs are ended; the refused ones' are not (the
+    // superseded one is left to its next attempt, the over-limit one to
+    // its worker's answer).
+    assert_eq!(all_jobs(c.as_ref(), a, false).await.len(), 1);
+    assert_eq!(all_jobs(c.as_ref(), limited, false).await.len(), 1);
+    let full = Label::parse("full").unwrap();
+    let v = c
+        .current_variant(a, &mid("3"), &full)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (v.status, v.blob_key.as_deref()),
+        (VariantStatus::Stored, Some(key_of(a, "3").as_str()))
+    );
 }
 
 pub async fn thumbnails_wait_for_their_source(c: Arc<dyn Catalog>) {

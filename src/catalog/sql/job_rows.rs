@@ -1,9 +1,11 @@
 //! Job rows: third in the lock order, so a transaction that writes a
 //! variant and its job touches the job first.
 
+use std::collections::{HashMap, HashSet};
+
 use sqlx::QueryBuilder;
 
-use super::dialect::{Db, FOR_UPDATE, Tx};
+use super::dialect::{self, Db, FOR_UPDATE, Tx};
 use crate::catalog::{Result, ScopeId};
 
 /// Creates the variants' jobs, or revives those that had failed for good,
@@ -62,15 +64,41 @@ pub async fn drop_jobs(
 /// holds until the transaction ends (another node cannot re-lease it
 /// meanwhile).
 pub async fn holds(tx: &mut Tx, job: i64, owner: &str) -> Result<bool> {
+    Ok(held(tx, &[(job, owner)]).await?.contains(&job))
+}
+
+/// Of `jobs` (job ID, owner), those their owner still holds, locked as
+/// [`holds`] locks one.
+pub async fn held(tx: &mut Tx, jobs: &[(i64, &str)]) -> Result<HashSet<i64>> {
+    let ids: Vec<i64> = jobs.iter().map(|(id, _)| *id).collect();
     let sql = format!(
-        "SELECT 1 FROM jobs WHERE id = $1 AND lease_owner = $2 AND failed_at IS NULL{FOR_UPDATE}"
+        "SELECT id, lease_owner FROM jobs WHERE {} AND failed_at IS NULL{FOR_UPDATE}",
+        dialect::in_list("id", 1)
     );
-    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(job)
-        .bind(owner)
-        .fetch_optional(&mut **tx)
+    let owners: HashMap<i64, Option<String>> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(dialect::list(&ids))
+        .fetch_all(&mut **tx)
         .await?
-        .is_some())
+        .into_iter()
+        .collect();
+    Ok(jobs
+        .iter()
+        .filter(|(id, owner)| owners.get(id).is_some_and(|o| o.as_deref() == Some(*owner)))
+        .map(|(id, _)| *id)
+        .collect())
+}
+
+/// Deletes the jobs of stored variants, one statement for all.
+pub async fn end_jobs(tx: &mut Tx, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("DELETE FROM jobs WHERE {}", dialect::in_list("id", 1));
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(dialect::list(ids))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// The variant a job stores: (scope, media ID, label).

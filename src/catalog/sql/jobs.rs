@@ -6,13 +6,11 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row};
 
 use super::SqlCatalog;
-use super::blob_queue::queue_blob;
 use super::dialect::{self, Db, SKIP_LOCKED, Tx};
-use super::eviction::{admits, enforce_limit};
+use super::job_commit::commit_batch;
 use super::job_rows::{ensure_jobs, holds, job_target};
 use super::rows::JOB_COLUMNS;
 use super::scopes::lock_current_scope;
-use super::uploads::{abort_upload, take_intent};
 use super::variants::{ItemEdit, mark_storing};
 use crate::catalog::generation;
 use crate::catalog::paging;
@@ -21,7 +19,7 @@ use crate::catalog::{
     QueueOutcome, Result, ScopeId, new_blob_key,
 };
 use crate::model::observed::Origin;
-use crate::model::{Label, MediaId, MediaType, VariantStatus};
+use crate::model::{Label, MediaId, VariantStatus};
 
 #[async_trait]
 impl JobQueue for SqlCatalog {
@@ -62,9 +60,10 @@ impl JobQueue for SqlCatalog {
 
     /// Where nodes share the database, the claim transaction touches only
     /// job rows, and marking the variants `storing` happens after it
-    /// commits, one row per statement: holding job locks while waiting for
-    /// variant rows could deadlock with a list sync that writes a variant's
-    /// job and then the variant. With one writer, both share a transaction.
+    /// commits, one row per statement: holding job locks, or other variant
+    /// rows, while waiting for a variant row could deadlock with a list
+    /// sync that writes a variant's job and then the variant. With one
+    /// writer, both share a transaction and one statement.
     async fn claim_jobs(
         &self,
         owner: &str,
@@ -75,16 +74,14 @@ impl JobQueue for SqlCatalog {
         let jobs = in_tx!(self, "claim_jobs", |tx| async move {
             let jobs = claim(tx, owner, limit, lease_until, now).await?;
             if !dialect::SHARED {
-                for j in &jobs {
-                    mark_storing(tx, j.scope_id, &j.media_id, &j.label).await?;
-                }
+                mark_storing(tx, &jobs).await?;
             }
             Ok(jobs)
         })?;
         if dialect::SHARED {
             let mut conn = self.db.writer().acquire().await?;
             for j in &jobs {
-                mark_storing(&mut conn, j.scope_id, &j.media_id, &j.label).await?;
+                mark_storing(&mut conn, std::slice::from_ref(j)).await?;
             }
         }
         Ok(jobs)
@@ -112,28 +109,7 @@ impl JobQueue for SqlCatalog {
             key(&done[a]).cmp(&key(&done[b]))
         });
         let order = &order;
-        in_tx!(self, "commit_jobs", |tx| async move {
-            let mut out: Vec<Option<Result<CommitOutcome>>> = done.iter().map(|_| None).collect();
-            for &i in order {
-                sqlx::query("SAVEPOINT job").execute(&mut **tx).await?;
-                let result = complete(tx, &done[i], now).await;
-                match &result {
-                    // The whole transaction runs again.
-                    Err(e) if dialect::is_retryable(e) => return Err(result.unwrap_err()),
-                    Err(_) => {
-                        sqlx::query("ROLLBACK TO SAVEPOINT job")
-                            .execute(&mut **tx)
-                            .await?;
-                    }
-                    Ok(_) => {}
-                }
-                sqlx::query("RELEASE SAVEPOINT job")
-                    .execute(&mut **tx)
-                    .await?;
-                out[i] = Some(result);
-            }
-            Ok(out.into_iter().flatten().collect())
-        })
+        in_tx!(self, "commit_jobs", |tx| commit_batch(tx, done, order, now))
     }
 
     async fn retry_job(
@@ -354,54 +330,4 @@ async fn end_attempt(tx: &mut Tx, job: i64, owner: &str, error: &str, end: JobEn
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// Makes one fetch's bytes the stored variant and ends its job
-/// ([`JobQueue::commit_jobs`]).
-async fn complete(tx: &mut Tx, done: &JobDone, now: i64) -> Result<CommitOutcome> {
-    let (job, blob, limit) = (&done.job, &done.blob, done.limit);
-    if !lock_current_scope(tx, job.scope_id).await? {
-        abort_upload(tx, &blob.blob_key, now).await?;
-        return Ok(CommitOutcome::ScopeRetired);
-    }
-    // Job row before variant rows (lock order).
-    let held = holds(tx, job.id, &done.owner).await?;
-    let mut edit = ItemEdit::load(tx, job.scope_id, &job.media_id).await?;
-    let (Some(old), true) = (edit.get(&job.label).cloned(), held) else {
-        abort_upload(tx, &blob.blob_key, now).await?;
-        return Ok(CommitOutcome::Superseded);
-    };
-    let replaced = if old.status == VariantStatus::Stored {
-        old.size_bytes
-    } else {
-        0
-    };
-    if !admits(tx, job.scope_id, limit, blob.size_bytes, replaced).await? {
-        abort_upload(tx, &blob.blob_key, now).await?;
-        return Ok(CommitOutcome::OverLimit);
-    }
-    if !take_intent(tx, &blob.blob_key).await? {
-        queue_blob(tx, &blob.blob_key, now).await?;
-        return Ok(CommitOutcome::Superseded);
-    }
-    let mut new = old.clone();
-    new.status = VariantStatus::Stored;
-    new.size_bytes = blob.size_bytes;
-    // The response's own type wins over the guess made at listing time,
-    // provided it is media at all.
-    if MediaType::from_content_type(&blob.content_type).is_some() {
-        new.content_type = blob.content_type.clone();
-    }
-    new.stored_at = Some(now);
-    new.blob_key = Some(blob.blob_key.clone());
-    new.checksum = Some(blob.checksum.clone());
-    new.last_error = None;
-    sqlx::query("DELETE FROM jobs WHERE id = $1")
-        .bind(job.id)
-        .execute(&mut **tx)
-        .await?;
-    edit.put(new.clone());
-    edit.save(tx, None, now).await?;
-    enforce_limit(tx, job.scope_id, limit, (&job.media_id, &job.label), now).await?;
-    Ok(CommitOutcome::Created(new))
 }

@@ -102,6 +102,7 @@ mod accounts;
 mod audit;
 mod connections;
 mod eviction;
+mod job_commit;
 mod jobs;
 mod list_runs;
 mod lists;

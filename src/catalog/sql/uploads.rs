@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::SqlCatalog;
 use super::blob_queue::{queue_blob, queue_blobs};
-use super::dialect::Tx;
+use super::dialect::{self, Tx};
 use super::eviction::{admits, enforce_limit};
 use super::job_rows::drop_jobs;
 use super::scopes::lock_current_scope;
@@ -106,19 +106,33 @@ impl UploadStore for SqlCatalog {
 /// committed then. Deleting the row locks it, so of two nodes racing for
 /// one intent exactly one sees true.
 pub async fn take_intent(tx: &mut Tx, key: &str) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM upload_intents WHERE blob_key = $1")
-        .bind(key)
-        .execute(&mut **tx)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(!take_intents(tx, &[key.to_owned()]).await?.is_empty())
+}
+
+/// Ends the upload intents of several blobs, as [`take_intent`] ends one;
+/// returns the keys whose intent was still there.
+pub async fn take_intents(tx: &mut Tx, keys: &[String]) -> Result<Vec<String>> {
+    let sql = format!(
+        "DELETE FROM upload_intents WHERE {} RETURNING blob_key",
+        dialect::in_list("blob_key", 1)
+    );
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(dialect::list(keys))
+        .fetch_all(&mut **tx)
+        .await?)
 }
 
 /// Gives up a written blob: it goes to reclaim, its intent with it. Queued
 /// even without its intent: a stale-intent requeue may have run before the
 /// bytes were written (a job claimed long ago). Queueing is idempotent.
 pub async fn abort_upload(tx: &mut Tx, key: &str, now: i64) -> Result<()> {
-    queue_blob(tx, key, now).await?;
-    take_intent(tx, key).await?;
+    abort_uploads(tx, &[key.to_owned()], now).await
+}
+
+/// Gives up several written blobs, as [`abort_upload`] gives up one.
+pub async fn abort_uploads(tx: &mut Tx, keys: &[String], now: i64) -> Result<()> {
+    queue_blobs(tx, keys, now).await?;
+    take_intents(tx, keys).await?;
     Ok(())
 }
 

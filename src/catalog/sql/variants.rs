@@ -26,7 +26,7 @@ use super::blob_queue::queue_blob;
 use super::dialect::{self, Db, Tx};
 use super::rows::VARIANT_COLUMNS;
 use crate::catalog::derive::{counter_delta, media_derived};
-use crate::catalog::{AccessHit, Result, Revoked, ScopeId, VariantRecord};
+use crate::catalog::{AccessHit, Job, Result, Revoked, ScopeId, VariantRecord};
 use crate::model::observed::ObservedMedia;
 use crate::model::{MediaId, VariantStatus};
 
@@ -87,6 +87,9 @@ impl ItemEdit {
     /// distinct ID, in the order of first appearance. The caller holds the
     /// scope row lock.
     pub async fn load_many(tx: &mut Tx, scope: ScopeId, media_ids: &[&str]) -> Result<Vec<Self>> {
+        if let [one] = media_ids {
+            return Ok(vec![Self::load(tx, scope, one).await?]);
+        }
         let mut edits: Vec<Self> = Vec::with_capacity(media_ids.len());
         let mut at = HashMap::with_capacity(media_ids.len());
         for id in media_ids {
@@ -113,6 +116,11 @@ impl ItemEdit {
             edit.after.push(v);
         }
         Ok(edits)
+    }
+
+    /// The item's media ID.
+    pub fn media_id(&self) -> &str {
+        &self.media_id
     }
 
     /// The variants as they were read.
@@ -414,23 +422,28 @@ pub async fn ensure_media_row(
     Ok(())
 }
 
-/// Marks a claimed job's variant `storing`, unless it was stored or
-/// evicted meanwhile. Informative only: pending and storing count alike.
+/// Marks claimed jobs' variants `storing`, unless stored or evicted
+/// meanwhile, one statement for all. Informative only: pending and storing
+/// count alike.
 pub async fn mark_storing(
     conn: &mut <Db as sqlx::Database>::Connection,
-    scope: ScopeId,
-    media_id: &str,
-    label: &str,
+    jobs: &[Job],
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE variants SET status = 'storing' WHERE scope_id = $1 AND media_id = $2 \
-         AND label = $3 AND status IN ('pending', 'storing')",
-    )
-    .bind(scope)
-    .bind(media_id)
-    .bind(label)
-    .execute(conn)
-    .await?;
+    for chunk in super::row_chunks(jobs) {
+        // `UPDATE ... FROM (VALUES ...)`: both databases name the columns
+        // of a VALUES list column1, column2, ...
+        let mut qb = QueryBuilder::<Db>::new("UPDATE variants SET status = 'storing' FROM (");
+        qb.push_values(chunk, |mut row, j| {
+            row.push_bind(j.scope_id)
+                .push_bind(j.media_id.clone())
+                .push_bind(j.label.clone());
+        });
+        qb.push(
+            ") AS j WHERE variants.scope_id = j.column1 AND variants.media_id = j.column2 \
+             AND variants.label = j.column3 AND variants.status IN ('pending', 'storing')",
+        );
+        qb.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
