@@ -7,9 +7,13 @@
 //! batch is what queued while the previous commit ran). A variant counts as
 //! stored only once its transaction committed, as before.
 
+use std::collections::HashMap;
+
 use tokio::sync::{mpsc, oneshot};
 
-use crate::catalog::{Catalog, CommitOutcome, JobDone, Result};
+use super::VaultService;
+use crate::catalog::{CommitOutcome, JobDone, OrgId, Result};
+use crate::model::settings::StorageLimit;
 use crate::model::time::now_ms;
 
 /// Fetches in one transaction at most (a job hands over one, and at most
@@ -63,7 +67,7 @@ impl Pending {
 
     /// Commits every fetch waiting, in one transaction, and answers each.
     /// False when there was none.
-    pub async fn commit(&mut self, catalog: &dyn Catalog) -> bool {
+    pub async fn commit(&mut self, service: &VaultService) -> bool {
         while self.ready.len() < MAX_BATCH {
             match self.queue.try_recv() {
                 Ok(w) => self.ready.push(w),
@@ -73,9 +77,29 @@ impl Pending {
         if self.ready.is_empty() {
             return false;
         }
-        let (done, replies): (Vec<_>, Vec<_>) =
+        let (mut done, replies): (Vec<JobDone>, Vec<_>) =
             self.ready.drain(..).map(|w| (w.done, w.reply)).unzip();
-        match catalog.commit_jobs(&done, now_ms()).await {
+        // Each connection's storage limit, read once per batch, just
+        // before the commit: as fresh as a read per fetch, for a read per
+        // connection.
+        let mut limits: HashMap<(OrgId, &str), Option<StorageLimit>> = HashMap::new();
+        let mut found = Vec::with_capacity(done.len());
+        for d in &done {
+            let key = (d.job.org_id, d.job.connection_id.as_str());
+            let limit = match limits.get(&key) {
+                Some(l) => *l,
+                None => {
+                    let l = service.storage_limit(&d.job).await;
+                    limits.insert(key, l);
+                    l
+                }
+            };
+            found.push(limit);
+        }
+        for (d, limit) in done.iter_mut().zip(found) {
+            d.limit = limit;
+        }
+        match service.catalog.commit_jobs(&done, now_ms()).await {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);

@@ -204,15 +204,8 @@ impl VaultService {
             return;
         }
         let now = now_ms();
-        let limit = match &result {
-            Ok(_) => self
-                .job_context(job)
-                .await
-                .and_then(|ctx| ctx.settings.storage_limit()),
-            Err(_) => None,
-        };
         let done = match result {
-            Ok(blob) => match self.commit(commits, job, owner, &blob, limit).await {
+            Ok(blob) => match self.commit(commits, job, owner, &blob).await {
                 Ok(CommitOutcome::Created(_) | CommitOutcome::Replaced(_)) => {
                     STORED.increment(1);
                     tracing::debug!(media = %job.media_id, label = %job.label, size = blob.size_bytes, "stored");
@@ -272,13 +265,13 @@ impl VaultService {
         job: &Job,
         owner: &str,
         blob: &FetchedBlob,
-        limit: Option<crate::model::settings::StorageLimit>,
     ) -> crate::catalog::Result<CommitOutcome> {
+        // The group commit reads the connection's storage limit.
         let done = JobDone {
             job: job.clone(),
             owner: owner.to_owned(),
             blob: blob.clone(),
-            limit,
+            limit: None,
         };
         commits.complete(done)?.await.unwrap_or_else(|_| {
             Err(anyhow::anyhow!(
@@ -319,6 +312,14 @@ impl VaultService {
             // The outcome aborts the claim's intent, whatever failed.
             Err(e) => Err(put_error(e)),
         }
+    }
+
+    /// The storage limit of a job's connection, as its settings are now
+    /// (none if the connection is gone: its commit is refused anyway).
+    pub(super) async fn storage_limit(&self, job: &Job) -> Option<crate::model::settings::StorageLimit> {
+        self.job_context(job)
+            .await
+            .and_then(|ctx| ctx.settings.storage_limit())
     }
 
     async fn job_context(&self, job: &Job) -> Option<ConnectionContext> {

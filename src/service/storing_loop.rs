@@ -93,7 +93,7 @@ pub async fn run_pipeline(service: VaultService, cfg: PipelineConfig, stop: Canc
     let (commits, mut pending) = group_commit();
     let mut backlog: VecDeque<Claimed> = VecDeque::new();
     loop {
-        let wrote = pending.commit(service.catalog.as_ref()).await;
+        let wrote = pending.commit(&service).await;
         if stop.is_cancelled() {
             for c in backlog.drain(..) {
                 // Nothing was written under its key: the intent just ends.

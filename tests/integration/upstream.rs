@@ -487,3 +487,50 @@ async fn a_purge_during_a_sync_leaves_nothing_behind() {
     let (_, page) = json(s.conn(Method::GET, "/v2/vault-plus/media", "conn_a")).await;
     assert_eq!(page["items"], json!([]));
 }
+
+/// Storing from the upstream keeps to the connection's storage limit as
+/// the settings say when the fetches commit: under `block_new` what does
+/// not fit fails with the reason, under `purge_oldest` older items make
+/// room; either way the connection never holds more than the limit.
+#[tokio::test]
+async fn stores_from_the_upstream_keep_to_the_storage_limit() {
+    let demo = Demo::start(&[]);
+    // What list 103 holds, stored without a limit.
+    let free = server_for(&demo, &[]).await;
+    add(&free, "103").await;
+    wait_idle(&free).await;
+    let all = status(&free).await;
+    let total = all["totalSizeBytes"].as_u64().unwrap();
+    let count = all["storedCount"].as_u64().unwrap();
+    assert!(count >= 2, "{all}");
+    // At least the smallest variant fits, and not all of them.
+    let limit = total / 2;
+    for strategy in ["block_new", "purge_oldest"] {
+        let s = server_for(&demo, &[]).await;
+        let settings = json!({"vaultPlus": {"settings": {
+            "storageLimitBytes": limit, "storageLimitPurgeStrategy": strategy}}});
+        let r = s
+            .req(Method::PATCH, "/v2/account/connections/conn_a/settings")
+            .json(&settings)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{strategy}");
+        add(&s, "103").await;
+        wait_idle(&s).await;
+        let st = status(&s).await;
+        let bytes = st["totalSizeBytes"].as_u64().unwrap();
+        let stored = st["storedCount"].as_u64().unwrap();
+        assert!(bytes <= limit, "{strategy}: {st}");
+        assert!(stored > 0 && stored < count, "{strategy}: {st}");
+        if strategy == "block_new" {
+            let failed = all_pages(&s, "/v2/vault-plus/jobs?state=failed").await;
+            assert!(
+                failed.iter().any(|j| j["lastError"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("storage limit"))),
+                "{failed:?}"
+            );
+        }
+    }
+}

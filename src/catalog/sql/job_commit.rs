@@ -22,28 +22,28 @@ use crate::model::{MediaType, VariantStatus};
 /// Commits `done`, visiting it in `order` (by scope and media ID, so that
 /// two nodes' batches lock rows in the same order and cannot deadlock).
 /// Each fetch gets its own answer, in the order of `done`.
+///
+/// `joint`: the fetches of a scope commit together, and an error fails the
+/// whole batch (the caller then runs it again not joint). Otherwise, and
+/// always under a storage limit (whether a fetch fits depends on the ones
+/// stored before it), they commit one at a time, each under a savepoint so
+/// that an error is only the answer of the fetch that caused it.
 pub async fn commit_batch(
     tx: &mut Tx,
     done: &[JobDone],
     order: &[usize],
+    joint: bool,
     now: i64,
 ) -> Result<Vec<Result<CommitOutcome>>> {
     let mut out: Vec<Option<Result<CommitOutcome>>> = done.iter().map(|_| None).collect();
     for group in order.chunk_by(|&a, &b| done[a].job.scope_id == done[b].job.scope_id) {
         let members: Vec<&JobDone> = group.iter().map(|&i| &done[i]).collect();
-        // Under a storage limit, whether a fetch fits depends on the ones
-        // stored before it, so those go one at a time. So does a group
-        // whose joint commit failed: each fetch then gets its own answer,
-        // the error only the one that caused it.
-        if members.len() > 1 && members.iter().all(|d| d.limit.is_none()) {
-            savepoint(tx).await?;
-            let joint = complete(tx, &members, now).await;
-            if let Ok(outcomes) = end_savepoint(tx, joint).await? {
-                for (&i, o) in group.iter().zip(outcomes) {
-                    out[i] = Some(Ok(o));
-                }
-                continue;
+        if joint && members.iter().all(|d| d.limit.is_none()) {
+            let outcomes = complete(tx, &members, now).await?;
+            for (&i, o) in group.iter().zip(outcomes) {
+                out[i] = Some(Ok(o));
             }
+            continue;
         }
         for (&i, d) in group.iter().zip(&members) {
             savepoint(tx).await?;

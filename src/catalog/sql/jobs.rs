@@ -109,7 +109,17 @@ impl JobQueue for SqlCatalog {
             key(&done[a]).cmp(&key(&done[b]))
         });
         let order = &order;
-        in_tx!(self, "commit_jobs", |tx| commit_batch(tx, done, order, now))
+        let joint = in_tx!(self, "commit_jobs", |tx| commit_batch(
+            tx, done, order, true, now
+        ));
+        match joint {
+            Ok(out) => Ok(out),
+            // Rare (every member's checks are reads): the error is then
+            // found again, and answered by the fetch that causes it.
+            Err(_) => in_tx!(self, "commit_jobs", |tx| commit_batch(
+                tx, done, order, false, now
+            )),
+        }
     }
 
     async fn retry_job(
