@@ -4,13 +4,10 @@
 //! gives one connection far less than it has (its window over the round
 //! trip: tens of MB/s), while many connections together get the store's
 //! whole throughput. So a read larger than one part is split into parts of
-//! [`RangedReads::part_bytes`], up to [`RangedReads::parallelism`] of them
-//! open at once: the first streams straight through (backpressure reaches
-//! the store as with one GET), every later one is fetched by a task of its
-//! own into memory and served from there as its bytes come, in order. A
-//! part counts as open, holding its place, from its launch until its last
-//! byte is served: so `parallelism` GETs stay in flight while the client
-//! keeps up, and the part being served never waits to be whole.
+//! [`RangedReads::part_bytes`]: the part being served streams straight
+//! through (backpressure reaches the store as before), while up to
+//! `parallelism - 1` parts after it are fetched at once into memory, ready
+//! when the client gets to them.
 //!
 //! The promises, and why they hold:
 //! - **Order and completeness.** Parts are launched and served in order;
@@ -21,14 +18,13 @@
 //!   `If-Match` on the first part's ETag (and its size checked), so a blob
 //!   deleted or replaced mid-read ends the stream with an error (404 or 412
 //!   from the store) rather than a mix of two objects' bytes.
-//! - **Bounded memory.** A read holds at most `parallelism` parts open, each
-//!   within its size, whatever the blob's size; and every part fetched
-//!   ahead first takes its bytes from a budget shared by the whole node
-//!   ([`READ_AHEAD_BUDGET`]), given back once it is served. When the budget
-//!   is spent (many large reads at once, or clients that stop reading), the
-//!   next part is fetched when it is needed, streaming, as a single GET
-//!   would: such a node is busy enough that the store's throughput is
-//!   reached across reads instead of within one.
+//! - **Bounded memory.** A read holds at most `parallelism - 1` parts
+//!   ahead, each within its size; and every part fetched ahead first takes
+//!   its bytes from a budget shared by the whole node ([`READ_AHEAD_BUDGET`]).
+//!   When the budget is spent (many large reads at once, or clients that stop
+//!   reading), the next part is fetched when it is needed, streaming, as a
+//!   single GET would: such a node is busy enough that the store's throughput
+//!   is reached across reads instead of within one.
 //! - **Nothing runs for a client that left.** Read-ahead runs in tasks of
 //!   the read itself (not background tasks: they end with it),
 //!   aborted when the stream is dropped; their GETs close with them.
@@ -43,15 +39,15 @@ use futures::StreamExt;
 use object_store::aws::AmazonS3;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, GetResult, ObjectStore};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::AbortOnDropHandle;
 
 use super::ByteStream;
 
 /// Bytes fetched ahead of their clients by all reads of one node together,
 /// by default: what parallel reads may cost in memory, whatever the number
-/// of reads or the size of the blobs. (Four reads' worth at the default
-/// parts; a read gets the parts ahead that fit.)
+/// of reads or the size of the blobs. (Four reads' worth at the defaults;
+/// a read gets the parts ahead that fit.)
 pub const READ_AHEAD_BUDGET: u64 = 256 * 1024 * 1024;
 /// The largest part: its bytes must fit one budget acquisition (a `u32`).
 pub const MAX_PART_BYTES: u64 = 1 << 30;
@@ -61,9 +57,8 @@ pub const MAX_PART_BYTES: u64 = 1 << 30;
 pub struct RangedReads {
     /// Bytes of one ranged GET; a read of at most this much is one GET.
     pub part_bytes: u64,
-    /// Parts one read keeps open (each a GET in flight or its bytes not yet
-    /// served), the part being served included; 1 reads every blob with one
-    /// GET, as a plain client would.
+    /// GETs one read keeps in flight, the part being served included; 1
+    /// reads every blob with one GET, as a plain client would.
     pub parallelism: usize,
     /// Bytes all reads of the store may hold ahead of their clients
     /// together ([`READ_AHEAD_BUDGET`]; not an option: tests shrink it).
@@ -71,15 +66,19 @@ pub struct RangedReads {
 }
 
 impl Default for RangedReads {
-    /// 4 MiB parts, 16 at once: 64 MiB per read at most. One read must
-    /// keep as many connections busy as the store's throughput over one
-    /// connection's (a remote S3 endpoint: tens of MB/s per connection,
-    /// several hundred for the node; `bench/s3_stream.py` emulates 40 MB/s
-    /// each, where 4 GETs reached 0.4x of the store). For a given memory
-    /// per read, smaller parts mean more connections, so 16 parts of 4 MiB
-    /// rather than 8 of 8 MiB (what AWS suggests): a part still takes 100 ms
-    /// at 40 MB/s, ten round trips, so the request's own latency costs
-    /// little, and against a nearby Garage it takes a few milliseconds.
+    /// 4 MiB parts, 16 at once: 60 MiB ahead per read at most (64 with the
+    /// part being served). One read must keep as many connections busy as
+    /// the store's throughput over one connection's: a remote S3 endpoint
+    /// gives one connection tens of MB/s and a node several hundred, and
+    /// through `bench/s3_stream.py`'s proxy (40 MB/s per connection) the
+    /// former 8 MiB x 4 reached 0.4x of the store, 4 MiB x 16 0.8x-1.0x.
+    /// For the same memory per read, smaller parts mean more connections,
+    /// so 16 of 4 MiB rather than 8 of 8 MiB (what AWS suggests): a part
+    /// still takes 100 ms at 40 MB/s, ten round trips of 10 ms, so each
+    /// request's own latency costs little. The price, where one connection
+    /// already gets all the store has (a Garage on the same host):
+    /// parallel parts only add work there, and `--s3-read-parallelism 1`
+    /// saves it.
     fn default() -> Self {
         Self {
             part_bytes: 4 * 1024 * 1024,
@@ -165,45 +164,29 @@ impl Source {
         Ok(got)
     }
 
-    /// Fetches one part into `tx` as its bytes come, for the read to serve
-    /// in turn; an error is the last thing sent. Ends early, closing its
-    /// GET, once the read is gone.
-    async fn fetch(
-        self: Arc<Self>,
-        range: Range<u64>,
-        tx: mpsc::UnboundedSender<std::io::Result<Bytes>>,
-    ) {
+    /// Fetches one part whole, for later.
+    async fn fetch(self: Arc<Self>, range: Range<u64>) -> std::io::Result<Vec<Bytes>> {
         let want = range.end - range.start;
-        let mut body = match self.open(range.clone()).await {
-            Ok(got) => got.into_stream(),
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
-            }
-        };
+        let mut body = self.open(range.clone()).await?.into_stream();
+        let mut chunks = Vec::new();
         let mut have = 0u64;
         while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    let _ = tx.send(Err(error(format!(
-                        "cannot read blob {} (bytes {range:?}): {e}",
-                        self.name
-                    ))));
-                    return;
-                }
-            };
+            let chunk = chunk.map_err(|e| {
+                error(format!(
+                    "cannot read blob {} (bytes {range:?}): {e}",
+                    self.name
+                ))
+            })?;
             have += chunk.len() as u64;
             if have > want {
                 break;
             }
-            if tx.send(Ok(chunk)).is_err() {
-                return;
-            }
+            chunks.push(chunk);
         }
         if have != want {
-            let _ = tx.send(Err(self.wrong_length(&range, have)));
+            return Err(self.wrong_length(&range, have));
         }
+        Ok(chunks)
     }
 
     fn wrong_length(&self, range: &Range<u64>, have: u64) -> std::io::Error {
@@ -214,13 +197,10 @@ impl Source {
     }
 }
 
-/// A part being fetched ahead, holding its share of the budget: its bytes
-/// wait in `rx` until the read gets to them.
+/// A part being fetched ahead, holding its share of the budget.
 struct Ahead {
-    task: AbortOnDropHandle<()>,
-    rx: mpsc::UnboundedReceiver<std::io::Result<Bytes>>,
-    range: Range<u64>,
-    _permit: OwnedSemaphorePermit,
+    task: AbortOnDropHandle<std::io::Result<Vec<Bytes>>>,
+    permit: OwnedSemaphorePermit,
 }
 
 /// The part being served.
@@ -231,9 +211,11 @@ enum Current {
         left: u64,
         range: Range<u64>,
     },
-    /// Launched ahead: served from memory as its bytes come (its GET may
-    /// still be running), its budget given back once it is all served.
-    Fetched { part: Ahead, left: u64 },
+    /// Fetched ahead: served from memory, its budget given back once done.
+    Fetched {
+        chunks: VecDeque<Bytes>,
+        _permit: OwnedSemaphorePermit,
+    },
 }
 
 type ByteStreamOf = futures::stream::BoxStream<'static, object_store::Result<Bytes>>;
@@ -300,16 +282,10 @@ pub fn stream(
 }
 
 impl Body {
-    /// Parts launched and not yet all served, the one being served
-    /// included: each holds a GET or its bytes.
-    fn parts_open(&self) -> usize {
-        self.ahead.len() + usize::from(self.current.is_some())
-    }
-
     /// Launches parts ahead while the read has room for them and the node's
     /// budget has their bytes.
     fn launch_ahead(&mut self) {
-        while self.parts_open() < self.reads.parallelism && self.next < self.end {
+        while self.ahead.len() + 1 < self.reads.parallelism && self.next < self.end {
             let range = part_at(self.next, self.end, self.reads.part_bytes);
             let Ok(bytes) = u32::try_from(range.end - range.start) else {
                 return;
@@ -318,13 +294,10 @@ impl Body {
                 return;
             };
             self.next = range.end;
-            let (tx, rx) = mpsc::unbounded_channel();
-            let task = tokio::spawn(self.source.clone().fetch(range.clone(), tx));
+            let task = tokio::spawn(self.source.clone().fetch(range));
             self.ahead.push_back(Ahead {
                 task: AbortOnDropHandle::new(task),
-                rx,
-                range,
-                _permit: permit,
+                permit,
             });
         }
     }
@@ -371,42 +344,25 @@ impl Body {
                         return Some(Err(self.source.wrong_length(range, have)));
                     }
                 },
-                Some(Current::Fetched { part, left }) => match part.rx.recv().await {
-                    // The fetch checked the part's length; checked again
-                    // here so that no count of bytes rests on it alone.
-                    Some(Ok(chunk)) if chunk.len() as u64 <= *left => {
-                        *left -= chunk.len() as u64;
-                        if !chunk.is_empty() {
-                            return Some(Ok(chunk));
-                        }
-                    }
-                    Some(Ok(_)) => {
-                        return Some(Err(error(format!(
-                            "blob {}: bytes {:?} came longer",
-                            self.source.name, part.range
-                        ))));
-                    }
-                    Some(Err(e)) => return Some(Err(e)),
-                    None if *left == 0 => self.current = None,
-                    // The fetch ended without its bytes or an error: its
-                    // task died.
-                    None => {
-                        let name = &self.source.name;
-                        let range = &part.range;
-                        let why = match (&mut part.task).await {
-                            Err(e) => e.to_string(),
-                            Ok(()) => "it stopped".to_string(),
-                        };
-                        return Some(Err(error(format!(
-                            "reading blob {name}: the fetch of bytes {range:?} failed: {why}"
-                        ))));
-                    }
+                Some(Current::Fetched { chunks, .. }) => match chunks.pop_front() {
+                    Some(chunk) => return Some(Ok(chunk)),
+                    None => self.current = None,
                 },
                 None => {
-                    if let Some(part) = self.ahead.pop_front() {
+                    if let Some(ahead) = self.ahead.pop_front() {
+                        let chunks = match ahead.task.await {
+                            Ok(Ok(chunks)) => chunks,
+                            Ok(Err(e)) => return Some(Err(e)),
+                            Err(e) => {
+                                return Some(Err(error(format!(
+                                    "reading blob {}: a part's fetch failed: {e}",
+                                    self.source.name
+                                ))));
+                            }
+                        };
                         self.current = Some(Current::Fetched {
-                            left: part.range.end - part.range.start,
-                            part,
+                            chunks: chunks.into(),
+                            _permit: ahead.permit,
                         });
                     } else if self.next < self.end {
                         // No budget for read-ahead: this part now, streaming.

@@ -189,7 +189,7 @@ pub struct S3Args {
     /// Bytes of each ranged GET a large S3 read is split into; a read of at most this much is one GET.
     #[arg(long, env = "VAULTPLUS_S3_READ_PART_BYTES", default_value_t = RangedReads::default().part_bytes, value_parser = clap::value_parser!(u64).range(64 * 1024..=MAX_PART_BYTES))]
     s3_read_part_bytes: u64,
-    /// Ranged GETs one large S3 read keeps in flight, served in order; the parts fetched ahead of the client wait in memory, at most this many per read and 256 MiB per node in all (beyond it a read fetches each part as it needs it); 1 reads every blob with one GET.
+    /// GETs one large S3 read keeps in flight, served in order; the parts fetched ahead of the client wait in memory, at most this minus one per read and 256 MiB per node in all (beyond it a read fetches each part as it needs it); 1 reads every blob with one GET.
     #[arg(long, env = "VAULTPLUS_S3_READ_PARALLELISM", default_value_t = RangedReads::default().parallelism as u32, value_parser = clap::value_parser!(u32).range(1..=64))]
     s3_read_parallelism: u32,
 }
