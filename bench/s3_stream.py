@@ -8,8 +8,8 @@ it capped at `--per-connection-mbps` MB/s (default 40) each way, with
 `--rtt-ms` (default 10) added to its round trip, connections together
 uncapped. That is a remote S3 endpoint as one node sees it: one connection
 bounded by its window over the round trip, the store far beyond it. Four
-cluster nodes share one catalog and bucket, so they read the very same
-objects:
+cluster nodes (six with --previous) share one catalog and bucket, so they
+read the very same objects:
 
 - loopback, ranged: the defaults, Garage's own address;
 - loopback, sequential: `--s3-read-parallelism 1` (every blob one GET);
@@ -183,11 +183,12 @@ def report(binary, args, runs, rss, store, pg, load):
     print("#### One large download from S3 (bench/s3_stream.py)\n")
     print(f"Machine: {machine()}; load average {load[0]:.2f} at the start, {load[-1]:.2f} at the end. "
           f"Release build of {revision()} (`{binary}`). PostgreSQL {pg} (fsync on) and Garage 2.5.0, "
-          "single node, on loopback. Four cluster nodes on one catalog and bucket (the same objects), "
+          f"single node, on loopback. {len(runs) // len(SIZES)} cluster nodes on one catalog and bucket "
+          "(the same objects), "
           "pinned with PostgreSQL and Garage to one core, curl and the proxy to the other. "
           f"\"Remote\": through bench/throttle_proxy.py, each TCP connection capped at "
           f"{args.per_connection_mbps:g} MB/s each way with {args.rtt_ms:g} ms added to its round trip, "
-          f"connections together uncapped. One curl per download, median of {REPEATS} runs, the four "
+          f"connections together uncapped. One curl per download, median of {REPEATS} runs, the "
           f"nodes in turn; the store's throughput: {TOGETHER} curls at once through the path's "
           f"sequential node ({SIZES[0] // MIB} MiB object, one GET each), aggregate. MB/s are 10^6 bytes "
           "a second. Peak RSS: the node's, over the single download (highest of the runs).\n")

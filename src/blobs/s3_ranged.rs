@@ -71,7 +71,8 @@ impl Default for RangedReads {
     /// the store's throughput over one connection's: a remote S3 endpoint
     /// gives one connection tens of MB/s and a node several hundred, and
     /// through `bench/s3_stream.py`'s proxy (40 MB/s per connection) the
-    /// former 8 MiB x 4 reached 0.4x of the store, 4 MiB x 16 0.8x-1.0x.
+    /// former 8 MiB x 4 reached 0.3x-0.4x of the store, 4 MiB x 16
+    /// 0.5x-0.9x (BENCHMARKS.md, issue 14).
     /// For the same memory per read, smaller parts mean more connections,
     /// so 16 of 4 MiB rather than 8 of 8 MiB (what AWS suggests): a part
     /// still takes 100 ms at 40 MB/s, ten round trips of 10 ms, so each
