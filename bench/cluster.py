@@ -136,13 +136,14 @@ class Node:
     """A vaultplus server, pinned, on SQLite + local disk or on the cluster
     stores; stopped (data, database and all) by close(). `join`: another
     cluster Node whose database, bucket, key and connection this one shares
-    (its database stays the other's to drop)."""
+    (its database stays the other's to drop). `endpoint`: the S3 endpoint
+    this node reaches the store by, if not Garage's own address (a proxy)."""
 
-    def __init__(self, svc, catalog, *extra, blobs=None, prefix="bench", binary=BIN, join=None):
+    def __init__(self, svc, catalog, *extra, blobs=None, prefix="bench", binary=BIN, join=None, endpoint=None):
         self.svc, self.catalog, self.db = svc, catalog, None
         stores, env, key = (), None, None
         if join:
-            stores, env, key = join.server.stores, join.server.env, join.server.key
+            stores, env, key = list(join.server.stores), join.server.env, join.server.key
         elif catalog == "postgres" or blobs == "s3":
             stores, env, db = svc.cluster_stores(prefix)
             if catalog == "postgres":
@@ -150,6 +151,8 @@ class Node:
             else:
                 svc.drop_database(db)
                 stores = stores[2:]
+        if endpoint:
+            stores[stores.index("--s3-endpoint") + 1] = endpoint
         # The API rate limit off: the figures are the catalog's and the
         # stores', and wrk's requests would exhaust one key's budget.
         self.server = Server("--rate-limit-per-minute", "0", *extra, stores=stores, env=env, binary=binary,

@@ -1,12 +1,13 @@
 //! Large S3 reads as ranged GETs in parallel, served strictly in order.
 //!
-//! One GET streams at the pace of one connection, and an object store gives
-//! each request far less than the bandwidth it has (Garage, like AWS S3,
-//! serves one request from one block at a time). So a read larger than one
-//! part is split into parts of [`RangedReads::part_bytes`]: the part being
-//! served streams straight through (backpressure reaches the store as
-//! before), while up to `parallelism - 1` parts after it are fetched at once
-//! into memory, ready when the client gets to them.
+//! One GET streams at the pace of one connection, and a remote object store
+//! gives one connection far less than it has (its window over the round
+//! trip: tens of MB/s), while many connections together get the store's
+//! whole throughput. So a read larger than one part is split into parts of
+//! [`RangedReads::part_bytes`]: the part being served streams straight
+//! through (backpressure reaches the store as before), while up to
+//! `parallelism - 1` parts after it are fetched at once into memory, ready
+//! when the client gets to them.
 //!
 //! The promises, and why they hold:
 //! - **Order and completeness.** Parts are launched and served in order;
@@ -45,8 +46,8 @@ use super::ByteStream;
 
 /// Bytes fetched ahead of their clients by all reads of one node together,
 /// by default: what parallel reads may cost in memory, whatever the number
-/// of reads or the size of the blobs. (Ten reads' worth at the default
-/// parts; a read gets the parts ahead that fit.)
+/// of reads or the size of the blobs. (Four reads' worth at the defaults;
+/// a read gets the parts ahead that fit.)
 pub const READ_AHEAD_BUDGET: u64 = 256 * 1024 * 1024;
 /// The largest part: its bytes must fit one budget acquisition (a `u32`).
 pub const MAX_PART_BYTES: u64 = 1 << 30;
@@ -65,13 +66,24 @@ pub struct RangedReads {
 }
 
 impl Default for RangedReads {
-    /// 8 MiB parts (what AWS suggests for ranged GETs; against a nearby
-    /// Garage a part takes a few milliseconds), 4 at once: 24 MiB ahead per
-    /// read at most.
+    /// 4 MiB parts, 16 at once: 60 MiB ahead per read at most (64 with the
+    /// part being served). One read must keep as many connections busy as
+    /// the store's throughput over one connection's: a remote S3 endpoint
+    /// gives one connection tens of MB/s and a node several hundred, and
+    /// through `bench/s3_stream.py`'s proxy (40 MB/s per connection) the
+    /// former 8 MiB x 4 reached 0.3x-0.4x of the store, 4 MiB x 16
+    /// 0.5x-0.9x (BENCHMARKS.md, issue 14).
+    /// For the same memory per read, smaller parts mean more connections,
+    /// so 16 of 4 MiB rather than 8 of 8 MiB (what AWS suggests): a part
+    /// still takes 100 ms at 40 MB/s, ten round trips of 10 ms, so each
+    /// request's own latency costs little. The price, where one connection
+    /// already gets all the store has (a Garage on the same host):
+    /// parallel parts only add work there, and `--s3-read-parallelism 1`
+    /// saves it.
     fn default() -> Self {
         Self {
-            part_bytes: 8 * 1024 * 1024,
-            parallelism: 4,
+            part_bytes: 4 * 1024 * 1024,
+            parallelism: 16,
             budget_bytes: READ_AHEAD_BUDGET,
         }
     }
