@@ -316,7 +316,10 @@ impl VaultService {
 
     /// The storage limit of a job's connection, as its settings are now
     /// (none if the connection is gone: its commit is refused anyway).
-    pub(super) async fn storage_limit(&self, job: &Job) -> Option<crate::model::settings::StorageLimit> {
+    pub(super) async fn storage_limit(
+        &self,
+        job: &Job,
+    ) -> Option<crate::model::settings::StorageLimit> {
         self.job_context(job)
             .await
             .and_then(|ctx| ctx.settings.storage_limit())

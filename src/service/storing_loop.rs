@@ -1,7 +1,7 @@
-//! The storing pipeline's loop: the one place that writes for the pipeline.
-//! Each turn it commits the fetches the workers finished (group commit),
-//! starts claimed jobs in the free slots, and claims more before the
-//! backlog of claimed jobs runs dry. Claiming ahead means a slot that frees
+//! The storing pipeline's loops: the one place that writes for the
+//! pipeline. One commits the fetches the workers finished (group commit),
+//! batch after batch; beside it, the other starts claimed jobs in the free
+//! slots and claims more before the backlog of claimed jobs runs dry. Claiming ahead means a slot that frees
 //! starts its next job at once, rather than after a claim transaction, and
 //! one claim serves several slots. Derived variants (thumbnails) have slots
 //! of their own, so making them runs beside the fetches rather than taking
@@ -21,7 +21,7 @@ use crate::model::observed::Origin;
 use crate::model::time::now_ms;
 
 use super::VaultService;
-use super::group_commit::{GroupCommit, group_commit};
+use super::group_commit::{GroupCommit, Pending, group_commit};
 use super::pipeline::PipelineConfig;
 use super::signal::Signal;
 
@@ -77,6 +77,38 @@ struct Claimed {
 /// takes it without waiting for its lease to run out. So are jobs claimed
 /// and not started.
 pub async fn run_pipeline(service: VaultService, cfg: PipelineConfig, stop: CancellationToken) {
+    let (commits, pending) = group_commit();
+    // Commits run beside the loop that starts jobs: a slot freed while a
+    // batch commits starts its next job at once, not after the commit.
+    let all_done = CancellationToken::new();
+    let committing = commit_loop(&service, pending, &all_done);
+    let starting = async {
+        start_loop(&service, &cfg, &stop, &commits).await;
+        all_done.cancel();
+    };
+    tokio::join!(committing, starting);
+}
+
+/// Commits what the workers hand over, batch after batch, until `done`
+/// (every job has ended, so every worker has had its answer).
+async fn commit_loop(service: &VaultService, mut pending: Pending, done: &CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = pending.arrived() => {}
+            _ = done.cancelled() => return,
+        }
+        pending.commit(service).await;
+    }
+}
+
+/// Starts claimed jobs in free slots and claims ahead, until `stop` and
+/// the end of every job under way.
+async fn start_loop(
+    service: &VaultService,
+    cfg: &PipelineConfig,
+    stop: &CancellationToken,
+    commits: &GroupCommit,
+) {
     let node = format!("worker-{}", uuid::Uuid::new_v4().simple());
     let concurrency = cfg.concurrency.max(1);
     let fetches = Arc::new(Semaphore::new(concurrency));
@@ -90,10 +122,8 @@ pub async fn run_pipeline(service: VaultService, cfg: PipelineConfig, stop: Canc
     let settling = Arc::new(Semaphore::new(4 * concurrency));
     let freed = Signal::default();
     let running = TaskTracker::new();
-    let (commits, mut pending) = group_commit();
     let mut backlog: VecDeque<Claimed> = VecDeque::new();
     loop {
-        let wrote = pending.commit(&service).await;
         if stop.is_cancelled() {
             for c in backlog.drain(..) {
                 // Nothing was written under its key: the intent just ends.
@@ -162,7 +192,7 @@ pub async fn run_pipeline(service: VaultService, cfg: PipelineConfig, stop: Canc
                 Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot claim storing jobs"),
             }
         }
-        if wrote || started || claimed {
+        if started || claimed {
             continue;
         }
         let wait = if backlog.is_empty() && !stop.is_cancelled() {
@@ -174,7 +204,6 @@ pub async fn run_pipeline(service: VaultService, cfg: PipelineConfig, stop: Canc
             Duration::from_secs(1)
         };
         tokio::select! {
-            _ = pending.arrived() => {}
             _ = freed.wait() => {}
             _ = service.pipeline_signal.wait() => {}
             _ = tokio::time::sleep(wait) => {}
