@@ -34,6 +34,7 @@ use crate::service::{VaultService, rate_schema_with_max};
         (name = "Vault+ Media", description = "Vault+ caching and management."),
         (name = "Vault+ Lists", description = "Vault lists: add, sync, read; storing jobs."),
         (name = "Vault+ (older paths)", description = "Paths used by the onlyfans-sdk 3.x clients."),
+        (name = "Vault+ Webhooks", description = "Webhook endpoints: events signed the Svix way."),
         (name = "Account", description = "Account management endpoints."),
         (name = "Media delivery", description = "Signed media URLs."),
         (name = "Operations", description = "Health."),

@@ -402,6 +402,8 @@ async fn complete(tx: &mut Tx, done: &JobDone, now: i64) -> Result<CommitOutcome
         .await?;
     edit.put(new.clone());
     edit.save(tx, None, now).await?;
+    super::outbox::media_stored(tx, job.org_id, &job.connection_id, &job.media_id, &new, now)
+        .await?;
     enforce_limit(tx, job.scope_id, limit, (&job.media_id, &job.label), now).await?;
     Ok(CommitOutcome::Created(new))
 }

@@ -1,0 +1,70 @@
+//! The webhook outbox: an event is written inside the transaction of the
+//! change it reports, one delivery row for each of the org's enabled
+//! endpoints subscribed to its type. A change that rolls back takes its
+//! deliveries with it, and a committed one cannot lose them; an org with no
+//! such endpoint writes nothing (one indexed look-up).
+
+use super::dialect::Tx;
+use crate::catalog::{OrgId, Result, ScopeId, VariantRecord};
+use crate::model::webhook::{MEDIA_STORED, MESSAGE_PREFIX, WebhookEvent, new_id};
+
+pub(super) async fn emit(tx: &mut Tx, org: OrgId, event: &WebhookEvent, now: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (msg_id, endpoint_id, payload, created_at, next_attempt_at) \
+         SELECT $1, s.endpoint_id, $2, $3, $3 FROM webhook_subscriptions s \
+           JOIN webhook_endpoints e ON e.id = s.endpoint_id \
+         WHERE s.org_id = $4 AND s.event_type = $5 AND e.disabled_at IS NULL",
+    )
+    .bind(new_id(MESSAGE_PREFIX))
+    .bind(event.body())
+    .bind(now)
+    .bind(org)
+    .bind(event.event_type)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// `vault_plus.media.stored` for a variant just made `stored`.
+pub(super) async fn media_stored(
+    tx: &mut Tx,
+    org: OrgId,
+    connection_id: &str,
+    media_id: &str,
+    v: &VariantRecord,
+    now: i64,
+) -> Result<()> {
+    let event = WebhookEvent::media_stored(
+        connection_id,
+        media_id,
+        &v.label,
+        v.size_bytes,
+        &v.content_type,
+        v.checksum.as_deref(),
+    );
+    emit(tx, org, &event, now).await
+}
+
+/// [`media_stored`] where only the scope is known (an upload): its org and
+/// connection are read only when the org has a subscriber of the type.
+pub(super) async fn media_stored_in_scope(
+    tx: &mut Tx,
+    scope: ScopeId,
+    media_id: &str,
+    v: &VariantRecord,
+    now: i64,
+) -> Result<()> {
+    let owner: Option<(OrgId, String)> = sqlx::query_as(
+        "SELECT sc.org_id, sc.connection_id FROM scopes sc WHERE sc.id = $1 \
+         AND EXISTS (SELECT 1 FROM webhook_subscriptions s \
+                     WHERE s.org_id = sc.org_id AND s.event_type = $2)",
+    )
+    .bind(scope)
+    .bind(MEDIA_STORED)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match owner {
+        Some((org, connection)) => media_stored(tx, org, &connection, media_id, v, now).await,
+        None => Ok(()),
+    }
+}

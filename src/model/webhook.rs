@@ -1,0 +1,123 @@
+//! Webhook events: their types and bodies. A body is what OFAuth's SDK
+//! types as `WebhookEvent`: `{"eventType", "live": true, "data": {...}}`.
+//! Each event's `data` is built here, once, for the catalog to write into
+//! its outbox in the transaction of the change it reports.
+
+use serde::Serialize;
+use serde_json::json;
+
+/// A variant was stored (fetched from the upstream or uploaded).
+pub const MEDIA_STORED: &str = "vault_plus.media.stored";
+/// A connection's media was purged (the purge answer's counts).
+pub const PURGE_COMPLETED: &str = "vault_plus.purge.completed";
+/// A connection was removed, with what its purge removed.
+pub const CONNECTION_REMOVED: &str = "vault_plus.connection.removed";
+
+/// Every event type an endpoint may subscribe to.
+pub const EVENT_TYPES: [&str; 3] = [MEDIA_STORED, PURGE_COMPLETED, CONNECTION_REMOVED];
+
+/// Prefix of a webhook endpoint's ID.
+pub const ENDPOINT_PREFIX: &str = "whk_";
+/// Prefix of an event's ID (the `svix-id` of each of its deliveries).
+pub const MESSAGE_PREFIX: &str = "msg_";
+/// Prefix of a secret as shown to the app (Svix's).
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// One event, ready to be written to the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookEvent {
+    pub event_type: &'static str,
+    pub data: serde_json::Value,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    event_type: &'a str,
+    live: bool,
+    data: &'a serde_json::Value,
+}
+
+impl WebhookEvent {
+    pub fn media_stored(
+        connection_id: &str,
+        media_id: &str,
+        label: &str,
+        size_bytes: u64,
+        content_type: &str,
+        sha256: Option<&str>,
+    ) -> Self {
+        Self {
+            event_type: MEDIA_STORED,
+            data: json!({
+                "connectionId": connection_id,
+                "mediaId": media_id,
+                "quality": label,
+                "sizeBytes": size_bytes,
+                "contentType": content_type,
+                "sha256": sha256,
+            }),
+        }
+    }
+
+    pub fn purge_completed(connection_id: &str, purged_count: u64, freed_bytes: u64) -> Self {
+        Self {
+            event_type: PURGE_COMPLETED,
+            data: json!({
+                "connectionId": connection_id,
+                "purgedCount": purged_count,
+                "freedBytes": freed_bytes,
+            }),
+        }
+    }
+
+    pub fn connection_removed(connection_id: &str, purged_count: u64, freed_bytes: u64) -> Self {
+        Self {
+            event_type: CONNECTION_REMOVED,
+            data: json!({
+                "connectionId": connection_id,
+                "purgedCount": purged_count,
+                "freedBytes": freed_bytes,
+            }),
+        }
+    }
+
+    /// The JSON body every delivery of this event sends, byte for byte
+    /// (it is signed as it is stored).
+    pub fn body(&self) -> String {
+        serde_json::to_string(&Body {
+            event_type: self.event_type,
+            live: true,
+            data: &self.data,
+        })
+        .expect("a JSON value serializes")
+    }
+}
+
+/// Random URL-safe characters after a prefix: 128 bits, as a Svix ID has.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_the_sdk_webhook_event_shape() {
+        let e = WebhookEvent::purge_completed("conn_1", 2, 30);
+        let body: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
+        assert_eq!(
+            body,
+            json!({"eventType": PURGE_COMPLETED, "live": true,
+                   "data": {"connectionId": "conn_1", "purgedCount": 2, "freedBytes": 30}})
+        );
+    }
+
+    #[test]
+    fn ids_carry_their_prefix_and_differ() {
+        let (a, b) = (new_id(MESSAGE_PREFIX), new_id(MESSAGE_PREFIX));
+        assert!(a.starts_with("msg_") && a.len() == 36, "{a}");
+        assert_ne!(a, b);
+    }
+}
