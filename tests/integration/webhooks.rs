@@ -17,7 +17,7 @@ use sha2::Sha256;
 use crate::harness::{TestServer, bytes};
 
 /// Fast retries, so that no test waits for real backoff.
-const FAST: [&str; 5] = [
+pub const FAST: [&str; 5] = [
     "--allow-private-webhooks",
     "--webhook-retry-base-ms",
     "20",
@@ -27,23 +27,23 @@ const FAST: [&str; 5] = [
 
 /// One request the receiver got, and what it answered.
 #[derive(Clone, Debug)]
-struct Received {
-    headers: HashMap<String, String>,
-    body: String,
-    status: u16,
+pub struct Received {
+    pub headers: HashMap<String, String>,
+    pub body: String,
+    pub status: u16,
 }
 
 /// A real HTTP receiver on a local port: answers 500 to its first
 /// `failures` requests (all of them when `failures` is `usize::MAX`), then
 /// 200, and keeps every request.
 #[derive(Clone)]
-struct Receiver {
-    url: String,
+pub struct Receiver {
+    pub url: String,
     got: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    async fn start(failures: usize) -> Self {
+    pub async fn start(failures: usize) -> Self {
         let got: Arc<Mutex<Vec<Received>>> = Arc::default();
         let state = got.clone();
         let app = axum::Router::new().route(
@@ -70,12 +70,12 @@ impl Receiver {
         Self { url, got }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub fn received(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
 
     /// The bodies answered 200, by svix-id.
-    fn delivered(&self) -> BTreeMap<String, Vec<Value>> {
+    pub fn delivered(&self) -> BTreeMap<String, Vec<Value>> {
         let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for r in self.received().into_iter().filter(|r| r.status == 200) {
             out.entry(r.headers["svix-id"].clone())
@@ -86,7 +86,7 @@ impl Receiver {
     }
 
     /// Waits (bounded) until `n` distinct events were answered 200.
-    async fn wait_delivered(&self, n: usize) -> BTreeMap<String, Vec<Value>> {
+    pub async fn wait_delivered(&self, n: usize) -> BTreeMap<String, Vec<Value>> {
         for _ in 0..600 {
             let d = self.delivered();
             if d.len() >= n {
@@ -98,7 +98,7 @@ impl Receiver {
     }
 }
 
-async fn create_endpoint(s: &TestServer, key: &str, url: &str, events: &[&str]) -> Value {
+pub async fn create_endpoint(s: &TestServer, key: &str, url: &str, events: &[&str]) -> Value {
     let r = s
         .http
         .post(s.url("/v2/vault-plus/webhooks"))
@@ -126,7 +126,7 @@ async fn list(s: &TestServer, key: &str) -> Vec<Value> {
     body["items"].as_array().unwrap().clone()
 }
 
-const ALL: [&str; 3] = [
+pub const ALL: [&str; 3] = [
     "vault_plus.media.stored",
     "vault_plus.purge.completed",
     "vault_plus.connection.removed",
