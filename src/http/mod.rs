@@ -70,6 +70,7 @@ pub fn routes() -> (Router<VaultService>, utoipa::openapi::OpenApi) {
         .split_for_parts();
     error_responses::document_common_errors(&mut api);
     openapi::document_rate_limits(&mut api);
+    openapi::document_webhooks(&mut api);
     (router, api)
 }
 

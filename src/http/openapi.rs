@@ -57,6 +57,45 @@ impl Modify for SecurityAddon {
     }
 }
 
+/// The events webhook endpoints receive, as the document's `webhooks`
+/// (OpenAPI 3.1): one `POST` each, with its body's schema and the Svix
+/// headers it is signed with (`model::webhook::EVENT_DOCS`).
+pub fn document_webhooks(api: &mut utoipa::openapi::OpenApi) {
+    use crate::model::webhook::{EVENT_DOCS, body_schema};
+    let paths: serde_json::Map<String, serde_json::Value> = EVENT_DOCS
+        .iter()
+        .map(|doc| {
+            let op = serde_json::json!({
+                "post": {
+                    "summary": doc.event_type,
+                    "description": doc.when,
+                    "tags": ["Vault+ Webhooks"],
+                    "parameters": [
+                        {"name": "svix-id", "in": "header", "required": true,
+                         "schema": {"type": "string"},
+                         "description": "The event's ID (msg_...): the same on every attempt."},
+                        {"name": "svix-timestamp", "in": "header", "required": true,
+                         "schema": {"type": "string"},
+                         "description": "Unix seconds of the attempt."},
+                        {"name": "svix-signature", "in": "header", "required": true,
+                         "schema": {"type": "string"},
+                         "description": "v1,<base64 HMAC-SHA256 of \"{svix-id}.{svix-timestamp}.{body}\"> keyed by the base64 secret after whsec_; two, space-separated, during a secret rotation."},
+                    ],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": body_schema(doc)}}},
+                    "responses": {
+                        "2XX": {"description": "Delivered."},
+                        "default": {"description": "Retried with backoff for the retry window (24 h), then the endpoint is disabled."},
+                    },
+                }
+            });
+            (doc.event_type.to_owned(), op)
+        })
+        .collect();
+    api.webhooks = Some(
+        serde_json::from_value(serde_json::Value::Object(paths)).expect("webhook paths are valid"),
+    );
+}
+
 fn schema_from(json: serde_json::Value) -> RefOr<Schema> {
     serde_json::from_value(json).expect("hand-written schema is valid")
 }
@@ -412,6 +451,32 @@ mod tests {
                 }
             }
         }
-        assert_eq!(n, 30, "operations");
+        assert_eq!(n, 34, "operations");
+    }
+
+    #[test]
+    fn webhooks_document_every_event_type_the_parser_takes() {
+        use crate::model::webhook::EVENT_TYPES;
+        let d = doc();
+        let mut hooks: Vec<&String> = d["webhooks"].as_object().unwrap().keys().collect();
+        hooks.sort();
+        let mut types = EVENT_TYPES.to_vec();
+        types.sort();
+        assert_eq!(hooks, types);
+        for t in EVENT_TYPES {
+            let body =
+                &d["webhooks"][t]["post"]["requestBody"]["content"]["application/json"]["schema"];
+            assert_eq!(body["properties"]["eventType"]["enum"][0], t);
+        }
+        let create = resolved(
+            &d,
+            &d["paths"]["/v2/vault-plus/webhooks"]["post"]["requestBody"]["content"]["application/json"]
+                ["schema"],
+        );
+        assert_eq!(
+            strings(&create["properties"]["events"]["items"]["enum"]),
+            EVENT_TYPES
+        );
+        assert_eq!(create["additionalProperties"], false, "{create}");
     }
 }

@@ -94,6 +94,83 @@ impl WebhookEvent {
     }
 }
 
+/// What each event type reports, and the fields of its `data`: the
+/// OpenAPI document's `webhooks` are built from it, and a test holds the
+/// constructors above to it.
+pub struct EventDoc {
+    pub event_type: &'static str,
+    pub when: &'static str,
+    /// (name, JSON Schema type, what it holds); every field is always present.
+    pub fields: &'static [(&'static str, &'static str, &'static str)],
+}
+
+const PURGE_FIELDS: &[(&str, &str, &str)] = &[
+    ("connectionId", "string", "The connection."),
+    (
+        "purgedCount",
+        "integer",
+        "Variants removed (the purge answer's purgedCount).",
+    ),
+    (
+        "freedBytes",
+        "integer",
+        "Bytes freed (the purge answer's freedBytes); they are reclaimed in the background.",
+    ),
+];
+
+pub const EVENT_DOCS: [EventDoc; 3] = [
+    EventDoc {
+        event_type: MEDIA_STORED,
+        when: "A variant was stored: fetched by a storing job, or uploaded.",
+        fields: &[
+            ("connectionId", "string", "The connection."),
+            ("mediaId", "string", "The upstream media ID."),
+            ("quality", "string", "The variant's label."),
+            ("sizeBytes", "integer", "Bytes stored."),
+            (
+                "contentType",
+                "string",
+                "The stored variant's content type.",
+            ),
+            (
+                "sha256",
+                "string",
+                "Lowercase hex SHA-256 of the stored bytes.",
+            ),
+        ],
+    },
+    EventDoc {
+        event_type: PURGE_COMPLETED,
+        when: "A connection's media was purged (DELETE /v2/vault-plus/media, the older /purge, or disabling Vault+ for the connection).",
+        fields: PURGE_FIELDS,
+    },
+    EventDoc {
+        event_type: CONNECTION_REMOVED,
+        when: "A connection was removed (DELETE /v2/account/connections/{id}, or `connections remove`), with what its purge removed.",
+        fields: PURGE_FIELDS,
+    },
+];
+
+/// The JSON Schema of one event's body.
+pub fn body_schema(doc: &EventDoc) -> serde_json::Value {
+    let properties: serde_json::Map<String, serde_json::Value> = doc
+        .fields
+        .iter()
+        .map(|(name, ty, what)| ((*name).to_owned(), json!({"type": ty, "description": what})))
+        .collect();
+    let required: Vec<&str> = doc.fields.iter().map(|f| f.0).collect();
+    json!({
+        "type": "object",
+        "description": doc.when,
+        "required": ["eventType", "live", "data"],
+        "properties": {
+            "eventType": {"type": "string", "enum": [doc.event_type]},
+            "live": {"type": "boolean", "enum": [true]},
+            "data": {"type": "object", "required": required, "properties": properties},
+        },
+    })
+}
+
 /// Random URL-safe characters after a prefix: 128 bits, as a Svix ID has.
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
@@ -112,6 +189,36 @@ mod tests {
             json!({"eventType": PURGE_COMPLETED, "live": true,
                    "data": {"connectionId": "conn_1", "purgedCount": 2, "freedBytes": 30}})
         );
+    }
+
+    #[test]
+    fn every_event_is_documented_with_exactly_the_fields_it_sends() {
+        let examples = [
+            WebhookEvent::media_stored("c", "1", "full", 3, "image/jpeg", Some("ab")),
+            WebhookEvent::purge_completed("c", 1, 2),
+            WebhookEvent::connection_removed("c", 1, 2),
+        ];
+        assert_eq!(EVENT_DOCS.map(|d| d.event_type), EVENT_TYPES);
+        for (doc, e) in EVENT_DOCS.iter().zip(&examples) {
+            assert_eq!(doc.event_type, e.event_type);
+            let mut sent: Vec<&String> = e.data.as_object().unwrap().keys().collect();
+            let mut documented: Vec<&str> = doc.fields.iter().map(|f| f.0).collect();
+            sent.sort();
+            documented.sort();
+            assert_eq!(sent, documented, "{}", doc.event_type);
+            let schema = body_schema(doc);
+            let body: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
+            for (name, ty, _) in doc.fields {
+                let v = &body["data"][name];
+                let ok = match *ty {
+                    "string" => v.is_string(),
+                    "integer" => v.is_u64(),
+                    _ => false,
+                };
+                assert!(ok, "{}: {name} is {v}, documented {ty}", doc.event_type);
+            }
+            assert_eq!(schema["properties"]["eventType"]["enum"][0], doc.event_type);
+        }
     }
 
     #[test]
