@@ -58,7 +58,9 @@ macro_rules! catalog_conformance {
             list_runs_page_like_one_plan, big_list_pages_record_every_item_once,
             generations_follow_the_stored_bytes,
             org_rate_limit_round_trips, signing_key_changes_are_watched,
-            request_reads_answer_like_separate_reads);
+            request_reads_answer_like_separate_reads,
+            webhook_endpoints_are_per_org, the_outbox_is_written_with_its_change,
+            webhook_deliveries_retry_then_disable_their_endpoint);
     };
     // Behaviour only an embedded (single-server) catalog shows.
     (embedded $make:expr) => {
@@ -2273,4 +2275,227 @@ pub async fn request_reads_answer_like_separate_reads(c: Arc<dyn Catalog>) {
     assert_ne!(read.connection.scope_id, scope);
     assert!(read.found.is_empty());
     assert_eq!(totals.found, ScopeTotals::default());
+}
+
+fn endpoint(org: OrgId, id: &str, events: &[&str], at: i64) -> WebhookEndpoint {
+    WebhookEndpoint {
+        id: id.into(),
+        org_id: org,
+        url: format!("http://127.0.0.1:9/{id}"),
+        description: None,
+        events: events.iter().map(|e| (*e).to_owned()).collect(),
+        secret: id.as_bytes().to_vec(),
+        previous_secret: None,
+        previous_until: None,
+        created_at: at,
+        disabled_at: None,
+        disabled_reason: None,
+    }
+}
+
+/// Due deliveries claimed for a moment, as (endpoint, event type, data).
+async fn outbox(c: &dyn Catalog, owner: &str, at: i64) -> Vec<(String, String, serde_json::Value)> {
+    let mut out: Vec<(String, String, serde_json::Value)> = c
+        .claim_webhook_deliveries(owner, 100, at + 1, at)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| {
+            let body: serde_json::Value = serde_json::from_str(&d.payload).unwrap();
+            assert_eq!(body["live"], true);
+            let t = body["eventType"].as_str().unwrap().to_owned();
+            (d.endpoint_id, t, body["data"].clone())
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    out
+}
+
+pub async fn webhook_endpoints_are_per_org(c: Arc<dyn Catalog>) {
+    use vaultplus::model::webhook::{MEDIA_STORED, PURGE_COMPLETED};
+    let (a, b) = (org(c.as_ref(), "a").await, org(c.as_ref(), "b").await);
+    let e = endpoint(a.id, "whk_1", &[PURGE_COMPLETED, MEDIA_STORED], NOW);
+    c.insert_webhook_endpoint(&e).await.unwrap();
+    c.insert_webhook_endpoint(&endpoint(a.id, "whk_2", &[MEDIA_STORED], NOW + 1))
+        .await
+        .unwrap();
+    let listed = c.webhook_endpoints(a.id).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0], e, "as stored, events in the order given");
+    assert!(c.webhook_endpoints(b.id).await.unwrap().is_empty());
+    // Another org can neither delete nor rotate it.
+    assert!(!c.delete_webhook_endpoint(b.id, "whk_1").await.unwrap());
+    assert!(
+        c.rotate_webhook_secret(b.id, "whk_1", b"new", NOW + 5)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let rotated = c
+        .rotate_webhook_secret(a.id, "whk_1", b"new", NOW + 5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotated.secret, b"new");
+    assert_eq!(rotated.previous_secret.as_deref(), Some(&b"whk_1"[..]));
+    assert_eq!(rotated.previous_until, Some(NOW + 5));
+    assert_eq!(rotated.events, e.events);
+    assert!(c.delete_webhook_endpoint(a.id, "whk_1").await.unwrap());
+    assert!(!c.delete_webhook_endpoint(a.id, "whk_1").await.unwrap());
+    let left: Vec<String> = c
+        .webhook_endpoints(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, ["whk_2"]);
+}
+
+/// Each change writes its event for the org's endpoints subscribed to its
+/// type, in its own transaction; claims lease them to one owner at a time.
+pub async fn the_outbox_is_written_with_its_change(c: Arc<dyn Catalog>) {
+    use serde_json::json;
+    use vaultplus::model::webhook::{CONNECTION_REMOVED, MEDIA_STORED, PURGE_COMPLETED};
+    let (a, b) = (org(c.as_ref(), "a").await, org(c.as_ref(), "b").await);
+    let purges = endpoint(a.id, "whk_p", &[PURGE_COMPLETED, CONNECTION_REMOVED], NOW);
+    c.insert_webhook_endpoint(&purges).await.unwrap();
+    c.insert_webhook_endpoint(&endpoint(a.id, "whk_s", &[MEDIA_STORED], NOW))
+        .await
+        .unwrap();
+    c.insert_webhook_endpoint(&endpoint(
+        b.id,
+        "whk_b",
+        &[PURGE_COMPLETED, MEDIA_STORED],
+        NOW,
+    ))
+    .await
+    .unwrap();
+    let scope = conn(c.as_ref(), a.id, "conn_a").await.scope_id;
+    conn(c.as_ref(), b.id, "conn_b").await;
+    assert!(
+        outbox(c.as_ref(), "x", NOW).await.is_empty(),
+        "no change, no event"
+    );
+
+    store(c.as_ref(), scope, "7", "full", "image/jpeg", 11, NOW).await;
+    let id = ConnectionId::parse("conn_a").unwrap();
+    c.purge_connection(a.id, &id, NOW).await.unwrap().unwrap();
+    c.remove_connection(a.id, &id, NOW).await.unwrap().unwrap();
+    let purged = json!({"connectionId": "conn_a", "purgedCount": 1, "freedBytes": 11});
+    let removed = json!({"connectionId": "conn_a", "purgedCount": 0, "freedBytes": 0});
+    let got = outbox(c.as_ref(), "x", NOW).await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0].0, "whk_p");
+    assert_eq!(got[0].1, CONNECTION_REMOVED);
+    assert_eq!(got[0].2, removed);
+    assert_eq!(
+        (got[1].0.as_str(), got[1].1.as_str()),
+        ("whk_p", PURGE_COMPLETED)
+    );
+    assert_eq!(got[1].2, purged);
+    assert_eq!(
+        (got[2].0.as_str(), got[2].1.as_str()),
+        ("whk_s", MEDIA_STORED)
+    );
+    assert_eq!(got[2].2["mediaId"], "7");
+    assert_eq!(got[2].2["sizeBytes"], 11);
+
+    // Leased: nobody else gets them until the lease (NOW + 1) is over.
+    assert!(outbox(c.as_ref(), "y", NOW).await.is_empty());
+    assert_eq!(c.next_webhook_due().await.unwrap(), None, "all leased");
+    let again = c
+        .claim_webhook_deliveries("y", 100, NOW + 100, NOW + 2)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 3);
+    // The first owner's outcome no longer counts; the second's does.
+    for d in &again {
+        c.end_webhook_delivery(d.id, "x", &DeliveryEnd::Delivered, NOW + 3)
+            .await
+            .unwrap();
+    }
+    assert!(outbox(c.as_ref(), "z", NOW + 200).await.len() == 3);
+    let mine = c
+        .claim_webhook_deliveries("w", 100, NOW + 1000, NOW + 300)
+        .await
+        .unwrap();
+    for d in &mine {
+        assert_eq!(
+            d.msg_id,
+            again.iter().find(|g| g.id == d.id).unwrap().msg_id
+        );
+        c.end_webhook_delivery(d.id, "w", &DeliveryEnd::Delivered, NOW + 301)
+            .await
+            .unwrap();
+    }
+    assert!(outbox(c.as_ref(), "z", NOW + 2000).await.is_empty());
+    assert_eq!(c.next_webhook_due().await.unwrap(), None);
+}
+
+pub async fn webhook_deliveries_retry_then_disable_their_endpoint(c: Arc<dyn Catalog>) {
+    use vaultplus::model::webhook::PURGE_COMPLETED;
+    let a = org(c.as_ref(), "a").await;
+    c.insert_webhook_endpoint(&endpoint(a.id, "whk_1", &[PURGE_COMPLETED], NOW))
+        .await
+        .unwrap();
+    conn(c.as_ref(), a.id, "conn_a").await;
+    let id = ConnectionId::parse("conn_a").unwrap();
+    for at in [NOW, NOW + 1] {
+        c.purge_connection(a.id, &id, at).await.unwrap().unwrap();
+    }
+    let claimed = c
+        .claim_webhook_deliveries("x", 1, NOW + 10, NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "at most the limit");
+    let d = &claimed[0];
+    assert_eq!((d.attempts, d.secret.as_slice()), (0, &b"whk_1"[..]));
+    let retry = DeliveryEnd::Retry {
+        next_attempt_at: NOW + 500,
+        error: "the endpoint answered 500".into(),
+    };
+    c.end_webhook_delivery(d.id, "x", &retry, NOW + 2)
+        .await
+        .unwrap();
+    // The other one is due now; the retried one at NOW + 500.
+    assert_eq!(c.next_webhook_due().await.unwrap(), Some(NOW + 1));
+    let other = c
+        .claim_webhook_deliveries("x", 10, NOW + 20, NOW + 3)
+        .await
+        .unwrap();
+    assert_eq!(other.len(), 1);
+    assert_ne!(other[0].id, d.id);
+    let back = c
+        .claim_webhook_deliveries("y", 10, NOW + 600, NOW + 500)
+        .await
+        .unwrap();
+    let back: Vec<_> = back.into_iter().filter(|b| b.id == d.id).collect();
+    assert_eq!(back.len(), 1);
+    assert_eq!(
+        (back[0].attempts, back[0].msg_id.as_str()),
+        (1, d.msg_id.as_str())
+    );
+
+    let end = DeliveryEnd::GiveUp {
+        error: "the endpoint answered 500".into(),
+    };
+    c.end_webhook_delivery(d.id, "y", &end, NOW + 501)
+        .await
+        .unwrap();
+    let e = &c.webhook_endpoints(a.id).await.unwrap()[0];
+    assert_eq!(e.disabled_at, Some(NOW + 501));
+    assert!(
+        e.disabled_reason
+            .as_deref()
+            .unwrap()
+            .contains("answered 500")
+    );
+    // Its other pending delivery is dropped, and new events skip it.
+    c.purge_connection(a.id, &id, NOW + 502)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(outbox(c.as_ref(), "z", NOW + 10_000).await.is_empty());
+    assert_eq!(c.next_webhook_due().await.unwrap(), None);
 }
