@@ -297,7 +297,8 @@ async fn listen(addr: &str) -> anyhow::Result<TcpListener> {
 }
 
 /// Start-up recovery of the only server on an embedded catalog: upload
-/// intents and job leases left in it belong to a process that is gone.
+/// intents, job leases and webhook delivery leases left in it belong to a
+/// process that is gone.
 async fn recover_single_server(catalog: &dyn Catalog) -> anyhow::Result<()> {
     let orphans = catalog.requeue_upload_intents(now_ms() + 1).await?;
     if orphans > 0 {
@@ -311,6 +312,13 @@ async fn recover_single_server(catalog: &dyn Catalog) -> anyhow::Result<()> {
         tracing::warn!(
             released,
             "storing jobs interrupted by a previous stop resume now"
+        );
+    }
+    let released = catalog.release_webhook_leases().await?;
+    if released > 0 {
+        tracing::warn!(
+            released,
+            "webhook deliveries interrupted by a previous stop are sent again"
         );
     }
     Ok(())

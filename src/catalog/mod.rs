@@ -511,6 +511,10 @@ pub trait Webhooks: Send + Sync {
         end: &DeliveryEnd,
         now: i64,
     ) -> Result<()>;
-    /// When the next delivery is due, if any is pending.
+    /// When the next delivery is due, if any is pending and not leased.
     async fn next_webhook_due(&self) -> Result<Option<i64>>;
+    /// Ends every delivery lease (on an embedded catalog, whose only server
+    /// is starting: they belong to a process that is gone); on a shared
+    /// catalog none (a dead node's leases lapse by themselves).
+    async fn release_webhook_leases(&self) -> Result<u64>;
 }

@@ -4,6 +4,7 @@
 //! deliveries in tests/sdk/test_webhooks.py.)
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,18 +41,24 @@ pub struct Received {
 pub struct Receiver {
     pub url: String,
     got: Arc<Mutex<Vec<Received>>>,
+    failures: Arc<AtomicUsize>,
 }
 
 impl Receiver {
     pub async fn start(failures: usize) -> Self {
         let got: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let state = got.clone();
+        let failures = Arc::new(AtomicUsize::new(failures));
+        let (state, failing) = (got.clone(), failures.clone());
         let app = axum::Router::new().route(
             "/hook",
             axum::routing::post(
                 move |headers: axum::http::HeaderMap, body: String| async move {
                     let mut got = state.lock().unwrap();
-                    let status = if got.len() < failures { 500 } else { 200 };
+                    let status = if got.len() < failing.load(Ordering::SeqCst) {
+                        500
+                    } else {
+                        200
+                    };
                     got.push(Received {
                         headers: headers
                             .iter()
@@ -67,7 +74,12 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { url, got }
+        Self { url, got, failures }
+    }
+
+    /// Answers 200 from now on.
+    pub fn recover(&self) {
+        self.failures.store(0, Ordering::SeqCst);
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -556,4 +568,56 @@ async fn an_endpoint_failing_for_the_whole_window_is_disabled() {
         .catalog_scalar(s.data_dir(), "SELECT count(*) FROM webhook_deliveries")
         .await;
     assert_eq!(pending, "0");
+}
+
+/// Events committed before a kill -9 are all delivered after the restart,
+/// each answered 200 once, with the svix-id of its attempts before the
+/// kill.
+#[tokio::test]
+async fn no_event_is_lost_across_a_kill_9() {
+    let mut args = FAST.to_vec();
+    // A short lease, so that a cluster node's lapses soon after its death.
+    args.extend(["--webhook-timeout-secs", "1"]);
+    let mut s = TestServer::start_with(&args).await;
+    let rx = Receiver::start(usize::MAX).await;
+    create_endpoint(&s, &s.key, &rx.url, &ALL[1..2]).await;
+    for i in 0..5 {
+        let conn = format!("conn_k{i}");
+        s.add_connection("default", &conn);
+        let r = s
+            .conn(Method::DELETE, "/v2/vault-plus/media", &conn)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // Being retried (the receiver is down), then the server dies.
+    for _ in 0..600 {
+        if !rx.received().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!rx.received().is_empty(), "attempts before the kill");
+    s.kill();
+    let before: std::collections::BTreeSet<String> = rx
+        .received()
+        .iter()
+        .map(|r| r.headers["svix-id"].clone())
+        .collect();
+    rx.recover();
+    s.start_again(&args).await;
+    let delivered = rx.wait_delivered(5).await;
+    assert_eq!(delivered.len(), 5);
+    assert!(delivered.values().all(|b| b.len() == 1), "{delivered:#?}");
+    assert!(before.iter().all(|id| delivered.contains_key(id)));
+    let mut connections: Vec<String> = delivered
+        .values()
+        .map(|b| b[0]["data"]["connectionId"].as_str().unwrap().to_owned())
+        .collect();
+    connections.sort();
+    assert_eq!(
+        connections,
+        (0..5).map(|i| format!("conn_k{i}")).collect::<Vec<_>>()
+    );
 }

@@ -220,6 +220,21 @@ impl Webhooks for SqlCatalog {
         .fetch_one(self.db.reader())
         .await?)
     }
+
+    async fn release_webhook_leases(&self) -> Result<u64> {
+        if dialect::SHARED {
+            // Other nodes may be delivering what they hold: ending their
+            // leases would send those events twice at once.
+            return Ok(0);
+        }
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL \
+             WHERE lease_owner IS NOT NULL",
+        )
+        .execute(self.db.writer())
+        .await?;
+        Ok(done.rows_affected())
+    }
 }
 
 /// Leases due deliveries of enabled endpoints, the way jobs are claimed
