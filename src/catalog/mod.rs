@@ -299,11 +299,15 @@ pub trait ListStore: Send + Sync {
         items: &[ObservedMedia],
         now: i64,
     ) -> Result<Option<ListOutcome>>;
+    /// `pages` is what the run's pages did (with `seen` as the answer
+    /// counts it): a sync's `vault_plus.list.synced` event, written here,
+    /// reports it with the finish's own removals added.
     async fn finish_list_run(
         &self,
         scope: ScopeId,
         list_id: &str,
         run: &ListRun,
+        pages: &ListOutcome,
         now: i64,
     ) -> Result<Option<ListOutcome>>;
     /// Stores fresh upstream URLs of known variants (after a new listing).

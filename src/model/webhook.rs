@@ -6,6 +6,8 @@
 use serde::Serialize;
 use serde_json::json;
 
+use super::list_plan::ListCounts;
+
 /// A variant was stored (fetched from the upstream or uploaded).
 pub const MEDIA_STORED: &str = "vault_plus.media.stored";
 /// A connection's media was purged (the purge answer's counts).
@@ -13,8 +15,19 @@ pub const PURGE_COMPLETED: &str = "vault_plus.purge.completed";
 /// A connection was removed, with what its purge removed.
 pub const CONNECTION_REMOVED: &str = "vault_plus.connection.removed";
 
+/// A variant was given up: its storing job failed for the last time.
+pub const MEDIA_FAILED: &str = "vault_plus.media.failed";
+/// A list sync finished (the sync answer's counts).
+pub const LIST_SYNCED: &str = "vault_plus.list.synced";
+
 /// Every event type an endpoint may subscribe to.
-pub const EVENT_TYPES: [&str; 3] = [MEDIA_STORED, PURGE_COMPLETED, CONNECTION_REMOVED];
+pub const EVENT_TYPES: [&str; 5] = [
+    MEDIA_STORED,
+    MEDIA_FAILED,
+    LIST_SYNCED,
+    PURGE_COMPLETED,
+    CONNECTION_REMOVED,
+];
 
 /// Prefix of a webhook endpoint's ID.
 pub const ENDPOINT_PREFIX: &str = "whk_";
@@ -56,6 +69,34 @@ impl WebhookEvent {
                 "sizeBytes": size_bytes,
                 "contentType": content_type,
                 "sha256": sha256,
+            }),
+        }
+    }
+
+    pub fn media_failed(connection_id: &str, media_id: &str, label: &str, error: &str) -> Self {
+        Self {
+            event_type: MEDIA_FAILED,
+            data: json!({
+                "connectionId": connection_id,
+                "mediaId": media_id,
+                "quality": label,
+                "error": error,
+            }),
+        }
+    }
+
+    pub fn list_synced(connection_id: &str, list_id: &str, counts: &ListCounts) -> Self {
+        Self {
+            event_type: LIST_SYNCED,
+            data: json!({
+                "connectionId": connection_id,
+                "listId": list_id,
+                "seen": counts.seen,
+                "addedItems": counts.added,
+                "updatedItems": counts.updated,
+                "removedItems": counts.removed,
+                "unchangedItems": counts.unchanged,
+                "adoptedItems": counts.adopted,
             }),
         }
     }
@@ -118,7 +159,7 @@ const PURGE_FIELDS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-pub const EVENT_DOCS: [EventDoc; 3] = [
+pub const EVENT_DOCS: [EventDoc; 5] = [
     EventDoc {
         event_type: MEDIA_STORED,
         when: "A variant was stored: fetched by a storing job, or uploaded.",
@@ -136,6 +177,46 @@ pub const EVENT_DOCS: [EventDoc; 3] = [
                 "sha256",
                 "string",
                 "Lowercase hex SHA-256 of the stored bytes.",
+            ),
+        ],
+    },
+    EventDoc {
+        event_type: MEDIA_FAILED,
+        when: "A variant was given up: its storing job failed for the last time (--fetch-attempts); it stays listed, edge_only, with its error.",
+        fields: &[
+            ("connectionId", "string", "The connection."),
+            ("mediaId", "string", "The upstream media ID."),
+            ("quality", "string", "The variant's label."),
+            ("error", "string", "Why the last attempt failed."),
+        ],
+    },
+    EventDoc {
+        event_type: LIST_SYNCED,
+        when: "A list sync (PUT /v2/vault-plus/lists/{listId}/sync) finished, with the sync answer's counts.",
+        fields: &[
+            ("connectionId", "string", "The connection."),
+            ("listId", "string", "The upstream vault list."),
+            ("seen", "integer", "Items the upstream listed."),
+            ("addedItems", "integer", "Items new to the cache."),
+            (
+                "updatedItems",
+                "integer",
+                "Items whose media changed and is stored again.",
+            ),
+            (
+                "removedItems",
+                "integer",
+                "Items that left the list and were removed.",
+            ),
+            (
+                "unchangedItems",
+                "integer",
+                "Items already cached as listed.",
+            ),
+            (
+                "adoptedItems",
+                "integer",
+                "Items cached before (another list, an upload) now also members of this list.",
             ),
         ],
     },
@@ -195,6 +276,8 @@ mod tests {
     fn every_event_is_documented_with_exactly_the_fields_it_sends() {
         let examples = [
             WebhookEvent::media_stored("c", "1", "full", 3, "image/jpeg", Some("ab")),
+            WebhookEvent::media_failed("c", "1", "full", "gone"),
+            WebhookEvent::list_synced("c", "10", &ListCounts::default()),
             WebhookEvent::purge_completed("c", 1, 2),
             WebhookEvent::connection_removed("c", 1, 2),
         ];

@@ -621,3 +621,66 @@ async fn no_event_is_lost_across_a_kill_9() {
         (0..5).map(|i| format!("conn_k{i}")).collect::<Vec<_>>()
     );
 }
+
+/// A sync from a real upstream: its `vault_plus.list.synced` carries the
+/// sync answer's counts, and every variant the pipeline stores is told by
+/// one `vault_plus.media.stored` (written in the storing commit).
+#[tokio::test]
+async fn a_sync_and_every_variant_it_stores_are_told() {
+    use crate::demo::{Demo, PHOTOS, server_for, status, sync, wait_idle};
+    let demo = Demo::start(&[]);
+    let s = server_for(&demo, &FAST).await;
+    let rx = Receiver::start(0).await;
+    create_endpoint(
+        &s,
+        &s.key,
+        &rx.url,
+        &["vault_plus.list.synced", "vault_plus.media.stored"],
+    )
+    .await;
+    let (code, answer) = sync(&s, PHOTOS).await;
+    assert_eq!(code, 200, "{answer}");
+    wait_idle(&s).await;
+    let stored = status(&s).await["storedCount"].as_u64().unwrap();
+    assert!(stored > 0);
+    let delivered = rx.wait_delivered(1 + stored as usize).await;
+    assert!(delivered.values().all(|b| b.len() == 1));
+    let events: Vec<&Value> = delivered.values().map(|b| &b[0]).collect();
+    let synced: Vec<&&Value> = events
+        .iter()
+        .filter(|e| e["eventType"] == "vault_plus.list.synced")
+        .collect();
+    assert_eq!(synced.len(), 1);
+    let data = &synced[0]["data"];
+    assert_eq!(data["connectionId"], "conn_a");
+    assert_eq!(data["listId"], PHOTOS);
+    for k in [
+        "seen",
+        "addedItems",
+        "updatedItems",
+        "removedItems",
+        "unchangedItems",
+        "adoptedItems",
+    ] {
+        assert_eq!(data[k], answer[k], "{k}: {data} vs {answer}");
+    }
+    let mut variants: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["eventType"] == "vault_plus.media.stored")
+        .map(|e| {
+            let d = &e["data"];
+            assert_eq!(d["sha256"].as_str().unwrap().len(), 64, "{d}");
+            (
+                d["mediaId"].as_str().unwrap().to_owned(),
+                d["quality"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    variants.sort();
+    variants.dedup();
+    assert_eq!(
+        variants.len() as u64,
+        stored,
+        "one event per stored variant"
+    );
+}

@@ -60,7 +60,8 @@ macro_rules! catalog_conformance {
             org_rate_limit_round_trips, signing_key_changes_are_watched,
             request_reads_answer_like_separate_reads,
             webhook_endpoints_are_per_org, the_outbox_is_written_with_its_change,
-            webhook_deliveries_retry_then_disable_their_endpoint);
+            webhook_deliveries_retry_then_disable_their_endpoint,
+            syncs_and_given_up_variants_write_their_events);
     };
     // Behaviour only an embedded (single-server) catalog shows.
     (embedded $make:expr) => {
@@ -1059,8 +1060,9 @@ async fn run_list(
         let o = c.apply_list_page(scope, "10", &run, page, now).await;
         counts += o.unwrap().unwrap().counts;
     }
+    let pages = ListOutcome { counts, queued: 0 };
     counts += c
-        .finish_list_run(scope, "10", &run, now)
+        .finish_list_run(scope, "10", &run, &pages, now)
         .await
         .unwrap()
         .unwrap()
@@ -1164,7 +1166,9 @@ pub async fn list_runs_page_like_one_plan(c: Arc<dyn Catalog>) {
     c.purge_connection(o.id, &id, NOW + 4).await.unwrap();
     let page = c.apply_list_page(paged, "10", &run, &gone, NOW + 5).await;
     assert!(page.unwrap().is_none());
-    let end = c.finish_list_run(paged, "10", &run, NOW + 5).await;
+    let end = c
+        .finish_list_run(paged, "10", &run, &ListOutcome::default(), NOW + 5)
+        .await;
     assert!(end.unwrap().is_none());
 }
 
@@ -1183,7 +1187,9 @@ pub async fn big_list_pages_record_every_item_once(c: Arc<dyn Catalog>) {
     let page = c.apply_list_page(scope, "10", &run, &items, NOW).await;
     let page = page.unwrap().unwrap();
     assert_eq!(page.queued, n);
-    let end = c.finish_list_run(scope, "10", &run, NOW).await;
+    let end = c
+        .finish_list_run(scope, "10", &run, &ListOutcome::default(), NOW)
+        .await;
     assert_eq!(end.unwrap().unwrap().queued, 0);
     let t = c.scope_totals(scope).await.unwrap();
     assert_eq!((t.live_count, t.stored_count), (2 * n, 0));
@@ -1204,7 +1210,9 @@ pub async fn big_list_pages_record_every_item_once(c: Arc<dyn Catalog>) {
         .await;
     let page = page.unwrap().unwrap();
     assert_eq!((page.counts.updated, page.queued), (n, n));
-    c.finish_list_run(scope, "10", &run, NOW + 1).await.unwrap();
+    c.finish_list_run(scope, "10", &run, &ListOutcome::default(), NOW + 1)
+        .await
+        .unwrap();
     let t = c.scope_totals(scope).await.unwrap();
     assert_eq!(t.live_count, 2 * n);
     assert_eq!(c.job_counts(NOW + 1).await.unwrap().waiting, n as i64);
@@ -2498,4 +2506,58 @@ pub async fn webhook_deliveries_retry_then_disable_their_endpoint(c: Arc<dyn Cat
         .unwrap();
     assert!(outbox(c.as_ref(), "z", NOW + 10_000).await.is_empty());
     assert_eq!(c.next_webhook_due().await.unwrap(), None);
+}
+
+/// A finished sync writes `vault_plus.list.synced` with the whole sync's
+/// counts (paged or not; an add writes none), and a variant given up
+/// writes `vault_plus.media.failed` with its error.
+pub async fn syncs_and_given_up_variants_write_their_events(c: Arc<dyn Catalog>) {
+    use serde_json::json;
+    use vaultplus::model::webhook::{LIST_SYNCED, MEDIA_FAILED};
+    let (o, scope) = queued_scope(c.as_ref(), 2).await;
+    c.insert_webhook_endpoint(&endpoint(o.id, "whk_1", &[LIST_SYNCED, MEDIA_FAILED], NOW))
+        .await
+        .unwrap();
+    // The baseline, then a paged sync in which item 3 left (removed by
+    // the finish) and 5 is new.
+    let items = [observed("1", "f"), observed("3", "f")];
+    run_list(c.as_ref(), scope, ListMode::Sync, &items, 0, NOW).await;
+    run_list(
+        c.as_ref(),
+        scope,
+        ListMode::Add,
+        &[observed("4", "f")],
+        1,
+        NOW,
+    )
+    .await;
+    let items = [observed("1", "f"), observed("5", "f")];
+    let counts = run_list(c.as_ref(), scope, ListMode::Sync, &items, 1, NOW).await;
+    assert_eq!((counts.seen, counts.removed), (2, 1), "{counts:?}");
+    let got = outbox(c.as_ref(), "x", NOW).await;
+    let synced: Vec<&serde_json::Value> = got
+        .iter()
+        .filter(|g| g.1 == LIST_SYNCED)
+        .map(|g| &g.2)
+        .collect();
+    assert_eq!(synced.len(), 2, "one per sync, none for the add: {got:?}");
+    let paged = json!({"connectionId": "conn_a", "listId": "10", "seen": counts.seen,
+               "addedItems": counts.added, "updatedItems": counts.updated,
+               "removedItems": counts.removed, "unchangedItems": counts.unchanged,
+               "adoptedItems": counts.adopted});
+    assert!(synced.contains(&&paged), "{synced:?} lacks {paged}");
+
+    let jobs = c.claim_jobs("w", 1, NOW + 1000, NOW).await.unwrap();
+    let media = jobs[0].media_id.clone();
+    c.fail_job(jobs[0].id, "w", "gone upstream", NOW)
+        .await
+        .unwrap();
+    let got = outbox(c.as_ref(), "y", NOW + 10).await;
+    let failed: Vec<_> = got.iter().filter(|g| g.1 == MEDIA_FAILED).collect();
+    assert_eq!(failed.len(), 1, "{got:?}");
+    assert_eq!(
+        failed[0].2,
+        json!({"connectionId": "conn_a", "mediaId": media, "quality": "full",
+               "error": "gone upstream"})
+    );
 }

@@ -6,7 +6,10 @@
 
 use super::dialect::Tx;
 use crate::catalog::{OrgId, Result, ScopeId, VariantRecord};
-use crate::model::webhook::{MEDIA_STORED, MESSAGE_PREFIX, WebhookEvent, new_id};
+use crate::model::list_plan::ListCounts;
+use crate::model::webhook::{
+    LIST_SYNCED, MEDIA_FAILED, MEDIA_STORED, MESSAGE_PREFIX, WebhookEvent, new_id,
+};
 
 pub(super) async fn emit(tx: &mut Tx, org: OrgId, event: &WebhookEvent, now: i64) -> Result<()> {
     sqlx::query(
@@ -54,17 +57,57 @@ pub(super) async fn media_stored_in_scope(
     v: &VariantRecord,
     now: i64,
 ) -> Result<()> {
-    let owner: Option<(OrgId, String)> = sqlx::query_as(
+    match subscribed(tx, scope, MEDIA_STORED).await? {
+        Some((org, connection)) => media_stored(tx, org, &connection, media_id, v, now).await,
+        None => Ok(()),
+    }
+}
+
+/// `vault_plus.media.failed` for a variant given up.
+pub(super) async fn media_failed(
+    tx: &mut Tx,
+    scope: ScopeId,
+    media_id: &str,
+    label: &str,
+    error: &str,
+    now: i64,
+) -> Result<()> {
+    if let Some((org, connection)) = subscribed(tx, scope, MEDIA_FAILED).await? {
+        let event = WebhookEvent::media_failed(&connection, media_id, label, error);
+        emit(tx, org, &event, now).await?;
+    }
+    Ok(())
+}
+
+/// `vault_plus.list.synced` with a whole sync's counts.
+pub(super) async fn list_synced(
+    tx: &mut Tx,
+    scope: ScopeId,
+    list_id: &str,
+    counts: &ListCounts,
+    now: i64,
+) -> Result<()> {
+    if let Some((org, connection)) = subscribed(tx, scope, LIST_SYNCED).await? {
+        let event = WebhookEvent::list_synced(&connection, list_id, counts);
+        emit(tx, org, &event, now).await?;
+    }
+    Ok(())
+}
+
+/// The org and connection of a scope, when the org has a subscriber of
+/// `event_type` (else nothing is to be built or written).
+async fn subscribed(
+    tx: &mut Tx,
+    scope: ScopeId,
+    event_type: &str,
+) -> Result<Option<(OrgId, String)>> {
+    Ok(sqlx::query_as(
         "SELECT sc.org_id, sc.connection_id FROM scopes sc WHERE sc.id = $1 \
          AND EXISTS (SELECT 1 FROM webhook_subscriptions s \
                      WHERE s.org_id = sc.org_id AND s.event_type = $2)",
     )
     .bind(scope)
-    .bind(MEDIA_STORED)
+    .bind(event_type)
     .fetch_optional(&mut **tx)
-    .await?;
-    match owner {
-        Some((org, connection)) => media_stored(tx, org, &connection, media_id, v, now).await,
-        None => Ok(()),
-    }
+    .await?)
 }
