@@ -6,6 +6,8 @@
 //! cause events only write them to the outbox, so a slow or dead endpoint
 //! never slows them down.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -17,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::VaultService;
 use super::background::pause;
-use super::webhooks::WebhookConfig;
+use super::webhooks::{WebhookConfig, is_public};
 use crate::catalog::{DeliveryEnd, WebhookDelivery};
 use crate::model::time::now_ms;
 
@@ -77,13 +79,15 @@ pub fn after_failure(
 /// The delivering task of one node, until `stop`.
 pub async fn run(service: VaultService, stop: CancellationToken) {
     let config = service.config.webhooks.clone();
-    let http = match reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(config.timeout)
         // A redirect could lead to an address the URL check refused.
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("vaultplus-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+        .user_agent(concat!("vaultplus-webhooks/", env!("CARGO_PKG_VERSION")));
+    if !config.allow_private {
+        builder = builder.dns_resolver(Arc::new(PublicOnly));
+    }
+    let http = match builder.build() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the webhook HTTP client: no deliveries");
@@ -146,6 +150,31 @@ pub async fn run(service: VaultService, stop: CancellationToken) {
     }
 }
 
+/// Resolves an endpoint's host at each connection and keeps its public
+/// addresses only: a name checked at registration that resolves to a
+/// private address later (DNS rebinding) is never called. (An address in
+/// the URL itself was checked at registration, and a URL does not change.)
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| is_public(&a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!(
+                    "{host} resolves to no public address (see --allow-private-webhooks)"
+                )
+                .into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// One attempt of one delivery.
 async fn attempt(
     service: &VaultService,
@@ -202,6 +231,14 @@ async fn attempt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn deliveries_resolve_names_to_public_addresses_only() {
+        use reqwest::dns::Resolve;
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let err = PublicOnly.resolve(name).await.err().unwrap().to_string();
+        assert!(err.contains("no public address"), "{err}");
+    }
 
     #[test]
     fn signs_like_svix() {

@@ -684,3 +684,42 @@ async fn a_sync_and_every_variant_it_stores_are_told() {
         "one event per stored variant"
     );
 }
+
+/// With a master key a webhook secret is stored sealed (never as the key
+/// the deliveries are signed with), and deliveries are still signed with
+/// it.
+#[tokio::test]
+async fn with_a_master_key_secrets_are_sealed_and_still_sign() {
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("master.key");
+    crate::harness::assert_success(
+        &std::process::Command::new(crate::harness::BIN)
+            .args(["master-key", "generate"])
+            .arg(&key_file)
+            .output()
+            .unwrap(),
+    );
+    let mut args = FAST.to_vec();
+    let key_path = key_file.to_str().unwrap().to_owned();
+    args.extend(["--master-key-file", &key_path]);
+    let s = TestServer::start_with(&args).await;
+    let rx = Receiver::start(0).await;
+    let e = create_endpoint(&s, &s.key, &rx.url, &ALL[1..2]).await;
+    let secret = e["secret"].as_str().unwrap();
+    let raw = STANDARD.decode(&secret[6..]).unwrap();
+    let stored = s
+        .backend
+        .catalog_scalar(s.data_dir(), "SELECT length(secret) FROM webhook_endpoints")
+        .await;
+    // Sealed: a marker, a nonce and a tag around the 32 bytes.
+    assert_eq!(stored, (4 + 24 + raw.len() + 16).to_string());
+    s.add_connection("default", "conn_m");
+    let r = s
+        .conn(Method::DELETE, "/v2/vault-plus/media", "conn_m")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    rx.wait_delivered(1).await;
+    assert!(signed_by(&rx.received()[0], secret));
+}
