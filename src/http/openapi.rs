@@ -478,5 +478,14 @@ mod tests {
             EVENT_TYPES
         );
         assert_eq!(create["additionalProperties"], false, "{create}");
+        let props = &create["properties"];
+        assert_eq!(
+            props["url"]["maxLength"],
+            crate::service::webhooks::MAX_URL_LEN
+        );
+        assert_eq!(
+            props["description"]["maxLength"],
+            crate::service::webhooks::MAX_DESCRIPTION_LEN
+        );
     }
 }

@@ -33,15 +33,35 @@ pub const MAX_DESCRIPTION_LEN: usize = 256;
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewWebhookEndpoint {
-    /// Where deliveries are POSTed: http or https, and (unless the server
-    /// runs with `--allow-private-webhooks`) a host whose every address is
-    /// public: no loopback, private, link-local or unspecified address.
+    #[schema(schema_with = url_schema)]
     pub url: String,
     /// The event types it receives (at least one, each once).
     #[schema(schema_with = events_schema)]
     pub events: Vec<String>,
-    /// Free text for the app's own use.
+    #[schema(schema_with = description_schema)]
     pub description: Option<String>,
+}
+
+/// The URL, as the document declares it (the rest of its rule needs the
+/// server: the host's addresses).
+pub fn url_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    schema::schema(serde_json::json!({
+        "type": "string",
+        "maxLength": MAX_URL_LEN,
+        "description": "Where deliveries are POSTed: http or https, without credentials, and \
+            (unless the server runs with --allow-private-webhooks) a host whose every \
+            address is public: no loopback, private, shared, link-local or unspecified \
+            address.",
+    }))
+}
+
+/// Free text for the app's own use.
+pub fn description_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    schema::schema(serde_json::json!({
+        "type": ["string", "null"],
+        "maxLength": MAX_DESCRIPTION_LEN,
+        "description": "Free text for the app's own use.",
+    }))
 }
 
 /// The event types, as the document declares them: the list the parser
