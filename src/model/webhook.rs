@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::list_plan::ListCounts;
+use super::settings::{LimitStrategy, StorageLimit};
 
 /// A variant was stored (fetched from the upstream or uploaded).
 pub const MEDIA_STORED: &str = "vault_plus.media.stored";
@@ -20,13 +21,17 @@ pub const MEDIA_FAILED: &str = "vault_plus.media.failed";
 /// A list sync finished (the sync answer's counts).
 pub const LIST_SYNCED: &str = "vault_plus.list.synced";
 
+/// A connection's storage limit made vaultplus evict stored variants.
+pub const STORAGE_LIMIT_REACHED: &str = "vault_plus.storage.limit_reached";
+
 /// Every event type an endpoint may subscribe to.
-pub const EVENT_TYPES: [&str; 5] = [
+pub const EVENT_TYPES: [&str; 6] = [
     MEDIA_STORED,
     MEDIA_FAILED,
     LIST_SYNCED,
     PURGE_COMPLETED,
     CONNECTION_REMOVED,
+    STORAGE_LIMIT_REACHED,
 ];
 
 /// Prefix of a webhook endpoint's ID.
@@ -101,6 +106,30 @@ impl WebhookEvent {
         }
     }
 
+    pub fn storage_limit_reached(
+        connection_id: &str,
+        limit: &StorageLimit,
+        evicted_count: u64,
+        freed_bytes: u64,
+    ) -> Self {
+        let strategy = match limit.strategy {
+            LimitStrategy::PurgeOldest => "purge_oldest",
+            LimitStrategy::PurgeLargest => "purge_largest",
+            LimitStrategy::PurgeSmallest => "purge_smallest",
+            LimitStrategy::BlockNew => "block_new",
+        };
+        Self {
+            event_type: STORAGE_LIMIT_REACHED,
+            data: json!({
+                "connectionId": connection_id,
+                "storageLimitBytes": limit.bytes,
+                "strategy": strategy,
+                "evictedCount": evicted_count,
+                "freedBytes": freed_bytes,
+            }),
+        }
+    }
+
     pub fn purge_completed(connection_id: &str, purged_count: u64, freed_bytes: u64) -> Self {
         Self {
             event_type: PURGE_COMPLETED,
@@ -159,7 +188,7 @@ const PURGE_FIELDS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-pub const EVENT_DOCS: [EventDoc; 5] = [
+pub const EVENT_DOCS: [EventDoc; 6] = [
     EventDoc {
         event_type: MEDIA_STORED,
         when: "A variant was stored: fetched by a storing job, or uploaded.",
@@ -230,6 +259,25 @@ pub const EVENT_DOCS: [EventDoc; 5] = [
         when: "A connection was removed (DELETE /v2/account/connections/{id}, or `connections remove`), with what its purge removed.",
         fields: PURGE_FIELDS,
     },
+    EventDoc {
+        event_type: STORAGE_LIMIT_REACHED,
+        when: "A connection's storageLimitBytes made vaultplus evict stored variants (a purge_* strategy), in the transaction of the store or sweep that went over it. (With block_new nothing is evicted: the store is refused.)",
+        fields: &[
+            ("connectionId", "string", "The connection."),
+            ("storageLimitBytes", "integer", "The limit in force."),
+            (
+                "strategy",
+                "string",
+                "storageLimitPurgeStrategy: which variants went first.",
+            ),
+            ("evictedCount", "integer", "Variants evicted."),
+            (
+                "freedBytes",
+                "integer",
+                "Bytes they held (reclaimed in the background).",
+            ),
+        ],
+    },
 ];
 
 /// The JSON Schema of one event's body.
@@ -280,6 +328,15 @@ mod tests {
             WebhookEvent::list_synced("c", "10", &ListCounts::default()),
             WebhookEvent::purge_completed("c", 1, 2),
             WebhookEvent::connection_removed("c", 1, 2),
+            WebhookEvent::storage_limit_reached(
+                "c",
+                &StorageLimit {
+                    bytes: 10,
+                    strategy: LimitStrategy::PurgeOldest,
+                },
+                1,
+                2,
+            ),
         ];
         assert_eq!(EVENT_DOCS.map(|d| d.event_type), EVENT_TYPES);
         for (doc, e) in EVENT_DOCS.iter().zip(&examples) {

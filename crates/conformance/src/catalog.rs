@@ -61,7 +61,8 @@ macro_rules! catalog_conformance {
             request_reads_answer_like_separate_reads,
             webhook_endpoints_are_per_org, the_outbox_is_written_with_its_change,
             webhook_deliveries_retry_then_disable_their_endpoint,
-            syncs_and_given_up_variants_write_their_events);
+            syncs_and_given_up_variants_write_their_events,
+            a_storage_limit_eviction_writes_its_event);
     };
     // Behaviour only an embedded (single-server) catalog shows.
     (embedded $make:expr) => {
@@ -2559,5 +2560,41 @@ pub async fn syncs_and_given_up_variants_write_their_events(c: Arc<dyn Catalog>)
         failed[0].2,
         json!({"connectionId": "conn_a", "mediaId": media, "quality": "full",
                "error": "gone upstream"})
+    );
+}
+
+/// A store that takes a connection over its limit writes
+/// `vault_plus.storage.limit_reached` with what it evicted, in its own
+/// transaction; a store refused under `block_new` evicts nothing and
+/// writes none.
+pub async fn a_storage_limit_eviction_writes_its_event(c: Arc<dyn Catalog>) {
+    use serde_json::json;
+    use vaultplus::model::settings::{LimitStrategy, StorageLimit};
+    use vaultplus::model::webhook::STORAGE_LIMIT_REACHED;
+    let o = org(c.as_ref(), "a").await;
+    c.insert_webhook_endpoint(&endpoint(o.id, "whk_1", &[STORAGE_LIMIT_REACHED], NOW))
+        .await
+        .unwrap();
+    for (n, strategy) in [
+        (0, LimitStrategy::PurgeOldest),
+        (1, LimitStrategy::BlockNew),
+    ] {
+        let scope = conn(c.as_ref(), o.id, &format!("conn_{n}")).await.scope_id;
+        let limit = StorageLimit {
+            bytes: 100,
+            strategy,
+        };
+        for (i, size) in [(1, 20), (2, 40), (3, 30)] {
+            store_limited(c.as_ref(), scope, &i.to_string(), size, NOW + i, limit).await;
+        }
+        store_limited(c.as_ref(), scope, "4", 30, NOW + 10, limit).await;
+    }
+    let got = outbox(c.as_ref(), "x", NOW + 10).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].1, STORAGE_LIMIT_REACHED);
+    assert_eq!(
+        got[0].2,
+        json!({"connectionId": "conn_0", "storageLimitBytes": 100, "strategy": "purge_oldest",
+               "evictedCount": 1, "freedBytes": 20})
     );
 }

@@ -7,8 +7,10 @@
 use super::dialect::Tx;
 use crate::catalog::{OrgId, Result, ScopeId, VariantRecord};
 use crate::model::list_plan::ListCounts;
+use crate::model::settings::StorageLimit;
 use crate::model::webhook::{
-    LIST_SYNCED, MEDIA_FAILED, MEDIA_STORED, MESSAGE_PREFIX, WebhookEvent, new_id,
+    LIST_SYNCED, MEDIA_FAILED, MEDIA_STORED, MESSAGE_PREFIX, STORAGE_LIMIT_REACHED, WebhookEvent,
+    new_id,
 };
 
 pub(super) async fn emit(tx: &mut Tx, org: OrgId, event: &WebhookEvent, now: i64) -> Result<()> {
@@ -89,6 +91,22 @@ pub(super) async fn list_synced(
 ) -> Result<()> {
     if let Some((org, connection)) = subscribed(tx, scope, LIST_SYNCED).await? {
         let event = WebhookEvent::list_synced(&connection, list_id, counts);
+        emit(tx, org, &event, now).await?;
+    }
+    Ok(())
+}
+
+/// `vault_plus.storage.limit_reached` after `limit` evicted variants.
+pub(super) async fn storage_limit_reached(
+    tx: &mut Tx,
+    scope: ScopeId,
+    limit: &StorageLimit,
+    (evicted_count, freed_bytes): (u64, u64),
+    now: i64,
+) -> Result<()> {
+    if let Some((org, connection)) = subscribed(tx, scope, STORAGE_LIMIT_REACHED).await? {
+        let event =
+            WebhookEvent::storage_limit_reached(&connection, limit, evicted_count, freed_bytes);
         emit(tx, org, &event, now).await?;
     }
     Ok(())
