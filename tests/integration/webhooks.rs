@@ -254,6 +254,16 @@ async fn endpoints_are_registered_listed_rotated_and_deleted_per_org() {
     );
 }
 
+/// Purges a connection of the default org (one `vault_plus.purge.completed`).
+async fn purge(s: &TestServer, connection: &str) {
+    let r = s
+        .conn(Method::DELETE, "/v2/vault-plus/media", connection)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 fn e_created(v: &Value) -> i64 {
     v["createdAt"].as_i64().unwrap()
 }
@@ -332,12 +342,7 @@ async fn every_event_is_delivered_once_signed_with_the_same_id_on_retries() {
     s.add_connection("default", "conn_w");
     s.put("conn_w", "100", "full", "image/jpeg", bytes(1, 1000))
         .await;
-    let r = s
-        .conn(Method::DELETE, "/v2/vault-plus/media", "conn_w")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    purge(&s, "conn_w").await;
     let r = s
         .req(Method::DELETE, "/v2/account/connections/conn_w")
         .send()
@@ -417,12 +422,7 @@ async fn a_rotated_secret_signs_beside_the_new_one() {
     .await;
     let new = rotated["secret"].as_str().unwrap();
     s.add_connection("default", "conn_r");
-    let r = s
-        .conn(Method::DELETE, "/v2/vault-plus/media", "conn_r")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    purge(&s, "conn_r").await;
     rx.wait_delivered(1).await;
     let got = rx.received();
     assert_eq!(got[0].headers["svix-signature"].split(' ').count(), 2);
@@ -466,12 +466,7 @@ async fn a_rolled_back_change_makes_no_event() {
     assert_eq!(r.status(), 200);
 
     // A committed purge after it is delivered; the rolled-back one never.
-    let r = s
-        .conn(Method::DELETE, "/v2/vault-plus/media", "conn_ok")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    purge(&s, "conn_ok").await;
     let delivered = rx.wait_delivered(1).await;
     let pending = s
         .backend
@@ -530,12 +525,7 @@ async fn an_endpoint_failing_for_the_whole_window_is_disabled() {
     let rx = Receiver::start(usize::MAX).await;
     create_endpoint(&s, &s.key, &rx.url, &ALL[1..2]).await;
     s.add_connection("default", "conn_d");
-    let r = s
-        .conn(Method::DELETE, "/v2/vault-plus/media", "conn_d")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    purge(&s, "conn_d").await;
     let mut listed = Vec::new();
     for _ in 0..600 {
         listed = list(&s, &s.key).await;
@@ -557,12 +547,7 @@ async fn an_endpoint_failing_for_the_whole_window_is_disabled() {
     );
     // A disabled endpoint gets no new event, and nothing waits for it.
     s.add_connection("default", "conn_d2");
-    let r = s
-        .conn(Method::DELETE, "/v2/vault-plus/media", "conn_d2")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    purge(&s, "conn_d2").await;
     let pending = s
         .backend
         .catalog_scalar(s.data_dir(), "SELECT count(*) FROM webhook_deliveries")
@@ -584,12 +569,7 @@ async fn no_event_is_lost_across_a_kill_9() {
     for i in 0..5 {
         let conn = format!("conn_k{i}");
         s.add_connection("default", &conn);
-        let r = s
-            .conn(Method::DELETE, "/v2/vault-plus/media", &conn)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        purge(&s, &conn).await;
     }
     // Being retried (the receiver is down), then the server dies.
     for _ in 0..600 {
@@ -714,12 +694,7 @@ async fn with_a_master_key_secrets_are_sealed_and_still_sign() {
     // Sealed: a marker, a nonce and a tag around the 32 bytes.
     assert_eq!(stored, (4 + 24 + raw.len() + 16).to_string());
     s.add_connection("default", "conn_m");
-    let r = s
-        .conn(Method::DELETE, "/v2/vault-plus/media", "conn_m")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    purge(&s, "conn_m").await;
     rx.wait_delivered(1).await;
     assert!(signed_by(&rx.received()[0], secret));
 }
