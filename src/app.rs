@@ -18,6 +18,8 @@ use crate::service::background::{Background, pause};
 use crate::service::pipeline::{self, PipelineConfig};
 use crate::service::secret_box::SecretBox;
 use crate::service::throttle::RateLimitConfig;
+use crate::service::webhook_delivery;
+use crate::service::webhooks::WebhookConfig;
 use crate::service::{ServiceConfig, VaultService, admin, keyring, rate_limit, reclaim, retention};
 use crate::stores::{self, BlobSpec, OpenOptions, StoreSpec};
 use crate::upstream::UpstreamClient;
@@ -70,6 +72,8 @@ pub struct ServeOptions {
     /// On SIGTERM or SIGINT: how long responses in progress may take to
     /// finish, and then the background workers to end their last step.
     pub shutdown_grace: Duration,
+    /// Webhook registration rules and delivery timing.
+    pub webhooks: WebhookConfig,
 }
 
 /// The exit status after a second stop signal cut the graceful stop short
@@ -157,6 +161,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             rate_limits: opts.rate_limits.clone(),
             max_uploads_per_connection: opts.max_uploads_per_connection,
             secrets: opts.secrets.clone(),
+            webhooks: opts.webhooks.clone(),
         },
     );
     if let Some((url, key)) = &opts.upstream {
@@ -177,6 +182,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let sweep = opts.sweep_interval;
     background.spawn(|stop| retention::run_worker(svc(), sweep, stop));
     background.spawn(|stop| prune_rate_limits(svc(), stop));
+    background.spawn(|stop| webhook_delivery::run(svc(), stop));
 
     let server_config = ServerConfig {
         timeouts: opts.timeouts,
@@ -291,7 +297,8 @@ async fn listen(addr: &str) -> anyhow::Result<TcpListener> {
 }
 
 /// Start-up recovery of the only server on an embedded catalog: upload
-/// intents and job leases left in it belong to a process that is gone.
+/// intents, job leases and webhook delivery leases left in it belong to a
+/// process that is gone.
 async fn recover_single_server(catalog: &dyn Catalog) -> anyhow::Result<()> {
     let orphans = catalog.requeue_upload_intents(now_ms() + 1).await?;
     if orphans > 0 {
@@ -305,6 +312,13 @@ async fn recover_single_server(catalog: &dyn Catalog) -> anyhow::Result<()> {
         tracing::warn!(
             released,
             "storing jobs interrupted by a previous stop resume now"
+        );
+    }
+    let released = catalog.release_webhook_leases().await?;
+    if released > 0 {
+        tracing::warn!(
+            released,
+            "webhook deliveries interrupted by a previous stop are sent again"
         );
     }
     Ok(())

@@ -150,6 +150,7 @@ async fn count_reads(
             },
             max_uploads_per_connection: 4,
             secrets,
+            webhooks: Default::default(),
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -51,6 +51,7 @@ pub trait Catalog:
     + ReclaimQueue
     + Retention
     + Audit
+    + Webhooks
     + Send
     + Sync
     + 'static
@@ -298,11 +299,15 @@ pub trait ListStore: Send + Sync {
         items: &[ObservedMedia],
         now: i64,
     ) -> Result<Option<ListOutcome>>;
+    /// `pages` is what the run's pages did (with `seen` as the answer
+    /// counts it): a sync's `vault_plus.list.synced` event, written here,
+    /// reports it with the finish's own removals added.
     async fn finish_list_run(
         &self,
         scope: ScopeId,
         list_id: &str,
         run: &ListRun,
+        pages: &ListOutcome,
         now: i64,
     ) -> Result<Option<ListOutcome>>;
     /// Stores fresh upstream URLs of known variants (after a new listing).
@@ -467,4 +472,53 @@ pub trait Audit: Send + Sync {
         label: &Label,
         now: i64,
     ) -> Result<u64>;
+}
+
+/// Webhook endpoints and the outbox of their deliveries. Events are
+/// written by the operations whose change they report, in the same
+/// transaction (`sql/outbox.rs`); these are the endpoints' management and
+/// the delivering node's claims.
+#[async_trait]
+pub trait Webhooks: Send + Sync {
+    async fn insert_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<()>;
+    /// The org's endpoints, oldest first.
+    async fn webhook_endpoints(&self, org: OrgId) -> Result<Vec<WebhookEndpoint>>;
+    /// Deletes an endpoint of the org with its pending deliveries; false
+    /// when the org has no such endpoint.
+    async fn delete_webhook_endpoint(&self, org: OrgId, id: &str) -> Result<bool>;
+    /// Makes `secret` the endpoint's secret; the one it replaces keeps
+    /// signing until `previous_until`. None when the org has no such
+    /// endpoint.
+    async fn rotate_webhook_secret(
+        &self,
+        org: OrgId,
+        id: &str,
+        secret: &[u8],
+        previous_until: i64,
+    ) -> Result<Option<WebhookEndpoint>>;
+    /// Leases up to `limit` due deliveries to `owner` until `lease_until`;
+    /// an expired lease is taken over (on PostgreSQL, rows another node is
+    /// claiming are skipped).
+    async fn claim_webhook_deliveries(
+        &self,
+        owner: &str,
+        limit: u64,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Vec<WebhookDelivery>>;
+    /// Records how an attempt of `owner`'s ended (nothing when its lease
+    /// was taken over meanwhile).
+    async fn end_webhook_delivery(
+        &self,
+        id: i64,
+        owner: &str,
+        end: &DeliveryEnd,
+        now: i64,
+    ) -> Result<()>;
+    /// When the next delivery is due, if any is pending and not leased.
+    async fn next_webhook_due(&self) -> Result<Option<i64>>;
+    /// Ends every delivery lease (on an embedded catalog, whose only server
+    /// is starting: they belong to a process that is gone); on a shared
+    /// catalog none (a dead node's leases lapse by themselves).
+    async fn release_webhook_leases(&self) -> Result<u64>;
 }

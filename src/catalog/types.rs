@@ -362,3 +362,55 @@ pub struct StoredBlob {
     #[sqlx(try_from = "i64")]
     pub size_bytes: u64,
 }
+
+/// A webhook endpoint of an organization. Secrets are as stored: sealed
+/// under the master key when there is one (`service::secret_box`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookEndpoint {
+    pub id: String,
+    pub org_id: OrgId,
+    pub url: String,
+    pub description: Option<String>,
+    /// The event types it receives, in the order given.
+    pub events: Vec<String>,
+    pub secret: Vec<u8>,
+    /// The secret before the last rotation, still signing until
+    /// `previous_until`.
+    pub previous_secret: Option<Vec<u8>>,
+    pub previous_until: Option<i64>,
+    pub created_at: i64,
+    /// Set when its deliveries failed for the whole retry window.
+    pub disabled_at: Option<i64>,
+    pub disabled_reason: Option<String>,
+}
+
+/// One event's delivery to one endpoint, leased to a delivering node.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct WebhookDelivery {
+    pub id: i64,
+    /// The `svix-id`: the same on every attempt.
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub url: String,
+    /// The body, byte for byte as signed.
+    pub payload: String,
+    /// When the event was written (the retry window counts from it).
+    pub created_at: i64,
+    /// Failed attempts so far.
+    pub attempts: i64,
+    pub secret: Vec<u8>,
+    pub previous_secret: Option<Vec<u8>>,
+    pub previous_until: Option<i64>,
+}
+
+/// How an attempt to deliver ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeliveryEnd {
+    /// The endpoint answered 2xx: the delivery is done.
+    Delivered,
+    /// Try again at `next_attempt_at`.
+    Retry { next_attempt_at: i64, error: String },
+    /// The retry window is over: the endpoint is disabled, and its other
+    /// pending deliveries are dropped with it.
+    GiveUp { error: String },
+}

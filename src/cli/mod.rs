@@ -31,6 +31,7 @@ use crate::service::pipeline::PipelineConfig;
 use crate::service::rate_limit::MAX_RATE;
 use crate::service::secret_box::SecretBox;
 use crate::service::throttle::RateLimitConfig;
+use crate::service::webhooks::WebhookConfig;
 use crate::stores::{self, OpenOptions, StoreSpec, Stores};
 use secret::SecretOption;
 
@@ -314,6 +315,24 @@ struct ServeArgs {
     /// Most client connections at once; at the cap the oldest idle one is closed for a new one, or the new one is closed when all are busy [default: from the open-file limit (raised to its hard limit at start): (limit - max(64, limit/8)) / 2, at most 8192].
     #[arg(long, env = "VAULTPLUS_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
+    /// Accept webhook endpoint URLs whose host is loopback, private, link-local or unspecified (a closed network, tests); by default only public addresses are accepted.
+    #[arg(long, env = "VAULTPLUS_ALLOW_PRIVATE_WEBHOOKS", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    allow_private_webhooks: bool,
+    /// First retry delay of a failed webhook delivery, in milliseconds; doubles per attempt up to --webhook-retry-cap-secs.
+    #[arg(long, env = "VAULTPLUS_WEBHOOK_RETRY_BASE_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    webhook_retry_base_ms: u64,
+    /// Longest retry delay of a webhook delivery, in seconds.
+    #[arg(long, env = "VAULTPLUS_WEBHOOK_RETRY_CAP_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    webhook_retry_cap_secs: u64,
+    /// Seconds a webhook event is retried (on 5xx or any other non-2xx answer, timeouts and connection errors); then its endpoint is disabled and says so in its listing.
+    #[arg(long, env = "VAULTPLUS_WEBHOOK_RETRY_WINDOW_SECS", default_value_t = 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    webhook_retry_window_secs: u64,
+    /// Seconds one webhook delivery attempt may take, connecting included.
+    #[arg(long, env = "VAULTPLUS_WEBHOOK_TIMEOUT_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=300))]
+    webhook_timeout_secs: u64,
+    /// Webhook deliveries one node makes at once.
+    #[arg(long, env = "VAULTPLUS_WEBHOOK_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    webhook_concurrency: u32,
     /// On SIGTERM or SIGINT: seconds that responses and downloads in progress may take to finish (new connections are refused at once), and then the background workers to end their step; a second signal exits at once (status 130).
     #[arg(long, env = "VAULTPLUS_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     shutdown_grace_secs: u64,
@@ -377,6 +396,14 @@ pub fn run() -> anyhow::Result<()> {
                     },
                     max_connections: a.max_connections.map(|n| n as usize),
                     shutdown_grace: Duration::from_secs(a.shutdown_grace_secs),
+                    webhooks: WebhookConfig {
+                        allow_private: a.allow_private_webhooks,
+                        retry_base: Duration::from_millis(a.webhook_retry_base_ms),
+                        retry_cap: Duration::from_secs(a.webhook_retry_cap_secs),
+                        retry_window: Duration::from_secs(a.webhook_retry_window_secs),
+                        timeout: Duration::from_secs(a.webhook_timeout_secs),
+                        concurrency: a.webhook_concurrency as usize,
+                    },
                     rate_limits: RateLimitConfig {
                         per_minute: a.rate_limit_per_minute,
                         burst: a.rate_limit_burst,

@@ -28,7 +28,7 @@ use utoipa_axum::routes;
 
 use crate::service::VaultService;
 use error::ApiError;
-use routes::{account, delivery, health, lists, media, purge, status, upload};
+use routes::{account, delivery, health, lists, media, purge, status, upload, webhooks};
 
 /// Routes and the OpenAPI document they describe, from one list, so the
 /// document cannot miss a route.
@@ -63,10 +63,14 @@ pub fn routes() -> (Router<VaultService>, utoipa::openapi::OpenApi) {
         .routes(routes!(account::list_connections))
         .routes(routes!(account::delete_connection))
         .routes(routes!(delivery::get_media_bytes, delivery::post_media_url))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(webhooks::delete_webhook))
+        .routes(routes!(webhooks::rotate_webhook_secret))
         .routes(routes!(health::healthz))
         .split_for_parts();
     error_responses::document_common_errors(&mut api);
     openapi::document_rate_limits(&mut api);
+    openapi::document_webhooks(&mut api);
     (router, api)
 }
 

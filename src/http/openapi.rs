@@ -34,6 +34,7 @@ use crate::service::{VaultService, rate_schema_with_max};
         (name = "Vault+ Media", description = "Vault+ caching and management."),
         (name = "Vault+ Lists", description = "Vault lists: add, sync, read; storing jobs."),
         (name = "Vault+ (older paths)", description = "Paths used by the onlyfans-sdk 3.x clients."),
+        (name = "Vault+ Webhooks", description = "Webhook endpoints: events signed the Svix way."),
         (name = "Account", description = "Account management endpoints."),
         (name = "Media delivery", description = "Signed media URLs."),
         (name = "Operations", description = "Health."),
@@ -54,6 +55,45 @@ impl Modify for SecurityAddon {
             ))),
         );
     }
+}
+
+/// The events webhook endpoints receive, as the document's `webhooks`
+/// (OpenAPI 3.1): one `POST` each, with its body's schema and the Svix
+/// headers it is signed with (`model::webhook::EVENT_DOCS`).
+pub fn document_webhooks(api: &mut utoipa::openapi::OpenApi) {
+    use crate::model::webhook::{EVENT_DOCS, body_schema};
+    let paths: serde_json::Map<String, serde_json::Value> = EVENT_DOCS
+        .iter()
+        .map(|doc| {
+            let op = serde_json::json!({
+                "post": {
+                    "summary": doc.event_type,
+                    "description": doc.when,
+                    "tags": ["Vault+ Webhooks"],
+                    "parameters": [
+                        {"name": "svix-id", "in": "header", "required": true,
+                         "schema": {"type": "string"},
+                         "description": "The event's ID (msg_...): the same on every attempt."},
+                        {"name": "svix-timestamp", "in": "header", "required": true,
+                         "schema": {"type": "string"},
+                         "description": "Unix seconds of the attempt."},
+                        {"name": "svix-signature", "in": "header", "required": true,
+                         "schema": {"type": "string"},
+                         "description": "v1,<base64 HMAC-SHA256 of \"{svix-id}.{svix-timestamp}.{body}\"> keyed by the base64 secret after whsec_; two, space-separated, during a secret rotation."},
+                    ],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": body_schema(doc)}}},
+                    "responses": {
+                        "2XX": {"description": "Delivered."},
+                        "default": {"description": "Retried with backoff for the retry window (24 h), then the endpoint is disabled."},
+                    },
+                }
+            });
+            (doc.event_type.to_owned(), op)
+        })
+        .collect();
+    api.webhooks = Some(
+        serde_json::from_value(serde_json::Value::Object(paths)).expect("webhook paths are valid"),
+    );
 }
 
 fn schema_from(json: serde_json::Value) -> RefOr<Schema> {
@@ -411,6 +451,41 @@ mod tests {
                 }
             }
         }
-        assert_eq!(n, 30, "operations");
+        assert_eq!(n, 34, "operations");
+    }
+
+    #[test]
+    fn webhooks_document_every_event_type_the_parser_takes() {
+        use crate::model::webhook::EVENT_TYPES;
+        let d = doc();
+        let mut hooks: Vec<&String> = d["webhooks"].as_object().unwrap().keys().collect();
+        hooks.sort();
+        let mut types = EVENT_TYPES.to_vec();
+        types.sort();
+        assert_eq!(hooks, types);
+        for t in EVENT_TYPES {
+            let body =
+                &d["webhooks"][t]["post"]["requestBody"]["content"]["application/json"]["schema"];
+            assert_eq!(body["properties"]["eventType"]["enum"][0], t);
+        }
+        let create = resolved(
+            &d,
+            &d["paths"]["/v2/vault-plus/webhooks"]["post"]["requestBody"]["content"]["application/json"]
+                ["schema"],
+        );
+        assert_eq!(
+            strings(&create["properties"]["events"]["items"]["enum"]),
+            EVENT_TYPES
+        );
+        assert_eq!(create["additionalProperties"], false, "{create}");
+        let props = &create["properties"];
+        assert_eq!(
+            props["url"]["maxLength"],
+            crate::service::webhooks::MAX_URL_LEN
+        );
+        assert_eq!(
+            props["description"]["maxLength"],
+            crate::service::webhooks::MAX_DESCRIPTION_LEN
+        );
     }
 }

@@ -79,6 +79,22 @@ pub const TABLES: &[Table] = &[
         filter: CURRENT,
         cleared: &["lease_owner", "lease_until"],
     },
+    Table {
+        name: "webhook_endpoints",
+        filter: "1",
+        cleared: &[],
+    },
+    Table {
+        name: "webhook_subscriptions",
+        filter: "1",
+        cleared: &[],
+    },
+    // Events not yet delivered are delivered by the cluster.
+    Table {
+        name: "webhook_deliveries",
+        filter: "1",
+        cleared: &["lease_owner", "lease_until"],
+    },
 ];
 
 /// Rows per INSERT: well under PostgreSQL's 65,535 parameters.

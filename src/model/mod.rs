@@ -11,6 +11,8 @@ pub mod settings;
 pub mod time;
 pub mod variant;
 pub mod views;
+pub mod webhook;
+pub mod webhook_views;
 pub mod whole;
 
 pub use ids::{ConnectionId, Label, ListId, MediaId, OrgName};

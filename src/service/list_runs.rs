@@ -190,15 +190,16 @@ impl VaultService {
         let (read, applied) = tokio::join!(read, apply);
         let (mut total, seen) = applied?;
         read?;
+        // Items the upstream listed but a cache must skip (not viewable,
+        // not ready, broken) are seen too.
+        total.counts.seen = seen;
         let last = self
             .catalog
-            .finish_list_run(scope, list, &run, now_ms())
+            .finish_list_run(scope, list, &run, &total, now_ms())
             .await?;
         let last = last.ok_or_else(purged)?;
         total.counts += last.counts;
         total.queued += last.queued;
-        // Items the upstream listed but a cache must skip (not viewable,
-        // not ready, broken) are seen too.
         total.counts.seen = seen;
         Ok(total)
     }

@@ -33,6 +33,8 @@ pub mod thumbnail;
 mod upload;
 pub mod upload_slots;
 mod views;
+pub mod webhook_delivery;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -70,8 +72,11 @@ pub struct ServiceConfig {
     pub rate_limits: throttle::RateLimitConfig,
     /// Uploads one connection may have in progress at once.
     pub max_uploads_per_connection: usize,
-    /// Seals and opens the URL signing secrets kept in the catalog.
+    /// Seals and opens the URL signing secrets kept in the catalog (and the
+    /// webhook endpoints' secrets).
     pub secrets: SecretBox,
+    /// Webhook registration rules and delivery timing.
+    pub webhooks: webhooks::WebhookConfig,
 }
 
 /// The authenticated caller: an API key of one organization.

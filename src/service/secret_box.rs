@@ -82,6 +82,14 @@ fn associated_data(key_id: i64) -> Vec<u8> {
     aad
 }
 
+/// A webhook secret's associated data: another domain than the signing
+/// keys', so neither kind of sealed secret opens as the other.
+fn webhook_associated_data(endpoint_id: &str) -> Vec<u8> {
+    let mut aad = b"vaultplus webhook endpoint ".to_vec();
+    aad.extend_from_slice(endpoint_id.as_bytes());
+    aad
+}
+
 /// A new master key, as the text a master key file holds.
 pub fn generate_master_key() -> String {
     let mut key = [0u8; MASTER_KEY_LEN];
@@ -148,27 +156,11 @@ impl SecretBox {
     /// The bytes to store for key `key_id`'s secret: sealed with a master
     /// key, else the secret itself.
     pub fn seal(&self, key_id: i64, secret: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let Some(k) = &self.key else {
-            return Ok(secret.to_vec());
-        };
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rng().fill_bytes(&mut nonce);
-        let aad = associated_data(key_id);
-        let sealed = k
-            .cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: secret,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| anyhow::anyhow!("cannot encrypt signing key {key_id}"))?;
-        let mut out = Vec::with_capacity(MAGIC.len() + NONCE_LEN + sealed.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        Ok(out)
+        self.seal_bound(
+            &associated_data(key_id),
+            &format!("signing key {key_id}"),
+            secret,
+        )
     }
 
     /// The secret of key `key_id` from its stored bytes. A sealed secret
@@ -176,32 +168,63 @@ impl SecretBox {
     /// error: never a reason to make a new key, which would break every
     /// URL handed out.
     pub fn open(&self, key_id: i64, stored: &[u8]) -> anyhow::Result<Vec<u8>> {
+        self.open_bound(
+            &associated_data(key_id),
+            &format!("URL signing key {key_id}"),
+            stored,
+        )
+    }
+
+    /// The bytes to store for a webhook endpoint's signing secret, bound to
+    /// the endpoint's ID the way a URL signing secret is bound to its key's.
+    pub fn seal_webhook_secret(&self, endpoint_id: &str, secret: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let what = format!("the secret of webhook endpoint {endpoint_id}");
+        self.seal_bound(&webhook_associated_data(endpoint_id), &what, secret)
+    }
+
+    /// A webhook endpoint's signing secret from its stored bytes.
+    pub fn open_webhook_secret(&self, endpoint_id: &str, stored: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let what = format!("the secret of webhook endpoint {endpoint_id}");
+        self.open_bound(&webhook_associated_data(endpoint_id), &what, stored)
+    }
+
+    fn seal_bound(&self, aad: &[u8], what: &str, secret: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let Some(k) = &self.key else {
+            return Ok(secret.to_vec());
+        };
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let sealed = k
+            .cipher
+            .encrypt(&XNonce::from(nonce), Payload { msg: secret, aad })
+            .map_err(|_| anyhow::anyhow!("cannot encrypt {what}"))?;
+        let mut out = Vec::with_capacity(MAGIC.len() + NONCE_LEN + sealed.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    fn open_bound(&self, aad: &[u8], what: &str, stored: &[u8]) -> anyhow::Result<Vec<u8>> {
         if !is_sealed(stored) {
             return Ok(stored.to_vec());
         }
         let Some(k) = &self.key else {
             bail!(
-                "URL signing key {key_id} in the catalog is encrypted and no master key was \
-                 given: set {MASTER_KEY_ENV} (or --master-key-file) to the master key file it \
-                 was encrypted with"
+                "{what} in the catalog is encrypted and no master key was given: set \
+                 {MASTER_KEY_ENV} (or --master-key-file) to the master key file it was \
+                 encrypted with"
             );
         };
         let (nonce, sealed) = stored[MAGIC.len()..].split_at(NONCE_LEN);
         let nonce = XNonce::try_from(nonce).context("a sealed secret's nonce")?;
-        let aad = associated_data(key_id);
         k.cipher
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: sealed,
-                    aad: &aad,
-                },
-            )
+            .decrypt(&nonce, Payload { msg: sealed, aad })
             .map_err(|_| {
                 anyhow::anyhow!(
-                    "the master key from {} does not open URL signing key {key_id}: it is not \
-                     the master key the secrets were encrypted with (or the catalog row was \
-                     altered); give the right one in {MASTER_KEY_ENV}",
+                    "the master key from {} does not open {what}: it is not the master key \
+                     the secrets were encrypted with (or the catalog row was altered); give \
+                     the right one in {MASTER_KEY_ENV}",
                     k.source.display()
                 )
             })
@@ -317,6 +340,24 @@ mod tests {
         let sealed = a_key().seal(1, &secret).unwrap();
         let err = none.open(1, &sealed).unwrap_err().to_string();
         assert!(err.contains(MASTER_KEY_ENV), "{err}");
+    }
+
+    #[test]
+    fn a_sealed_webhook_secret_is_bound_to_its_endpoint() {
+        let b = a_key();
+        let stored = b.seal_webhook_secret("whk_a", &[3u8; SECRET_LEN]).unwrap();
+        assert!(is_sealed(&stored));
+        assert_eq!(
+            b.open_webhook_secret("whk_a", &stored).unwrap(),
+            [3u8; SECRET_LEN]
+        );
+        let err = b
+            .open_webhook_secret("whk_b", &stored)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("webhook endpoint whk_b"), "{err}");
+        // Not a signing key's secret either.
+        assert!(b.open(1, &stored).is_err());
     }
 
     #[test]

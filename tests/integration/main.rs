@@ -38,3 +38,4 @@ mod smoke;
 mod strict_input;
 mod upstream;
 mod url_generations;
+mod webhooks;

@@ -99,6 +99,15 @@ async fn an_embedded_install_moves_into_a_cluster_resumably() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // A webhook endpoint moves with its secret (a public address: it is
+    // never called here).
+    let (code, hook) = json(
+        s.req(Method::POST, "/v2/vault-plus/webhooks")
+            .json(&serde_json::json!({"url": "https://93.184.216.34/h",
+                                      "events": ["vault_plus.purge.completed"]})),
+    )
+    .await;
+    assert_eq!(code, 201, "{hook}");
     s.restart_gracefully(&[]).await; // flushes the access counts
     let before_b = snapshot(&s, "conn_b").await;
     let key = s.key.clone();
@@ -178,6 +187,9 @@ async fn an_embedded_install_moves_into_a_cluster_resumably() {
     )
     .await;
     node.key = key;
+    let (_, hooks) = json(node.req(Method::GET, "/v2/vault-plus/webhooks")).await;
+    assert_eq!(hooks["items"][0]["id"], hook["id"], "{hooks}");
+    assert_eq!(hooks["items"][0]["events"], hook["events"]);
     assert_eq!(snapshot(&node, "conn_a").await, before_a);
     assert_eq!(snapshot(&node, "conn_b").await, before_b);
     let token = url.rsplit('/').next().unwrap();

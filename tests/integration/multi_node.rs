@@ -312,3 +312,33 @@ async fn a_node_killed_mid_sync_loses_no_job_and_runs_none_twice() {
         "{text}"
     );
 }
+
+/// Every node delivers webhooks, and each event goes out once, by one of
+/// them: a delivery is claimed with a lease (`FOR UPDATE SKIP LOCKED`), the
+/// way storing jobs are. Retries (the receiver is down at first) may be
+/// made by any node, with the same svix-id.
+#[tokio::test]
+async fn webhook_events_are_delivered_once_by_one_of_the_nodes() {
+    use crate::webhooks::{ALL, FAST, Receiver, create_endpoint};
+    let nodes = cluster(3, &FAST).await;
+    let rx = Receiver::start(4).await;
+    create_endpoint(&nodes[0], &nodes[0].key, &rx.url, &ALL[1..2]).await;
+    for i in 0..9 {
+        let node = &nodes[i % 3];
+        let conn = format!("conn_{i}");
+        node.add_connection("default", &conn);
+        purge(node, &conn).await;
+    }
+    let delivered = rx.wait_delivered(9).await;
+    assert_eq!(delivered.len(), 9);
+    assert!(delivered.values().all(|b| b.len() == 1), "{delivered:#?}");
+    let mut connections: Vec<String> = delivered
+        .values()
+        .map(|b| b[0]["data"]["connectionId"].as_str().unwrap().to_owned())
+        .collect();
+    connections.sort();
+    let mut want: Vec<String> = (0..9).map(|i| format!("conn_{i}")).collect();
+    want.sort();
+    assert_eq!(connections, want);
+    assert_eq!(rx.received().iter().filter(|r| r.status == 500).count(), 4);
+}

@@ -11,6 +11,10 @@ the rest of the run still means something:
   is raised to at least RATE_FLOOR (still a valid value), and after the
   call the limits and the default settings are put back, so that one call
   does not turn every later answer into a 429 or a 507.
+- A schema-valid webhook endpoint gets a URL the server accepts (a public
+  address: whether a host's addresses are public is the server's to find
+  out, not the document's), and each endpoint created is deleted again, so
+  the organization never reaches its limit of endpoints.
 - Rules the document can only state in words, since OpenAPI has no way to
   relate two query parameters or a parameter to server state, are kept in
   schema-valid (positive) cases: `cursor` only as a `nextCursor` the server
@@ -110,6 +114,9 @@ def before_call(ctx, case, **kwargs):
     _keep_query_rules(case)
     if key == ("PATCH", "/v2/account/settings"):
         _raise_rates(case)
+    if key == ("POST", "/v2/vault-plus/webhooks") and _positive(case, "body"):
+        if isinstance(case.body, dict) and isinstance(case.body.get("url"), str):
+            case.body["url"] = "https://93.184.216.34/hook"
     if key in DESTRUCTIVE_ON_HEADER and case.headers is not None:
         if case.headers.get("x-connection-id") == SEEDED:
             case.headers["x-connection-id"] = SCRATCH
@@ -142,6 +149,14 @@ def after_call(ctx, case, response):
             cursor = None
         if isinstance(cursor, str):
             ISSUED.add((case.operation.path, _filters(case.query), cursor))
+    if _key(case) == ("POST", "/v2/vault-plus/webhooks") and response.status_code == 201:
+        req = urllib.request.Request(
+            BASE + "/v2/vault-plus/webhooks/" + response.json()["id"],
+            method="DELETE",
+            headers={"apiKey": KEY},
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            r.read()
     if _key(case) == ("PATCH", "/v2/account/settings") and response.status_code == 200:
         _patch(
             "/v2/account/settings",

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Compatibility test: the official Python SDK `onlyfans-sdk` 3.1.0, pointed at
-# vaultplus by base_url, must work unchanged for its Vault+ calls.
+# vaultplus by base_url, must work unchanged for its Vault+ calls
+# (test_sdk.py), and its webhook verifier, beside the `svix` package's, must
+# accept every webhook vaultplus delivers (test_webhooks.py).
 #
 # Usage: bash tests/sdk/run.sh path/to/vaultplus
 #
 # The venv lives in ${VAULTPLUS_SDK_VENV:-<repo>/target/sdk-venv} and is reused
-# when it already holds onlyfans-sdk 3.1.0; only PyPI is contacted to fill it.
+# when it already holds onlyfans-sdk 3.1.0 and svix 2.9.1; only PyPI is
+# contacted to fill it.
 # Closes with a line "N passed, M failed"; exits non-zero on any failure.
 set -euo pipefail
 
@@ -25,6 +28,7 @@ binary="$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")"
 
 venv="${VAULTPLUS_SDK_VENV:-$(cd "$here/../.." && pwd)/target/sdk-venv}"
 sdk_version="3.1.0"
+svix_version="2.9.1"
 
 summary_printed=0
 on_exit() {
@@ -39,19 +43,20 @@ trap on_exit EXIT
 # shellcheck source=../python-venv.sh
 source "$here/../python-venv.sh"
 ensure_venv "$venv" onlyfans-sdk "$sdk_version"
+ensure_venv "$venv" svix "$svix_version"
 
 # From here on the runner prints the summary line itself.
 summary_printed=1
 set +e
-PYTHONDONTWRITEBYTECODE=1 VAULTPLUS_BIN="$binary" "$venv/bin/python" - "$here/test_sdk.py" <<'EOF'
+PYTHONDONTWRITEBYTECODE=1 VAULTPLUS_BIN="$binary" "$venv/bin/python" - "$here/test_sdk.py" "$here/test_webhooks.py" <<'EOF'
 import os
 import sys
 import unittest
 
-test_file = sys.argv[1]
-sys.path.insert(0, os.path.dirname(test_file))
-suite = unittest.defaultTestLoader.loadTestsFromName(
-    os.path.splitext(os.path.basename(test_file))[0])
+test_files = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(test_files[0]))
+suite = unittest.defaultTestLoader.loadTestsFromNames(
+    [os.path.splitext(os.path.basename(f))[0] for f in test_files])
 result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
 # Count tests, not subtests: a test with failing subtests fails once.
 # Errors in setUpModule/setUpClass have no TestCase and count as one each.

@@ -67,8 +67,9 @@ def blob(seed, n):
 class Server:
     """The vaultplus binary on a temp data dir, port 0."""
 
-    def __init__(self, binary):
+    def __init__(self, binary, extra=()):
         self.binary = binary
+        self.extra = list(extra)
         self.dir = tempfile.mkdtemp(prefix="vaultplus-sdk-")
         self.data_dir = os.path.join(self.dir, "data")
         self.log_path = os.path.join(self.dir, "server.log")
@@ -80,7 +81,8 @@ class Server:
         env = dict(os.environ, RUST_LOG="warn")
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [self.binary, "serve", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"],
+            [self.binary, "serve", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0",
+             *self.extra],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log, env=env,
         )
         ready = threading.Event()

@@ -59,7 +59,11 @@ macro_rules! catalog_conformance {
             list_runs_page_like_one_plan, big_list_pages_record_every_item_once,
             generations_follow_the_stored_bytes,
             org_rate_limit_round_trips, signing_key_changes_are_watched,
-            request_reads_answer_like_separate_reads);
+            request_reads_answer_like_separate_reads,
+            webhook_endpoints_are_per_org, the_outbox_is_written_with_its_change,
+            webhook_deliveries_retry_then_disable_their_endpoint,
+            syncs_and_given_up_variants_write_their_events,
+            a_storage_limit_eviction_writes_its_event);
     };
     // Behaviour only an embedded (single-server) catalog shows.
     (embedded $make:expr) => {
@@ -1058,8 +1062,9 @@ async fn run_list(
         let o = c.apply_list_page(scope, "10", &run, page, now).await;
         counts += o.unwrap().unwrap().counts;
     }
+    let pages = ListOutcome { counts, queued: 0 };
     counts += c
-        .finish_list_run(scope, "10", &run, now)
+        .finish_list_run(scope, "10", &run, &pages, now)
         .await
         .unwrap()
         .unwrap()
@@ -1163,7 +1168,9 @@ pub async fn list_runs_page_like_one_plan(c: Arc<dyn Catalog>) {
     c.purge_connection(o.id, &id, NOW + 4).await.unwrap();
     let page = c.apply_list_page(paged, "10", &run, &gone, NOW + 5).await;
     assert!(page.unwrap().is_none());
-    let end = c.finish_list_run(paged, "10", &run, NOW + 5).await;
+    let end = c
+        .finish_list_run(paged, "10", &run, &ListOutcome::default(), NOW + 5)
+        .await;
     assert!(end.unwrap().is_none());
 }
 
@@ -1182,7 +1189,9 @@ pub async fn big_list_pages_record_every_item_once(c: Arc<dyn Catalog>) {
     let page = c.apply_list_page(scope, "10", &run, &items, NOW).await;
     let page = page.unwrap().unwrap();
     assert_eq!(page.queued, n);
-    let end = c.finish_list_run(scope, "10", &run, NOW).await;
+    let end = c
+        .finish_list_run(scope, "10", &run, &ListOutcome::default(), NOW)
+        .await;
     assert_eq!(end.unwrap().unwrap().queued, 0);
     let t = c.scope_totals(scope).await.unwrap();
     assert_eq!((t.live_count, t.stored_count), (2 * n, 0));
@@ -1203,7 +1212,9 @@ pub async fn big_list_pages_record_every_item_once(c: Arc<dyn Catalog>) {
         .await;
     let page = page.unwrap().unwrap();
     assert_eq!((page.counts.updated, page.queued), (n, n));
-    c.finish_list_run(scope, "10", &run, NOW + 1).await.unwrap();
+    c.finish_list_run(scope, "10", &run, &ListOutcome::default(), NOW + 1)
+        .await
+        .unwrap();
     let t = c.scope_totals(scope).await.unwrap();
     assert_eq!(t.live_count, 2 * n);
     assert_eq!(c.job_counts(NOW + 1).await.unwrap().waiting, n as i64);
@@ -2380,4 +2391,317 @@ pub async fn request_reads_answer_like_separate_reads(c: Arc<dyn Catalog>) {
     assert_ne!(read.connection.scope_id, scope);
     assert!(read.found.is_empty());
     assert_eq!(totals.found, ScopeTotals::default());
+}
+
+fn endpoint(org: OrgId, id: &str, events: &[&str], at: i64) -> WebhookEndpoint {
+    WebhookEndpoint {
+        id: id.into(),
+        org_id: org,
+        url: format!("http://127.0.0.1:9/{id}"),
+        description: None,
+        events: events.iter().map(|e| (*e).to_owned()).collect(),
+        secret: id.as_bytes().to_vec(),
+        previous_secret: None,
+        previous_until: None,
+        created_at: at,
+        disabled_at: None,
+        disabled_reason: None,
+    }
+}
+
+/// Due deliveries claimed for a moment, as (endpoint, event type, data).
+async fn outbox(c: &dyn Catalog, owner: &str, at: i64) -> Vec<(String, String, serde_json::Value)> {
+    let mut out: Vec<(String, String, serde_json::Value)> = c
+        .claim_webhook_deliveries(owner, 100, at + 1, at)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| {
+            let body: serde_json::Value = serde_json::from_str(&d.payload).unwrap();
+            assert_eq!(body["live"], true);
+            let t = body["eventType"].as_str().unwrap().to_owned();
+            (d.endpoint_id, t, body["data"].clone())
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    out
+}
+
+pub async fn webhook_endpoints_are_per_org(c: Arc<dyn Catalog>) {
+    use vaultplus::model::webhook::{MEDIA_STORED, PURGE_COMPLETED};
+    let (a, b) = (org(c.as_ref(), "a").await, org(c.as_ref(), "b").await);
+    let e = endpoint(a.id, "whk_1", &[PURGE_COMPLETED, MEDIA_STORED], NOW);
+    c.insert_webhook_endpoint(&e).await.unwrap();
+    c.insert_webhook_endpoint(&endpoint(a.id, "whk_2", &[MEDIA_STORED], NOW + 1))
+        .await
+        .unwrap();
+    let listed = c.webhook_endpoints(a.id).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0], e, "as stored, events in the order given");
+    assert!(c.webhook_endpoints(b.id).await.unwrap().is_empty());
+    // Another org can neither delete nor rotate it.
+    assert!(!c.delete_webhook_endpoint(b.id, "whk_1").await.unwrap());
+    assert!(
+        c.rotate_webhook_secret(b.id, "whk_1", b"new", NOW + 5)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let rotated = c
+        .rotate_webhook_secret(a.id, "whk_1", b"new", NOW + 5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotated.secret, b"new");
+    assert_eq!(rotated.previous_secret.as_deref(), Some(&b"whk_1"[..]));
+    assert_eq!(rotated.previous_until, Some(NOW + 5));
+    assert_eq!(rotated.events, e.events);
+    assert!(c.delete_webhook_endpoint(a.id, "whk_1").await.unwrap());
+    assert!(!c.delete_webhook_endpoint(a.id, "whk_1").await.unwrap());
+    let left: Vec<String> = c
+        .webhook_endpoints(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, ["whk_2"]);
+}
+
+/// Each change writes its event for the org's endpoints subscribed to its
+/// type, in its own transaction; claims lease them to one owner at a time.
+pub async fn the_outbox_is_written_with_its_change(c: Arc<dyn Catalog>) {
+    use serde_json::json;
+    use vaultplus::model::webhook::{CONNECTION_REMOVED, MEDIA_STORED, PURGE_COMPLETED};
+    let (a, b) = (org(c.as_ref(), "a").await, org(c.as_ref(), "b").await);
+    let purges = endpoint(a.id, "whk_p", &[PURGE_COMPLETED, CONNECTION_REMOVED], NOW);
+    c.insert_webhook_endpoint(&purges).await.unwrap();
+    c.insert_webhook_endpoint(&endpoint(a.id, "whk_s", &[MEDIA_STORED], NOW))
+        .await
+        .unwrap();
+    c.insert_webhook_endpoint(&endpoint(
+        b.id,
+        "whk_b",
+        &[PURGE_COMPLETED, MEDIA_STORED],
+        NOW,
+    ))
+    .await
+    .unwrap();
+    let scope = conn(c.as_ref(), a.id, "conn_a").await.scope_id;
+    conn(c.as_ref(), b.id, "conn_b").await;
+    assert!(
+        outbox(c.as_ref(), "x", NOW).await.is_empty(),
+        "no change, no event"
+    );
+
+    store(c.as_ref(), scope, "7", "full", "image/jpeg", 11, NOW).await;
+    let id = ConnectionId::parse("conn_a").unwrap();
+    c.purge_connection(a.id, &id, NOW).await.unwrap().unwrap();
+    c.remove_connection(a.id, &id, NOW).await.unwrap().unwrap();
+    let purged = json!({"connectionId": "conn_a", "purgedCount": 1, "freedBytes": 11});
+    let removed = json!({"connectionId": "conn_a", "purgedCount": 0, "freedBytes": 0});
+    let got = outbox(c.as_ref(), "x", NOW).await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0].0, "whk_p");
+    assert_eq!(got[0].1, CONNECTION_REMOVED);
+    assert_eq!(got[0].2, removed);
+    assert_eq!(
+        (got[1].0.as_str(), got[1].1.as_str()),
+        ("whk_p", PURGE_COMPLETED)
+    );
+    assert_eq!(got[1].2, purged);
+    assert_eq!(
+        (got[2].0.as_str(), got[2].1.as_str()),
+        ("whk_s", MEDIA_STORED)
+    );
+    assert_eq!(got[2].2["mediaId"], "7");
+    assert_eq!(got[2].2["sizeBytes"], 11);
+
+    // Leased: nobody else gets them until the lease (NOW + 1) is over.
+    assert!(outbox(c.as_ref(), "y", NOW).await.is_empty());
+    assert_eq!(c.next_webhook_due().await.unwrap(), None, "all leased");
+    let again = c
+        .claim_webhook_deliveries("y", 100, NOW + 100, NOW + 2)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 3);
+    // The first owner's outcome no longer counts; the second's does.
+    for d in &again {
+        c.end_webhook_delivery(d.id, "x", &DeliveryEnd::Delivered, NOW + 3)
+            .await
+            .unwrap();
+    }
+    assert!(outbox(c.as_ref(), "z", NOW + 200).await.len() == 3);
+    let mine = c
+        .claim_webhook_deliveries("w", 100, NOW + 1000, NOW + 300)
+        .await
+        .unwrap();
+    for d in &mine {
+        assert_eq!(
+            d.msg_id,
+            again.iter().find(|g| g.id == d.id).unwrap().msg_id
+        );
+        c.end_webhook_delivery(d.id, "w", &DeliveryEnd::Delivered, NOW + 301)
+            .await
+            .unwrap();
+    }
+    assert!(outbox(c.as_ref(), "z", NOW + 2000).await.is_empty());
+    assert_eq!(c.next_webhook_due().await.unwrap(), None);
+}
+
+pub async fn webhook_deliveries_retry_then_disable_their_endpoint(c: Arc<dyn Catalog>) {
+    use vaultplus::model::webhook::PURGE_COMPLETED;
+    let a = org(c.as_ref(), "a").await;
+    c.insert_webhook_endpoint(&endpoint(a.id, "whk_1", &[PURGE_COMPLETED], NOW))
+        .await
+        .unwrap();
+    conn(c.as_ref(), a.id, "conn_a").await;
+    let id = ConnectionId::parse("conn_a").unwrap();
+    for at in [NOW, NOW + 1] {
+        c.purge_connection(a.id, &id, at).await.unwrap().unwrap();
+    }
+    let claimed = c
+        .claim_webhook_deliveries("x", 1, NOW + 10, NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "at most the limit");
+    let d = &claimed[0];
+    assert_eq!((d.attempts, d.secret.as_slice()), (0, &b"whk_1"[..]));
+    let retry = DeliveryEnd::Retry {
+        next_attempt_at: NOW + 500,
+        error: "the endpoint answered 500".into(),
+    };
+    c.end_webhook_delivery(d.id, "x", &retry, NOW + 2)
+        .await
+        .unwrap();
+    // The other one is due now; the retried one at NOW + 500.
+    assert_eq!(c.next_webhook_due().await.unwrap(), Some(NOW + 1));
+    let other = c
+        .claim_webhook_deliveries("x", 10, NOW + 20, NOW + 3)
+        .await
+        .unwrap();
+    assert_eq!(other.len(), 1);
+    assert_ne!(other[0].id, d.id);
+    let back = c
+        .claim_webhook_deliveries("y", 10, NOW + 600, NOW + 500)
+        .await
+        .unwrap();
+    let back: Vec<_> = back.into_iter().filter(|b| b.id == d.id).collect();
+    assert_eq!(back.len(), 1);
+    assert_eq!(
+        (back[0].attempts, back[0].msg_id.as_str()),
+        (1, d.msg_id.as_str())
+    );
+
+    let end = DeliveryEnd::GiveUp {
+        error: "the endpoint answered 500".into(),
+    };
+    c.end_webhook_delivery(d.id, "y", &end, NOW + 501)
+        .await
+        .unwrap();
+    let e = &c.webhook_endpoints(a.id).await.unwrap()[0];
+    assert_eq!(e.disabled_at, Some(NOW + 501));
+    assert!(
+        e.disabled_reason
+            .as_deref()
+            .unwrap()
+            .contains("answered 500")
+    );
+    // Its other pending delivery is dropped, and new events skip it.
+    c.purge_connection(a.id, &id, NOW + 502)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(outbox(c.as_ref(), "z", NOW + 10_000).await.is_empty());
+    assert_eq!(c.next_webhook_due().await.unwrap(), None);
+}
+
+/// A finished sync writes `vault_plus.list.synced` with the whole sync's
+/// counts (paged or not; an add writes none), and a variant given up
+/// writes `vault_plus.media.failed` with its error.
+pub async fn syncs_and_given_up_variants_write_their_events(c: Arc<dyn Catalog>) {
+    use serde_json::json;
+    use vaultplus::model::webhook::{LIST_SYNCED, MEDIA_FAILED};
+    let (o, scope) = queued_scope(c.as_ref(), 2).await;
+    c.insert_webhook_endpoint(&endpoint(o.id, "whk_1", &[LIST_SYNCED, MEDIA_FAILED], NOW))
+        .await
+        .unwrap();
+    // The baseline, then a paged sync in which item 3 left (removed by
+    // the finish) and 5 is new.
+    let items = [observed("1", "f"), observed("3", "f")];
+    run_list(c.as_ref(), scope, ListMode::Sync, &items, 0, NOW).await;
+    run_list(
+        c.as_ref(),
+        scope,
+        ListMode::Add,
+        &[observed("4", "f")],
+        1,
+        NOW,
+    )
+    .await;
+    let items = [observed("1", "f"), observed("5", "f")];
+    let counts = run_list(c.as_ref(), scope, ListMode::Sync, &items, 1, NOW).await;
+    assert_eq!((counts.seen, counts.removed), (2, 1), "{counts:?}");
+    let got = outbox(c.as_ref(), "x", NOW).await;
+    let synced: Vec<&serde_json::Value> = got
+        .iter()
+        .filter(|g| g.1 == LIST_SYNCED)
+        .map(|g| &g.2)
+        .collect();
+    assert_eq!(synced.len(), 2, "one per sync, none for the add: {got:?}");
+    let paged = json!({"connectionId": "conn_a", "listId": "10", "seen": counts.seen,
+               "addedItems": counts.added, "updatedItems": counts.updated,
+               "removedItems": counts.removed, "unchangedItems": counts.unchanged,
+               "adoptedItems": counts.adopted});
+    assert!(synced.contains(&&paged), "{synced:?} lacks {paged}");
+
+    let jobs = c.claim_jobs("w", 1, NOW + 1000, NOW).await.unwrap();
+    let media = jobs[0].media_id.clone();
+    c.fail_job(jobs[0].id, "w", "gone upstream", NOW)
+        .await
+        .unwrap();
+    let got = outbox(c.as_ref(), "y", NOW + 10).await;
+    let failed: Vec<_> = got.iter().filter(|g| g.1 == MEDIA_FAILED).collect();
+    assert_eq!(failed.len(), 1, "{got:?}");
+    assert_eq!(
+        failed[0].2,
+        json!({"connectionId": "conn_a", "mediaId": media, "quality": "full",
+               "error": "gone upstream"})
+    );
+}
+
+/// A store that takes a connection over its limit writes
+/// `vault_plus.storage.limit_reached` with what it evicted, in its own
+/// transaction; a store refused under `block_new` evicts nothing and
+/// writes none.
+pub async fn a_storage_limit_eviction_writes_its_event(c: Arc<dyn Catalog>) {
+    use serde_json::json;
+    use vaultplus::model::settings::{LimitStrategy, StorageLimit};
+    use vaultplus::model::webhook::STORAGE_LIMIT_REACHED;
+    let o = org(c.as_ref(), "a").await;
+    c.insert_webhook_endpoint(&endpoint(o.id, "whk_1", &[STORAGE_LIMIT_REACHED], NOW))
+        .await
+        .unwrap();
+    for (n, strategy) in [
+        (0, LimitStrategy::PurgeOldest),
+        (1, LimitStrategy::BlockNew),
+    ] {
+        let scope = conn(c.as_ref(), o.id, &format!("conn_{n}")).await.scope_id;
+        let limit = StorageLimit {
+            bytes: 100,
+            strategy,
+        };
+        for (i, size) in [(1, 20), (2, 40), (3, 30)] {
+            store_limited(c.as_ref(), scope, &i.to_string(), size, NOW + i, limit).await;
+        }
+        store_limited(c.as_ref(), scope, "4", 30, NOW + 10, limit).await;
+    }
+    let got = outbox(c.as_ref(), "x", NOW + 10).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].1, STORAGE_LIMIT_REACHED);
+    assert_eq!(
+        got[0].2,
+        json!({"connectionId": "conn_0", "storageLimitBytes": 100, "strategy": "purge_oldest",
+               "evictedCount": 1, "freedBytes": 20})
+    );
 }

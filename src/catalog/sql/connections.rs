@@ -5,12 +5,14 @@ use sqlx::Row;
 
 use super::SqlCatalog;
 use super::dialect::{self, Tx};
+use super::outbox;
 use super::rows::{self, CONNECTION_COLUMNS};
 use super::scopes::{lock_connection, scope_totals};
 use crate::catalog::{
     Connection, ConnectionChange, Connections, OrgId, OrgTotals, PurgeOutcome, Result, Revoked,
     ScopeId, ScopeTotals,
 };
+use crate::model::webhook::WebhookEvent;
 use crate::model::{ConnectionId, SettingsPatch};
 
 #[async_trait]
@@ -155,6 +157,9 @@ impl Connections for SqlCatalog {
                 .bind(id.as_str())
                 .execute(&mut **tx)
                 .await?;
+            let event =
+                WebhookEvent::connection_removed(&c.id, outcome.purged_count, outcome.freed_bytes);
+            outbox::emit(tx, org, &event, now).await?;
             Ok(Some(outcome))
         })
     }
@@ -241,6 +246,8 @@ async fn purge_in(tx: &mut Tx, c: &Connection, now: i64) -> Result<PurgeOutcome>
     .bind(&c.id)
     .execute(&mut **tx)
     .await?;
+    let event = WebhookEvent::purge_completed(&c.id, outcome.purged_count, outcome.freed_bytes);
+    outbox::emit(tx, c.org_id, &event, now).await?;
     Ok(outcome)
 }
 

@@ -170,5 +170,8 @@ pub async fn enforce_limit(
         evicted.1 += evict_locked(tx, scope, &media, &label, now).await?;
         evicted.0 += 1;
     }
+    if evicted.0 > 0 {
+        super::outbox::storage_limit_reached(tx, scope, &limit, evicted, now).await?;
+    }
     Ok(evicted)
 }

@@ -13,6 +13,7 @@ use super::blob_queue::queue_blobs;
 use super::dialect::{self, Tx};
 use super::eviction::{admits, enforce_limit};
 use super::job_rows::{end_jobs, held};
+use super::outbox;
 use super::scopes::lock_current_scope;
 use super::uploads::{abort_uploads, take_intents};
 use super::variants::ItemEdit;
@@ -152,6 +153,13 @@ async fn complete(tx: &mut Tx, members: &[&JobDone], now: i64) -> Result<Vec<Com
         .map(|(_, e)| e)
         .collect();
     ItemEdit::save_all(edits, tx, now).await?;
+    let stored: Vec<(&str, &VariantRecord)> = (members.iter().zip(&outcomes))
+        .filter_map(|(d, o)| match o {
+            CommitOutcome::Created(v) => Some((d.job.media_id.as_str(), v)),
+            _ => None,
+        })
+        .collect();
+    outbox::media_stored_all(tx, scope, &stored, now).await?;
     for (d, o) in members.iter().zip(&outcomes) {
         if matches!(o, CommitOutcome::Created(_)) {
             let keep = (d.job.media_id.as_str(), d.job.label.as_str());

@@ -320,6 +320,9 @@ async fn end_attempt(tx: &mut Tx, job: i64, owner: &str, error: &str, end: JobEn
         v.last_error = Some(error.to_owned());
         edit.put(v);
         edit.save(tx, None, crate::model::time::now_ms()).await?;
+        if let JobEnd::Fail { now } = end {
+            super::outbox::media_failed(tx, scope, &media, &label, error, now).await?;
+        }
     }
     let (attempts, run_after, failed_at) = match end {
         JobEnd::Retry {

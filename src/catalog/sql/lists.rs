@@ -12,6 +12,7 @@ use super::dialect::{self, Db, Tx};
 use super::job_rows::ensure_jobs;
 use super::list_runs as runs;
 use super::media::{attach_variants, delete_locked};
+use super::outbox;
 use super::rows::{MEDIA_COLUMNS, MEMBER_COLUMNS};
 use super::scopes::lock_current_scope;
 use super::variants::{ItemEdit, refresh_upstream_url};
@@ -44,6 +45,9 @@ impl ListStore for SqlCatalog {
             let last = runs::finish(tx, scope, list_id, &run, now).await?;
             outcome.counts += last.counts;
             outcome.queued += last.queued;
+            if mode == ListMode::Sync {
+                outbox::list_synced(tx, scope, list_id, &outcome.counts, now).await?;
+            }
             Ok(Some(outcome))
         })
     }
@@ -84,13 +88,21 @@ impl ListStore for SqlCatalog {
         scope: ScopeId,
         list_id: &str,
         run: &ListRun,
+        pages: &ListOutcome,
         now: i64,
     ) -> Result<Option<ListOutcome>> {
         in_tx!(self, "finish_list_run", |tx| async move {
             if !lock_current_scope(tx, scope).await? {
                 return Ok(None);
             }
-            Ok(Some(runs::finish(tx, scope, list_id, run, now).await?))
+            let last = runs::finish(tx, scope, list_id, run, now).await?;
+            if run.mode == ListMode::Sync {
+                let mut counts = pages.counts;
+                counts += last.counts;
+                counts.seen = pages.counts.seen;
+                outbox::list_synced(tx, scope, list_id, &counts, now).await?;
+            }
+            Ok(Some(last))
         })
     }
 

@@ -107,9 +107,11 @@ mod jobs;
 mod list_runs;
 mod lists;
 mod media;
+mod outbox;
 mod reclaim;
 mod request_reads;
 mod uploads;
+mod webhooks;
 
 pub struct SqlCatalog {
     db: dialect::Stores,

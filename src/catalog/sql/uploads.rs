@@ -10,6 +10,7 @@ use super::blob_queue::{queue_blob, queue_blobs};
 use super::dialect::{self, Tx};
 use super::eviction::{admits, enforce_limit};
 use super::job_rows::drop_jobs;
+use super::outbox;
 use super::scopes::lock_current_scope;
 use super::variants::{ItemEdit, ensure_media_row};
 use crate::catalog::generation;
@@ -79,6 +80,7 @@ impl UploadStore for SqlCatalog {
             ensure_media_row(tx, up.scope_id, &up.media_id, up.now).await?;
             edit.put(new.clone());
             edit.save(tx, up.duration, up.now).await?;
+            outbox::media_stored_in_scope(tx, up.scope_id, media_id, &new, up.now).await?;
             enforce_limit(tx, up.scope_id, up.limit, (media_id, &up.label), up.now).await?;
             Ok(if old.is_some() {
                 CommitOutcome::Replaced(new)

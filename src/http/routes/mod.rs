@@ -9,6 +9,7 @@ pub mod media;
 pub mod purge;
 pub mod status;
 pub mod upload;
+pub mod webhooks;
 
 use utoipa::IntoParams;
 
