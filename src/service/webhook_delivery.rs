@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use futures::StreamExt;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
@@ -81,6 +80,10 @@ pub async fn run(service: VaultService, stop: CancellationToken) {
     let config = service.config.webhooks.clone();
     let mut builder = reqwest::Client::builder()
         .timeout(config.timeout)
+        .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+        // A proxy from the environment would resolve and connect for us,
+        // past the public-address check below.
+        .no_proxy()
         // A redirect could lead to an address the URL check refused.
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("vaultplus-webhooks/", env!("CARGO_PKG_VERSION")));
@@ -95,15 +98,28 @@ pub async fn run(service: VaultService, stop: CancellationToken) {
         }
     };
     let owner = format!("webhooks-{}", uuid::Uuid::new_v4().simple());
-    // Long enough for an attempt to end (its timeout) and be recorded.
+    // Long enough for an attempt to end (its timeout) and be recorded: a
+    // delivery is claimed only when a slot is free to start it at once.
     let lease = config.timeout.saturating_mul(2) + Duration::from_secs(10);
+    // Slots are refilled as they free, rather than batch by batch: a
+    // receiver that hangs holds one slot until its timeout, not the node.
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
+    let running = tokio_util::task::TaskTracker::new();
     while !stop.is_cancelled() {
+        let first = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = stop.cancelled() => break,
+        };
+        let mut permits = vec![first];
+        while let Ok(p) = slots.clone().try_acquire_owned() {
+            permits.push(p);
+        }
         let now = now_ms();
         let claimed = service
             .catalog
             .claim_webhook_deliveries(
                 &owner,
-                config.concurrency as u64 * 4,
+                permits.len() as u64,
                 now + lease.as_millis() as i64,
                 now,
             )
@@ -112,42 +128,46 @@ pub async fn run(service: VaultService, stop: CancellationToken) {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "cannot claim webhook deliveries");
+                drop(permits);
                 if !pause(&stop, ERROR_PAUSE).await {
-                    return;
+                    break;
                 }
                 continue;
             }
         };
         if deliveries.is_empty() {
+            drop(permits);
             let wait = match service.catalog.next_webhook_due().await {
                 Ok(Some(due)) => Duration::from_millis((due - now_ms()).max(1) as u64).min(POLL),
                 _ => POLL,
             };
             if !pause(&stop, wait).await {
-                return;
+                break;
             }
             continue;
         }
-        // Every attempt of the batch ends (each has a timeout) before the
-        // next claim, and before a stop returns: none is left leased.
-        futures::stream::iter(deliveries)
-            .for_each_concurrent(config.concurrency, |d| {
-                let (service, http, owner, config) = (&service, &http, &owner, &config);
-                async move {
-                    let end = attempt(service, http, config, &d).await;
-                    if let Err(e) = service
-                        .catalog
-                        .end_webhook_delivery(d.id, owner, &end, now_ms())
-                        .await
-                    {
-                        // The lease runs out and the delivery is tried again.
-                        tracing::warn!(error = %format!("{e:#}"), msg = %d.msg_id,
-                            "cannot record a webhook delivery's outcome");
-                    }
+        for (d, permit) in deliveries.into_iter().zip(permits) {
+            let (service, http, owner, config) =
+                (service.clone(), http.clone(), owner.clone(), config.clone());
+            running.spawn(async move {
+                let end = attempt(&service, &http, &config, &d).await;
+                if let Err(e) = service
+                    .catalog
+                    .end_webhook_delivery(d.id, &owner, &end, now_ms())
+                    .await
+                {
+                    // The lease runs out and the delivery is tried again.
+                    tracing::warn!(error = %format!("{e:#}"), msg = %d.msg_id,
+                        "cannot record a webhook delivery's outcome");
                 }
-            })
-            .await;
+                drop(permit);
+            });
+        }
     }
+    // Every attempt under way ends (each has a timeout) before a stop
+    // returns: none is left leased.
+    running.close();
+    running.wait().await;
 }
 
 /// Resolves an endpoint's host at each connection and keeps its public
@@ -175,6 +195,18 @@ impl reqwest::dns::Resolve for PublicOnly {
     }
 }
 
+/// False when the URL's host is an IP address that is not public.
+fn literal_is_public(raw: &str) -> bool {
+    match url::Url::parse(raw)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Ipv4(a)) => is_public(&std::net::IpAddr::V4(a)),
+        Some(url::Host::Ipv6(a)) => is_public(&std::net::IpAddr::V6(a)),
+        _ => true,
+    }
+}
+
 /// One attempt of one delivery.
 async fn attempt(
     service: &VaultService,
@@ -184,6 +216,13 @@ async fn attempt(
 ) -> DeliveryEnd {
     let secrets = &service.config.secrets;
     let now = now_ms();
+    // The resolver checks names at each connection; an address written in
+    // the URL is checked here (it was registered, perhaps, while
+    // --allow-private-webhooks was on).
+    if !config.allow_private && !literal_is_public(&d.url) {
+        let error = "the URL's address is not public (see --allow-private-webhooks)".to_owned();
+        return after_failure(config, d.created_at, d.attempts, now, error);
+    }
     let mut keys = Vec::with_capacity(2);
     match secrets.open_webhook_secret(&d.endpoint_id, &d.secret) {
         Ok(k) => keys.push(k),
@@ -230,6 +269,15 @@ async fn attempt(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_address_in_the_url_is_checked_at_delivery() {
+        assert!(!literal_is_public("http://127.0.0.1:9/hook"));
+        assert!(!literal_is_public("http://[::ffff:10.0.0.1]/hook"));
+        assert!(literal_is_public("https://93.184.216.34/hook"));
+        // Names are the resolver's to check, at each connection.
+        assert!(literal_is_public("https://example.com/hook"));
+    }
     use super::*;
 
     #[tokio::test]

@@ -141,7 +141,12 @@ impl VaultService {
             disabled_reason: None,
         };
         self.catalog.insert_webhook_endpoint(&endpoint).await?;
-        tracing::info!(endpoint = %endpoint.id, url = %endpoint.url, "webhook endpoint created");
+        // The host only: a URL's path and query often carry a token.
+        let host = url::Url::parse(&endpoint.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        tracing::info!(endpoint = %endpoint.id, %host, "webhook endpoint created");
         Ok(CreatedWebhookEndpoint {
             id: endpoint.id,
             url: endpoint.url,
@@ -266,49 +271,113 @@ async fn checked_url(raw: &str, allow_private: bool) -> ServiceResult<String> {
         let addrs: Vec<IpAddr> = match host {
             url::Host::Ipv4(a) => vec![IpAddr::V4(a)],
             url::Host::Ipv6(a) => vec![IpAddr::V6(a)],
-            url::Host::Domain(d) => tokio::net::lookup_host((d, port))
-                .await
-                .map_err(|e| bad(&format!("host {d:?} does not resolve ({e})")))?
-                .map(|a| a.ip())
-                .collect(),
+            // Bounded: a name whose nameserver never answers must not
+            // hold the request (and a blocking thread) for long.
+            url::Host::Domain(d) => {
+                match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((d, port)))
+                    .await
+                {
+                    Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
+                    Ok(Err(_)) => return Err(bad(&format!("host {d:?} does not resolve"))),
+                    Err(_) => return Err(bad(&format!("host {d:?} did not resolve in time"))),
+                }
+            }
         };
-        if let Some(a) = addrs.iter().find(|a| !is_public(a)) {
-            return Err(bad(&format!(
-                "host resolves to {a}, a loopback, private, link-local or unspecified address \
-                 (the server refuses those unless started with --allow-private-webhooks)"
-            )));
+        // The address itself is not named: registration must not tell what
+        // an internal name resolves to.
+        if addrs.iter().any(|a| !is_public(a)) {
+            return Err(bad(
+                "host resolves to a loopback, private, link-local or other non-public address \
+                 (the server refuses those unless started with --allow-private-webhooks)",
+            ));
         }
         if addrs.is_empty() {
             return Err(bad("host has no address"));
         }
     }
-    Ok(url.to_string())
+    // Normalised (percent-encoding, punycode), the URL may have grown.
+    let url = url.to_string();
+    if url.len() > MAX_URL_LEN {
+        return Err(bad(&format!(
+            "longer than {MAX_URL_LEN} bytes once normalised"
+        )));
+    }
+    Ok(url)
 }
 
-/// Whether an address is reachable on the public internet: not loopback,
-/// private, shared (CGNAT), link-local, unspecified or broadcast.
+/// How long registering an endpoint waits for its host to resolve.
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether an address is reachable on the public internet: in none of the
+/// blocks of IANA's special-purpose registries that are not (loopback,
+/// private, shared, link-local, documentation, benchmarking, multicast,
+/// reserved), and, for the IPv6 forms that carry an IPv4 address (mapped,
+/// NAT64, 6to4), judged by that address: it is where they lead.
 pub fn is_public(a: &IpAddr) -> bool {
     match a {
-        IpAddr::V4(v4) => {
-            let [a0, a1, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || (a0 == 100 && (a1 & 0xc0) == 64))
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(&IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
-        }
+        IpAddr::V4(v4) => is_public_v4(*v4),
+        IpAddr::V6(v6) => is_public_v6(*v6),
     }
+}
+
+/// IPv4 blocks that are not the public internet: (network, prefix length).
+const V4_SPECIAL: [(u32, u32); 14] = [
+    (0x0000_0000, 8),  // "this network"
+    (0x0a00_0000, 8),  // private
+    (0x6440_0000, 10), // shared (carrier-grade NAT)
+    (0x7f00_0000, 8),  // loopback
+    (0xa9fe_0000, 16), // link-local (cloud metadata services)
+    (0xac10_0000, 12), // private
+    (0xc000_0000, 24), // IETF protocol assignments
+    (0xc000_0200, 24), // documentation
+    (0xc0a8_0000, 16), // private
+    (0xc612_0000, 15), // benchmarking
+    (0xc633_6400, 24), // documentation
+    (0xcb00_7100, 24), // documentation
+    (0xe000_0000, 4),  // multicast
+    (0xf000_0000, 4),  // reserved, and broadcast
+];
+
+/// IPv6 blocks that are not the public internet (besides `::/96` and the
+/// forms carrying an IPv4 address, handled apart).
+const V6_SPECIAL: [(u128, u32); 8] = [
+    (0x0064_ff9b_0001 << 80, 48), // local-use NAT64
+    (0x0100 << 112, 64),          // discard
+    (0x2001 << 112, 32),          // Teredo (an IPv4 address inside)
+    (0x2001_0db8 << 96, 32),      // documentation
+    (0xfc00 << 112, 7),           // unique local
+    (0xfe80 << 112, 10),          // link-local
+    (0xfec0 << 112, 10),          // site-local (deprecated)
+    (0xff00 << 112, 8),           // multicast
+];
+
+fn is_public_v4(v4: std::net::Ipv4Addr) -> bool {
+    let bits = u32::from(v4);
+    !V4_SPECIAL
+        .iter()
+        .any(|&(net, len)| (bits ^ net) >> (32 - len) == 0)
+}
+
+fn is_public_v6(v6: std::net::Ipv6Addr) -> bool {
+    let bits = u128::from(v6);
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return is_public_v4(v4);
+    }
+    // Unspecified, loopback and the deprecated IPv4-compatible form.
+    if bits >> 32 == 0 {
+        return false;
+    }
+    // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits.
+    if bits >> 32 == 0x0064_ff9b_0000_0000_0000_0000 {
+        return is_public_v4(std::net::Ipv4Addr::from(bits as u32));
+    }
+    // 6to4 (2002::/16) reaches the IPv4 address in bits 16 to 48.
+    if bits >> 112 == 0x2002 {
+        return is_public_v4(std::net::Ipv4Addr::from((bits >> 80) as u32));
+    }
+    !V6_SPECIAL
+        .iter()
+        .any(|&(net, len)| (bits ^ net) >> (128 - len) == 0)
 }
 
 #[cfg(test)]
@@ -332,10 +401,28 @@ mod tests {
             "fd12::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "0.0.0.1",
+            "192.0.0.8",
+            "198.18.0.1",
+            "224.0.0.1",
+            "240.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::a00:1",
+            "2002:7f00:1::",
+            "::7f00:1",
+            "fec0::1",
+            "ff02::1",
+            "2001:db8::1",
         ] {
             assert!(!is_public(&a.parse().unwrap()), "{a}");
         }
-        for a in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+        for a in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+            "2002:808:808::",
+        ] {
             assert!(is_public(&a.parse().unwrap()), "{a}");
         }
     }

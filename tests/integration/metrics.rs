@@ -370,6 +370,17 @@ async fn storing_serving_and_reclaim_families_move() {
         commits >= 1.0 && commits <= 2.0 * stored,
         "{commits} for {stored}"
     );
+    // Each batch committed jointly: none fell back to one at a time (what
+    // a joint path broken on one backend would do, slowly but silently).
+    let fallback = [("op", "commit_jobs_one_at_a_time")];
+    assert_eq!(
+        value(
+            &m,
+            "vaultplus_catalog_operation_duration_seconds",
+            &fallback
+        ),
+        None
+    );
     // The pipeline writes in two steps, each timed.
     for op in ["put_unsettled", "settle"] {
         let n = moved(

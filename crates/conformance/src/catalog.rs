@@ -51,7 +51,7 @@ macro_rules! catalog_conformance {
             totals_match_records, list_add_and_sync_follow_the_plan,
             jobs_are_leased_once, job_counts_follow_leases_and_failures,
             job_outcomes_update_variants, group_commit_answers_each_member,
-            group_commit_spans_scopes_and_limits,
+            group_commit_spans_scopes_and_limits, a_batch_committed_twice_keeps_its_blobs,
             thumbnails_wait_for_their_source,
             job_commit_after_purge_is_refused, queue_variant_revives_known_variants,
             storage_limits_evict_or_block, failed_deletions_wait_behind_the_rest,
@@ -1564,6 +1564,35 @@ pub async fn group_commit_spans_scopes_and_limits(c: Arc<dyn Catalog>) {
         (v.status, v.blob_key.as_deref()),
         (VariantStatus::Stored, Some(key_of(a, "3").as_str()))
     );
+}
+
+pub async fn a_batch_committed_twice_keeps_its_blobs(c: Arc<dyn Catalog>) {
+    let (_, scope) = queued_scope(c.as_ref(), 3).await;
+    let jobs = c.claim_jobs("w", 10, NOW + 1000, NOW).await.unwrap();
+    let batch: Vec<JobDone> = jobs
+        .iter()
+        .map(|j| JobDone {
+            job: j.clone(),
+            owner: "w".into(),
+            blob: FetchedBlob {
+                blob_key: j.blob_key.clone(),
+                ..fetched(scope, 100)
+            },
+            limit: None,
+        })
+        .collect();
+    let first = c.commit_jobs(&batch, NOW + 1).await.unwrap();
+    // Again, as after a COMMIT whose answer was lost: the same answers,
+    // and no stored variant's blob goes to reclaim.
+    let again = c.commit_jobs(&batch, NOW + 2).await.unwrap();
+    for (a, b) in first.iter().zip(&again) {
+        let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+        assert!(matches!(a, CommitOutcome::Created(_)), "{a:?}");
+        assert_eq!(a, b);
+    }
+    let queued = c.queued_blob_deletions(10).await.unwrap();
+    assert!(queued.is_empty(), "{queued:?}");
+    assert_eq!(c.scope_totals(scope).await.unwrap().stored_bytes, 300);
 }
 
 pub async fn thumbnails_wait_for_their_source(c: Arc<dyn Catalog>) {

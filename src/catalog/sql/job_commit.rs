@@ -40,7 +40,9 @@ pub async fn commit_batch(
     for group in order.chunk_by(|&a, &b| done[a].job.scope_id == done[b].job.scope_id) {
         let members: Vec<&JobDone> = group.iter().map(|&i| &done[i]).collect();
         if joint && members.iter().all(|d| d.limit.is_none()) {
-            let outcomes = complete(tx, &members, now).await?;
+            let outcomes = complete(tx, &members, now)
+                .await
+                .map_err(|e| e.context(JointFailed))?;
             for (&i, o) in group.iter().zip(outcomes) {
                 out[i] = Some(Ok(o));
             }
@@ -56,6 +58,17 @@ pub async fn commit_batch(
         .into_iter()
         .map(|o| o.expect("every fetch is visited"))
         .collect())
+}
+
+/// Marks the error of a joint commit's statements (not of its COMMIT): the
+/// batch may run again, one fetch at a time.
+#[derive(Debug)]
+pub struct JointFailed;
+
+impl std::fmt::Display for JointFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a joint commit of finished fetches failed")
+    }
 }
 
 async fn savepoint(tx: &mut Tx) -> Result<()> {
@@ -116,9 +129,16 @@ async fn complete(tx: &mut Tx, members: &[&JobDone], now: i64) -> Result<Vec<Com
     let taken: HashSet<String> = take_intents(tx, &keys).await?.into_iter().collect();
     let mut outcomes = Vec::with_capacity(members.len());
     let (mut refused, mut ended, mut changed) = (Vec::new(), Vec::new(), HashSet::new());
+    let mut fresh = Vec::new();
     for d in members {
         let edit = &mut edits[at[&d.job.media_id]];
         let outcome = match edit.get(&d.job.label).cloned() {
+            // Committed already (this very fetch, answered before): the
+            // same answer, and its blob stays.
+            Some(old) if old.blob_key.as_deref() == Some(d.blob.blob_key.as_str()) => {
+                outcomes.push(CommitOutcome::Created(old));
+                continue;
+            }
             Some(old) if held.contains(&d.job.id) => {
                 let replaced = if old.status == VariantStatus::Stored {
                     old.size_bytes
@@ -134,6 +154,7 @@ async fn complete(tx: &mut Tx, members: &[&JobDone], now: i64) -> Result<Vec<Com
                     edit.put(new.clone());
                     ended.push(d.job.id);
                     changed.insert(at[&d.job.media_id]);
+                    fresh.push(outcomes.len());
                     CommitOutcome::Created(new)
                 }
             }
@@ -153,18 +174,17 @@ async fn complete(tx: &mut Tx, members: &[&JobDone], now: i64) -> Result<Vec<Com
         .map(|(_, e)| e)
         .collect();
     ItemEdit::save_all(edits, tx, now).await?;
-    let stored: Vec<(&str, &VariantRecord)> = (members.iter().zip(&outcomes))
-        .filter_map(|(d, o)| match o {
-            CommitOutcome::Created(v) => Some((d.job.media_id.as_str(), v)),
+    let stored: Vec<(&str, &VariantRecord)> = (fresh.iter())
+        .filter_map(|&i| match &outcomes[i] {
+            CommitOutcome::Created(v) => Some((members[i].job.media_id.as_str(), v)),
             _ => None,
         })
         .collect();
     outbox::media_stored_all(tx, scope, &stored, now).await?;
-    for (d, o) in members.iter().zip(&outcomes) {
-        if matches!(o, CommitOutcome::Created(_)) {
-            let keep = (d.job.media_id.as_str(), d.job.label.as_str());
-            enforce_limit(tx, scope, d.limit, keep, now).await?;
-        }
+    for &i in &fresh {
+        let d = members[i];
+        let keep = (d.job.media_id.as_str(), d.job.label.as_str());
+        enforce_limit(tx, scope, d.limit, keep, now).await?;
     }
     Ok(outcomes)
 }

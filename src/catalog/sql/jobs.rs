@@ -7,7 +7,7 @@ use sqlx::{QueryBuilder, Row};
 
 use super::SqlCatalog;
 use super::dialect::{self, Db, SKIP_LOCKED, Tx};
-use super::job_commit::commit_batch;
+use super::job_commit::{JointFailed, commit_batch};
 use super::job_rows::{ensure_jobs, holds, job_target};
 use super::rows::JOB_COLUMNS;
 use super::scopes::lock_current_scope;
@@ -113,12 +113,19 @@ impl JobQueue for SqlCatalog {
             tx, done, order, true, now
         ));
         match joint {
-            Ok(out) => Ok(out),
-            // Rare (every member's checks are reads): the error is then
-            // found again, and answered by the fetch that causes it.
-            Err(_) => in_tx!(self, "commit_jobs", |tx| commit_batch(
-                tx, done, order, false, now
-            )),
+            // Only a joint commit that failed in its statements runs again
+            // (rolled back, so nothing happened): a failed COMMIT may have
+            // committed after all, and is the caller's error as before.
+            Err(e) if e.downcast_ref::<JointFailed>().is_some() => {
+                tracing::warn!(error = %format!("{e:#}"),
+                    "a joint commit of finished fetches failed; committing them one at a time");
+                // Its own name in the catalog latency metric, so that a
+                // joint path broken on one backend shows.
+                in_tx!(self, "commit_jobs_one_at_a_time", |tx| commit_batch(
+                    tx, done, order, false, now
+                ))
+            }
+            other => other,
         }
     }
 
