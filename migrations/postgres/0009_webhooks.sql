@@ -14,7 +14,10 @@ CREATE TABLE webhook_endpoints (
     created_at BIGINT NOT NULL,
     -- Set when deliveries failed for the whole retry window.
     disabled_at BIGINT,
-    disabled_reason TEXT
+    disabled_reason TEXT,
+    -- The last delivery it answered with a 2xx: an endpoint is disabled only
+    -- when none succeeded during a whole retry window.
+    last_success_at BIGINT
 );
 CREATE INDEX webhook_endpoints_by_org ON webhook_endpoints (org_id, created_at, id);
 

@@ -487,13 +487,17 @@ pub trait Webhooks: Send + Sync {
     /// when the org has no such endpoint.
     async fn delete_webhook_endpoint(&self, org: OrgId, id: &str) -> Result<bool>;
     /// Makes `secret` the endpoint's secret; the one it replaces keeps
-    /// signing until `previous_until`. None when the org has no such
-    /// endpoint.
+    /// signing until `previous_until`. Unless a secret replaced before
+    /// still signs at `now`: then nothing changes (one secret in rotation
+    /// at a time, so none stops signing before the time it was promised).
+    /// The endpoint as stored after (its `secret` is `secret` if it was
+    /// rotated); None when the org has no such endpoint.
     async fn rotate_webhook_secret(
         &self,
         org: OrgId,
         id: &str,
         secret: &[u8],
+        now: i64,
         previous_until: i64,
     ) -> Result<Option<WebhookEndpoint>>;
     /// Leases up to `limit` due deliveries to `owner` until `lease_until`;

@@ -228,10 +228,16 @@ async fn attempt(
         Ok(k) => keys.push(k),
         Err(e) => {
             // No master key, or the wrong one: the operator must act, and
-            // the delivery waits in the outbox meanwhile.
+            // the delivery waits in the outbox meanwhile. Not the
+            // endpoint's failure: it does not run down the retry window
+            // (which would disable every endpoint after a day).
             let error = format!("{e:#}");
             tracing::error!(endpoint = %d.endpoint_id, %error, "cannot sign a webhook delivery");
-            return after_failure(config, d.created_at, d.attempts, now, error);
+            return DeliveryEnd::Retry {
+                next_attempt_at: now
+                    .saturating_add(backoff(config, d.attempts as u32 + 1).as_millis() as i64),
+                error,
+            };
         }
     }
     if let (Some(prev), Some(until)) = (&d.previous_secret, d.previous_until)

@@ -182,11 +182,21 @@ impl VaultService {
     ) -> ServiceResult<RotatedWebhookSecret> {
         let secret = new_secret();
         let sealed = self.config.secrets.seal_webhook_secret(id, &secret)?;
-        let until = now_ms() + ROTATION_OVERLAP.as_millis() as i64;
-        self.catalog
-            .rotate_webhook_secret(who.org_id, id, &sealed, until)
+        let now = now_ms();
+        let until = now + ROTATION_OVERLAP.as_millis() as i64;
+        let stored = self
+            .catalog
+            .rotate_webhook_secret(who.org_id, id, &sealed, now, until)
             .await?
             .ok_or_else(not_found)?;
+        if stored.secret != sealed {
+            let since = stored.previous_until.unwrap_or(now);
+            return Err(ServiceError::Conflict(format!(
+                "the secret replaced by the last rotation still signs until {} \
+                 (Unix milliseconds): rotate again after that",
+                since
+            )));
+        }
         Ok(RotatedWebhookSecret {
             id: id.to_owned(),
             secret: secret_text(&secret),

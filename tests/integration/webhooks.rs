@@ -45,7 +45,17 @@ pub struct Receiver {
 }
 
 impl Receiver {
+    /// Answers 500 to the first `failures` requests, then 200.
     pub async fn start(failures: usize) -> Self {
+        Self::serve(failures, None).await
+    }
+
+    /// Answers 500 to every body containing `pattern`, 200 to the rest.
+    pub async fn refusing(pattern: &'static str) -> Self {
+        Self::serve(0, Some(pattern)).await
+    }
+
+    async fn serve(failures: usize, refuse: Option<&'static str>) -> Self {
         let got: Arc<Mutex<Vec<Received>>> = Arc::default();
         let failures = Arc::new(AtomicUsize::new(failures));
         let (state, failing) = (got.clone(), failures.clone());
@@ -54,7 +64,8 @@ impl Receiver {
             axum::routing::post(
                 move |headers: axum::http::HeaderMap, body: String| async move {
                     let mut got = state.lock().unwrap();
-                    let status = if got.len() < failing.load(Ordering::SeqCst) {
+                    let refused = refuse.is_some_and(|p| body.contains(p));
+                    let status = if refused || got.len() < failing.load(Ordering::SeqCst) {
                         500
                     } else {
                         200
@@ -233,6 +244,19 @@ async fn endpoints_are_registered_listed_rotated_and_deleted_per_org() {
     let new_secret = rotated["secret"].as_str().unwrap();
     assert!(new_secret.starts_with("whsec_") && new_secret != secret);
     assert!(rotated["previousSecretExpiresAt"].as_i64().unwrap() > e_created(&listed[0]));
+    // One secret in rotation at a time: the replaced one signs for the
+    // whole day it was promised, so a second rotation waits.
+    let r = s
+        .req(
+            Method::POST,
+            &format!("/v2/vault-plus/webhooks/{id}/rotate-secret"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let why: Value = r.json().await.unwrap();
+    assert!(why.to_string().contains("still signs"), "{why}");
 
     let r = s
         .req(Method::DELETE, &format!("/v2/vault-plus/webhooks/{id}"))
@@ -553,6 +577,66 @@ async fn an_endpoint_failing_for_the_whole_window_is_disabled() {
         .catalog_scalar(s.data_dir(), "SELECT count(*) FROM webhook_deliveries")
         .await;
     assert_eq!(pending, "0");
+}
+
+/// One event an endpoint always refuses is given up at the end of its
+/// window, but an endpoint that answered others meanwhile is not failing:
+/// it stays enabled and keeps receiving.
+#[tokio::test]
+async fn an_endpoint_refusing_one_event_stays_enabled() {
+    let mut args = FAST.to_vec();
+    // Long enough for the other event to be answered well within it.
+    args.extend(["--webhook-retry-window-secs", "5"]);
+    let s = TestServer::start_with(&args).await;
+    let rx = Receiver::refusing("vault_plus.purge.completed").await;
+    create_endpoint(&s, &s.key, &rx.url, &ALL).await;
+    s.add_connection("default", "conn_r");
+    purge(&s, "conn_r").await;
+    // Answered 200 after the refused event was written.
+    s.add_connection("default", "conn_r2");
+    let r = s
+        .req(Method::DELETE, "/v2/account/connections/conn_r2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    rx.wait_delivered(1).await;
+    let pending = || {
+        s.backend
+            .catalog_scalar(s.data_dir(), "SELECT count(*) FROM webhook_deliveries")
+    };
+    for _ in 0..300 {
+        if pending().await == "0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(pending().await, "0", "the refused event is given up");
+    let listed = list(&s, &s.key).await;
+    assert_eq!(listed[0]["enabled"], true, "{listed:?}");
+    let refused = rx.received().iter().filter(|r| r.status == 500).count();
+    assert!(refused >= 2, "the refused event was retried");
+    // Still subscribed: the next event arrives.
+    s.add_connection("default", "conn_r3");
+    let r = s
+        .req(Method::DELETE, "/v2/account/connections/conn_r3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let removed = |rx: &Receiver| {
+        rx.delivered()
+            .values()
+            .filter(|b| b[0]["eventType"] == "vault_plus.connection.removed")
+            .count()
+    };
+    for _ in 0..600 {
+        if removed(&rx) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(removed(&rx), 2);
 }
 
 /// Events committed before a kill -9 are all delivered after the restart,

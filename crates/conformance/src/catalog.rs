@@ -2471,13 +2471,13 @@ pub async fn webhook_endpoints_are_per_org(c: Arc<dyn Catalog>) {
     // Another org can neither delete nor rotate it.
     assert!(!c.delete_webhook_endpoint(b.id, "whk_1").await.unwrap());
     assert!(
-        c.rotate_webhook_secret(b.id, "whk_1", b"new", NOW + 5)
+        c.rotate_webhook_secret(b.id, "whk_1", b"new", NOW, NOW + 5)
             .await
             .unwrap()
             .is_none()
     );
     let rotated = c
-        .rotate_webhook_secret(a.id, "whk_1", b"new", NOW + 5)
+        .rotate_webhook_secret(a.id, "whk_1", b"new", NOW, NOW + 5)
         .await
         .unwrap()
         .unwrap();
@@ -2485,6 +2485,21 @@ pub async fn webhook_endpoints_are_per_org(c: Arc<dyn Catalog>) {
     assert_eq!(rotated.previous_secret.as_deref(), Some(&b"whk_1"[..]));
     assert_eq!(rotated.previous_until, Some(NOW + 5));
     assert_eq!(rotated.events, e.events);
+    // While the replaced secret still signs, another rotation changes
+    // nothing; once it has expired, it may.
+    let again = c
+        .rotate_webhook_secret(a.id, "whk_1", b"newer", NOW + 4, NOW + 9)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, rotated);
+    let later = c
+        .rotate_webhook_secret(a.id, "whk_1", b"newer", NOW + 5, NOW + 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(later.secret, b"newer");
+    assert_eq!(later.previous_secret.as_deref(), Some(&b"new"[..]));
     assert!(c.delete_webhook_endpoint(a.id, "whk_1").await.unwrap());
     assert!(!c.delete_webhook_endpoint(a.id, "whk_1").await.unwrap());
     let left: Vec<String> = c

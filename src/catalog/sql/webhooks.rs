@@ -136,24 +136,24 @@ impl Webhooks for SqlCatalog {
         org: OrgId,
         id: &str,
         secret: &[u8],
+        now: i64,
         previous_until: i64,
     ) -> Result<Option<WebhookEndpoint>> {
         in_tx!(self, "rotate_webhook_secret", |tx| async move {
             // One statement: the secret it replaces is the one stored at that
             // moment, whatever another node rotated meanwhile.
-            let done = sqlx::query(
+            sqlx::query(
                 "UPDATE webhook_endpoints SET previous_secret = secret, previous_until = $1, \
-                   secret = $2 WHERE org_id = $3 AND id = $4",
+                   secret = $2 WHERE org_id = $3 AND id = $4 \
+                   AND (previous_until IS NULL OR previous_until <= $5)",
             )
             .bind(previous_until)
             .bind(secret)
             .bind(org)
             .bind(id)
+            .bind(now)
             .execute(&mut **tx)
             .await?;
-            if done.rows_affected() == 0 {
-                return Ok(None);
-            }
             let Some(e) = endpoint_of(&mut **tx, org, id).await? else {
                 return Ok(None);
             };
@@ -183,13 +183,19 @@ impl Webhooks for SqlCatalog {
         in_tx!(self, "end_webhook_delivery", |tx| async move {
             match end {
                 DeliveryEnd::Delivered => {
-                    sqlx::query(
-                        "DELETE FROM webhook_deliveries WHERE id = $1 AND lease_owner = $2",
+                    let endpoint: Option<String> = sqlx::query_scalar(
+                        "DELETE FROM webhook_deliveries WHERE id = $1 AND lease_owner = $2 \
+                         RETURNING endpoint_id",
                     )
                     .bind(id)
                     .bind(owner)
-                    .execute(&mut **tx)
+                    .fetch_optional(&mut **tx)
                     .await?;
+                    sqlx::query("UPDATE webhook_endpoints SET last_success_at = $1 WHERE id = $2")
+                        .bind(now)
+                        .bind(endpoint)
+                        .execute(&mut **tx)
+                        .await?;
                 }
                 DeliveryEnd::Retry {
                     next_attempt_at,
@@ -252,6 +258,8 @@ async fn claim(
         "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN ( \
            SELECT d.id FROM webhook_deliveries d WHERE d.next_attempt_at <= $3 \
              AND (d.lease_until IS NULL OR d.lease_until < $3) \
+             AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id \
+               AND e.disabled_at IS NULL) \
            ORDER BY d.next_attempt_at, d.id LIMIT $4{SKIP_LOCKED}) \
          RETURNING id"
     );
@@ -278,33 +286,41 @@ async fn claim(
         .await?)
 }
 
-/// The retry window is over: the endpoint is disabled (its listing says so)
-/// and what else was pending for it is dropped, as Svix does.
+/// The retry window of one delivery is over: it is dropped. Its endpoint
+/// is disabled (its listing says so, and what else was pending for it is
+/// dropped, as Svix does) only if it answered no delivery with a 2xx since
+/// this one was written: failing for the whole window, not refusing one
+/// event.
 async fn give_up(tx: &mut Tx, id: i64, owner: &str, error: &str, now: i64) -> Result<()> {
-    let endpoint: Option<String> = sqlx::query_scalar(
-        "DELETE FROM webhook_deliveries WHERE id = $1 AND lease_owner = $2 RETURNING endpoint_id",
+    let given_up: Option<(String, i64)> = sqlx::query_as(
+        "DELETE FROM webhook_deliveries WHERE id = $1 AND lease_owner = $2 \
+         RETURNING endpoint_id, created_at",
     )
     .bind(id)
     .bind(owner)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some(endpoint) = endpoint else {
+    let Some((endpoint, since)) = given_up else {
         return Ok(());
     };
-    sqlx::query(
+    let disabled = sqlx::query(
         "UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = $2 \
-         WHERE id = $3 AND disabled_at IS NULL",
+         WHERE id = $3 AND disabled_at IS NULL \
+           AND (last_success_at IS NULL OR last_success_at < $4)",
     )
     .bind(now)
     .bind(format!(
         "deliveries failed for the whole retry window; last error: {error}"
     ))
     .bind(&endpoint)
+    .bind(since)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("DELETE FROM webhook_deliveries WHERE endpoint_id = $1")
-        .bind(&endpoint)
-        .execute(&mut **tx)
-        .await?;
+    if disabled.rows_affected() == 1 {
+        sqlx::query("DELETE FROM webhook_deliveries WHERE endpoint_id = $1")
+            .bind(&endpoint)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }

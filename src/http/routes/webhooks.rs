@@ -65,12 +65,14 @@ pub async fn delete_webhook(
 /// Rotate a webhook endpoint's secret
 ///
 /// Answers the new secret; for 24 hours every delivery carries a signature
-/// by the previous secret beside the new one's.
+/// by the previous secret beside the new one's. One rotation at a time:
+/// another within those 24 hours is refused.
 #[utoipa::path(post, path = "/v2/vault-plus/webhooks/{webhookId}/rotate-secret", tag = "Vault+ Webhooks",
     params(("webhookId" = String, Path, description = "Endpoint ID (whk_...)")),
     responses(
         (status = 200, body = RotatedWebhookSecret),
         (status = 404, description = "The organization has no such endpoint.", body = ErrorBody),
+        (status = 409, description = "The secret the last rotation replaced still signs.", body = ErrorBody),
     ),
     security(("ApiKey" = [])))]
 pub async fn rotate_webhook_secret(
