@@ -23,8 +23,9 @@ use crate::catalog::{DeliveryEnd, WebhookDelivery};
 use crate::model::time::now_ms;
 
 /// Longest pause between two looks at the outbox: events written by this
-/// or another node are picked up within it.
-const POLL: Duration = Duration::from_millis(500);
+/// or another node are picked up within it. A look is one read; a claim
+/// (a write) is made only when something is due.
+const POLL: Duration = Duration::from_millis(100);
 /// Pause after the catalog failed to answer.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// Longest error text kept with a delivery.
@@ -105,6 +106,7 @@ pub async fn run(service: VaultService, stop: CancellationToken) {
     // receiver that hangs holds one slot until its timeout, not the node.
     let slots = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
     let running = tokio_util::task::TaskTracker::new();
+    let mut idle = true;
     while !stop.is_cancelled() {
         let first = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
@@ -113,6 +115,23 @@ pub async fn run(service: VaultService, stop: CancellationToken) {
         let mut permits = vec![first];
         while let Ok(p) = slots.clone().try_acquire_owned() {
             permits.push(p);
+        }
+        if idle {
+            // The last claim found nothing: read when something is due
+            // before claiming again, so an idle node only reads.
+            let due = service.catalog.next_webhook_due().await;
+            let wait = match due {
+                Ok(Some(due)) => (due - now_ms()).max(0) as u64,
+                Ok(None) => POLL.as_millis() as u64,
+                Err(_) => ERROR_PAUSE.as_millis() as u64,
+            };
+            if wait > 0 {
+                drop(permits);
+                if !pause(&stop, Duration::from_millis(wait).min(POLL)).await {
+                    break;
+                }
+                continue;
+            }
         }
         let now = now_ms();
         let claimed = service
@@ -135,13 +154,12 @@ pub async fn run(service: VaultService, stop: CancellationToken) {
                 continue;
             }
         };
-        if deliveries.is_empty() {
+        idle = deliveries.is_empty();
+        if idle {
+            // Due by the read yet nothing to claim (another node is
+            // claiming it): look again after a pause, not at once.
             drop(permits);
-            let wait = match service.catalog.next_webhook_due().await {
-                Ok(Some(due)) => Duration::from_millis((due - now_ms()).max(1) as u64).min(POLL),
-                _ => POLL,
-            };
-            if !pause(&stop, wait).await {
+            if !pause(&stop, POLL).await {
                 break;
             }
             continue;

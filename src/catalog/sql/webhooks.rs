@@ -220,11 +220,17 @@ impl Webhooks for SqlCatalog {
     }
 
     async fn next_webhook_due(&self) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE lease_owner IS NULL",
-        )
-        .fetch_one(self.db.reader())
-        .await?)
+        // A leased delivery is due again when its lease runs out (its node
+        // died): the delivering loop claims only once this says so.
+        let sql = format!(
+            "SELECT min({}(d.next_attempt_at, coalesce(d.lease_until, 0))) \
+             FROM webhook_deliveries d WHERE EXISTS (SELECT 1 FROM webhook_endpoints e \
+               WHERE e.id = d.endpoint_id AND e.disabled_at IS NULL)",
+            dialect::GREATEST
+        );
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(self.db.reader())
+            .await?)
     }
 
     async fn release_webhook_leases(&self) -> Result<u64> {
