@@ -324,7 +324,7 @@ struct ServeArgs {
     /// Longest retry delay of a webhook delivery, in seconds.
     #[arg(long, env = "VAULTPLUS_WEBHOOK_RETRY_CAP_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     webhook_retry_cap_secs: u64,
-    /// Seconds a webhook event is retried (on 5xx or any other non-2xx answer, timeouts and connection errors); then its endpoint is disabled and says so in its listing.
+    /// Seconds a webhook event is retried (on 5xx or any other non-2xx answer, timeouts and connection errors); then it is dropped, and its endpoint, if it answered no delivery with a 2xx meanwhile, is disabled and says so in its listing.
     #[arg(long, env = "VAULTPLUS_WEBHOOK_RETRY_WINDOW_SECS", default_value_t = 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
     webhook_retry_window_secs: u64,
     /// Seconds one webhook delivery attempt may take, connecting included.

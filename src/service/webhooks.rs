@@ -84,7 +84,8 @@ pub struct WebhookConfig {
     /// First retry delay; doubles per attempt up to `retry_cap`.
     pub retry_base: Duration,
     pub retry_cap: Duration,
-    /// How long an event is retried; then its endpoint is disabled.
+    /// How long an event is retried; then it is dropped, and its endpoint
+    /// disabled if no delivery succeeded meanwhile.
     pub retry_window: Duration,
     /// How long one attempt may take, connecting included.
     pub timeout: Duration,
