@@ -519,7 +519,9 @@ pub trait Webhooks: Send + Sync {
         end: &DeliveryEnd,
         now: i64,
     ) -> Result<()>;
-    /// When the next delivery is due, if any is pending and not leased.
+    /// When the next delivery of an enabled endpoint is due, if any is
+    /// pending: a leased one counts from when its lease runs out, so a
+    /// node that died holding it does not hide it.
     async fn next_webhook_due(&self) -> Result<Option<i64>>;
     /// Ends every delivery lease (on an embedded catalog, whose only server
     /// is starting: they belong to a process that is gone); on a shared

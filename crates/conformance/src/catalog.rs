@@ -2563,7 +2563,11 @@ pub async fn the_outbox_is_written_with_its_change(c: Arc<dyn Catalog>) {
 
     // Leased: nobody else gets them until the lease (NOW + 1) is over.
     assert!(outbox(c.as_ref(), "y", NOW).await.is_empty());
-    assert_eq!(c.next_webhook_due().await.unwrap(), None, "all leased");
+    assert_eq!(
+        c.next_webhook_due().await.unwrap(),
+        Some(NOW + 1),
+        "all leased: due again when the leases run out"
+    );
     let again = c
         .claim_webhook_deliveries("y", 100, NOW + 100, NOW + 2)
         .await
