@@ -149,9 +149,11 @@ impl VaultService {
         };
         // The slots bound fetches, not syncs or commits: the next job
         // starts while this one's bytes are made durable and its outcome is
-        // written. Writes waiting for their sync are bounded apart (each
-        // holds an open file, and a blocking thread while it syncs), so a
-        // slow disk holds fetch slots back.
+        // written. Finished fetches waiting for their sync or their group
+        // commit are bounded apart (each holds an open file, and a blocking
+        // thread while it syncs; and a kill loses the fetches not yet
+        // committed, to be fetched again), so a slow disk or a slow commit
+        // holds fetch slots back.
         let settling = match &result {
             Ok(_) => w.settling.clone().acquire_owned().await.ok(),
             Err(_) => None,
@@ -162,9 +164,9 @@ impl VaultService {
             Ok(blob) => self.settle(blob).await,
             Err(e) => Err(e),
         };
-        drop(settling);
         self.record_outcome(&job, owner, cfg, stop, commits, result)
             .await;
+        drop(settling);
         drop(lease);
     }
 

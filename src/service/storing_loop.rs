@@ -34,7 +34,8 @@ pub(super) struct Worker {
     pub commits: GroupCommit,
     /// Woken when the job gives its slot back.
     pub freed: Signal,
-    /// Permits for written blobs waiting to be settled (synced).
+    /// Permits for finished fetches waiting to be settled (synced) and
+    /// committed.
     pub settling: Arc<Semaphore>,
 }
 
@@ -117,8 +118,10 @@ async fn start_loop(
         Origin::Derived => derivations.clone(),
         _ => fetches.clone(),
     };
-    // Enough for every slot's write of the last batch and the next one
-    // while a sync runs.
+    // Enough for every slot's write of the last batch and the next ones
+    // while a sync or a commit runs; few enough that a kill cuts at most
+    // this many finished fetches (besides those in flight) before their
+    // commit.
     let settling = Arc::new(Semaphore::new(4 * concurrency));
     let freed = Signal::default();
     let running = TaskTracker::new();
