@@ -52,6 +52,7 @@ pub trait Catalog:
     + Retention
     + Audit
     + Webhooks
+    + Receipts
     + Send
     + Sync
     + 'static
@@ -527,4 +528,34 @@ pub trait Webhooks: Send + Sync {
     /// is starting: they belong to a process that is gone); on a shared
     /// catalog none (a dead node's leases lapse by themselves).
     async fn release_webhook_leases(&self) -> Result<u64>;
+}
+
+/// Erasure receipts. A receipt is written by the operation it covers, in
+/// its transaction (`sql/receipts.rs`); the lines of its digest are written
+/// as its variants' records are deleted, and its blobs are tagged on the
+/// reclaim queue. These are the reads and the last step.
+#[async_trait]
+pub trait Receipts: Send + Sync {
+    /// The org's receipt, if it has one with that ID (another org's is
+    /// none of its business: None).
+    async fn receipt(&self, org: OrgId, id: &ReceiptId) -> Result<Option<ReceiptRecord>>;
+    /// Up to `limit` receipts not yet `bytes_gone` whose every blob is
+    /// deleted (no queued deletion of theirs is left, and their retired
+    /// scope, if any, is drained), oldest first.
+    async fn receipts_done(&self, limit: u64) -> Result<Vec<ReceiptId>>;
+    /// Up to `limit` of the receipt's digest lines after `after`, in
+    /// bytewise order.
+    async fn receipt_lines(
+        &self,
+        id: &ReceiptId,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<String>>;
+    /// Marks a receipt `bytes_gone` with its digest and drops its lines;
+    /// false when it was already (another node finished it first).
+    async fn finish_receipt(&self, id: &ReceiptId, digest: &str, now: i64) -> Result<bool>;
+    /// The receipt signing keys, oldest first.
+    async fn receipt_keys(&self) -> Result<Vec<ReceiptKeyRecord>>;
+    /// Inserts the key unless one with its ID exists; true when inserted.
+    async fn insert_receipt_key(&self, key: &ReceiptKeyRecord) -> Result<bool>;
 }

@@ -103,6 +103,9 @@ pub struct OrgTotals {
 pub struct PurgeOutcome {
     pub purged_count: u64,
     pub freed_bytes: u64,
+    /// The erasure receipt written with the purge (none when the scope was
+    /// already retired: nothing was purged by this call).
+    pub receipt: Option<ReceiptId>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -110,6 +113,83 @@ pub struct DeleteOutcome {
     /// Variant records deleted (removed tombstones not counted).
     pub removed_count: u64,
     pub freed_bytes: u64,
+    /// The erasure receipt written with the delete (none when there was
+    /// nothing to delete).
+    pub receipt: Option<ReceiptId>,
+}
+
+/// An erasure receipt's ID, `rcpt_` and 32 lowercase hex digits (a random
+/// UUID: receipts are named in answers and must not be guessable in
+/// sequence). `Copy`, so that the outcomes carrying one stay plain values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ReceiptId(uuid::Uuid);
+
+impl ReceiptId {
+    pub const PREFIX: &'static str = "rcpt_";
+
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+
+    /// Only the form [`ReceiptId`]'s `Display` writes.
+    pub fn parse(text: &str) -> Option<Self> {
+        let hex = text.strip_prefix(Self::PREFIX)?;
+        let valid = hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !valid {
+            return None;
+        }
+        uuid::Uuid::try_parse(hex).ok().map(Self)
+    }
+}
+
+impl std::fmt::Display for ReceiptId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", Self::PREFIX, self.0.simple())
+    }
+}
+
+/// What an erasure receipt covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiptKind {
+    Purge,
+    ConnectionRemoval,
+    Delete,
+}
+
+impl ReceiptKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Purge => "purge",
+            Self::ConnectionRemoval => "connection_removal",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// A receipt as the catalog keeps it; signing is the service's
+/// (`service/receipts.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptRecord {
+    pub id: String,
+    pub org_id: OrgId,
+    pub kind: String,
+    pub connection_id: String,
+    pub requested_at: i64,
+    pub purged_count: u64,
+    pub freed_bytes: u64,
+    /// Set once every blob the receipt names is deleted from the blob
+    /// store; then `digest` is set too.
+    pub bytes_gone_at: Option<i64>,
+    pub digest: Option<String>,
+}
+
+/// A receipt signing key: `secret` is the Ed25519 seed as stored (sealed
+/// under the master key when there is one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptKeyRecord {
+    pub id: String,
+    pub secret: Vec<u8>,
+    pub created_at: i64,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -28,7 +28,7 @@ use utoipa_axum::routes;
 
 use crate::service::VaultService;
 use error::ApiError;
-use routes::{account, delivery, health, lists, media, purge, status, upload, webhooks};
+use routes::{account, delivery, health, lists, media, purge, receipts, status, upload, webhooks};
 
 /// Routes and the OpenAPI document they describe, from one list, so the
 /// document cannot miss a route.
@@ -66,6 +66,8 @@ pub fn routes() -> (Router<VaultService>, utoipa::openapi::OpenApi) {
         .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
         .routes(routes!(webhooks::delete_webhook))
         .routes(routes!(webhooks::rotate_webhook_secret))
+        .routes(routes!(receipts::receipt_keys))
+        .routes(routes!(receipts::get_receipt))
         .routes(routes!(health::healthz))
         .split_for_parts();
     error_responses::document_common_errors(&mut api);

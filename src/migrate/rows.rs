@@ -95,6 +95,20 @@ pub const TABLES: &[Table] = &[
         filter: "1",
         cleared: &["lease_owner", "lease_until"],
     },
+    // The keys, so that every receipt handed out still verifies.
+    Table {
+        name: "receipt_keys",
+        filter: "1",
+        cleared: &[],
+    },
+    // Finished receipts only: an unfinished one waits for blobs of the
+    // source's store and a retired scope that are not moved (`reclaim run`
+    // before the move finishes them; docs/receipts.md).
+    Table {
+        name: "receipts",
+        filter: "bytes_gone_at IS NOT NULL",
+        cleared: &["scope_id"],
+    },
 ];
 
 /// Rows per INSERT: well under PostgreSQL's 65,535 parameters.

@@ -1,5 +1,6 @@
 //! Reading and deleting media: single item, batch, query, status, stats.
 
+use super::receipts::Receipted;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -331,7 +332,7 @@ impl VaultService {
         who: &Principal,
         connection: &str,
         media_id: &MediaId,
-    ) -> ServiceResult<DeleteMediaResponse> {
+    ) -> ServiceResult<Receipted<DeleteMediaResponse>> {
         let ctx = self.connection(who, connection).await?;
         let outcome = self
             .catalog
@@ -340,10 +341,13 @@ impl VaultService {
         if outcome.removed_count > 0 {
             self.reclaim_soon();
         }
-        Ok(DeleteMediaResponse {
-            success: outcome.removed_count > 0,
-            media_id: media_id.to_string(),
-            freed_bytes: outcome.freed_bytes,
+        Ok(Receipted {
+            body: DeleteMediaResponse {
+                success: outcome.removed_count > 0,
+                media_id: media_id.to_string(),
+                freed_bytes: outcome.freed_bytes,
+            },
+            receipt: outcome.receipt,
         })
     }
 

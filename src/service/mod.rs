@@ -20,6 +20,7 @@ mod paging;
 pub mod pipeline;
 mod purge;
 pub mod rate_limit;
+pub mod receipts;
 pub mod reclaim;
 pub mod retention;
 pub mod secret_box;
@@ -115,6 +116,8 @@ pub struct Inner {
     limiters: throttle::Limiters,
     /// List adds and syncs in flight here (`status` shows them).
     list_runs: list_runs::ListRuns,
+    /// Opened on first use (the first receipt read makes the first key).
+    receipt_signer: tokio::sync::OnceCell<receipts::ReceiptSigner>,
 }
 
 impl std::ops::Deref for VaultService {
@@ -146,6 +149,7 @@ impl VaultService {
                 config,
                 limiters: throttle::Limiters::default(),
                 list_runs: Default::default(),
+                receipt_signer: Default::default(),
             }),
         }
     }

@@ -13,10 +13,15 @@ use crate::model::views::PurgeResponse;
 
 use crate::catalog::PurgeOutcome;
 
+use super::receipts::Receipted;
 use super::{Principal, ServiceError, ServiceResult, VaultService};
 
 impl VaultService {
-    pub async fn purge(&self, who: &Principal, connection: &str) -> ServiceResult<PurgeResponse> {
+    pub async fn purge(
+        &self,
+        who: &Principal,
+        connection: &str,
+    ) -> ServiceResult<Receipted<PurgeResponse>> {
         let id = ConnectionId::parse(connection).map_err(|_| ServiceError::ConnectionNotFound)?;
         let started = Instant::now();
         let outcome = self
@@ -32,10 +37,13 @@ impl VaultService {
             freed_bytes = outcome.freed_bytes,
             "purged connection"
         );
-        Ok(PurgeResponse {
-            success: true,
-            purged_count: outcome.purged_count,
-            freed_bytes: outcome.freed_bytes,
+        Ok(Receipted {
+            body: PurgeResponse {
+                success: true,
+                purged_count: outcome.purged_count,
+                freed_bytes: outcome.freed_bytes,
+            },
+            receipt: outcome.receipt,
         })
     }
 }

@@ -38,6 +38,8 @@ pub struct ReclaimReport {
     pub records: u64,
     pub blobs: u64,
     pub failed_blobs: u64,
+    /// Erasure receipts made `bytes_gone`.
+    pub receipts: u64,
 }
 
 impl VaultService {
@@ -139,6 +141,8 @@ pub async fn reclaim_with_share(
         counter!(RECLAIMED_RECORDS).increment(drained);
         counter!(RECLAIMED_BLOBS).increment(done.len() as u64);
         counter!(RECLAIM_FAILURES).increment((keys.len() - done.len()) as u64);
+        // Receipts whose last blob this round deleted are complete now.
+        report.receipts += super::receipts::finish_done(catalog).await?;
         on_round(&report);
         if (drained == 0 && done.is_empty()) || stop.is_cancelled() {
             return Ok(report);

@@ -90,6 +90,12 @@ fn webhook_associated_data(endpoint_id: &str) -> Vec<u8> {
     aad
 }
 
+fn receipt_associated_data(key_id: &str) -> Vec<u8> {
+    let mut aad = b"vaultplus receipt key ".to_vec();
+    aad.extend_from_slice(key_id.as_bytes());
+    aad
+}
+
 /// A new master key, as the text a master key file holds.
 pub fn generate_master_key() -> String {
     let mut key = [0u8; MASTER_KEY_LEN];
@@ -186,6 +192,19 @@ impl SecretBox {
     pub fn open_webhook_secret(&self, endpoint_id: &str, stored: &[u8]) -> anyhow::Result<Vec<u8>> {
         let what = format!("the secret of webhook endpoint {endpoint_id}");
         self.open_bound(&webhook_associated_data(endpoint_id), &what, stored)
+    }
+
+    /// The bytes to store for a receipt signing key's seed, bound to the
+    /// key's ID (a third domain of associated data).
+    pub fn seal_receipt_key(&self, key_id: &str, seed: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let what = format!("receipt signing key {key_id}");
+        self.seal_bound(&receipt_associated_data(key_id), &what, seed)
+    }
+
+    /// A receipt signing key's seed from its stored bytes.
+    pub fn open_receipt_key(&self, key_id: &str, stored: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let what = format!("receipt signing key {key_id}");
+        self.open_bound(&receipt_associated_data(key_id), &what, stored)
     }
 
     fn seal_bound(&self, aad: &[u8], what: &str, secret: &[u8]) -> anyhow::Result<Vec<u8>> {

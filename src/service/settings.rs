@@ -1,6 +1,7 @@
 //! Account routes: connection and organization settings, the connection
 //! list, and disconnecting a connection.
 
+use super::receipts::Receipted;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -212,7 +213,7 @@ impl VaultService {
         who: &Principal,
         raw_id: &str,
         patch: ConnectionSettingsPatch,
-    ) -> ServiceResult<ConnectionSettingsPatchResponse> {
+    ) -> ServiceResult<Receipted<ConnectionSettingsPatchResponse>> {
         let id = path_connection(raw_id)?;
         let vp = patch.vault_plus.unwrap_or_default();
         if let Some(Some(s)) = &vp.settings {
@@ -235,6 +236,7 @@ impl VaultService {
         if let Some(p) = &purged {
             super::purge::purged("disable", p, started);
         }
+        let receipt = purged.and_then(|p| p.receipt);
         let mut purge_result = purged.map(|p| PurgeResult {
             purged_count: p.purged_count,
             freed_bytes: p.freed_bytes,
@@ -260,9 +262,12 @@ impl VaultService {
         if purge_result.is_some() {
             self.reclaim_soon();
         }
-        Ok(ConnectionSettingsPatchResponse {
-            settings: self.settings_view(&after).await?,
-            purge_result,
+        Ok(Receipted {
+            body: ConnectionSettingsPatchResponse {
+                settings: self.settings_view(&after).await?,
+                purge_result,
+            },
+            receipt,
         })
     }
 
@@ -401,7 +406,7 @@ impl VaultService {
         &self,
         who: &Principal,
         raw_id: &str,
-    ) -> ServiceResult<DeleteConnectionResponse> {
+    ) -> ServiceResult<Receipted<DeleteConnectionResponse>> {
         let id = path_connection(raw_id)?;
         let started = std::time::Instant::now();
         let outcome = self
@@ -411,13 +416,16 @@ impl VaultService {
             .ok_or_else(connection_missing)?;
         super::purge::purged("remove", &outcome, started);
         self.reclaim_soon();
-        Ok(DeleteConnectionResponse {
-            success: true,
-            connection_id: id.to_string(),
-            purge_result: PurgeResult {
-                purged_count: outcome.purged_count,
-                freed_bytes: outcome.freed_bytes,
+        Ok(Receipted {
+            body: DeleteConnectionResponse {
+                success: true,
+                connection_id: id.to_string(),
+                purge_result: PurgeResult {
+                    purged_count: outcome.purged_count,
+                    freed_bytes: outcome.freed_bytes,
+                },
             },
+            receipt: outcome.receipt,
         })
     }
 }

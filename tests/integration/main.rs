@@ -29,6 +29,7 @@ mod multi_node;
 mod paging;
 mod prometheus_server;
 mod rate_limit;
+mod receipts;
 mod retention;
 mod secret_files;
 mod shutdown;

@@ -63,7 +63,8 @@ macro_rules! catalog_conformance {
             webhook_endpoints_are_per_org, the_outbox_is_written_with_its_change,
             webhook_deliveries_retry_then_disable_their_endpoint,
             syncs_and_given_up_variants_write_their_events,
-            a_storage_limit_eviction_writes_its_event);
+            a_storage_limit_eviction_writes_its_event,
+            receipts_finish_when_their_blobs_are_gone, receipt_keys_insert_once);
     };
     // Behaviour only an embedded (single-server) catalog shows.
     (embedded $make:expr) => {
@@ -372,7 +373,9 @@ pub async fn connection_settings_change(c: Arc<dyn Catalog>) {
         .unwrap()
         .unwrap();
     assert_eq!(after.overrides, None);
-    assert_eq!(purged, Some(PurgeOutcome::default()));
+    let purged = purged.expect("purged");
+    assert_eq!((purged.purged_count, purged.freed_bytes), (0, 0));
+    assert!(purged.receipt.is_some(), "a purge has its receipt");
     assert_ne!(after.scope_id, before.scope_id);
     let missing = ConnectionId::parse("conn_missing").unwrap();
     assert!(
@@ -479,19 +482,16 @@ pub async fn purge_is_exact_and_idempotent(c: Arc<dyn Catalog>) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        p,
-        PurgeOutcome {
-            purged_count: 7,
-            freed_bytes: 7000 + 21
-        }
-    );
+    assert_eq!((p.purged_count, p.freed_bytes), (7, 7000 + 21));
+    assert!(p.receipt.is_some(), "a purge has its receipt");
     let again = c
         .purge_connection(o.id, &id, NOW + 2)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(again, PurgeOutcome::default());
+    // The fresh scope held nothing; even so the purge has its own receipt.
+    assert_eq!((again.purged_count, again.freed_bytes), (0, 0));
+    assert!(again.receipt.is_some() && again.receipt != p.receipt);
     assert_eq!(
         c.scope_totals(other).await.unwrap().stored_bytes,
         5,
@@ -577,13 +577,8 @@ pub async fn delete_media_is_exact(c: Arc<dyn Catalog>) {
     store(c.as_ref(), scope, "5", "thumb", "image/jpeg", 7, NOW).await;
     store(c.as_ref(), scope, "6", "full", "image/jpeg", 1, NOW).await;
     let out = c.delete_media(scope, &mid("5")).await.unwrap();
-    assert_eq!(
-        out,
-        DeleteOutcome {
-            removed_count: 2,
-            freed_bytes: 107
-        }
-    );
+    assert_eq!((out.removed_count, out.freed_bytes), (2, 107));
+    assert!(out.receipt.is_some(), "a delete has its receipt");
     assert_eq!(
         c.delete_media(scope, &mid("5")).await.unwrap(),
         DeleteOutcome::default()
@@ -877,13 +872,8 @@ pub async fn remove_connection_purges(c: Arc<dyn Catalog>) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        out,
-        PurgeOutcome {
-            purged_count: 1,
-            freed_bytes: 11
-        }
-    );
+    assert_eq!((out.purged_count, out.freed_bytes), (1, 11));
+    assert!(out.receipt.is_some(), "a removal has its receipt");
     assert!(c.connection(o.id, &id).await.unwrap().is_none());
     assert!(c.remove_connection(o.id, &id, NOW).await.unwrap().is_none());
     assert!(c.media(scope, &[mid("1")]).await.unwrap().is_empty());
@@ -2752,4 +2742,170 @@ pub async fn a_storage_limit_eviction_writes_its_event(c: Arc<dyn Catalog>) {
         json!({"connectionId": "conn_0", "storageLimitBytes": 100, "strategy": "purge_oldest",
                "evictedCount": 1, "freedBytes": 20})
     );
+}
+
+/// Drains every retired scope and deletes every queued blob (as the
+/// reclaimer does once the blob store confirmed each deletion).
+async fn reclaim_all(c: &dyn Catalog) {
+    while c.drain_retired_scope(2).await.unwrap() > 0 {}
+    loop {
+        let keys = c.queued_blob_deletions(100).await.unwrap();
+        if keys.is_empty() {
+            break;
+        }
+        c.forget_blob_deletions(&keys).await.unwrap();
+    }
+}
+
+async fn all_lines(c: &dyn Catalog, id: &ReceiptId) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    loop {
+        let page = c
+            .receipt_lines(id, out.last().map(String::as_str), 2)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+
+pub async fn receipts_finish_when_their_blobs_are_gone(c: Arc<dyn Catalog>) {
+    let o = org(c.as_ref(), "a").await;
+    let stranger = org(c.as_ref(), "b").await;
+    let scope = conn(c.as_ref(), o.id, "conn_a").await.scope_id;
+    let other = conn(c.as_ref(), o.id, "conn_b").await.scope_id;
+    for (m, label, size) in [("10", "full", 5), ("9", "full", 7), ("9", "thumb", 2)] {
+        store(c.as_ref(), scope, m, label, "image/jpeg", size, NOW).await;
+    }
+    store(c.as_ref(), other, "1", "full", "image/jpeg", 3, NOW).await;
+    store(c.as_ref(), other, "1", "thumb", "image/jpeg", 1, NOW).await;
+    store(c.as_ref(), other, "2", "full", "image/jpeg", 4, NOW).await;
+
+    let a = ConnectionId::parse("conn_a").unwrap();
+    let purge = c
+        .purge_connection(o.id, &a, NOW + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let r = purge.receipt.expect("a purge has its receipt");
+    let got = c
+        .receipt(o.id, &r)
+        .await
+        .unwrap()
+        .expect("the receipt is kept");
+    assert_eq!(
+        (
+            got.id.clone(),
+            got.kind.as_str(),
+            got.connection_id.as_str()
+        ),
+        (r.to_string(), "purge", "conn_a")
+    );
+    assert_eq!(
+        (got.requested_at, got.purged_count, got.freed_bytes),
+        (NOW + 1, 3, 14)
+    );
+    assert_eq!((got.bytes_gone_at, got.digest), (None, None));
+    assert_eq!(
+        c.receipt(stranger.id, &r).await.unwrap(),
+        None,
+        "another org's"
+    );
+    // Not done while its scope is undrained.
+    assert!(c.receipts_done(10).await.unwrap().is_empty());
+
+    let deleted = c.delete_media(other, &mid("1")).await.unwrap();
+    let d = deleted.receipt.expect("a delete has its receipt");
+    // A delete's lines are written with it.
+    let zeros = "00".repeat(32);
+    assert_eq!(
+        all_lines(c.as_ref(), &d).await,
+        vec![
+            format!("1\tfull\t{zeros}\t3"),
+            format!("1\tthumb\t{zeros}\t1")
+        ]
+    );
+
+    // Drained but its blobs still queued: not done.
+    while c.drain_retired_scope(2).await.unwrap() > 0 {}
+    assert!(c.receipts_done(10).await.unwrap().is_empty());
+    // Lines in bytewise order: "10" before "9".
+    assert_eq!(
+        all_lines(c.as_ref(), &r).await,
+        vec![
+            format!("10\tfull\t{zeros}\t5"),
+            format!("9\tfull\t{zeros}\t7"),
+            format!("9\tthumb\t{zeros}\t2"),
+        ]
+    );
+    // A blob deletion claimed but not confirmed keeps both waiting.
+    let claimed = c.queued_blob_deletions(100).await.unwrap();
+    assert_eq!(claimed.len(), 5);
+    c.forget_blob_deletions(&claimed[..4]).await.unwrap();
+    assert_eq!(c.receipts_done(10).await.unwrap().len(), 1);
+    c.forget_blob_deletions(&claimed[4..]).await.unwrap();
+    let mut done = c.receipts_done(10).await.unwrap();
+    done.sort_by_key(|id| id.to_string());
+    let mut both = vec![r, d];
+    both.sort_by_key(|id| id.to_string());
+    assert_eq!(done, both);
+
+    assert!(c.finish_receipt(&r, "ab", NOW + 5).await.unwrap());
+    assert!(
+        !c.finish_receipt(&r, "cd", NOW + 6).await.unwrap(),
+        "finished once"
+    );
+    let got = c.receipt(o.id, &r).await.unwrap().unwrap();
+    assert_eq!(
+        (got.bytes_gone_at, got.digest.as_deref()),
+        (Some(NOW + 5), Some("ab"))
+    );
+    assert!(
+        all_lines(c.as_ref(), &r).await.is_empty(),
+        "lines go once hashed"
+    );
+    assert_eq!(c.receipts_done(10).await.unwrap(), vec![d]);
+
+    // A removal's receipt outlives its connection; a removal with nothing
+    // stored finishes once its empty scope is drained.
+    let b = ConnectionId::parse("conn_b").unwrap();
+    let removed = c
+        .remove_connection(o.id, &b, NOW + 7)
+        .await
+        .unwrap()
+        .unwrap();
+    let rr = removed.receipt.expect("a removal has its receipt");
+    reclaim_all(c.as_ref()).await;
+    let got = c.receipt(o.id, &rr).await.unwrap().unwrap();
+    assert_eq!(
+        (got.kind.as_str(), got.purged_count, got.freed_bytes),
+        ("connection_removal", 1, 4)
+    );
+    assert_eq!(
+        all_lines(c.as_ref(), &rr).await,
+        vec![format!("2\tfull\t{zeros}\t4")]
+    );
+    assert!(c.receipts_done(10).await.unwrap().contains(&rr));
+}
+
+pub async fn receipt_keys_insert_once(c: Arc<dyn Catalog>) {
+    assert!(c.receipt_keys().await.unwrap().is_empty());
+    let key = |id: &str, at: i64| ReceiptKeyRecord {
+        id: id.into(),
+        secret: vec![7; 32],
+        created_at: at,
+    };
+    assert!(c.insert_receipt_key(&key("rk_b", NOW)).await.unwrap());
+    assert!(!c.insert_receipt_key(&key("rk_b", NOW + 1)).await.unwrap());
+    assert!(c.insert_receipt_key(&key("rk_a", NOW + 1)).await.unwrap());
+    let ids: Vec<String> = c
+        .receipt_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(ids, ["rk_b", "rk_a"], "oldest first");
 }

@@ -2,21 +2,43 @@
 //! referencing them, so that no blob is ever forgotten between the two.
 
 use super::dialect::{self, Tx};
-use crate::catalog::Result;
+use crate::catalog::{ReceiptId, Result};
 
 pub async fn queue_blob(tx: &mut Tx, key: &str, now: i64) -> Result<()> {
+    queue_blob_for(tx, key, None, now).await
+}
+
+/// Queues a blob whose deletion an erasure receipt waits for.
+pub async fn queue_blob_for(
+    tx: &mut Tx,
+    key: &str,
+    receipt: Option<ReceiptId>,
+    now: i64,
+) -> Result<()> {
     sqlx::query(
-        "INSERT INTO reclaim_blobs (blob_key, queued_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        "INSERT INTO reclaim_blobs (blob_key, queued_at, receipt_id) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
     )
     .bind(key)
     .bind(now)
+    .bind(receipt.map(|r| r.to_string()))
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-/// Queues many blobs in one statement.
 pub async fn queue_blobs(tx: &mut Tx, keys: &[String], now: i64) -> Result<()> {
+    queue_blobs_for(tx, keys, None, now).await
+}
+
+/// Queues many blobs in one statement (for a receipt, see
+/// [`queue_blob_for`]).
+pub async fn queue_blobs_for(
+    tx: &mut Tx,
+    keys: &[String],
+    receipt: Option<ReceiptId>,
+    now: i64,
+) -> Result<()> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -24,13 +46,14 @@ pub async fn queue_blobs(tx: &mut Tx, keys: &[String], now: i64) -> Result<()> {
     // join constraint; a WHERE clause ends the ambiguity (SQLite's upsert
     // documentation says so).
     let sql = format!(
-        "INSERT INTO reclaim_blobs (blob_key, queued_at) SELECT value, $2 FROM {} WHERE true \
-         ON CONFLICT DO NOTHING",
+        "INSERT INTO reclaim_blobs (blob_key, queued_at, receipt_id) SELECT value, $2, $3 \
+         FROM {} WHERE true ON CONFLICT DO NOTHING",
         dialect::list_table(1)
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(dialect::list(keys))
         .bind(now)
+        .bind(receipt.map(|r| r.to_string()))
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -6,11 +6,12 @@ use sqlx::Row;
 use super::SqlCatalog;
 use super::dialect::{self, Tx};
 use super::outbox;
+use super::receipts;
 use super::rows::{self, CONNECTION_COLUMNS};
 use super::scopes::{lock_connection, scope_totals};
 use crate::catalog::{
-    Connection, ConnectionChange, Connections, OrgId, OrgTotals, PurgeOutcome, Result, Revoked,
-    ScopeId, ScopeTotals,
+    Connection, ConnectionChange, Connections, OrgId, OrgTotals, PurgeOutcome, ReceiptKind, Result,
+    Revoked, ScopeId, ScopeTotals,
 };
 use crate::model::webhook::WebhookEvent;
 use crate::model::{ConnectionId, SettingsPatch};
@@ -151,7 +152,7 @@ impl Connections for SqlCatalog {
             let Some(c) = lock_connection(tx, org, id.as_str()).await? else {
                 return Ok(None);
             };
-            let outcome = retire_scope(tx, c.scope_id, now).await?;
+            let outcome = retire_scope(tx, c.scope_id, ReceiptKind::ConnectionRemoval, now).await?;
             sqlx::query("DELETE FROM connections WHERE org_id = $1 AND id = $2")
                 .bind(org)
                 .bind(id.as_str())
@@ -211,11 +212,17 @@ async fn new_scope(tx: &mut Tx, org: OrgId, id: &str, now: i64) -> Result<ScopeI
     Ok(row.try_get("id")?)
 }
 
-/// Retires the scope: its counters at that moment are the purge's answer.
-/// The UPDATE waits for any transaction holding the scope row (every write
-/// to the scope's media holds it to its end), so the totals it returns
-/// include every write that saw the scope current, and none after it.
-async fn retire_scope(tx: &mut Tx, scope: ScopeId, now: i64) -> Result<PurgeOutcome> {
+/// Retires the scope: its counters at that moment are the purge's answer,
+/// and its erasure receipt's counts. The UPDATE waits for any transaction
+/// holding the scope row (every write to the scope's media holds it to its
+/// end), so the totals it returns include every write that saw the scope
+/// current, and none after it.
+async fn retire_scope(
+    tx: &mut Tx,
+    scope: ScopeId,
+    kind: ReceiptKind,
+    now: i64,
+) -> Result<PurgeOutcome> {
     let row = sqlx::query(
         "UPDATE scopes SET retired_at = $1 WHERE id = $2 AND retired_at IS NULL \
          RETURNING live_count, stored_bytes",
@@ -228,14 +235,18 @@ async fn retire_scope(tx: &mut Tx, scope: ScopeId, now: i64) -> Result<PurgeOutc
         return Ok(PurgeOutcome::default());
     };
     dialect::revoke(tx, &Revoked::Scope(scope)).await?;
+    let purged_count = row.try_get::<i64, _>("live_count")? as u64;
+    let freed_bytes = row.try_get::<i64, _>("stored_bytes")? as u64;
+    let receipt = receipts::create(tx, scope, kind, (purged_count, freed_bytes), true, now).await?;
     Ok(PurgeOutcome {
-        purged_count: row.try_get::<i64, _>("live_count")? as u64,
-        freed_bytes: row.try_get::<i64, _>("stored_bytes")? as u64,
+        purged_count,
+        freed_bytes,
+        receipt: Some(receipt),
     })
 }
 
 async fn purge_in(tx: &mut Tx, c: &Connection, now: i64) -> Result<PurgeOutcome> {
-    let outcome = retire_scope(tx, c.scope_id, now).await?;
+    let outcome = retire_scope(tx, c.scope_id, ReceiptKind::Purge, now).await?;
     let fresh = new_scope(tx, c.org_id, &c.id, now).await?;
     sqlx::query(
         "UPDATE connections SET scope_id = $1, updated_at = $2 WHERE org_id = $3 AND id = $4",

@@ -306,7 +306,7 @@ pub(super) async fn apply_plan(
     now: i64,
 ) -> Result<u64> {
     for id in &p.remove {
-        delete_locked(tx, scope, id, now).await?;
+        delete_locked(tx, scope, id, false, now).await?;
     }
     let pick = |at: &[usize]| at.iter().map(|&i| &items[i]).collect::<Vec<_>>();
     let mut queued = record_media(tx, scope, &pick(&p.queue), list_id, true, now).await?;

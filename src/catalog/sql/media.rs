@@ -11,14 +11,15 @@ use super::SqlCatalog;
 use super::dialect::{self, Tx};
 use super::items::{self, unique_ids};
 use super::job_rows::drop_jobs;
+use super::receipts;
 use super::rows::{self, VARIANT_COLUMNS};
 use super::scopes::{SCOPE_IS_CURRENT, lock_current_scope};
 use super::variants::{ItemEdit, record_access};
 use super::{query, query_run};
 use crate::catalog::derive::totals_of;
 use crate::catalog::{
-    AccessHit, DeleteOutcome, MediaQuery, MediaRecord, MediaStore, QueryPage, Result, ScopeId,
-    VariantRecord,
+    AccessHit, DeleteOutcome, MediaQuery, MediaRecord, MediaStore, QueryPage, ReceiptKind, Result,
+    ScopeId, VariantRecord,
 };
 use crate::model::time::now_ms;
 use crate::model::{Label, MediaId, VariantStatus};
@@ -58,7 +59,7 @@ impl MediaStore for SqlCatalog {
             if !lock_current_scope(tx, scope).await? {
                 return Ok(DeleteOutcome::default());
             }
-            delete_locked(tx, scope, id, now).await
+            delete_locked(tx, scope, id, true, now).await
         })
     }
 
@@ -166,11 +167,13 @@ pub async fn attach_variants(
 }
 
 /// Deletes an item. The caller holds the scope lock and knows the scope is
-/// current.
+/// current. `receipted`: a client asked for it, and it gets an erasure
+/// receipt (a sync's removal of what left the upstream list gets none).
 pub async fn delete_locked(
     tx: &mut Tx,
     scope: ScopeId,
     id: &str,
+    receipted: bool,
     now: i64,
 ) -> Result<DeleteOutcome> {
     let mut edit = ItemEdit::load(tx, scope, id).await?;
@@ -178,13 +181,20 @@ pub async fn delete_locked(
         return Ok(DeleteOutcome::default());
     }
     let totals = totals_of(edit.before());
+    let counts = (totals.live_count, totals.stored_bytes);
+    let receipt = match receipted {
+        true => Some(receipts::create(tx, scope, ReceiptKind::Delete, counts, false, now).await?),
+        false => None,
+    };
     // Jobs before variants: the lock order (mod.rs).
     drop_jobs(tx, scope, id, None).await?;
     edit.delete_all();
+    edit.receipt = receipt;
     edit.save(tx, None, now).await?;
     Ok(DeleteOutcome {
         removed_count: totals.live_count,
         freed_bytes: totals.stored_bytes,
+        receipt,
     })
 }
 

@@ -25,8 +25,9 @@
 //! failure, the whole transaction is retried (`in_tx!`).
 //!
 //! Module layers (`docs/ARCHITECTURE.md`): row-level primitives (`rows`,
-//! `scopes`, `blob_queue`, `variants`, `job_rows`, `query`, `items`) below the
-//! operations that implement the trait parts; lower never use higher.
+//! `scopes`, `blob_queue`, `variants`, `job_rows`, `query`, `items`, and
+//! the receipt writes of `receipts`) below the operations that implement
+//! the trait parts; lower never use higher.
 
 use std::time::Duration;
 
@@ -94,6 +95,7 @@ mod items;
 mod job_rows;
 mod query;
 mod query_run;
+mod receipts;
 mod rows;
 mod scopes;
 mod variants;

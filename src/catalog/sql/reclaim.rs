@@ -5,8 +5,9 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::SqlCatalog;
-use super::blob_queue::queue_blobs;
+use super::blob_queue::queue_blobs_for;
 use super::dialect::{self, NOW_MS, SKIP_LOCKED};
+use super::receipts;
 use super::variants::drain_retired;
 use crate::catalog::{ReclaimBacklog, ReclaimQueue, Result};
 use crate::model::time::now_ms;
@@ -38,6 +39,7 @@ impl ReclaimQueue for SqlCatalog {
                 return Ok(0);
             };
             let scope: i64 = row.try_get("id")?;
+            let receipt = receipts::of_scope(tx, scope).await?;
             let limit = limit.clamp(1, i64::MAX as u64) as i64;
 
             // Jobs first, and all at once (one per variant at most): a worker still
@@ -49,10 +51,10 @@ impl ReclaimQueue for SqlCatalog {
                 .await?;
             // The keys of the records deleted are queued in the same transaction,
             // so a key is never lost between the two.
-            let gone = drain_retired(tx, scope, limit).await?;
+            let gone = drain_retired(tx, scope, receipt, limit).await?;
             if !gone.is_empty() {
                 let keys: Vec<String> = gone.iter().flatten().cloned().collect();
-                queue_blobs(tx, &keys, now).await?;
+                queue_blobs_for(tx, &keys, receipt, now).await?;
                 return Ok(gone.len() as u64);
             }
             let media = sqlx::query(

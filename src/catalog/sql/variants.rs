@@ -22,11 +22,12 @@ use std::collections::HashMap;
 
 use sqlx::{FromRow, QueryBuilder, Row};
 
-use super::blob_queue::queue_blob;
+use super::blob_queue::queue_blob_for;
 use super::dialect::{self, Db, Tx};
+use super::receipts;
 use super::rows::VARIANT_COLUMNS;
 use crate::catalog::derive::{counter_delta, media_derived};
-use crate::catalog::{AccessHit, Job, Result, Revoked, ScopeId, VariantRecord};
+use crate::catalog::{AccessHit, Job, ReceiptId, Result, Revoked, ScopeId, VariantRecord};
 use crate::model::observed::ObservedMedia;
 use crate::model::{MediaId, VariantStatus};
 
@@ -42,6 +43,9 @@ pub struct ItemEdit {
     /// What a listing says of the media row, if a listing made the change:
     /// then the row is created if missing.
     listing: Option<Listing>,
+    /// The erasure receipt of the change, if it has one: the bytes the
+    /// change stops referencing are its lines and its blobs.
+    pub receipt: Option<ReceiptId>,
 }
 
 /// The media row's columns a listing sets (its derived columns follow from
@@ -63,6 +67,7 @@ impl ItemEdit {
             delete: false,
             duration: None,
             listing: None,
+            receipt: None,
         }
     }
 
@@ -185,13 +190,20 @@ impl ItemEdit {
             dialect::revoke(tx, &Revoked::Scope(scope)).await?;
         }
         for e in &edits {
+            let mut lines = Vec::new();
             for old in &e.before {
                 let new = e.after.iter().find(|v| v.label == old.label);
                 if let Some(key) = old.blob_key.as_deref()
                     && new.and_then(|n| n.blob_key.as_deref()) != Some(key)
                 {
-                    queue_blob(tx, key, now).await?;
+                    queue_blob_for(tx, key, e.receipt, now).await?;
+                    if let Some(line) = receipt_line(&e.media_id, old) {
+                        lines.push(line);
+                    }
                 }
+            }
+            if let Some(receipt) = e.receipt {
+                receipts::record_lines(tx, receipt, &lines).await?;
             }
         }
         let changed: Vec<(&Self, &VariantRecord)> = edits
@@ -492,15 +504,29 @@ pub async fn refresh_upstream_url(
     Ok(())
 }
 
+/// A stored variant's line in an erasure receipt's digest: the variants
+/// whose bytes the change removes (a pending one holds none).
+fn receipt_line(media_id: &str, v: &VariantRecord) -> Option<String> {
+    let checksum = v.checksum.as_deref()?;
+    (v.status == VariantStatus::Stored)
+        .then(|| receipts::line(media_id, &v.label, checksum, v.size_bytes))
+}
+
 /// Deletes up to `limit` variant records of a retired scope, answering the
-/// blob keys they held (`None` for records without bytes). No writer
-/// touches a retired scope's rows, so the delta needs no lock.
-pub async fn drain_retired(tx: &mut Tx, scope: ScopeId, limit: i64) -> Result<Vec<Option<String>>> {
+/// blob keys they held (`None` for records without bytes), and writes the
+/// lines of its erasure receipt, if it has one. No writer touches a
+/// retired scope's rows, so the delta needs no lock.
+pub async fn drain_retired(
+    tx: &mut Tx,
+    scope: ScopeId,
+    receipt: Option<ReceiptId>,
+    limit: i64,
+) -> Result<Vec<Option<String>>> {
     let rows = sqlx::query(
         "DELETE FROM variants WHERE scope_id = $1 AND (media_id, label) IN \
            (SELECT media_id, label FROM variants WHERE scope_id = $1 \
             ORDER BY media_id, label LIMIT $2) \
-         RETURNING blob_key, status, size_bytes",
+         RETURNING media_id, label, blob_key, status, size_bytes, checksum",
     )
     .bind(scope)
     .bind(limit)
@@ -508,15 +534,25 @@ pub async fn drain_retired(tx: &mut Tx, scope: ScopeId, limit: i64) -> Result<Ve
     .await?;
     let (mut live, mut stored, mut bytes) = (0, 0, 0);
     let mut keys = Vec::with_capacity(rows.len());
+    let mut lines = Vec::new();
     for r in &rows {
         // The counting rule of `derive::totals_of`, on the columns it reads.
         let status: &str = r.try_get("status")?;
         live -= i64::from(status != VariantStatus::Removed.as_str());
         if status == VariantStatus::Stored.as_str() {
+            let size: i64 = r.try_get("size_bytes")?;
             stored -= 1;
-            bytes -= r.try_get::<i64, _>("size_bytes")?;
+            bytes -= size;
+            if let Some(checksum) = r.try_get::<Option<String>, _>("checksum")? {
+                let media_id: String = r.try_get("media_id")?;
+                let label: String = r.try_get("label")?;
+                lines.push(receipts::line(&media_id, &label, &checksum, size as u64));
+            }
         }
         keys.push(r.try_get::<Option<String>, _>("blob_key")?);
+    }
+    if let Some(receipt) = receipt {
+        receipts::record_lines(tx, receipt, &lines).await?;
     }
     bump_scope(tx, scope, (live, stored, bytes)).await?;
     Ok(keys)

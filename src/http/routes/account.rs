@@ -5,6 +5,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::receipts::WithReceipt;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, Auth, PathParams, QueryMap};
 use crate::model::ConnectionId;
@@ -36,15 +37,17 @@ pub async fn get_connection_settings(
 #[utoipa::path(patch, path = "/v2/account/connections/{connectionId}/settings", tag = "Account",
     params(("connectionId" = ConnectionId, Path, description = "Connection ID (an ID of another shape names no connection: 404)")),
     request_body = ConnectionSettingsPatch,
-    responses((status = 200, body = ConnectionSettingsPatchResponse), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = ConnectionSettingsPatchResponse, description = "With `purgeResult` when Vault+ was disabled; then the header names the purge's erasure receipt.", headers(("x-vaultplus-receipt" = String, description = "The erasure receipt of the change (GET /v2/vault-plus/receipts/{receiptId})"))), (status = 404, body = ErrorBody)),
     security(("ApiKey" = [])))]
 pub async fn patch_connection_settings(
     State(svc): State<VaultService>,
     Auth(who): Auth,
     PathParams(id): PathParams<String>,
     ApiJson(body): ApiJson<ConnectionSettingsPatch>,
-) -> ApiResult<Json<ConnectionSettingsPatchResponse>> {
-    Ok(Json(svc.patch_connection_settings(&who, &id, body).await?))
+) -> ApiResult<WithReceipt<ConnectionSettingsPatchResponse>> {
+    Ok(WithReceipt(
+        svc.patch_connection_settings(&who, &id, body).await?,
+    ))
 }
 
 /// The organization's Vault+ defaults.
@@ -132,12 +135,12 @@ pub async fn list_connections(
 /// Disconnect a connection: its media is purged, then it is removed.
 #[utoipa::path(delete, path = "/v2/account/connections/{connectionId}", tag = "Account",
     params(("connectionId" = ConnectionId, Path, description = "Connection ID (an ID of another shape names no connection: 404)")),
-    responses((status = 200, body = DeleteConnectionResponse), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = DeleteConnectionResponse, headers(("x-vaultplus-receipt" = String, description = "The erasure receipt of the change (GET /v2/vault-plus/receipts/{receiptId})"))), (status = 404, body = ErrorBody)),
     security(("ApiKey" = [])))]
 pub async fn delete_connection(
     State(svc): State<VaultService>,
     Auth(who): Auth,
     PathParams(id): PathParams<String>,
-) -> ApiResult<Json<DeleteConnectionResponse>> {
-    Ok(Json(svc.delete_connection(&who, &id).await?))
+) -> ApiResult<WithReceipt<DeleteConnectionResponse>> {
+    Ok(WithReceipt(svc.delete_connection(&who, &id).await?))
 }

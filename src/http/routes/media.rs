@@ -6,6 +6,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::ConnectionIdHeader;
+use super::receipts::WithReceipt;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, Auth, ConnectionHeader, PathParams, QueryMap, media_id};
 use crate::model::views::{DeleteMediaResponse, MediaItemView, MediaItems, MediaPage};
@@ -67,7 +68,7 @@ pub async fn get_media(
 #[utoipa::path(delete, path = "/v2/vault-plus/media/{mediaId}", tag = "Vault+ Media",
     params(ConnectionIdHeader, ("mediaId" = MediaId, Path, description = "Raw upstream media ID")),
     responses(
-        (status = 200, description = "Deleted (success false when nothing matched).", body = DeleteMediaResponse),
+        (status = 200, description = "Deleted (success false when nothing matched).", body = DeleteMediaResponse, headers(("x-vaultplus-receipt" = String, description = "The erasure receipt of the change (GET /v2/vault-plus/receipts/{receiptId})"))),
         ),
     security(("ApiKey" = [])))]
 pub async fn delete_media(
@@ -75,9 +76,9 @@ pub async fn delete_media(
     Auth(who): Auth,
     ConnectionHeader(conn): ConnectionHeader,
     PathParams(raw): PathParams<String>,
-) -> ApiResult<Json<DeleteMediaResponse>> {
+) -> ApiResult<WithReceipt<DeleteMediaResponse>> {
     let id = media_id(&raw)?;
-    Ok(Json(svc.delete_media(&who, &conn, &id).await?))
+    Ok(WithReceipt(svc.delete_media(&who, &conn, &id).await?))
 }
 
 /// Get a media item (older SDK path).
@@ -97,14 +98,14 @@ pub async fn legacy_get(
 /// Delete a media item (older SDK path).
 #[utoipa::path(delete, path = "/v2/vault-plus/{mediaId}", tag = "Vault+ (older paths)",
     params(ConnectionIdHeader, ("mediaId" = MediaId, Path, description = "Raw upstream media ID")),
-    responses((status = 200, body = DeleteMediaResponse)),
+    responses((status = 200, body = DeleteMediaResponse, headers(("x-vaultplus-receipt" = String, description = "The erasure receipt of the change (GET /v2/vault-plus/receipts/{receiptId})")))),
     security(("ApiKey" = [])))]
 pub async fn legacy_delete(
     state: State<VaultService>,
     auth: Auth,
     conn: ConnectionHeader,
     path: PathParams<String>,
-) -> ApiResult<Json<DeleteMediaResponse>> {
+) -> ApiResult<WithReceipt<DeleteMediaResponse>> {
     delete_media(state, auth, conn, path).await
 }
 

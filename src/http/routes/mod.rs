@@ -7,6 +7,7 @@ pub mod health;
 pub mod lists;
 pub mod media;
 pub mod purge;
+pub mod receipts;
 pub mod status;
 pub mod upload;
 pub mod webhooks;

@@ -2,10 +2,10 @@
 //! (docs/reference/000_ab7af7969c1ee0d9.txt) specifies it (and the older
 //! `DELETE /v2/vault-plus/purge`).
 
-use axum::Json;
 use axum::extract::State;
 
 use super::ConnectionIdHeader;
+use super::receipts::WithReceipt;
 use crate::http::error::ApiResult;
 use crate::http::extract::{Auth, ConnectionHeader};
 use crate::http::openapi::PurgeErrorResponse;
@@ -34,8 +34,8 @@ pub async fn purge_media(
     State(svc): State<VaultService>,
     Auth(who): Auth,
     ConnectionHeader(conn): ConnectionHeader,
-) -> ApiResult<Json<PurgeResponse>> {
-    Ok(Json(svc.purge(&who, &conn).await?))
+) -> ApiResult<WithReceipt<PurgeResponse>> {
+    Ok(WithReceipt(svc.purge(&who, &conn).await?))
 }
 
 /// Remove all stored media for a connection (older SDK path)
@@ -51,6 +51,6 @@ pub async fn legacy_purge(
     state: State<VaultService>,
     auth: Auth,
     conn: ConnectionHeader,
-) -> ApiResult<Json<PurgeResponse>> {
+) -> ApiResult<WithReceipt<PurgeResponse>> {
     purge_media(state, auth, conn).await
 }

@@ -1,0 +1,43 @@
+-- Erasure receipts: one per purge, connection removal and single delete
+-- (docs/receipts.md). A receipt is written in the transaction of its
+-- change, with the counts the change answered; it reaches bytes_gone once
+-- every blob it names is deleted from the blob store, and then carries the
+-- digest of the lines of every variant whose bytes it removed.
+CREATE TABLE receipts (
+    id TEXT PRIMARY KEY,
+    org_id BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    connection_id TEXT NOT NULL,
+    requested_at BIGINT NOT NULL,
+    purged_count BIGINT NOT NULL,
+    freed_bytes BIGINT NOT NULL,
+    -- The retired scope the receipt waits for (purge, removal): its drain
+    -- writes the receipt's lines and queues its blobs.
+    scope_id BIGINT,
+    bytes_gone_at BIGINT,
+    digest TEXT
+);
+CREATE INDEX receipts_pending ON receipts (requested_at, id) WHERE bytes_gone_at IS NULL;
+
+-- The digest's lines ("{mediaId}\t{label}\t{sha256}\t{sizeBytes}", without
+-- the newline), until the digest is made; the primary key keeps them in
+-- bytewise order (COLLATE "C").
+CREATE TABLE receipt_lines (
+    receipt_id TEXT NOT NULL,
+    line TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (receipt_id, line)
+);
+
+-- The receipt a queued blob belongs to: the receipt waits until its
+-- deletion is confirmed (the row is forgotten).
+ALTER TABLE reclaim_blobs ADD COLUMN receipt_id TEXT COLLATE "C";
+CREATE INDEX reclaim_blobs_by_receipt ON reclaim_blobs (receipt_id) WHERE receipt_id IS NOT NULL;
+ALTER TABLE scopes ADD COLUMN receipt_id TEXT COLLATE "C";
+
+-- Ed25519 keys that sign receipts (the secret is the 32-byte seed, sealed
+-- under the master key when there is one, as URL signing secrets are).
+CREATE TABLE receipt_keys (
+    id TEXT PRIMARY KEY,
+    secret BYTEA NOT NULL,
+    created_at BIGINT NOT NULL
+);

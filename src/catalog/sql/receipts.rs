@@ -1,0 +1,216 @@
+//! Erasure receipts: written in the transaction of the change they cover,
+//! their digest lines written as the variants' records are deleted (at
+//! once for a delete, as a retired scope is drained for a purge), their
+//! blobs tagged on the reclaim queue. A receipt is done when no queued
+//! deletion of its blobs is left and its retired scope (if any) is gone:
+//! the reclaimer forgets a queued blob only once the blob store deleted it.
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::SqlCatalog;
+use super::dialect::{self, Tx};
+use crate::catalog::{
+    ReceiptId, ReceiptKeyRecord, ReceiptKind, ReceiptRecord, Receipts, Result, ScopeId,
+};
+
+/// Writes a receipt for a change of `scope`'s connection (its org and
+/// connection ID are the scope row's). `drains`: the scope was retired by
+/// the change, and its drain writes the receipt's lines.
+pub async fn create(
+    tx: &mut Tx,
+    scope: ScopeId,
+    kind: ReceiptKind,
+    (purged_count, freed_bytes): (u64, u64),
+    drains: bool,
+    now: i64,
+) -> Result<ReceiptId> {
+    let id = ReceiptId::random();
+    sqlx::query(
+        "INSERT INTO receipts (id, org_id, kind, connection_id, requested_at, purged_count, \
+           freed_bytes, scope_id) \
+         SELECT $1, org_id, $2, connection_id, $3, $4, $5, $6 FROM scopes WHERE id = $7",
+    )
+    .bind(id.to_string())
+    .bind(kind.as_str())
+    .bind(now)
+    .bind(purged_count as i64)
+    .bind(freed_bytes as i64)
+    .bind(drains.then_some(scope))
+    .bind(scope)
+    .execute(&mut **tx)
+    .await?;
+    if drains {
+        sqlx::query("UPDATE scopes SET receipt_id = $1 WHERE id = $2")
+            .bind(id.to_string())
+            .bind(scope)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(id)
+}
+
+/// The receipt whose lines a retired scope's drain writes, if any.
+pub async fn of_scope(tx: &mut Tx, scope: ScopeId) -> Result<Option<ReceiptId>> {
+    let row = sqlx::query("SELECT receipt_id FROM scopes WHERE id = $1")
+        .bind(scope)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let text: Option<String> = match row {
+        Some(r) => r.try_get("receipt_id")?,
+        None => None,
+    };
+    Ok(text.as_deref().and_then(ReceiptId::parse))
+}
+
+/// One line of a receipt's digest, without its newline: no field holds a
+/// tab or a newline (IDs, labels and hex), and two lines of one receipt
+/// never share their media ID and label, so no line is a prefix of
+/// another and sorting them with or without the newline is the same.
+pub fn line(media_id: &str, label: &str, checksum: &str, size_bytes: u64) -> String {
+    format!("{media_id}\t{label}\t{checksum}\t{size_bytes}")
+}
+
+/// Adds digest lines to a receipt, one statement for all.
+pub async fn record_lines(tx: &mut Tx, receipt: ReceiptId, lines: &[String]) -> Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    // `WHERE true`: see `blob_queue::queue_blobs`.
+    let sql = format!(
+        "INSERT INTO receipt_lines (receipt_id, line) SELECT $1, value FROM {} WHERE true \
+         ON CONFLICT DO NOTHING",
+        dialect::list_table(2)
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(receipt.to_string())
+        .bind(dialect::list(lines))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+const RECEIPT_COLUMNS: &str = "id, org_id, kind, connection_id, requested_at, purged_count, \
+     freed_bytes, bytes_gone_at, digest";
+
+fn receipt_row(r: &dialect::Row) -> Result<ReceiptRecord> {
+    Ok(ReceiptRecord {
+        id: r.try_get("id")?,
+        org_id: r.try_get("org_id")?,
+        kind: r.try_get("kind")?,
+        connection_id: r.try_get("connection_id")?,
+        requested_at: r.try_get("requested_at")?,
+        purged_count: r.try_get::<i64, _>("purged_count")? as u64,
+        freed_bytes: r.try_get::<i64, _>("freed_bytes")? as u64,
+        bytes_gone_at: r.try_get("bytes_gone_at")?,
+        digest: r.try_get("digest")?,
+    })
+}
+
+#[async_trait]
+impl Receipts for SqlCatalog {
+    async fn receipt(
+        &self,
+        org: crate::catalog::OrgId,
+        id: &ReceiptId,
+    ) -> Result<Option<ReceiptRecord>> {
+        let sql = format!("SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id = $1 AND org_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .bind(org)
+            .fetch_optional(self.db.reader())
+            .await?;
+        row.as_ref().map(receipt_row).transpose()
+    }
+
+    async fn receipts_done(&self, limit: u64) -> Result<Vec<ReceiptId>> {
+        let rows = sqlx::query(
+            "SELECT id FROM receipts r WHERE bytes_gone_at IS NULL \
+               AND NOT EXISTS (SELECT 1 FROM scopes s WHERE s.id = r.scope_id) \
+               AND NOT EXISTS (SELECT 1 FROM reclaim_blobs b WHERE b.receipt_id = r.id) \
+             ORDER BY requested_at, id LIMIT $1",
+        )
+        .bind(limit.min(i64::MAX as u64) as i64)
+        .fetch_all(self.db.writer())
+        .await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let text: String = r.try_get("id")?;
+            ids.extend(ReceiptId::parse(&text));
+        }
+        Ok(ids)
+    }
+
+    async fn receipt_lines(
+        &self,
+        id: &ReceiptId,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<String>> {
+        // Every line is non-empty, so "" is before the first.
+        let rows = sqlx::query(
+            "SELECT line FROM receipt_lines WHERE receipt_id = $1 AND line > $2 \
+             ORDER BY line LIMIT $3",
+        )
+        .bind(id.to_string())
+        .bind(after.unwrap_or(""))
+        .bind(limit.min(i64::MAX as u64) as i64)
+        .fetch_all(self.db.writer())
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("line")?)).collect()
+    }
+
+    async fn finish_receipt(&self, id: &ReceiptId, digest: &str, now: i64) -> Result<bool> {
+        let id = &id.to_string();
+        in_tx!(self, "finish_receipt", |tx| async move {
+            let done = sqlx::query(
+                "UPDATE receipts SET bytes_gone_at = $1, digest = $2 \
+                 WHERE id = $3 AND bytes_gone_at IS NULL",
+            )
+            .bind(now)
+            .bind(digest)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if done {
+                sqlx::query("DELETE FROM receipt_lines WHERE receipt_id = $1")
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Ok(done)
+        })
+    }
+
+    async fn receipt_keys(&self) -> Result<Vec<ReceiptKeyRecord>> {
+        let rows =
+            sqlx::query("SELECT id, secret, created_at FROM receipt_keys ORDER BY created_at, id")
+                .fetch_all(self.db.reader())
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ReceiptKeyRecord {
+                    id: r.try_get("id")?,
+                    secret: r.try_get("secret")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_receipt_key(&self, key: &ReceiptKeyRecord) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO receipt_keys (id, secret, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&key.id)
+        .bind(&key.secret)
+        .bind(key.created_at)
+        .execute(self.db.writer())
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+}

@@ -1,0 +1,61 @@
+//! Erasure receipts: a receipt of the caller's organization, the keys that
+//! sign them, and the header that names a change's receipt in its answer.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+
+use crate::http::error::{ApiResult, ErrorBody};
+use crate::http::extract::{Auth, PathParams};
+use crate::service::VaultService;
+use crate::service::receipts::{ReceiptKeysView, ReceiptView, Receipted};
+
+/// Names the erasure receipt of a purge, delete or connection removal in
+/// its answer; the body stays exactly as it was.
+pub const RECEIPT_HEADER: &str = "x-vaultplus-receipt";
+
+/// An answer with its receipt's header.
+pub struct WithReceipt<T>(pub Receipted<T>);
+
+impl<T: serde::Serialize> IntoResponse for WithReceipt<T> {
+    fn into_response(self) -> Response {
+        let mut response = Json(self.0.body).into_response();
+        if let Some(id) = self.0.receipt {
+            let value = HeaderValue::try_from(id.to_string()).expect("a receipt ID is ASCII");
+            response.headers_mut().insert(RECEIPT_HEADER, value);
+        }
+        response
+    }
+}
+
+/// An erasure receipt
+///
+/// Signed with Ed25519 over its JCS form without `signature`; `state`
+/// becomes `bytes_gone`, with the digest of every stored variant removed,
+/// once every blob it names is deleted from the blob store.
+#[utoipa::path(get, path = "/v2/vault-plus/receipts/{receiptId}", tag = "Vault+ Receipts",
+    params(("receiptId" = String, Path, description = "Receipt ID (rcpt_...), from the x-vaultplus-receipt header")),
+    responses(
+        (status = 200, body = ReceiptView),
+        (status = 404, description = "The organization has no such receipt.", body = ErrorBody),
+    ),
+    security(("ApiKey" = [])))]
+pub async fn get_receipt(
+    State(svc): State<VaultService>,
+    Auth(who): Auth,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<Json<ReceiptView>> {
+    Ok(Json(svc.receipt(&who, &id).await?))
+}
+
+/// The public keys that sign receipts
+#[utoipa::path(get, path = "/v2/vault-plus/receipts/keys", tag = "Vault+ Receipts",
+    responses((status = 200, body = ReceiptKeysView)),
+    security(("ApiKey" = [])))]
+pub async fn receipt_keys(
+    State(svc): State<VaultService>,
+    Auth(_who): Auth,
+) -> ApiResult<Json<ReceiptKeysView>> {
+    Ok(Json(svc.receipt_keys().await?))
+}
