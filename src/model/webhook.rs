@@ -130,24 +130,41 @@ impl WebhookEvent {
         }
     }
 
-    pub fn purge_completed(connection_id: &str, purged_count: u64, freed_bytes: u64) -> Self {
+    /// Sent when the purge is committed (`bytes_gone` false), and again
+    /// when its erasure receipt is `bytes_gone`.
+    pub fn purge_completed(
+        connection_id: &str,
+        purged_count: u64,
+        freed_bytes: u64,
+        receipt: &str,
+        bytes_gone: bool,
+    ) -> Self {
         Self {
             event_type: PURGE_COMPLETED,
             data: json!({
                 "connectionId": connection_id,
                 "purgedCount": purged_count,
                 "freedBytes": freed_bytes,
+                "receiptId": receipt,
+                "bytesGone": bytes_gone,
             }),
         }
     }
 
-    pub fn connection_removed(connection_id: &str, purged_count: u64, freed_bytes: u64) -> Self {
+    pub fn connection_removed(
+        connection_id: &str,
+        purged_count: u64,
+        freed_bytes: u64,
+        receipt: &str,
+    ) -> Self {
         Self {
             event_type: CONNECTION_REMOVED,
             data: json!({
                 "connectionId": connection_id,
                 "purgedCount": purged_count,
                 "freedBytes": freed_bytes,
+                "receiptId": receipt,
+                "bytesGone": false,
             }),
         }
     }
@@ -185,6 +202,16 @@ const PURGE_FIELDS: &[(&str, &str, &str)] = &[
         "freedBytes",
         "integer",
         "Bytes freed (the purge answer's freedBytes); they are reclaimed in the background.",
+    ),
+    (
+        "receiptId",
+        "string",
+        "The erasure receipt (GET /v2/vault-plus/receipts/{receiptId}), as the answer's x-vaultplus-receipt header names it.",
+    ),
+    (
+        "bytesGone",
+        "boolean",
+        "false when the change is committed; true in the second vault_plus.purge.completed of a purge, sent once its receipt is bytes_gone (every blob deleted from the blob store).",
     ),
 ];
 
@@ -251,7 +278,7 @@ pub const EVENT_DOCS: [EventDoc; 6] = [
     },
     EventDoc {
         event_type: PURGE_COMPLETED,
-        when: "A connection's media was purged (DELETE /v2/vault-plus/media, the older /purge, or disabling Vault+ for the connection).",
+        when: "A connection's media was purged (DELETE /v2/vault-plus/media, the older /purge, or disabling Vault+ for the connection); sent again, with bytesGone true, once the purge's erasure receipt is bytes_gone.",
         fields: PURGE_FIELDS,
     },
     EventDoc {
@@ -311,12 +338,13 @@ mod tests {
 
     #[test]
     fn a_body_is_the_sdk_webhook_event_shape() {
-        let e = WebhookEvent::purge_completed("conn_1", 2, 30);
+        let e = WebhookEvent::purge_completed("conn_1", 2, 30, "rcpt_1", false);
         let body: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
         assert_eq!(
             body,
             json!({"eventType": PURGE_COMPLETED, "live": true,
-                   "data": {"connectionId": "conn_1", "purgedCount": 2, "freedBytes": 30}})
+                   "data": {"connectionId": "conn_1", "purgedCount": 2, "freedBytes": 30,
+                            "receiptId": "rcpt_1", "bytesGone": false}})
         );
     }
 
@@ -326,8 +354,8 @@ mod tests {
             WebhookEvent::media_stored("c", "1", "full", 3, "image/jpeg", Some("ab")),
             WebhookEvent::media_failed("c", "1", "full", "gone"),
             WebhookEvent::list_synced("c", "10", &ListCounts::default()),
-            WebhookEvent::purge_completed("c", 1, 2),
-            WebhookEvent::connection_removed("c", 1, 2),
+            WebhookEvent::purge_completed("c", 1, 2, "rcpt_1", true),
+            WebhookEvent::connection_removed("c", 1, 2, "rcpt_2"),
             WebhookEvent::storage_limit_reached(
                 "c",
                 &StorageLimit {

@@ -278,7 +278,8 @@ async fn endpoints_are_registered_listed_rotated_and_deleted_per_org() {
     );
 }
 
-/// Purges a connection of the default org (one `vault_plus.purge.completed`).
+/// Purges a connection of the default org (its `vault_plus.purge.completed`,
+/// and a second once its receipt is `bytes_gone`).
 async fn purge(s: &TestServer, connection: &str) {
     let r = s
         .conn(Method::DELETE, "/v2/vault-plus/media", connection)
@@ -374,7 +375,9 @@ async fn every_event_is_delivered_once_signed_with_the_same_id_on_retries() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    let delivered = rx.wait_delivered(3).await;
+    // Four events: the purge is told twice, the second time once its bytes
+    // are gone.
+    let delivered = rx.wait_delivered(4).await;
     let received = rx.received();
     assert_eq!(received.iter().filter(|r| r.status == 500).count(), 3);
     // Each event answered 200 exactly once, and every failed attempt was
@@ -392,8 +395,16 @@ async fn every_event_is_delivered_once_signed_with_the_same_id_on_retries() {
         assert_eq!(r.headers["content-type"], "application/json");
         assert!(r.headers["svix-timestamp"].parse::<i64>().unwrap() > 1_600_000_000);
     }
+    let mut gone: Vec<bool> = delivered
+        .values()
+        .filter(|b| b[0]["eventType"] == "vault_plus.purge.completed")
+        .map(|b| b[0]["data"]["bytesGone"].as_bool().unwrap())
+        .collect();
+    gone.sort();
+    assert_eq!(gone, [false, true], "the purge, then its bytes gone");
     let by_type: BTreeMap<String, Value> = delivered
         .values()
+        .filter(|b| b[0]["data"]["bytesGone"] != true)
         .map(|b| (b[0]["eventType"].as_str().unwrap().to_owned(), b[0].clone()))
         .collect();
     assert_eq!(by_type.keys().collect::<Vec<_>>(), {
@@ -416,6 +427,7 @@ async fn every_event_is_delivered_once_signed_with_the_same_id_on_retries() {
         (purged["purgedCount"].clone(), purged["freedBytes"].clone()),
         (json!(1), json!(1000))
     );
+    assert!(purged["receiptId"].as_str().unwrap().starts_with("rcpt_"));
     // The connection was empty by then.
     let removed = &by_type["vault_plus.connection.removed"]["data"];
     assert_eq!(
@@ -489,9 +501,10 @@ async fn a_rolled_back_change_makes_no_event() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    // A committed purge after it is delivered; the rolled-back one never.
+    // A committed purge after it is delivered (twice: committed, then its
+    // bytes gone); the rolled-back one never.
     purge(&s, "conn_ok").await;
-    let delivered = rx.wait_delivered(1).await;
+    let delivered = rx.wait_delivered(2).await;
     let pending = s
         .backend
         .catalog_scalar(s.data_dir(), "SELECT count(*) FROM webhook_deliveries")
@@ -501,7 +514,7 @@ async fn a_rolled_back_change_makes_no_event() {
         .values()
         .map(|b| &b[0]["data"]["connectionId"])
         .collect();
-    assert_eq!(connections, [&json!("conn_ok")]);
+    assert_eq!(connections, [&json!("conn_ok"), &json!("conn_ok")]);
 }
 
 /// Makes every statement that disables `connection` fail, behind the
@@ -562,13 +575,18 @@ async fn an_endpoint_failing_for_the_whole_window_is_disabled() {
     assert!(listed[0]["disabledAt"].as_i64().is_some());
     let reason = listed[0]["disabledReason"].as_str().unwrap();
     assert!(reason.contains("500"), "{reason}");
+    // The purge's event (and perhaps its bytes-gone one), each retried
+    // under its own svix-id.
     let attempts = rx.received();
-    assert!(attempts.len() >= 2, "it was retried: {attempts:?}");
-    assert!(
-        attempts
-            .iter()
-            .all(|a| a.headers["svix-id"] == attempts[0].headers["svix-id"])
-    );
+    let first = &attempts[0].headers["svix-id"];
+    let retries = attempts
+        .iter()
+        .filter(|a| &a.headers["svix-id"] == first)
+        .count();
+    assert!(retries >= 2, "it was retried: {attempts:?}");
+    let ids: std::collections::BTreeSet<&String> =
+        attempts.iter().map(|a| &a.headers["svix-id"]).collect();
+    assert!(ids.len() <= 2, "{ids:?}");
     // A disabled endpoint gets no new event, and nothing waits for it.
     s.add_connection("default", "conn_d2");
     purge(&s, "conn_d2").await;
@@ -671,19 +689,25 @@ async fn no_event_is_lost_across_a_kill_9() {
         .collect();
     rx.recover();
     s.start_again(&args).await;
-    let delivered = rx.wait_delivered(5).await;
-    assert_eq!(delivered.len(), 5);
+    // Each purge is told twice: committed, then (reclaim, before or after
+    // the kill, finished its receipt) its bytes gone.
+    let delivered = rx.wait_delivered(10).await;
+    assert_eq!(delivered.len(), 10);
     assert!(delivered.values().all(|b| b.len() == 1), "{delivered:#?}");
     assert!(before.iter().all(|id| delivered.contains_key(id)));
-    let mut connections: Vec<String> = delivered
-        .values()
-        .map(|b| b[0]["data"]["connectionId"].as_str().unwrap().to_owned())
-        .collect();
-    connections.sort();
-    assert_eq!(
-        connections,
-        (0..5).map(|i| format!("conn_k{i}")).collect::<Vec<_>>()
-    );
+    for gone in [false, true] {
+        let mut connections: Vec<String> = delivered
+            .values()
+            .filter(|b| b[0]["data"]["bytesGone"] == gone)
+            .map(|b| b[0]["data"]["connectionId"].as_str().unwrap().to_owned())
+            .collect();
+        connections.sort();
+        assert_eq!(
+            connections,
+            (0..5).map(|i| format!("conn_k{i}")).collect::<Vec<_>>(),
+            "bytesGone {gone}"
+        );
+    }
 }
 
 /// A sync from a real upstream: its `vault_plus.list.synced` carries the

@@ -2,12 +2,13 @@
 # Compatibility test: the official Python SDK `onlyfans-sdk` 3.1.0, pointed at
 # vaultplus by base_url, must work unchanged for its Vault+ calls
 # (test_sdk.py), and its webhook verifier, beside the `svix` package's, must
-# accept every webhook vaultplus delivers (test_webhooks.py).
+# accept every webhook vaultplus delivers (test_webhooks.py); PyNaCl must
+# verify every erasure receipt (test_receipts.py).
 #
 # Usage: bash tests/sdk/run.sh path/to/vaultplus
 #
 # The venv lives in ${VAULTPLUS_SDK_VENV:-<repo>/target/sdk-venv} and is reused
-# when it already holds onlyfans-sdk 3.1.0 and svix 2.9.1; only PyPI is
+# when it already holds onlyfans-sdk 3.1.0, svix 2.9.1 and PyNaCl 1.5.0; only PyPI is
 # contacted to fill it.
 # Closes with a line "N passed, M failed"; exits non-zero on any failure.
 set -euo pipefail
@@ -29,6 +30,7 @@ binary="$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")"
 venv="${VAULTPLUS_SDK_VENV:-$(cd "$here/../.." && pwd)/target/sdk-venv}"
 sdk_version="3.1.0"
 svix_version="2.9.1"
+pynacl_version="1.5.0"
 
 summary_printed=0
 on_exit() {
@@ -44,11 +46,12 @@ trap on_exit EXIT
 source "$here/../python-venv.sh"
 ensure_venv "$venv" onlyfans-sdk "$sdk_version"
 ensure_venv "$venv" svix "$svix_version"
+ensure_venv "$venv" PyNaCl "$pynacl_version"
 
 # From here on the runner prints the summary line itself.
 summary_printed=1
 set +e
-PYTHONDONTWRITEBYTECODE=1 VAULTPLUS_BIN="$binary" "$venv/bin/python" - "$here/test_sdk.py" "$here/test_webhooks.py" <<'EOF'
+PYTHONDONTWRITEBYTECODE=1 VAULTPLUS_BIN="$binary" "$venv/bin/python" - "$here/test_sdk.py" "$here/test_webhooks.py" "$here/test_receipts.py" <<'EOF'
 import os
 import sys
 import unittest

@@ -148,20 +148,25 @@ class WebhookDeliveries(unittest.TestCase):
         self.assertEqual(call("DELETE", "/v2/vault-plus/media", conn="conn_hook")[0], 200)
         self.assertEqual(call("DELETE", "/v2/account/connections/conn_hook")[0], 200)
 
-        delivered = rx.wait_delivered(3)
+        # Four events: the purge is told twice, the second time once its
+        # erasure receipt is bytes_gone.
+        delivered = rx.wait_delivered(4)
         received = rx.received()
         self.assertEqual(sum(1 for r in received if r[2] == 500), 3)
         # Each event answered 200 once; every failed attempt resent one of
         # them with the same svix-id and body.
         self.assertTrue(all(len(b) == 1 for b in delivered.values()), delivered)
-        types = {}
+        types, gone = {}, None
         for headers, body, status in received:
             with self.subTest(svix_id=lower(headers)["svix-id"], status=status):
                 self.assertEqual(delivered[lower(headers)["svix-id"]], [body])
                 event = sdk_accepts(body, headers, secret)
                 self.assertTrue(svix_accepts(body, headers, secret))
                 self.assertIs(event["live"], True)
-                types[event["eventType"]] = event["data"]
+                if event["data"].get("bytesGone") is True:
+                    gone = event["data"]
+                else:
+                    types[event["eventType"]] = event["data"]
                 tampered = body.replace(b"conn_hook", b"conn_evil")
                 self.assertNotEqual(tampered, body)
                 with self.assertRaises(WebhookVerificationError):
@@ -175,10 +180,15 @@ class WebhookDeliveries(unittest.TestCase):
         self.assertEqual(sorted(types), sorted(ALL))
         self.assertEqual(types["vault_plus.media.stored"]["mediaId"], "77")
         self.assertEqual(types["vault_plus.media.stored"]["sizeBytes"], 2048)
-        self.assertEqual(types["vault_plus.purge.completed"],
-                         {"connectionId": "conn_hook", "purgedCount": 1, "freedBytes": 2048})
-        self.assertEqual(types["vault_plus.connection.removed"],
-                         {"connectionId": "conn_hook", "purgedCount": 0, "freedBytes": 0})
+        purged = types["vault_plus.purge.completed"]
+        self.assertTrue(purged.pop("receiptId").startswith("rcpt_"))
+        self.assertEqual(purged, {"connectionId": "conn_hook", "purgedCount": 1,
+                                  "freedBytes": 2048, "bytesGone": False})
+        self.assertEqual(gone["connectionId"], "conn_hook")
+        removed = types["vault_plus.connection.removed"]
+        self.assertTrue(removed.pop("receiptId").startswith("rcpt_"))
+        self.assertEqual(removed, {"connectionId": "conn_hook", "purgedCount": 0,
+                                   "freedBytes": 0, "bytesGone": False})
         self.assertEqual(call("DELETE", "/v2/vault-plus/webhooks/" + created["id"])[0], 204)
 
     def test_after_a_rotation_either_secret_verifies(self):

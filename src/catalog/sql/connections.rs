@@ -158,8 +158,13 @@ impl Connections for SqlCatalog {
                 .bind(id.as_str())
                 .execute(&mut **tx)
                 .await?;
-            let event =
-                WebhookEvent::connection_removed(&c.id, outcome.purged_count, outcome.freed_bytes);
+            let receipt = outcome.receipt.map(|r| r.to_string()).unwrap_or_default();
+            let event = WebhookEvent::connection_removed(
+                &c.id,
+                outcome.purged_count,
+                outcome.freed_bytes,
+                &receipt,
+            );
             outbox::emit(tx, org, &event, now).await?;
             Ok(Some(outcome))
         })
@@ -257,7 +262,14 @@ async fn purge_in(tx: &mut Tx, c: &Connection, now: i64) -> Result<PurgeOutcome>
     .bind(&c.id)
     .execute(&mut **tx)
     .await?;
-    let event = WebhookEvent::purge_completed(&c.id, outcome.purged_count, outcome.freed_bytes);
+    let receipt = outcome.receipt.map(|r| r.to_string()).unwrap_or_default();
+    let event = WebhookEvent::purge_completed(
+        &c.id,
+        outcome.purged_count,
+        outcome.freed_bytes,
+        &receipt,
+        false,
+    );
     outbox::emit(tx, c.org_id, &event, now).await?;
     Ok(outcome)
 }

@@ -10,9 +10,11 @@ use sqlx::Row;
 
 use super::SqlCatalog;
 use super::dialect::{self, Tx};
+use super::outbox;
 use crate::catalog::{
     ReceiptId, ReceiptKeyRecord, ReceiptKind, ReceiptRecord, Receipts, Result, ScopeId,
 };
+use crate::model::webhook::WebhookEvent;
 
 /// Writes a receipt for a change of `scope`'s connection (its org and
 /// connection ID are the scope row's). `drains`: the scope was retired by
@@ -163,18 +165,29 @@ impl Receipts for SqlCatalog {
     async fn finish_receipt(&self, id: &ReceiptId, digest: &str, now: i64) -> Result<bool> {
         let id = &id.to_string();
         in_tx!(self, "finish_receipt", |tx| async move {
-            let done = sqlx::query(
+            let row = sqlx::query(
                 "UPDATE receipts SET bytes_gone_at = $1, digest = $2 \
-                 WHERE id = $3 AND bytes_gone_at IS NULL",
+                 WHERE id = $3 AND bytes_gone_at IS NULL \
+                 RETURNING org_id, kind, connection_id, purged_count, freed_bytes",
             )
             .bind(now)
             .bind(digest)
             .bind(id)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if done {
+            .fetch_optional(&mut **tx)
+            .await?;
+            let done = row.is_some();
+            if let Some(r) = row {
+                // A purge's second vault_plus.purge.completed: its bytes are gone.
+                if r.try_get::<String, _>("kind")? == ReceiptKind::Purge.as_str() {
+                    let event = WebhookEvent::purge_completed(
+                        &r.try_get::<String, _>("connection_id")?,
+                        r.try_get::<i64, _>("purged_count")? as u64,
+                        r.try_get::<i64, _>("freed_bytes")? as u64,
+                        id,
+                        true,
+                    );
+                    outbox::emit(tx, r.try_get("org_id")?, &event, now).await?;
+                }
                 sqlx::query("DELETE FROM receipt_lines WHERE receipt_id = $1")
                     .bind(id)
                     .execute(&mut **tx)
