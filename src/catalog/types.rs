@@ -154,6 +154,8 @@ pub enum ReceiptKind {
     Purge,
     ConnectionRemoval,
     Delete,
+    /// By retention, access expiry or a storage limit.
+    Eviction,
 }
 
 impl ReceiptKind {
@@ -162,6 +164,7 @@ impl ReceiptKind {
             Self::Purge => "purge",
             Self::ConnectionRemoval => "connection_removal",
             Self::Delete => "delete",
+            Self::Eviction => "eviction",
         }
     }
 }

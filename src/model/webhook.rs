@@ -111,6 +111,7 @@ impl WebhookEvent {
         limit: &StorageLimit,
         evicted_count: u64,
         freed_bytes: u64,
+        receipt: &str,
     ) -> Self {
         let strategy = match limit.strategy {
             LimitStrategy::PurgeOldest => "purge_oldest",
@@ -126,6 +127,7 @@ impl WebhookEvent {
                 "strategy": strategy,
                 "evictedCount": evicted_count,
                 "freedBytes": freed_bytes,
+                "receiptId": receipt,
             }),
         }
     }
@@ -303,6 +305,11 @@ pub const EVENT_DOCS: [EventDoc; 6] = [
                 "integer",
                 "Bytes they held (reclaimed in the background).",
             ),
+            (
+                "receiptId",
+                "string",
+                "The eviction's erasure receipt (GET /v2/vault-plus/receipts/{receiptId}).",
+            ),
         ],
     },
 ];
@@ -364,6 +371,7 @@ mod tests {
                 },
                 1,
                 2,
+                "rcpt_3",
             ),
         ];
         assert_eq!(EVENT_DOCS.map(|d| d.event_type), EVENT_TYPES);
@@ -381,6 +389,7 @@ mod tests {
                 let ok = match *ty {
                     "string" => v.is_string(),
                     "integer" => v.is_u64(),
+                    "boolean" => v.is_boolean(),
                     _ => false,
                 };
                 assert!(ok, "{}: {name} is {v}, documented {ty}", doc.event_type);

@@ -329,16 +329,20 @@ async fn webhook_events_are_delivered_once_by_one_of_the_nodes() {
         node.add_connection("default", &conn);
         purge(node, &conn).await;
     }
-    let delivered = rx.wait_delivered(9).await;
-    assert_eq!(delivered.len(), 9);
+    // Each purge is told twice: committed, then its bytes gone.
+    let delivered = rx.wait_delivered(18).await;
+    assert_eq!(delivered.len(), 18);
     assert!(delivered.values().all(|b| b.len() == 1), "{delivered:#?}");
-    let mut connections: Vec<String> = delivered
-        .values()
-        .map(|b| b[0]["data"]["connectionId"].as_str().unwrap().to_owned())
-        .collect();
-    connections.sort();
     let mut want: Vec<String> = (0..9).map(|i| format!("conn_{i}")).collect();
     want.sort();
-    assert_eq!(connections, want);
+    for gone in [false, true] {
+        let mut connections: Vec<String> = delivered
+            .values()
+            .filter(|b| b[0]["data"]["bytesGone"] == gone)
+            .map(|b| b[0]["data"]["connectionId"].as_str().unwrap().to_owned())
+            .collect();
+        connections.sort();
+        assert_eq!(connections, want, "bytesGone {gone}");
+    }
     assert_eq!(rx.received().iter().filter(|r| r.status == 500).count(), 4);
 }

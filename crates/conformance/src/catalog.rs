@@ -2530,10 +2530,13 @@ pub async fn the_outbox_is_written_with_its_change(c: Arc<dyn Catalog>) {
 
     store(c.as_ref(), scope, "7", "full", "image/jpeg", 11, NOW).await;
     let id = ConnectionId::parse("conn_a").unwrap();
-    c.purge_connection(a.id, &id, NOW).await.unwrap().unwrap();
-    c.remove_connection(a.id, &id, NOW).await.unwrap().unwrap();
-    let purged = json!({"connectionId": "conn_a", "purgedCount": 1, "freedBytes": 11});
-    let removed = json!({"connectionId": "conn_a", "purgedCount": 0, "freedBytes": 0});
+    let p = c.purge_connection(a.id, &id, NOW).await.unwrap().unwrap();
+    let r = c.remove_connection(a.id, &id, NOW).await.unwrap().unwrap();
+    // Each names its erasure receipt; neither's bytes are gone yet.
+    let purged = json!({"connectionId": "conn_a", "purgedCount": 1, "freedBytes": 11,
+                        "receiptId": p.receipt.unwrap().to_string(), "bytesGone": false});
+    let removed = json!({"connectionId": "conn_a", "purgedCount": 0, "freedBytes": 0,
+                         "receiptId": r.receipt.unwrap().to_string(), "bytesGone": false});
     let got = outbox(c.as_ref(), "x", NOW).await;
     assert_eq!(got.len(), 3, "{got:?}");
     assert_eq!(got[0].0, "whk_p");
@@ -2737,11 +2740,35 @@ pub async fn a_storage_limit_eviction_writes_its_event(c: Arc<dyn Catalog>) {
     let got = outbox(c.as_ref(), "x", NOW + 10).await;
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].1, STORAGE_LIMIT_REACHED);
+    let receipt = got[0].2["receiptId"].as_str().unwrap().to_owned();
     assert_eq!(
         got[0].2,
         json!({"connectionId": "conn_0", "storageLimitBytes": 100, "strategy": "purge_oldest",
-               "evictedCount": 1, "freedBytes": 20})
+               "evictedCount": 1, "freedBytes": 20, "receiptId": receipt})
     );
+    // The eviction has its erasure receipt, with the evicted variant's line.
+    let id = ReceiptId::parse(&receipt).expect("a receipt ID");
+    let r = c
+        .receipt(o.id, &id)
+        .await
+        .unwrap()
+        .expect("the eviction's receipt");
+    assert_eq!(
+        (r.kind.as_str(), r.connection_id.as_str()),
+        ("eviction", "conn_0")
+    );
+    assert_eq!((r.purged_count, r.freed_bytes), (1, 20));
+    let zeros = "00".repeat(32);
+    assert_eq!(
+        all_lines(c.as_ref(), &id).await,
+        [format!("1\tfull\t{zeros}\t20")]
+    );
+    assert!(
+        c.receipts_done(10).await.unwrap().is_empty(),
+        "its blob is queued"
+    );
+    reclaim_all(c.as_ref()).await;
+    assert_eq!(c.receipts_done(10).await.unwrap(), [id]);
 }
 
 /// Drains every retired scope and deletes every queued blob (as the
@@ -2888,6 +2915,38 @@ pub async fn receipts_finish_when_their_blobs_are_gone(c: Arc<dyn Catalog>) {
         vec![format!("2\tfull\t{zeros}\t4")]
     );
     assert!(c.receipts_done(10).await.unwrap().contains(&rr));
+
+    // An eviction by retention has its receipt too (one per call that
+    // evicted something).
+    for id in c.receipts_done(10).await.unwrap() {
+        c.finish_receipt(&id, "00", NOW + 8).await.unwrap();
+    }
+    let third = conn(c.as_ref(), o.id, "conn_c").await.scope_id;
+    store(c.as_ref(), third, "5", "full", "image/jpeg", 9, NOW).await;
+    store(c.as_ref(), third, "6", "full", "image/jpeg", 8, NOW + 20).await;
+    let evicted = c
+        .evict_expired(third, Some(NOW + 10), None, 10, NOW + 30)
+        .await
+        .unwrap();
+    assert_eq!(evicted, (1, 9));
+    assert_eq!(
+        c.evict_expired(third, Some(NOW + 10), None, 10, NOW + 31)
+            .await
+            .unwrap(),
+        (0, 0)
+    );
+    reclaim_all(c.as_ref()).await;
+    let done = c.receipts_done(10).await.unwrap();
+    assert_eq!(done.len(), 1, "one receipt, for the call that evicted");
+    let got = c.receipt(o.id, &done[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (got.kind.as_str(), got.purged_count, got.freed_bytes),
+        ("eviction", 1, 9)
+    );
+    assert_eq!(
+        all_lines(c.as_ref(), &done[0]).await,
+        [format!("5\tfull\t{zeros}\t9")]
+    );
 }
 
 pub async fn receipt_keys_insert_once(c: Arc<dyn Catalog>) {

@@ -8,9 +8,10 @@ use sqlx::Row;
 
 use super::SqlCatalog;
 use super::dialect::{GREATEST, Tx};
+use super::receipts;
 use super::scopes::{lock_current_scope, scope_totals};
 use super::variants::ItemEdit;
-use crate::catalog::{Result, Retention, ScopeId};
+use crate::catalog::{ReceiptId, ReceiptKind, Result, Retention, ScopeId};
 use crate::model::VariantStatus;
 use crate::model::settings::{LimitStrategy, StorageLimit};
 
@@ -44,9 +45,22 @@ impl Retention for SqlCatalog {
                 .fetch_all(&mut **tx)
                 .await?;
             let mut evicted = (0, 0);
+            let receipt = ReceiptId::random();
             for (media, label) in due {
-                evicted.1 += evict_locked(tx, scope, &media, &label, now).await?;
+                evicted.1 += evict_locked(tx, scope, &media, &label, Some(receipt), now).await?;
                 evicted.0 += 1;
+            }
+            if evicted.0 > 0 {
+                receipts::create_as(
+                    tx,
+                    receipt,
+                    scope,
+                    ReceiptKind::Eviction,
+                    evicted,
+                    false,
+                    now,
+                )
+                .await?;
             }
             Ok(evicted)
         })
@@ -67,13 +81,15 @@ impl Retention for SqlCatalog {
     }
 }
 
-/// Turns a stored variant into a `removed` tombstone (its bytes queued).
-/// The caller holds the scope lock. Returns the bytes it held.
+/// Turns a stored variant into a `removed` tombstone (its bytes queued,
+/// for `receipt` if the eviction has one). The caller holds the scope
+/// lock. Returns the bytes it held.
 pub async fn evict_locked(
     tx: &mut Tx,
     scope: ScopeId,
     media: &str,
     label: &str,
+    receipt: Option<ReceiptId>,
     now: i64,
 ) -> Result<u64> {
     let mut edit = ItemEdit::load(tx, scope, media).await?;
@@ -91,6 +107,7 @@ pub async fn evict_locked(
     gone.blob_key = None;
     gone.checksum = None;
     edit.put(gone);
+    edit.receipt = receipt;
     edit.save(tx, None, now).await?;
     Ok(freed)
 }
@@ -106,7 +123,8 @@ pub async fn evict_variant(
     if !lock_current_scope(tx, scope).await? {
         return Ok(0);
     }
-    evict_locked(tx, scope, media, label, now).await
+    // A repair (fsck), not a policy: no receipt.
+    evict_locked(tx, scope, media, label, None, now).await
 }
 
 /// Whether storing `new_size` bytes in place of `replaced_size` is allowed
@@ -155,6 +173,7 @@ pub async fn enforce_limit(
         "SELECT media_id, label FROM variants WHERE scope_id = $1 AND status = 'stored' \
          AND NOT (media_id = $2 AND label = $3) ORDER BY {order}, media_id, label LIMIT 1"
     );
+    let receipt = ReceiptId::random();
     while scope_totals(&mut **tx, scope).await?.stored_bytes > limit.bytes {
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
             .bind(scope)
@@ -167,11 +186,21 @@ pub async fn enforce_limit(
         };
         let media: String = row.try_get("media_id")?;
         let label: String = row.try_get("label")?;
-        evicted.1 += evict_locked(tx, scope, &media, &label, now).await?;
+        evicted.1 += evict_locked(tx, scope, &media, &label, Some(receipt), now).await?;
         evicted.0 += 1;
     }
     if evicted.0 > 0 {
-        super::outbox::storage_limit_reached(tx, scope, &limit, evicted, now).await?;
+        receipts::create_as(
+            tx,
+            receipt,
+            scope,
+            ReceiptKind::Eviction,
+            evicted,
+            false,
+            now,
+        )
+        .await?;
+        super::outbox::storage_limit_reached(tx, scope, &limit, evicted, &receipt, now).await?;
     }
     Ok(evicted)
 }

@@ -5,7 +5,7 @@
 //! such endpoint writes nothing (one indexed look-up).
 
 use super::dialect::Tx;
-use crate::catalog::{OrgId, Result, ScopeId, VariantRecord};
+use crate::catalog::{OrgId, ReceiptId, Result, ScopeId, VariantRecord};
 use crate::model::list_plan::ListCounts;
 use crate::model::settings::StorageLimit;
 use crate::model::webhook::{
@@ -119,11 +119,17 @@ pub(super) async fn storage_limit_reached(
     scope: ScopeId,
     limit: &StorageLimit,
     (evicted_count, freed_bytes): (u64, u64),
+    receipt: &ReceiptId,
     now: i64,
 ) -> Result<()> {
     if let Some((org, connection)) = subscribed(tx, scope, STORAGE_LIMIT_REACHED).await? {
-        let event =
-            WebhookEvent::storage_limit_reached(&connection, limit, evicted_count, freed_bytes);
+        let event = WebhookEvent::storage_limit_reached(
+            &connection,
+            limit,
+            evicted_count,
+            freed_bytes,
+            &receipt.to_string(),
+        );
         emit(tx, org, &event, now).await?;
     }
     Ok(())

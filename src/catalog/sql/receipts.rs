@@ -28,6 +28,31 @@ pub async fn create(
     now: i64,
 ) -> Result<ReceiptId> {
     let id = ReceiptId::random();
+    create_as(
+        tx,
+        id,
+        scope,
+        kind,
+        (purged_count, freed_bytes),
+        drains,
+        now,
+    )
+    .await?;
+    Ok(id)
+}
+
+/// [`create`] under an ID chosen before: an eviction tags its lines and
+/// blobs as it goes, and knows its counts only at the end (one
+/// transaction either way).
+pub async fn create_as(
+    tx: &mut Tx,
+    id: ReceiptId,
+    scope: ScopeId,
+    kind: ReceiptKind,
+    (purged_count, freed_bytes): (u64, u64),
+    drains: bool,
+    now: i64,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO receipts (id, org_id, kind, connection_id, requested_at, purged_count, \
            freed_bytes, scope_id) \
@@ -49,7 +74,7 @@ pub async fn create(
             .execute(&mut **tx)
             .await?;
     }
-    Ok(id)
+    Ok(())
 }
 
 /// The receipt whose lines a retired scope's drain writes, if any.
