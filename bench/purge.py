@@ -6,7 +6,13 @@ transaction deleting the rows and the files one by one, answering when done.
 The catalog is bulk-loaded directly (SQLite, server stopped) so that a
 million variants take seconds to set up; blob files are real for 10k and
 100k (1M keeps rows only: a million files would measure the disk's inode
-speed, not the purge). Prints a Markdown section for BENCHMARKS.md."""
+speed, not the purge). Prints a Markdown section for BENCHMARKS.md.
+
+`--bin PATH` measures that build (default: the release build, built
+first); `--previous PATH` measures an earlier build too, size by size in
+the same run, on its own identical copy of the data. Reclaim counts as done
+when nothing is left to drain or delete and (builds with erasure receipts)
+the purge's receipt is `bytes_gone`."""
 
 import os
 import shutil
@@ -17,6 +23,7 @@ import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 from common import Server, build, machine  # noqa: E402
 
 SIZES = [(10_000, True), (100_000, True), (1_000_000, False)]
@@ -86,11 +93,18 @@ def purge(server):
 
 def reclaimed(server):
     out = server.cli("reclaim", "status")
-    return "retired_scopes=0" in out and "queued_blobs=0" in out
+    receipts_done = "unfinished_receipts=0" in out or "unfinished_receipts" not in out
+    return "retired_scopes=0" in out and "queued_blobs=0" in out and receipts_done
 
 
-def run(n, with_files):
-    s = Server("--reclaim-interval-secs", "3600")
+def option(name, default=None):
+    if name in sys.argv:
+        return sys.argv[sys.argv.index(name) + 1]
+    return default
+
+
+def run(n, with_files, binary=None):
+    s = Server("--reclaim-interval-secs", "3600", binary=binary)
     data_dir = s.dir
     s.proc.terminate()
     s.proc.wait()
@@ -100,8 +114,10 @@ def run(n, with_files):
     s2 = Server.__new__(Server)
     s2.dir = data_dir
     from common import _spawn
+    s2.binary = binary or common.BIN
     s2.proc, s2.base, _ = _spawn(["serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0",
-                                  "--reclaim-interval-secs", "3600"], "vaultplus listening on ")
+                                  "--reclaim-interval-secs", "3600"], "vaultplus listening on ",
+                                 binary=binary)
     s2.key = s.key
     try:
         empty_before, _ = 0, None
@@ -120,8 +136,14 @@ def run(n, with_files):
 
 
 def main():
-    build()
-    rows = [(n, files, *run(n, files)) for n, files in SIZES]
+    binary, previous = option("--bin"), option("--previous")
+    if binary is None:
+        build()
+    rows, before = [], {}
+    for n, files in SIZES:
+        if previous:
+            before[n] = run(n, files, previous)
+        rows.append((n, files, *run(n, files, binary)))
     print("## Purge (issue 5)\n")
     print(f"Machine: {machine()}. Release build, SQLite (WAL, synchronous=FULL) + local blobs, "
           "1 KiB variants. Response time measured by the client over loopback.\n")
@@ -132,6 +154,14 @@ def main():
         print(f"| {n:,} | {'yes' if files else 'no (rows only)'} | {elapsed * 1000:.1f} | `{body}` | "
               f"{empty * 1000:.1f} | {reclaim:.1f} | {n / reclaim:,.0f} | {naive_elapsed:.1f} | "
               f"{naive_elapsed / elapsed:,.0f}x |")
+    if previous:
+        print(f"\nThe previous build ({os.path.basename(previous)}), same sizes, same run, each "
+              "before the build above:\n")
+        print("| variants | purge response (ms) | background reclaim (s) | reclaim variants/s |")
+        print("| ---: | ---: | ---: | ---: |")
+        for n, _ in SIZES:
+            elapsed, _, reclaim, *_ = before[n]
+            print(f"| {n:,} | {elapsed * 1000:.1f} | {reclaim:.1f} | {n / reclaim:,.0f} |")
 
 
 if __name__ == "__main__":

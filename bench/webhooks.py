@@ -20,8 +20,9 @@ its peer measured in the same run:
 The webhook options are the defaults (README, Configuration) except
 `--allow-private-webhooks`, which a receiver on 127.0.0.1 needs; every
 peer runs with it. `--bin PATH` measures that build (default: the release build,
-built first); `--repeats N` (default 3). Prints a Markdown section for
-BENCHMARKS.md."""
+built first); `--previous PATH` adds to part 1 a server of an earlier build
+(no erasure receipts, no endpoint), purged in the same rotation; `--repeats
+N` (default 3). Prints a Markdown section for BENCHMARKS.md."""
 
 import concurrent.futures
 import http.server
@@ -155,14 +156,16 @@ def upload(server, conn, media_id, label):
         assert r.status in (200, 201), r.status
 
 
-def purge(server, conn):
+def purge(server, conn, receipted=True):
     req = urllib.request.Request(f"{server.base}/v2/vault-plus/media", method="DELETE",
                                  headers={"apiKey": server.key, "x-connection-id": conn})
     started = time.perf_counter()
     with urllib.request.urlopen(req) as r:
         body = r.read()
+        receipt = r.headers.get("x-vaultplus-receipt")
     elapsed = time.perf_counter() - started
     assert f'"purgedCount":{PURGE_VARIANTS}' in body.decode(), body
+    assert (receipt is not None) == receipted, receipt
     return elapsed
 
 
@@ -198,14 +201,18 @@ def fill(server, conns, per_conn):
     return len(jobs)
 
 
-def purge_comparison(receiver, binary, repeats):
+def purge_comparison(receiver, binary, repeats, previous=None):
     """Part 1: three servers get the same connections and uploads: one with
     an endpoint on every event type, one with an endpoint on an event type
     no purge makes (`storage.limit_reached`: the look-up is made, nothing is
-    written or delivered), one with none. Each connection is purged on the
-    three in turn, the order rotated every connection."""
-    servers = {name: Server(*FLAGS, binary=binary) for name in PEERS}
-    times = {name: [] for name in PEERS}
+    written or delivered), one with none; with `previous` (a build without
+    erasure receipts) a fourth, of that build, with none. Each connection
+    is purged on every server in turn, the order rotated every
+    connection."""
+    peers = PEERS + (["previous"] if previous else [])
+    servers = {name: Server(*FLAGS, binary=previous if name == "previous" else binary)
+               for name in peers}
+    times = {name: [] for name in peers}
     expected = 0
     try:
         endpoint(servers["hooked"], receiver.url, EVENTS)
@@ -220,10 +227,11 @@ def purge_comparison(receiver, binary, repeats):
             # is the purge beside a live endpoint, not a backlog draining.
             receiver.wait(expected, "vault_plus.media.stored")
             for i, c in enumerate(conns):
-                order = PEERS[i % 3:] + PEERS[:i % 3]
-                for name in order:
-                    times[name].append(purge(servers[name], c))
-        expected_purges = repeats * PURGE_CONNECTIONS
+                k = i % len(peers)
+                for name in peers[k:] + peers[:k]:
+                    times[name].append(purge(servers[name], c, name != "previous"))
+        # Each purge is told twice: committed, then its receipt bytes_gone.
+        expected_purges = 2 * repeats * PURGE_CONNECTIONS
         receiver.wait(expected_purges, "vault_plus.purge.completed")
         time.sleep(1)
         got = (receiver.distinct("vault_plus.media.stored"), receiver.distinct("vault_plus.purge.completed"),
@@ -299,6 +307,7 @@ LEFTOVERS = []
 
 def main():
     binary = option("--bin")
+    previous = option("--previous")
     repeats = int(option("--repeats", "3"))
     if binary is None:
         build()
@@ -309,7 +318,7 @@ def main():
     load_start = loadavg()
     receiver = Receiver()
     try:
-        times, stored, purges, got, dups = purge_comparison(receiver, binary, repeats)
+        times, stored, purges, got, dups = purge_comparison(receiver, binary, repeats, previous)
         receiver.reset()
         rates = {False: [], True: []}
         for _ in range(repeats):
@@ -339,22 +348,29 @@ def main():
           "`--webhook-timeout-secs 15`, `--webhook-retry-base-ms 5000`, "
           "`--webhook-retry-cap-secs 3600`, `--webhook-retry-window-secs 86400`) plus "
           "`--allow-private-webhooks` (on every peer) for the receiver on 127.0.0.1: a threaded "
-          "Python `http.server` answering 200, keep-alive. Erasure receipts are not built yet: "
-          "not measured.\n")
+          "Python `http.server` answering 200, keep-alive. Every purge of this build writes its "
+          "erasure receipt (and, once reclaim is done, its second `purge.completed`).\n")
     n = len(times["bare"])
     print(f"**Purge response time**, {n} purges of {PURGE_VARIANTS} uploaded 16 KiB variants on "
-          f"each server ({repeats} rounds of {PURGE_CONNECTIONS} connections), in turn on the three "
-          "servers, connection by connection, the order rotated:\n")
+          f"each server ({repeats} rounds of {PURGE_CONNECTIONS} connections), in turn on every "
+          "server, connection by connection, the order rotated:\n")
     print("| server | purges | p50 (ms) | p99 (ms) | mean (ms) |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for name, label in (("bare", "no endpoint"),
-                        ("quiet", "one endpoint, on `storage.limit_reached` only (nothing written)"),
-                        ("hooked", "one endpoint, every event type")):
+    rows = [("bare", "no endpoint"),
+            ("quiet", "one endpoint, on `storage.limit_reached` only (nothing written)"),
+            ("hooked", "one endpoint, every event type")]
+    if previous:
+        rows.append(("previous", f"previous build ({os.path.basename(previous)}): no receipts, no endpoint"))
+    for name, label in rows:
         xs = times[name]
         print(f"| {label} | {len(xs)} | {pct(xs, 50) * 1000:.2f} | {pct(xs, 99) * 1000:.2f} | "
               f"{sum(xs) / len(xs) * 1000:.2f} |")
     print(f"\nWith an endpoint, over without: p50 {pct(times['hooked'], 50) / pct(times['bare'], 50):.2f}x, "
-          f"p99 {pct(times['hooked'], 99) / pct(times['bare'], 99):.2f}x. The receiver got "
+          f"p99 {pct(times['hooked'], 99) / pct(times['bare'], 99):.2f}x. "
+          + (f"With receipts and an endpoint, over the previous build with neither: p50 "
+             f"{pct(times['hooked'], 50) / pct(times['previous'], 50):.2f}x, p99 "
+             f"{pct(times['hooked'], 99) / pct(times['previous'], 99):.2f}x. " if previous else "")
+          + "The receiver got "
           f"{got[0]:,} of {stored:,} `media.stored` and {got[1]} of {purges} `purge.completed` "
           f"events, {got[2]} others, {dups} duplicates.\n")
     print(f"**Event delivery rate**, {RATE_EVENTS:,} uploads (`vault_plus.media.stored`) by "

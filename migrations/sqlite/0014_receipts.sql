@@ -36,8 +36,11 @@ ALTER TABLE scopes ADD COLUMN receipt_id TEXT;
 
 -- Ed25519 keys that sign receipts (the secret is the 32-byte seed, sealed
 -- under the master key when there is one, as URL signing secrets are).
+-- slot: the first key is slot 1, so that nodes racing to make it insert
+-- one between them (the others' inserts conflict) and all sign with it.
 CREATE TABLE receipt_keys (
     id TEXT PRIMARY KEY,
+    slot INTEGER NOT NULL UNIQUE,
     secret BLOB NOT NULL,
     created_at INTEGER NOT NULL
 );

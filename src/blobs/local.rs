@@ -416,11 +416,29 @@ impl BlobStore for LocalBlobStore {
         }
         // Scope directories go when empty; failing here only leaves a
         // directory behind, never bytes.
-        if let Some(parent) = path.parent()
-            && parent != self.root
+        let parent = path.parent().map(Path::to_path_buf);
+        let mut removed_dir = false;
+        if let Some(p) = &parent
+            && *p != self.root
         {
-            let _ = fs::remove_dir(parent).await;
+            removed_dir = fs::remove_dir(p).await.is_ok();
         }
+        // An unlink is durable only once its directory is synced, and an
+        // erasure receipt says `bytes_gone` on the strength of this answer:
+        // after a power loss the file must not come back. Concurrent
+        // deletions in one directory share a sync (`DirSyncs`).
+        let (syncs, root) = (self.dir_syncs.clone(), self.root.clone());
+        tokio::task::spawn_blocking(move || match parent {
+            // Gone (this delete or another emptied it, or it never was):
+            // its removal is the root's to make durable.
+            Some(p) if !removed_dir => match syncs.sync(&p) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => syncs.sync(&root),
+                other => other,
+            },
+            _ => syncs.sync(&root),
+        })
+        .await?
+        .with_context(|| format!("cannot sync the directory of deleted blob {key}"))?;
         Ok(())
     }
 

@@ -554,8 +554,9 @@ pub trait Receipts: Send + Sync {
     /// Marks a receipt `bytes_gone` with its digest and drops its lines;
     /// false when it was already (another node finished it first).
     async fn finish_receipt(&self, id: &ReceiptId, digest: &str, now: i64) -> Result<bool>;
-    /// The receipt signing keys, oldest first.
+    /// The receipt signing keys, by slot.
     async fn receipt_keys(&self) -> Result<Vec<ReceiptKeyRecord>>;
-    /// Inserts the key unless one with its ID exists; true when inserted.
+    /// Inserts the key unless one with its ID or its slot exists (nodes
+    /// racing to make the first key: one wins); true when inserted.
     async fn insert_receipt_key(&self, key: &ReceiptKeyRecord) -> Result<bool>;
 }

@@ -191,6 +191,8 @@ pub struct ReceiptRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiptKeyRecord {
     pub id: String,
+    /// The first key is slot 1 (see `migrations/*/..._receipts.sql`).
+    pub slot: i64,
     pub secret: Vec<u8>,
     pub created_at: i64,
 }
@@ -317,6 +319,8 @@ pub struct ReclaimBacklog {
     /// not kept.
     pub retired_bytes: u64,
     pub queued_blobs: u64,
+    /// Erasure receipts not yet `bytes_gone`.
+    pub unfinished_receipts: u64,
 }
 
 /// What a list add or sync did.

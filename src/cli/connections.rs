@@ -84,8 +84,9 @@ pub async fn run(cmd: ConnectionsCommand) -> anyhow::Result<()> {
         } => {
             let stores = data.open().await?;
             let p = admin::remove_connection(stores.catalog.as_ref(), &org, &connection_id).await?;
+            let receipt = p.receipt.map(|r| r.to_string()).unwrap_or_default();
             println!(
-                "removed {connection_id}: purgedCount={} freedBytes={} (bytes are reclaimed by the server in the background)",
+                "removed {connection_id}: purgedCount={} freedBytes={} receipt={receipt} (bytes are reclaimed by the server in the background)",
                 p.purged_count, p.freed_bytes
             );
         }

@@ -27,8 +27,13 @@ pub async fn run(cmd: ReclaimCommand) -> anyhow::Result<()> {
             let stores = data.open().await?;
             let b = stores.catalog.reclaim_backlog().await?;
             println!(
-                "retired_scopes={} retired_variants={} retired_bytes={} queued_blobs={}",
-                b.retired_scopes, b.retired_variants, b.retired_bytes, b.queued_blobs
+                "retired_scopes={} retired_variants={} retired_bytes={} queued_blobs={} \
+                 unfinished_receipts={}",
+                b.retired_scopes,
+                b.retired_variants,
+                b.retired_bytes,
+                b.queued_blobs,
+                b.unfinished_receipts
             );
         }
         ReclaimCommand::Run { data } => {

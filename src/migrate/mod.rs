@@ -56,6 +56,21 @@ pub async fn migrate(
     // No server may change the source while it is copied.
     let _lock = stores::lock_dir(from)?;
     let src = open_source(&source_db).await?;
+    // An unfinished erasure receipt waits for blobs and a retired scope
+    // that are not moved: copied, it would finish without them, or
+    // dropped, an ID handed out would be lost. Reclaim finishes it here.
+    let unfinished: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM receipts WHERE bytes_gone_at IS NULL")
+            .fetch_one(&src)
+            .await?;
+    if unfinished > 0 {
+        bail!(
+            "{unfinished} erasure receipts of {} are not finished yet (their bytes are still \
+             being reclaimed): run `vaultplus reclaim run --data-dir {}` first, then migrate",
+            from.display(),
+            from.display()
+        );
+    }
     let source_blobs = LocalBlobStore::open(from).await?;
     // Opening the target applies its migrations (under their lock).
     let target = stores::open(to, OpenOptions::COMMAND).await?;

@@ -101,12 +101,11 @@ pub const TABLES: &[Table] = &[
         filter: "1",
         cleared: &[],
     },
-    // Finished receipts only: an unfinished one waits for blobs of the
-    // source's store and a retired scope that are not moved (`reclaim run`
-    // before the move finishes them; docs/receipts.md).
+    // Every receipt is finished (`migrate` refuses to move an unfinished
+    // one: docs/receipts.md); its scope is long gone.
     Table {
         name: "receipts",
-        filter: "bytes_gone_at IS NOT NULL",
+        filter: "1",
         cleared: &["scope_id"],
     },
 ];

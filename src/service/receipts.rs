@@ -36,8 +36,10 @@ pub struct Receipted<T> {
     pub receipt: Option<ReceiptId>,
 }
 
-/// The receipt keys, opened; signs with the oldest (every node picks the
-/// same one, even when two raced to make the first key).
+/// The receipt keys, opened; signs with the first (slot 1: nodes racing to
+/// make it insert one between them, so every node signs with the same).
+/// Kept for the life of the process: no key is added after the first
+/// (rotation is not offered), so the list cannot go stale.
 pub struct ReceiptSigner {
     keys: Vec<(String, SigningKey)>,
 }
@@ -62,6 +64,7 @@ impl ReceiptSigner {
             let record = ReceiptKeyRecord {
                 secret: secrets.seal_receipt_key(&id, &seed)?,
                 id,
+                slot: 1,
                 created_at: now_ms(),
             };
             catalog.insert_receipt_key(&record).await?;
@@ -131,7 +134,7 @@ impl ReceiptSigner {
 pub struct ReceiptView {
     /// `rcpt_` and 32 hex digits.
     pub id: String,
-    /// `purge`, `connection_removal` or `delete`.
+    /// `purge`, `connection_removal`, `delete` or `eviction`.
     pub kind: String,
     pub connection_id: String,
     /// When the change was committed (ISO 8601, UTC).
@@ -191,7 +194,7 @@ impl VaultService {
 
     /// `GET /v2/vault-plus/receipts/{id}`: the caller's org's receipt.
     pub async fn receipt(&self, who: &Principal, raw_id: &str) -> ServiceResult<ReceiptView> {
-        let missing = || ServiceError::NotFound(format!("no receipt {raw_id:?}"));
+        let missing = || ServiceError::NotFound("Receipt not found".into());
         let id = ReceiptId::parse(raw_id).ok_or_else(missing)?;
         let record = self
             .catalog

@@ -141,8 +141,12 @@ pub async fn reclaim_with_share(
         counter!(RECLAIMED_RECORDS).increment(drained);
         counter!(RECLAIMED_BLOBS).increment(done.len() as u64);
         counter!(RECLAIM_FAILURES).increment((keys.len() - done.len()) as u64);
-        // Receipts whose last blob this round deleted are complete now.
-        report.receipts += super::receipts::finish_done(catalog).await?;
+        // Receipts whose last blob this round deleted are complete now. A
+        // failure here holds back no deletion: the next round tries again.
+        match super::receipts::finish_done(catalog).await {
+            Ok(n) => report.receipts += n,
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot finish erasure receipts"),
+        }
         on_round(&report);
         if (drained == 0 && done.is_empty()) || stop.is_cancelled() {
             return Ok(report);

@@ -324,6 +324,7 @@ impl TestServer {
             if out.status.success()
                 && text.contains("retired_scopes=0")
                 && text.contains("queued_blobs=0")
+                && text.contains("unfinished_receipts=0")
             {
                 return;
             }

@@ -108,6 +108,8 @@ async fn an_embedded_install_moves_into_a_cluster_resumably() {
     )
     .await;
     assert_eq!(code, 201, "{hook}");
+    // The deletion's receipt finished (migrate moves only finished ones).
+    s.wait_reclaimed().await;
     s.restart_gracefully(&[]).await; // flushes the access counts
     let before_b = snapshot(&s, "conn_b").await;
     let key = s.key.clone();
@@ -172,6 +174,7 @@ async fn an_embedded_install_moves_into_a_cluster_resumably() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    s.wait_reclaimed().await;
     s.restart_gracefully(&[]).await;
     let before_a = snapshot(&s, "conn_a").await;
     s.kill();

@@ -836,6 +836,15 @@ pub async fn reclaim_drains_retired_scopes(c: Arc<dyn Catalog>) {
     let keys = c.queued_blob_deletions(100).await.unwrap();
     assert_eq!(c.referenced_blob_keys().await.unwrap().len(), 12);
     c.forget_blob_deletions(&keys).await.unwrap();
+    // Only the purge's receipt is left, done and waiting to be finished.
+    let unfinished = ReclaimBacklog {
+        unfinished_receipts: 1,
+        ..ReclaimBacklog::default()
+    };
+    assert_eq!(c.reclaim_backlog().await.unwrap(), unfinished);
+    let receipt = purged.receipt.unwrap();
+    assert_eq!(c.receipts_done(10).await.unwrap(), [receipt]);
+    c.finish_receipt(&receipt, "00", NOW + 2).await.unwrap();
     assert_eq!(
         c.reclaim_backlog().await.unwrap(),
         ReclaimBacklog::default()
@@ -2951,14 +2960,22 @@ pub async fn receipts_finish_when_their_blobs_are_gone(c: Arc<dyn Catalog>) {
 
 pub async fn receipt_keys_insert_once(c: Arc<dyn Catalog>) {
     assert!(c.receipt_keys().await.unwrap().is_empty());
-    let key = |id: &str, at: i64| ReceiptKeyRecord {
+    let key = |id: &str, slot: i64| ReceiptKeyRecord {
         id: id.into(),
+        slot,
         secret: vec![7; 32],
-        created_at: at,
+        created_at: NOW,
     };
-    assert!(c.insert_receipt_key(&key("rk_b", NOW)).await.unwrap());
-    assert!(!c.insert_receipt_key(&key("rk_b", NOW + 1)).await.unwrap());
-    assert!(c.insert_receipt_key(&key("rk_a", NOW + 1)).await.unwrap());
+    assert!(c.insert_receipt_key(&key("rk_b", 2)).await.unwrap());
+    assert!(
+        !c.insert_receipt_key(&key("rk_b", 3)).await.unwrap(),
+        "its ID is taken"
+    );
+    assert!(
+        !c.insert_receipt_key(&key("rk_c", 2)).await.unwrap(),
+        "its slot is taken"
+    );
+    assert!(c.insert_receipt_key(&key("rk_a", 1)).await.unwrap());
     let ids: Vec<String> = c
         .receipt_keys()
         .await
@@ -2966,5 +2983,5 @@ pub async fn receipt_keys_insert_once(c: Arc<dyn Catalog>) {
         .into_iter()
         .map(|k| k.id)
         .collect();
-    assert_eq!(ids, ["rk_b", "rk_a"], "oldest first");
+    assert_eq!(ids, ["rk_a", "rk_b"], "by slot");
 }

@@ -8,7 +8,9 @@ pub async fn queue_blob(tx: &mut Tx, key: &str, now: i64) -> Result<()> {
     queue_blob_for(tx, key, None, now).await
 }
 
-/// Queues a blob whose deletion an erasure receipt waits for.
+/// Queues a blob whose deletion an erasure receipt waits for. A key
+/// queued already keeps its place; it takes the receipt if it had none, so
+/// that no receipt can miss a blob it names.
 pub async fn queue_blob_for(
     tx: &mut Tx,
     key: &str,
@@ -17,7 +19,8 @@ pub async fn queue_blob_for(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO reclaim_blobs (blob_key, queued_at, receipt_id) VALUES ($1, $2, $3) \
-         ON CONFLICT DO NOTHING",
+         ON CONFLICT (blob_key) DO UPDATE \
+         SET receipt_id = coalesce(reclaim_blobs.receipt_id, excluded.receipt_id)",
     )
     .bind(key)
     .bind(now)
@@ -47,7 +50,8 @@ pub async fn queue_blobs_for(
     // documentation says so).
     let sql = format!(
         "INSERT INTO reclaim_blobs (blob_key, queued_at, receipt_id) SELECT value, $2, $3 \
-         FROM {} WHERE true ON CONFLICT DO NOTHING",
+         FROM {} WHERE true ON CONFLICT (blob_key) DO UPDATE \
+         SET receipt_id = coalesce(reclaim_blobs.receipt_id, excluded.receipt_id)",
         dialect::list_table(1)
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))

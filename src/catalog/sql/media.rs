@@ -182,7 +182,8 @@ pub async fn delete_locked(
     }
     let totals = totals_of(edit.before());
     let counts = (totals.live_count, totals.stored_bytes);
-    let receipt = match receipted {
+    // Tombstones alone (`success: false`): nothing was removed, no receipt.
+    let receipt = match receipted && totals.live_count > 0 {
         true => Some(receipts::create(tx, scope, ReceiptKind::Delete, counts, false, now).await?),
         false => None,
     };

@@ -224,13 +224,14 @@ impl Receipts for SqlCatalog {
 
     async fn receipt_keys(&self) -> Result<Vec<ReceiptKeyRecord>> {
         let rows =
-            sqlx::query("SELECT id, secret, created_at FROM receipt_keys ORDER BY created_at, id")
+            sqlx::query("SELECT id, slot, secret, created_at FROM receipt_keys ORDER BY slot")
                 .fetch_all(self.db.reader())
                 .await?;
         rows.iter()
             .map(|r| {
                 Ok(ReceiptKeyRecord {
                     id: r.try_get("id")?,
+                    slot: r.try_get("slot")?,
                     secret: r.try_get("secret")?,
                     created_at: r.try_get("created_at")?,
                 })
@@ -240,10 +241,11 @@ impl Receipts for SqlCatalog {
 
     async fn insert_receipt_key(&self, key: &ReceiptKeyRecord) -> Result<bool> {
         let inserted = sqlx::query(
-            "INSERT INTO receipt_keys (id, secret, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO receipt_keys (id, slot, secret, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
         )
         .bind(&key.id)
+        .bind(key.slot)
         .bind(&key.secret)
         .bind(key.created_at)
         .execute(self.db.writer())

@@ -146,7 +146,8 @@ impl ReclaimQueue for SqlCatalog {
             "SELECT count(*) AS scopes, \
                     CAST(coalesce(sum(live_count), 0) AS BIGINT) AS variants, \
                     CAST(coalesce(sum(stored_bytes), 0) AS BIGINT) AS bytes, \
-                    (SELECT count(*) FROM reclaim_blobs) AS blobs \
+                    (SELECT count(*) FROM reclaim_blobs) AS blobs, \
+                    (SELECT count(*) FROM receipts WHERE bytes_gone_at IS NULL) AS receipts \
              FROM scopes WHERE retired_at IS NOT NULL",
         )
         .fetch_one(self.db.reader())
@@ -156,6 +157,7 @@ impl ReclaimQueue for SqlCatalog {
             retired_variants: row.try_get::<i64, _>("variants")? as u64,
             retired_bytes: row.try_get::<i64, _>("bytes")? as u64,
             queued_blobs: row.try_get::<i64, _>("blobs")? as u64,
+            unfinished_receipts: row.try_get::<i64, _>("receipts")? as u64,
         })
     }
 

@@ -21,6 +21,7 @@ use crate::service::VaultService;
     responses(
         (status = 200, description = "All cached media variants for the connection were purged.",
             body = PurgeResponse,
+            headers(("x-vaultplus-receipt" = String, description = "The erasure receipt of the purge (GET /v2/vault-plus/receipts/{receiptId})")),
             example = json!({"success": true, "purgedCount": 2, "freedBytes": 1056000})),
         (status = 400, description = "The x-connection-id header is missing or invalid.",
             body = PurgeErrorResponse,
@@ -42,7 +43,7 @@ pub async fn purge_media(
 #[utoipa::path(delete, path = "/v2/vault-plus/purge", tag = "Vault+ (older paths)",
     params(ConnectionIdHeader),
     responses(
-        (status = 200, description = "All cached media variants for the connection were purged.", body = PurgeResponse),
+        (status = 200, description = "All cached media variants for the connection were purged.", body = PurgeResponse, headers(("x-vaultplus-receipt" = String, description = "The erasure receipt of the purge (GET /v2/vault-plus/receipts/{receiptId})"))),
         (status = 400, description = "The x-connection-id header is missing or invalid.", body = PurgeErrorResponse),
         (status = 401, description = "The API key is missing, invalid, or lacks the ACCOUNT scope.", body = PurgeErrorResponse),
     ),
