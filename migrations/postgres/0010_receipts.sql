@@ -4,10 +4,10 @@
 -- every blob it names is deleted from the blob store, and then carries the
 -- digest of the lines of every variant whose bytes it removed.
 CREATE TABLE receipts (
-    id TEXT PRIMARY KEY,
+    id TEXT COLLATE "C" PRIMARY KEY,
     org_id BIGINT NOT NULL,
     kind TEXT NOT NULL,
-    connection_id TEXT NOT NULL,
+    connection_id TEXT COLLATE "C" NOT NULL,
     requested_at BIGINT NOT NULL,
     purged_count BIGINT NOT NULL,
     freed_bytes BIGINT NOT NULL,
@@ -18,12 +18,14 @@ CREATE TABLE receipts (
     digest TEXT
 );
 CREATE INDEX receipts_pending ON receipts (requested_at, id) WHERE bytes_gone_at IS NULL;
+-- A connection's receipts, newest first (GET /v2/vault-plus/receipts).
+CREATE INDEX receipts_by_connection ON receipts (org_id, connection_id, requested_at, id);
 
 -- The digest's lines ("{mediaId}\t{label}\t{sha256}\t{sizeBytes}", without
 -- the newline), until the digest is made; the primary key keeps them in
 -- bytewise order (COLLATE "C").
 CREATE TABLE receipt_lines (
-    receipt_id TEXT NOT NULL,
+    receipt_id TEXT COLLATE "C" NOT NULL,
     line TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY (receipt_id, line)
 );

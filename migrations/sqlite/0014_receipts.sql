@@ -18,6 +18,8 @@ CREATE TABLE receipts (
     digest TEXT
 );
 CREATE INDEX receipts_pending ON receipts (requested_at, id) WHERE bytes_gone_at IS NULL;
+-- A connection's receipts, newest first (GET /v2/vault-plus/receipts).
+CREATE INDEX receipts_by_connection ON receipts (org_id, connection_id, requested_at, id);
 
 -- The digest's lines ("{mediaId}\t{label}\t{sha256}\t{sizeBytes}", without
 -- the newline), until the digest is made; the primary key keeps them in

@@ -15,7 +15,7 @@ pub mod types;
 
 use async_trait::async_trait;
 
-pub use paging::{JobKey, MemberKey, Page, PageRequest};
+pub use paging::{JobKey, MemberKey, Page, PageRequest, ReceiptKey};
 pub use query::{MediaQuery, QueryPage, SortKey, SortValue};
 pub use revoked::Revoked;
 pub use types::*;
@@ -539,6 +539,14 @@ pub trait Receipts: Send + Sync {
     /// The org's receipt, if it has one with that ID (another org's is
     /// none of its business: None).
     async fn receipt(&self, org: OrgId, id: &ReceiptId) -> Result<Option<ReceiptRecord>>;
+    /// One page of the org's receipts for a connection (whether or not it
+    /// still exists), newest first. Reads at most `page.limit + 1`.
+    async fn connection_receipts(
+        &self,
+        org: OrgId,
+        connection_id: &str,
+        page: &PageRequest<ReceiptKey>,
+    ) -> Result<Page<ReceiptRecord, ReceiptKey>>;
     /// Up to `limit` receipts not yet `bytes_gone` whose every blob is
     /// deleted (no queued deletion of theirs is left, and their retired
     /// scope, if any, is drained), oldest first.

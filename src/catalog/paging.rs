@@ -48,6 +48,14 @@ pub struct JobKey {
     pub id: i64,
 }
 
+/// Where a page of receipts ended (newest first): the last one's time and
+/// ID.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptKey {
+    pub requested_at: i64,
+    pub id: String,
+}
+
 /// The page size a request gets: 1 to [`MAX_PAGE`], whatever it asked.
 fn effective(limit: u32) -> u32 {
     limit.clamp(1, MAX_PAGE)

@@ -66,6 +66,7 @@ pub fn routes() -> (Router<VaultService>, utoipa::openapi::OpenApi) {
         .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
         .routes(routes!(webhooks::delete_webhook))
         .routes(routes!(webhooks::rotate_webhook_secret))
+        .routes(routes!(receipts::list_receipts))
         .routes(routes!(receipts::receipt_keys))
         .routes(routes!(receipts::get_receipt))
         .routes(routes!(health::healthz))

@@ -451,7 +451,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(n, 36, "operations");
+        assert_eq!(n, 37, "operations");
     }
 
     #[test]

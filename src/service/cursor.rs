@@ -93,6 +93,10 @@ pub fn jobs_shape(connection: &str, failed_only: bool) -> String {
     format!("jobs|{connection}|{failed_only}")
 }
 
+pub fn receipts_shape(connection: &str) -> String {
+    format!("receipts|{connection}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

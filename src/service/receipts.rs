@@ -19,8 +19,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::secret_box::SecretBox;
-use super::{Principal, ServiceError, ServiceResult, VaultService};
-use crate::catalog::{Catalog, ReceiptId, ReceiptKeyRecord, ReceiptRecord};
+use super::{PageParams, Principal, ServiceError, ServiceResult, VaultService, cursor, paging};
+use crate::catalog::{
+    Catalog, PageRequest, ReceiptId, ReceiptKey, ReceiptKeyRecord, ReceiptRecord,
+};
+use crate::model::ConnectionId;
 use crate::model::time::{format_iso_ms, now_ms};
 
 /// Receipts made `bytes_gone` per round of [`finish_done`], and lines read
@@ -178,6 +181,16 @@ pub struct ReceiptKeyView {
     pub public_key: String,
 }
 
+/// One page of a connection's receipts, newest first.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptsView {
+    pub items: Vec<ReceiptView>,
+    /// Present only when more receipts follow: pass it as `cursor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ReceiptKeysView {
     pub keys: Vec<ReceiptKeyView>,
@@ -202,6 +215,31 @@ impl VaultService {
             .await?
             .ok_or_else(missing)?;
         Ok(self.receipt_signer().await?.view(&record))
+    }
+
+    /// `GET /v2/vault-plus/receipts`: the connection's receipts, newest
+    /// first, whether or not the connection still exists (a removal's
+    /// receipt outlives it), so that those no answer named (evictions by
+    /// retention) can be found.
+    pub async fn connection_receipts(
+        &self,
+        who: &Principal,
+        connection: &str,
+        params: &PageParams,
+    ) -> ServiceResult<ReceiptsView> {
+        let id = ConnectionId::parse(connection).map_err(|_| ServiceError::ConnectionNotFound)?;
+        let limit = paging::limit(params.limit.as_deref())?;
+        let shape = cursor::receipts_shape(id.as_str());
+        let after: Option<ReceiptKey> = paging::after(params.cursor.as_deref(), &shape)?;
+        let page = self
+            .catalog
+            .connection_receipts(who.org_id, id.as_str(), &PageRequest { limit, after })
+            .await?;
+        let signer = self.receipt_signer().await?;
+        Ok(ReceiptsView {
+            items: page.items.iter().map(|r| signer.view(r)).collect(),
+            next_cursor: paging::next_cursor(page.next, &shape),
+        })
     }
 
     pub async fn receipt_keys(&self) -> ServiceResult<ReceiptKeysView> {

@@ -231,6 +231,104 @@ async fn deletes_and_removals_have_receipts_that_outlive_the_connection() {
     s.wait_reclaimed().await;
     assert!(s.blob_files().is_empty());
     assert_signed(&s, &done).await;
+
+    // Listed for the connection, newest first, after it is gone too; a
+    // page at a time.
+    let list = |query: String| {
+        let s = &s;
+        async move {
+            let r = s
+                .conn(
+                    Method::GET,
+                    &format!("/v2/vault-plus/receipts{query}"),
+                    "conn_d",
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let all = list(String::new()).await;
+    let ids: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [removal.as_str(), delete.as_str()], "newest first");
+    assert!(all.get("nextCursor").is_none());
+    for r in all["items"].as_array().unwrap() {
+        assert_signed(&s, r).await;
+    }
+    let first = list("?limit=1".into()).await;
+    assert_eq!(first["items"][0]["id"], removal.as_str());
+    let cursor = first["nextCursor"].as_str().unwrap().to_owned();
+    let second = list(format!("?limit=1&cursor={cursor}")).await;
+    assert_eq!(second["items"][0]["id"], delete.as_str());
+    assert!(second.get("nextCursor").is_none());
+    // Another org's key sees none of them.
+    let stranger = s.create_key("other", &["ACCOUNT"]);
+    let theirs: Value = s
+        .http
+        .get(s.url("/v2/vault-plus/receipts"))
+        .header("apiKey", stranger)
+        .header("x-connection-id", "conn_d")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["items"], json!([]));
+    // A cursor of another connection is refused.
+    let r = s
+        .conn(
+            Method::GET,
+            &format!("/v2/vault-plus/receipts?limit=1&cursor={cursor}"),
+            "conn_x",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+/// An eviction by a storage limit gets a receipt: not named by any answer,
+/// it is found in the connection's listing, and finishes like the others.
+#[tokio::test]
+async fn an_eviction_by_policy_has_a_receipt_in_the_listing() {
+    let s = TestServer::start().await;
+    s.add_connection("default", "conn_e");
+    store_items(&s, "conn_e", 0..4).await;
+    let r = s
+        .req(Method::PATCH, "/v2/account/connections/conn_e/settings")
+        .json(&json!({"vaultPlus": {"settings": {
+            "storageLimitBytes": 800, "storageLimitPurgeStrategy": "purge_oldest"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    let evicted = answer["purgeResult"]["purgedCount"].as_u64().unwrap();
+    assert!(evicted > 0, "{answer}");
+    let listed: Value = s
+        .conn(Method::GET, "/v2/vault-plus/receipts", "conn_e")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{listed}");
+    assert_eq!(items[0]["kind"], "eviction");
+    assert_eq!(items[0]["purgedCount"], evicted);
+    assert_eq!(items[0]["freedBytes"], answer["purgeResult"]["freedBytes"]);
+    let done = wait_bytes_gone(&s, items[0]["id"].as_str().unwrap()).await;
+    assert_eq!(done["digest"].as_str().unwrap().len(), 64);
+    assert_signed(&s, &done).await;
 }
 
 /// A purge big enough for several reclaim rounds, killed after the first:

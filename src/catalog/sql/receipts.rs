@@ -11,8 +11,10 @@ use sqlx::Row;
 use super::SqlCatalog;
 use super::dialect::{self, Tx};
 use super::outbox;
+use crate::catalog::paging::{fetch_bound, finish};
 use crate::catalog::{
-    ReceiptId, ReceiptKeyRecord, ReceiptKind, ReceiptRecord, Receipts, Result, ScopeId,
+    Page, PageRequest, ReceiptId, ReceiptKey, ReceiptKeyRecord, ReceiptKind, ReceiptRecord,
+    Receipts, Result, ScopeId,
 };
 use crate::model::webhook::WebhookEvent;
 
@@ -148,6 +150,38 @@ impl Receipts for SqlCatalog {
             .fetch_optional(self.db.reader())
             .await?;
         row.as_ref().map(receipt_row).transpose()
+    }
+
+    async fn connection_receipts(
+        &self,
+        org: crate::catalog::OrgId,
+        connection_id: &str,
+        page: &PageRequest<ReceiptKey>,
+    ) -> Result<Page<ReceiptRecord, ReceiptKey>> {
+        // Newest first: after the key means older than it. With no key,
+        // a key past every receipt ("~" sorts after every ID's "r").
+        let (at, id) = match &page.after {
+            Some(k) => (k.requested_at, k.id.as_str()),
+            None => (i64::MAX, "~"),
+        };
+        let sql = format!(
+            "SELECT {RECEIPT_COLUMNS} FROM receipts WHERE org_id = $1 AND connection_id = $2 \
+               AND (requested_at < $3 OR (requested_at = $3 AND id < $4)) \
+             ORDER BY requested_at DESC, id DESC LIMIT $5"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org)
+            .bind(connection_id)
+            .bind(at)
+            .bind(id)
+            .bind(fetch_bound(page.limit))
+            .fetch_all(self.db.reader())
+            .await?;
+        let items = rows.iter().map(receipt_row).collect::<Result<Vec<_>>>()?;
+        Ok(finish(items, page.limit, |r| ReceiptKey {
+            requested_at: r.requested_at,
+            id: r.id.clone(),
+        }))
     }
 
     async fn receipts_done(&self, limit: u64) -> Result<Vec<ReceiptId>> {

@@ -6,10 +6,11 @@ use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 
+use super::ConnectionIdHeader;
 use crate::http::error::{ApiResult, ErrorBody};
-use crate::http::extract::{Auth, PathParams};
-use crate::service::VaultService;
-use crate::service::receipts::{ReceiptKeysView, ReceiptView, Receipted};
+use crate::http::extract::{Auth, ConnectionHeader, PathParams, QueryMap};
+use crate::service::receipts::{ReceiptKeysView, ReceiptView, Receipted, ReceiptsView};
+use crate::service::{PageParams, VaultService};
 
 /// Names the erasure receipt of a purge, delete or connection removal in
 /// its answer; the body stays exactly as it was.
@@ -47,6 +48,29 @@ pub async fn get_receipt(
     PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<ReceiptView>> {
     Ok(Json(svc.receipt(&who, &id).await?))
+}
+
+/// The connection's erasure receipts, newest first
+///
+/// Every receipt of the organization for the connection named by
+/// x-connection-id, also after the connection was removed: the way to find
+/// those no answer named (evictions by retention). A page at a time
+/// (follow `nextCursor`).
+#[utoipa::path(get, path = "/v2/vault-plus/receipts", tag = "Vault+ Receipts",
+    params(ConnectionIdHeader, PageParams),
+    responses(
+        (status = 200, description = "One page of receipts; nextCursor only when more follow.", body = ReceiptsView),
+        (status = 400, description = "Bad limit or cursor (one from another connection or route), or an unknown parameter.", body = ErrorBody),
+    ),
+    security(("ApiKey" = [])))]
+pub async fn list_receipts(
+    State(svc): State<VaultService>,
+    Auth(who): Auth,
+    ConnectionHeader(conn): ConnectionHeader,
+    q: QueryMap,
+) -> ApiResult<Json<ReceiptsView>> {
+    let page = q.parse()?;
+    Ok(Json(svc.connection_receipts(&who, &conn, &page).await?))
 }
 
 /// The public keys that sign receipts
