@@ -143,6 +143,52 @@ impl LocalBlobStore {
         Ok((intake.outcome(), file))
     }
 
+    /// Removes a blob's file (none is fine) and its scope directory once
+    /// empty; answers the directory whose sync makes that durable.
+    async fn unlink(&self, key: &str) -> anyhow::Result<PathBuf> {
+        let path = self.path_of(key)?;
+        self.drop_unsettled(key).await;
+        match fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot delete blob {key}")),
+        }
+        // Scope directories go when empty; failing here only leaves a
+        // directory behind, never bytes.
+        match path.parent() {
+            Some(p) if p != self.root => {
+                if fs::remove_dir(p).await.is_ok() {
+                    return Ok(self.root.clone());
+                }
+                Ok(p.to_path_buf())
+            }
+            _ => Ok(self.root.clone()),
+        }
+    }
+
+    /// An unlink is durable only once its directory is synced, and an
+    /// erasure receipt says `bytes_gone` on the strength of a deletion's
+    /// answer: after a power loss the file must not come back. A directory
+    /// gone meanwhile (another deletion emptied it) is the root's to make
+    /// durable. Concurrent syncs of one directory are shared (`DirSyncs`).
+    async fn sync_dirs(&self, dirs: Vec<PathBuf>) -> anyhow::Result<()> {
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        let (syncs, root) = (self.dir_syncs.clone(), self.root.clone());
+        tokio::task::spawn_blocking(move || {
+            for dir in &dirs {
+                match syncs.sync(dir) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => syncs.sync(&root)?,
+                    other => other?,
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .await??;
+        Ok(())
+    }
+
     /// Makes the written file `tmp` durable and renames it to `key`, then
     /// makes the rename durable, all in one trip to the blocking pool. On
     /// error nothing is left under `key`; the caller removes `tmp`.
@@ -407,39 +453,38 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn delete(&self, key: &str) -> anyhow::Result<()> {
-        let path = self.path_of(key)?;
-        self.drop_unsettled(key).await;
-        match fs::remove_file(&path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("cannot delete blob {key}")),
+        let dir = self.unlink(key).await?;
+        self.sync_dirs(vec![dir])
+            .await
+            .with_context(|| format!("cannot sync the directory of deleted blob {key}"))
+    }
+
+    /// Unlinks every blob (a few at a time), then syncs each directory
+    /// they were in once: one sync serves a whole batch of a scope.
+    async fn delete_many(&self, keys: &[String]) -> anyhow::Result<()> {
+        let mut dirs = Vec::new();
+        let mut failures = Vec::new();
+        for batch in keys.chunks(super::DELETES_IN_FLIGHT) {
+            let unlinks: Vec<_> = batch.iter().map(|k| self.unlink(k)).collect();
+            for r in futures::future::join_all(unlinks).await {
+                match r {
+                    Ok(dir) => dirs.push(dir),
+                    Err(e) => failures.push(e),
+                }
+            }
         }
-        // Scope directories go when empty; failing here only leaves a
-        // directory behind, never bytes.
-        let parent = path.parent().map(Path::to_path_buf);
-        let mut removed_dir = false;
-        if let Some(p) = &parent
-            && *p != self.root
-        {
-            removed_dir = fs::remove_dir(p).await.is_ok();
+        // Before any answer, even a failure: the keys deleted are then
+        // durably so, whichever the caller retries.
+        dirs.sort();
+        dirs.dedup();
+        self.sync_dirs(dirs)
+            .await
+            .context("cannot sync the directories of deleted blobs")?;
+        let failed = failures.len();
+        match failures.into_iter().next() {
+            None => Ok(()),
+            Some(e) => Err(e.context(format!("cannot delete {failed} of {} blobs", keys.len()))),
         }
-        // An unlink is durable only once its directory is synced, and an
-        // erasure receipt says `bytes_gone` on the strength of this answer:
-        // after a power loss the file must not come back. Concurrent
-        // deletions in one directory share a sync (`DirSyncs`).
-        let (syncs, root) = (self.dir_syncs.clone(), self.root.clone());
-        tokio::task::spawn_blocking(move || match parent {
-            // Gone (this delete or another emptied it, or it never was):
-            // its removal is the root's to make durable.
-            Some(p) if !removed_dir => match syncs.sync(&p) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => syncs.sync(&root),
-                other => other,
-            },
-            _ => syncs.sync(&root),
-        })
-        .await?
-        .with_context(|| format!("cannot sync the directory of deleted blob {key}"))?;
-        Ok(())
     }
 
     async fn size(&self, key: &str) -> anyhow::Result<Option<u64>> {

@@ -262,9 +262,12 @@ pub async fn finish_done(catalog: &dyn Catalog) -> anyhow::Result<u64> {
             }
         }
         if (done.len() as u64) < RECEIPTS_PER_ROUND {
-            return Ok(finished);
+            break;
         }
     }
+    // The lines of finished receipts, a batch per transaction.
+    while catalog.prune_receipt_lines(LINES_PER_READ).await? == LINES_PER_READ {}
+    Ok(finished)
 }
 
 /// Lowercase hex SHA-256 over the receipt's lines, each ended by a

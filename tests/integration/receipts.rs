@@ -49,6 +49,14 @@ fn expected_digest(stored: &Stored) -> String {
     hex::encode(Sha256::digest(lines.concat().as_bytes()))
 }
 
+/// Sends a connection's request and answers its receipt and body.
+async fn receipted(s: &TestServer, method: Method, path: &str, conn: &str) -> (String, Value) {
+    let r = s.conn(method, path, conn).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let id = receipt_header(&r);
+    (id, r.json().await.unwrap())
+}
+
 fn receipt_header(r: &reqwest::Response) -> String {
     let all: Vec<_> = r.headers().get_all("x-vaultplus-receipt").iter().collect();
     assert_eq!(all.len(), 1, "one receipt header");
@@ -125,15 +133,8 @@ async fn a_purge_receipt_proves_its_bytes_are_gone() {
     let kept = store_items(&s, "conn_keep", 0..2).await;
     let held: u64 = stored.iter().map(|v| v.2.len() as u64).sum();
 
-    let r = s
-        .conn(Method::DELETE, "/v2/vault-plus/media", "conn_r")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let id = receipt_header(&r);
+    let (id, body) = receipted(&s, Method::DELETE, "/v2/vault-plus/media", "conn_r").await;
     // The seed's body, exactly.
-    let body: Value = r.json().await.unwrap();
     assert_eq!(
         body,
         json!({"success": true, "purgedCount": 12, "freedBytes": held})
@@ -192,13 +193,7 @@ async fn deletes_and_removals_have_receipts_that_outlive_the_connection() {
     s.add_connection("default", "conn_d");
     let stored = store_items(&s, "conn_d", 0..3).await;
 
-    let r = s
-        .conn(Method::DELETE, "/v2/vault-plus/media/1", "conn_d")
-        .send()
-        .await
-        .unwrap();
-    let delete = receipt_header(&r);
-    let body: Value = r.json().await.unwrap();
+    let (delete, body) = receipted(&s, Method::DELETE, "/v2/vault-plus/media/1", "conn_d").await;
     assert_eq!(body["success"], true);
     let one: Stored = stored.iter().filter(|v| v.0 == "1").cloned().collect();
     let done = wait_bytes_gone(&s, &delete).await;
@@ -343,12 +338,7 @@ async fn a_receipt_after_a_kill_mid_reclaim_still_completes() {
     s.add_connection("default", "conn_k");
     let stored = store_items(&s, "conn_k", 0..300).await;
     // 600 variants: two drain rounds of 500 at least.
-    let r = s
-        .conn(Method::DELETE, "/v2/vault-plus/media", "conn_k")
-        .send()
-        .await
-        .unwrap();
-    let id = receipt_header(&r);
+    let (id, _) = receipted(&s, Method::DELETE, "/v2/vault-plus/media", "conn_k").await;
     let mut backlog = String::new();
     for _ in 0..400 {
         backlog = String::from_utf8_lossy(&s.cli(&["reclaim", "status"]).stdout).to_string();

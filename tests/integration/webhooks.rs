@@ -278,6 +278,20 @@ async fn endpoints_are_registered_listed_rotated_and_deleted_per_org() {
     );
 }
 
+/// Every connection of `want` (sorted) had its purge told twice: once
+/// committed (`bytesGone` false), once its receipt `bytes_gone`.
+pub fn assert_each_purge_told_twice(delivered: &BTreeMap<String, Vec<Value>>, want: &[String]) {
+    for gone in [false, true] {
+        let mut connections: Vec<String> = delivered
+            .values()
+            .filter(|b| b[0]["data"]["bytesGone"] == gone)
+            .map(|b| b[0]["data"]["connectionId"].as_str().unwrap().to_owned())
+            .collect();
+        connections.sort();
+        assert_eq!(connections, want, "bytesGone {gone}");
+    }
+}
+
 /// Purges a connection of the default org (its `vault_plus.purge.completed`,
 /// and a second once its receipt is `bytes_gone`).
 async fn purge(s: &TestServer, connection: &str) {
@@ -695,19 +709,8 @@ async fn no_event_is_lost_across_a_kill_9() {
     assert_eq!(delivered.len(), 10);
     assert!(delivered.values().all(|b| b.len() == 1), "{delivered:#?}");
     assert!(before.iter().all(|id| delivered.contains_key(id)));
-    for gone in [false, true] {
-        let mut connections: Vec<String> = delivered
-            .values()
-            .filter(|b| b[0]["data"]["bytesGone"] == gone)
-            .map(|b| b[0]["data"]["connectionId"].as_str().unwrap().to_owned())
-            .collect();
-        connections.sort();
-        assert_eq!(
-            connections,
-            (0..5).map(|i| format!("conn_k{i}")).collect::<Vec<_>>(),
-            "bytesGone {gone}"
-        );
-    }
+    let want: Vec<String> = (0..5).map(|i| format!("conn_k{i}")).collect();
+    assert_each_purge_told_twice(&delivered, &want);
 }
 
 /// A sync from a real upstream: its `vault_plus.list.synced` carries the

@@ -11,11 +11,9 @@ verify.
 One server is started for the module (port 0, temp data dir).
 """
 
-import atexit
 import base64
 import hashlib
 import json
-import os
 import time
 import unittest
 import urllib.error
@@ -24,19 +22,14 @@ import urllib.request
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from test_sdk import Server, blob
+from test_sdk import blob, module_server
 
 SERVER = None
 
 
 def setUpModule():
     global SERVER
-    binary = os.environ.get("VAULTPLUS_BIN")
-    if not binary:
-        raise RuntimeError("set VAULTPLUS_BIN to the vaultplus binary")
-    SERVER = Server(os.path.abspath(binary))
-    atexit.register(SERVER.cleanup)
-    SERVER.start()
+    SERVER = module_server()
 
 
 def tearDownModule():

@@ -182,14 +182,21 @@ class Server:
 SERVER = None
 
 
-def setUpModule():
-    global SERVER
+def module_server(extra=()):
+    """The server a test module shares: $VAULTPLUS_BIN on a temp data dir,
+    cleaned up at exit whatever happens."""
     binary = os.environ.get("VAULTPLUS_BIN")
     if not binary:
         raise RuntimeError("set VAULTPLUS_BIN to the vaultplus binary")
-    SERVER = Server(os.path.abspath(binary))
-    atexit.register(SERVER.cleanup)
-    SERVER.start()
+    server = Server(os.path.abspath(binary), extra=extra)
+    atexit.register(server.cleanup)
+    server.start()
+    return server
+
+
+def setUpModule():
+    global SERVER
+    SERVER = module_server()
 
 
 def tearDownModule():

@@ -11,10 +11,8 @@ One server is started for the module (port 0, temp data dir) with
 `--allow-private-webhooks` (the receiver is on 127.0.0.1) and fast retries.
 """
 
-import atexit
 import http.server
 import json
-import os
 import threading
 import time
 import unittest
@@ -24,7 +22,7 @@ import urllib.request
 from onlyfans_sdk.webhooks import WebhookVerificationError, verify_webhook_payload
 from svix.webhooks import Webhook, WebhookVerificationError as SvixVerificationError
 
-from test_sdk import Server, blob
+from test_sdk import blob, module_server
 
 ALL = ["vault_plus.media.stored", "vault_plus.purge.completed", "vault_plus.connection.removed"]
 
@@ -33,14 +31,9 @@ SERVER = None
 
 def setUpModule():
     global SERVER
-    binary = os.environ.get("VAULTPLUS_BIN")
-    if not binary:
-        raise RuntimeError("set VAULTPLUS_BIN to the vaultplus binary")
-    SERVER = Server(os.path.abspath(binary), extra=[
+    SERVER = module_server(extra=[
         "--allow-private-webhooks", "--webhook-retry-base-ms", "20",
         "--webhook-retry-cap-secs", "1"])
-    atexit.register(SERVER.cleanup)
-    SERVER.start()
 
 
 def tearDownModule():

@@ -2898,9 +2898,18 @@ pub async fn receipts_finish_when_their_blobs_are_gone(c: Arc<dyn Catalog>) {
         (got.bytes_gone_at, got.digest.as_deref()),
         (Some(NOW + 5), Some("ab"))
     );
+    // Its lines go once it is finished, in batches.
+    assert_eq!(c.prune_receipt_lines(2).await.unwrap(), 2);
+    assert_eq!(c.prune_receipt_lines(2).await.unwrap(), 1);
+    assert_eq!(c.prune_receipt_lines(2).await.unwrap(), 0);
     assert!(
         all_lines(c.as_ref(), &r).await.is_empty(),
         "lines go once hashed"
+    );
+    assert_eq!(
+        all_lines(c.as_ref(), &d).await.len(),
+        2,
+        "an unfinished one's stay"
     );
     assert_eq!(c.receipts_done(10).await.unwrap(), vec![d]);
 

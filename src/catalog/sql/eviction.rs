@@ -44,25 +44,12 @@ impl Retention for SqlCatalog {
                 .bind(limit.min(i64::MAX as u64) as i64)
                 .fetch_all(&mut **tx)
                 .await?;
-            let mut evicted = (0, 0);
-            let receipt = ReceiptId::random();
+            let mut tally = Tally::new();
             for (media, label) in due {
-                evicted.1 += evict_locked(tx, scope, &media, &label, Some(receipt), now).await?;
-                evicted.0 += 1;
+                tally.evict(tx, scope, &media, &label, now).await?;
             }
-            if evicted.0 > 0 {
-                receipts::create_as(
-                    tx,
-                    receipt,
-                    scope,
-                    ReceiptKind::Eviction,
-                    evicted,
-                    false,
-                    now,
-                )
-                .await?;
-            }
-            Ok(evicted)
+            tally.close(tx, scope, now).await?;
+            Ok(tally.evicted)
         })
     }
 
@@ -78,6 +65,47 @@ impl Retention for SqlCatalog {
             }
             enforce_limit(tx, scope, Some(limit), ("", ""), now).await
         })
+    }
+}
+
+/// What one eviction transaction evicted, under the erasure receipt it
+/// writes at its end if it evicted anything (its ID is chosen first: each
+/// evicted variant's line and blob carry it).
+struct Tally {
+    receipt: ReceiptId,
+    /// (variants, bytes).
+    evicted: (u64, u64),
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            receipt: ReceiptId::random(),
+            evicted: (0, 0),
+        }
+    }
+
+    async fn evict(
+        &mut self,
+        tx: &mut Tx,
+        scope: ScopeId,
+        media: &str,
+        label: &str,
+        now: i64,
+    ) -> Result<()> {
+        self.evicted.1 += evict_locked(tx, scope, media, label, Some(self.receipt), now).await?;
+        self.evicted.0 += 1;
+        Ok(())
+    }
+
+    /// Writes the receipt, if anything was evicted; answers it then.
+    async fn close(&self, tx: &mut Tx, scope: ScopeId, now: i64) -> Result<Option<ReceiptId>> {
+        if self.evicted.0 == 0 {
+            return Ok(None);
+        }
+        let kind = ReceiptKind::Eviction;
+        receipts::create_as(tx, self.receipt, scope, kind, self.evicted, false, now).await?;
+        Ok(Some(self.receipt))
     }
 }
 
@@ -159,12 +187,11 @@ pub async fn enforce_limit(
     keep: (&str, &str),
     now: i64,
 ) -> Result<(u64, u64)> {
-    let mut evicted = (0, 0);
     let Some(limit) = limit else {
-        return Ok(evicted);
+        return Ok((0, 0));
     };
     let order = match limit.strategy {
-        LimitStrategy::BlockNew => return Ok(evicted),
+        LimitStrategy::BlockNew => return Ok((0, 0)),
         LimitStrategy::PurgeOldest => "stored_at ASC",
         LimitStrategy::PurgeLargest => "size_bytes DESC",
         LimitStrategy::PurgeSmallest => "size_bytes ASC",
@@ -173,7 +200,7 @@ pub async fn enforce_limit(
         "SELECT media_id, label FROM variants WHERE scope_id = $1 AND status = 'stored' \
          AND NOT (media_id = $2 AND label = $3) ORDER BY {order}, media_id, label LIMIT 1"
     );
-    let receipt = ReceiptId::random();
+    let mut tally = Tally::new();
     while scope_totals(&mut **tx, scope).await?.stored_bytes > limit.bytes {
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
             .bind(scope)
@@ -186,21 +213,11 @@ pub async fn enforce_limit(
         };
         let media: String = row.try_get("media_id")?;
         let label: String = row.try_get("label")?;
-        evicted.1 += evict_locked(tx, scope, &media, &label, Some(receipt), now).await?;
-        evicted.0 += 1;
+        tally.evict(tx, scope, &media, &label, now).await?;
     }
-    if evicted.0 > 0 {
-        receipts::create_as(
-            tx,
-            receipt,
-            scope,
-            ReceiptKind::Eviction,
-            evicted,
-            false,
-            now,
-        )
-        .await?;
-        super::outbox::storage_limit_reached(tx, scope, &limit, evicted, &receipt, now).await?;
+    if let Some(receipt) = tally.close(tx, scope, now).await? {
+        super::outbox::storage_limit_reached(tx, scope, &limit, tally.evicted, &receipt, now)
+            .await?;
     }
-    Ok(evicted)
+    Ok(tally.evicted)
 }

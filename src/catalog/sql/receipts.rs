@@ -192,7 +192,7 @@ impl Receipts for SqlCatalog {
              ORDER BY requested_at, id LIMIT $1",
         )
         .bind(limit.min(i64::MAX as u64) as i64)
-        .fetch_all(self.db.writer())
+        .fetch_all(self.db.reader())
         .await?;
         let mut ids = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -216,7 +216,7 @@ impl Receipts for SqlCatalog {
         .bind(id.to_string())
         .bind(after.unwrap_or(""))
         .bind(limit.min(i64::MAX as u64) as i64)
-        .fetch_all(self.db.writer())
+        .fetch_all(self.db.reader())
         .await?;
         rows.iter().map(|r| Ok(r.try_get("line")?)).collect()
     }
@@ -235,6 +235,9 @@ impl Receipts for SqlCatalog {
             .fetch_optional(&mut **tx)
             .await?;
             let done = row.is_some();
+            // Its lines go afterwards, a batch at a time
+            // (`prune_receipt_lines`): a million in one transaction would
+            // hold SQLite's writer for seconds.
             if let Some(r) = row {
                 // A purge's second vault_plus.purge.completed: its bytes are gone.
                 if r.try_get::<String, _>("kind")? == ReceiptKind::Purge.as_str() {
@@ -247,13 +250,23 @@ impl Receipts for SqlCatalog {
                     );
                     outbox::emit(tx, r.try_get("org_id")?, &event, now).await?;
                 }
-                sqlx::query("DELETE FROM receipt_lines WHERE receipt_id = $1")
-                    .bind(id)
-                    .execute(&mut **tx)
-                    .await?;
             }
             Ok(done)
         })
+    }
+
+    async fn prune_receipt_lines(&self, limit: u64) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM receipt_lines WHERE (receipt_id, line) IN ( \
+               SELECT l.receipt_id, l.line FROM receipt_lines l \
+               JOIN receipts r ON r.id = l.receipt_id \
+               WHERE r.bytes_gone_at IS NOT NULL LIMIT $1)",
+        )
+        .bind(limit.min(i64::MAX as u64) as i64)
+        .execute(self.db.writer())
+        .await?
+        .rows_affected();
+        Ok(done)
     }
 
     async fn receipt_keys(&self) -> Result<Vec<ReceiptKeyRecord>> {
