@@ -15,9 +15,14 @@ CREATE TABLE receipts (
     -- writes the receipt's lines and queues its blobs.
     scope_id BIGINT,
     bytes_gone_at BIGINT,
-    digest TEXT
+    digest TEXT,
+    -- Set once a finished receipt's lines are all deleted (they go in
+    -- batches after the digest is kept).
+    lines_pruned_at BIGINT
 );
 CREATE INDEX receipts_pending ON receipts (requested_at, id) WHERE bytes_gone_at IS NULL;
+CREATE INDEX receipts_to_prune ON receipts (bytes_gone_at, id)
+    WHERE bytes_gone_at IS NOT NULL AND lines_pruned_at IS NULL;
 -- A connection's receipts, newest first (GET /v2/vault-plus/receipts).
 CREATE INDEX receipts_by_connection ON receipts (org_id, connection_id, requested_at, id);
 

@@ -562,9 +562,10 @@ pub trait Receipts: Send + Sync {
     /// Marks a receipt `bytes_gone` with its digest; false when it was
     /// already (another node finished it first).
     async fn finish_receipt(&self, id: &ReceiptId, digest: &str, now: i64) -> Result<bool>;
-    /// Deletes up to `limit` lines of finished receipts (no longer needed
-    /// once their digest is kept); answers how many.
-    async fn prune_receipt_lines(&self, limit: u64) -> Result<u64>;
+    /// Deletes up to `limit` lines of a finished receipt (no longer needed
+    /// once its digest is kept); false when no finished receipt has lines
+    /// left, so there was nothing to do.
+    async fn prune_receipt_lines(&self, limit: u64) -> Result<bool>;
     /// The receipt signing keys, by slot.
     async fn receipt_keys(&self) -> Result<Vec<ReceiptKeyRecord>>;
     /// Inserts the key unless one with its ID or its slot exists (nodes

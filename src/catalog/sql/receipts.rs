@@ -255,18 +255,40 @@ impl Receipts for SqlCatalog {
         })
     }
 
-    async fn prune_receipt_lines(&self, limit: u64) -> Result<u64> {
-        let done = sqlx::query(
-            "DELETE FROM receipt_lines WHERE (receipt_id, line) IN ( \
-               SELECT l.receipt_id, l.line FROM receipt_lines l \
-               JOIN receipts r ON r.id = l.receipt_id \
-               WHERE r.bytes_gone_at IS NOT NULL LIMIT $1)",
-        )
-        .bind(limit.min(i64::MAX as u64) as i64)
-        .execute(self.db.writer())
-        .await?
-        .rows_affected();
-        Ok(done)
+    /// One finished receipt's lines at a time, by its key range (a
+    /// condition on lines of several receipts at once would make SQLite
+    /// scan every line); the receipt is marked pruned once none is left.
+    async fn prune_receipt_lines(&self, limit: u64) -> Result<bool> {
+        let limit = limit.clamp(1, i64::MAX as u64) as i64;
+        in_tx!(self, "prune_receipt_lines", |tx| async move {
+            let Some(row) = sqlx::query(
+                "SELECT id FROM receipts WHERE bytes_gone_at IS NOT NULL \
+                 AND lines_pruned_at IS NULL ORDER BY bytes_gone_at, id LIMIT 1",
+            )
+            .fetch_optional(&mut **tx)
+            .await?
+            else {
+                return Ok(false);
+            };
+            let id: String = row.try_get("id")?;
+            let done = sqlx::query(
+                "DELETE FROM receipt_lines WHERE receipt_id = $1 AND line IN \
+                   (SELECT line FROM receipt_lines WHERE receipt_id = $1 ORDER BY line LIMIT $2)",
+            )
+            .bind(&id)
+            .bind(limit)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if (done as i64) < limit {
+                sqlx::query("UPDATE receipts SET lines_pruned_at = $1 WHERE id = $2")
+                    .bind(crate::model::time::now_ms())
+                    .bind(&id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Ok(true)
+        })
     }
 
     async fn receipt_keys(&self) -> Result<Vec<ReceiptKeyRecord>> {
