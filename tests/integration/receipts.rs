@@ -14,7 +14,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::harness::{TestServer, bytes};
+use crate::harness::{TestServer, body, bytes};
 
 /// What a test stored: (media ID, label, bytes).
 type Stored = Vec<(String, String, Vec<u8>)>;
@@ -88,14 +88,7 @@ async fn wait_bytes_gone(s: &TestServer, id: &str) -> Value {
 
 /// Checks the signature with the published key it names.
 async fn assert_signed(s: &TestServer, receipt: &Value) {
-    let keys: Value = s
-        .req(Method::GET, "/v2/vault-plus/receipts/keys")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = body(s.req(Method::GET, "/v2/vault-plus/receipts/keys")).await;
     let key = keys["keys"]
         .as_array()
         .unwrap()
@@ -133,10 +126,10 @@ async fn a_purge_receipt_proves_its_bytes_are_gone() {
     let kept = store_items(&s, "conn_keep", 0..2).await;
     let held: u64 = stored.iter().map(|v| v.2.len() as u64).sum();
 
-    let (id, body) = receipted(&s, Method::DELETE, "/v2/vault-plus/media", "conn_r").await;
+    let (id, answer) = receipted(&s, Method::DELETE, "/v2/vault-plus/media", "conn_r").await;
     // The seed's body, exactly.
     assert_eq!(
-        body,
+        answer,
         json!({"success": true, "purgedCount": 12, "freedBytes": held})
     );
 
@@ -193,8 +186,8 @@ async fn deletes_and_removals_have_receipts_that_outlive_the_connection() {
     s.add_connection("default", "conn_d");
     let stored = store_items(&s, "conn_d", 0..3).await;
 
-    let (delete, body) = receipted(&s, Method::DELETE, "/v2/vault-plus/media/1", "conn_d").await;
-    assert_eq!(body["success"], true);
+    let (delete, answer) = receipted(&s, Method::DELETE, "/v2/vault-plus/media/1", "conn_d").await;
+    assert_eq!(answer["success"], true);
     let one: Stored = stored.iter().filter(|v| v.0 == "1").cloned().collect();
     let done = wait_bytes_gone(&s, &delete).await;
     assert_eq!(done["kind"], "delete");
@@ -265,17 +258,13 @@ async fn deletes_and_removals_have_receipts_that_outlive_the_connection() {
     assert!(second.get("nextCursor").is_none());
     // Another org's key sees none of them.
     let stranger = s.create_key("other", &["ACCOUNT"]);
-    let theirs: Value = s
-        .http
-        .get(s.url("/v2/vault-plus/receipts"))
-        .header("apiKey", stranger)
-        .header("x-connection-id", "conn_d")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let theirs = body(
+        s.http
+            .get(s.url("/v2/vault-plus/receipts"))
+            .header("apiKey", stranger)
+            .header("x-connection-id", "conn_d"),
+    )
+    .await;
     assert_eq!(theirs["items"], json!([]));
     // A cursor of another connection is refused.
     let r = s
@@ -308,14 +297,7 @@ async fn an_eviction_by_policy_has_a_receipt_in_the_listing() {
     let answer: Value = r.json().await.unwrap();
     let evicted = answer["purgeResult"]["purgedCount"].as_u64().unwrap();
     assert!(evicted > 0, "{answer}");
-    let listed: Value = s
-        .conn(Method::GET, "/v2/vault-plus/receipts", "conn_e")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = body(s.conn(Method::GET, "/v2/vault-plus/receipts", "conn_e")).await;
     let items = listed["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{listed}");
     assert_eq!(items[0]["kind"], "eviction");
