@@ -696,6 +696,9 @@ async fn no_event_is_lost_across_a_kill_9() {
     }
     assert!(!rx.received().is_empty(), "attempts before the kill");
     s.kill();
+    // Requests the dead process had sent are handled (and refused) before
+    // the receiver recovers.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let before: std::collections::BTreeSet<String> = rx
         .received()
         .iter()
@@ -707,7 +710,14 @@ async fn no_event_is_lost_across_a_kill_9() {
     // the kill, finished its receipt) its bytes gone.
     let delivered = rx.wait_delivered(10).await;
     assert_eq!(delivered.len(), 10);
-    assert!(delivered.values().all(|b| b.len() == 1), "{delivered:#?}");
+    // At least once: only an attempt the kill cut (in flight at the
+    // receiver, which may answer it 200 once it recovers) is sent again.
+    assert!(
+        delivered
+            .iter()
+            .all(|(id, b)| b.len() == 1 || before.contains(id)),
+        "{delivered:#?}"
+    );
     assert!(before.iter().all(|id| delivered.contains_key(id)));
     let want: Vec<String> = (0..5).map(|i| format!("conn_k{i}")).collect();
     assert_each_purge_told_twice(&delivered, &want);
