@@ -1,8 +1,9 @@
--- Erasure receipts: one per purge, connection removal and single delete
--- (docs/receipts.md). A receipt is written in the transaction of its
--- change, with the counts the change answered; it reaches bytes_gone once
--- every blob it names is deleted from the blob store, and then carries the
--- digest of the lines of every variant whose bytes it removed.
+-- Erasure receipts: one per purge, connection removal, single delete and
+-- eviction by policy (docs/receipts.md). A receipt is written in the
+-- transaction of its change, with the counts the change answered; it
+-- reaches bytes_gone once every blob it names is deleted from the blob
+-- store, and then carries the digest of the lines of every variant whose
+-- bytes it removed.
 CREATE TABLE receipts (
     id TEXT COLLATE "C" PRIMARY KEY,
     org_id BIGINT NOT NULL,
@@ -11,9 +12,6 @@ CREATE TABLE receipts (
     requested_at BIGINT NOT NULL,
     purged_count BIGINT NOT NULL,
     freed_bytes BIGINT NOT NULL,
-    -- The retired scope the receipt waits for (purge, removal): its drain
-    -- writes the receipt's lines and queues its blobs.
-    scope_id BIGINT,
     bytes_gone_at BIGINT,
     digest TEXT,
     -- Set once a finished receipt's lines are all deleted (they go in
@@ -39,7 +37,10 @@ CREATE TABLE receipt_lines (
 -- deletion is confirmed (the row is forgotten).
 ALTER TABLE reclaim_blobs ADD COLUMN receipt_id TEXT COLLATE "C";
 CREATE INDEX reclaim_blobs_by_receipt ON reclaim_blobs (receipt_id) WHERE receipt_id IS NOT NULL;
+-- The receipt a retired scope's drain writes the lines of (purge,
+-- removal): the receipt waits until the scope is drained and gone.
 ALTER TABLE scopes ADD COLUMN receipt_id TEXT COLLATE "C";
+CREATE INDEX scopes_by_receipt ON scopes (receipt_id) WHERE receipt_id IS NOT NULL;
 
 -- Ed25519 keys that sign receipts (the secret is the 32-byte seed, sealed
 -- under the master key when there is one, as URL signing secrets are).

@@ -102,11 +102,11 @@ pub const TABLES: &[Table] = &[
         cleared: &[],
     },
     // Every receipt is finished (`migrate` refuses to move an unfinished
-    // one: docs/receipts.md); its scope is long gone.
+    // one: docs/receipts.md).
     Table {
         name: "receipts",
         filter: "1",
-        cleared: &["scope_id"],
+        cleared: &[],
     },
 ];
 

@@ -6,7 +6,7 @@
 //! deletes the blobs. Once none of its blobs is left queued,
 //! [`finish_done`] hashes the lines in bytewise order and marks it
 //! `bytes_gone`. A receipt is signed when it is read, over its JSON
-//! without `signature` in RFC 8785 (JCS) form, with the oldest receipt key:
+//! without `signature` in RFC 8785 (JCS) form, with the first receipt key:
 //! Ed25519 signatures are deterministic, so a receipt in one state always
 //! carries the same signature, and a state change is a new one.
 

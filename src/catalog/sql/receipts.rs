@@ -16,11 +16,13 @@ use crate::catalog::{
     Page, PageRequest, ReceiptId, ReceiptKey, ReceiptKeyRecord, ReceiptKind, ReceiptRecord,
     Receipts, Result, ScopeId,
 };
+use crate::model::VariantStatus;
 use crate::model::webhook::WebhookEvent;
 
 /// Writes a receipt for a change of `scope`'s connection (its org and
 /// connection ID are the scope row's). `drains`: the scope was retired by
-/// the change, and its drain writes the receipt's lines.
+/// the change; it names the receipt, whose lines its drain writes and which
+/// waits until the scope is gone.
 pub async fn create(
     tx: &mut Tx,
     scope: ScopeId,
@@ -57,15 +59,14 @@ pub async fn create_as(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO receipts (id, org_id, kind, connection_id, requested_at, purged_count, \
-           freed_bytes, scope_id) \
-         SELECT $1, org_id, $2, connection_id, $3, $4, $5, $6 FROM scopes WHERE id = $7",
+           freed_bytes) \
+         SELECT $1, org_id, $2, connection_id, $3, $4, $5 FROM scopes WHERE id = $6",
     )
     .bind(id.to_string())
     .bind(kind.as_str())
     .bind(now)
     .bind(purged_count as i64)
     .bind(freed_bytes as i64)
-    .bind(drains.then_some(scope))
     .bind(scope)
     .execute(&mut **tx)
     .await?;
@@ -79,25 +80,25 @@ pub async fn create_as(
     Ok(())
 }
 
-/// The receipt whose lines a retired scope's drain writes, if any.
-pub async fn of_scope(tx: &mut Tx, scope: ScopeId) -> Result<Option<ReceiptId>> {
-    let row = sqlx::query("SELECT receipt_id FROM scopes WHERE id = $1")
-        .bind(scope)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let text: Option<String> = match row {
-        Some(r) => r.try_get("receipt_id")?,
-        None => None,
-    };
-    Ok(text.as_deref().and_then(ReceiptId::parse))
-}
-
 /// One line of a receipt's digest, without its newline: no field holds a
 /// tab or a newline (IDs, labels and hex), and two lines of one receipt
 /// never share their media ID and label, so no line is a prefix of
 /// another and sorting them with or without the newline is the same.
-pub fn line(media_id: &str, label: &str, checksum: &str, size_bytes: u64) -> String {
+fn line(media_id: &str, label: &str, checksum: &str, size_bytes: u64) -> String {
     format!("{media_id}\t{label}\t{checksum}\t{size_bytes}")
+}
+
+/// The line of a removed variant, if it held bytes (stored, with their
+/// checksum); a pending one holds none and has no line.
+pub fn removed_line(
+    media_id: &str,
+    label: &str,
+    status: &str,
+    checksum: Option<&str>,
+    size_bytes: u64,
+) -> Option<String> {
+    let checksum = checksum.filter(|_| status == VariantStatus::Stored.as_str())?;
+    Some(line(media_id, label, checksum, size_bytes))
 }
 
 /// Adds digest lines to a receipt, one statement for all.
@@ -187,7 +188,7 @@ impl Receipts for SqlCatalog {
     async fn receipts_done(&self, limit: u64) -> Result<Vec<ReceiptId>> {
         let rows = sqlx::query(
             "SELECT id FROM receipts r WHERE bytes_gone_at IS NULL \
-               AND NOT EXISTS (SELECT 1 FROM scopes s WHERE s.id = r.scope_id) \
+               AND NOT EXISTS (SELECT 1 FROM scopes s WHERE s.receipt_id = r.id) \
                AND NOT EXISTS (SELECT 1 FROM reclaim_blobs b WHERE b.receipt_id = r.id) \
              ORDER BY requested_at, id LIMIT $1",
         )

@@ -7,9 +7,8 @@ use sqlx::Row;
 use super::SqlCatalog;
 use super::blob_queue::queue_blobs_for;
 use super::dialect::{self, NOW_MS, SKIP_LOCKED};
-use super::receipts;
 use super::variants::drain_retired;
-use crate::catalog::{ReclaimBacklog, ReclaimQueue, Result};
+use crate::catalog::{ReceiptId, ReclaimBacklog, ReclaimQueue, Result};
 use crate::model::time::now_ms;
 
 /// How long a caller keeps the batch of blob deletions it claimed: a batch
@@ -29,8 +28,8 @@ impl ReclaimQueue for SqlCatalog {
         let now = now_ms();
         in_tx!(self, "drain_retired_scope", |tx| async move {
             let sql = format!(
-                "SELECT id FROM scopes WHERE retired_at IS NOT NULL ORDER BY retired_at, id LIMIT 1\
-         {SKIP_LOCKED}"
+                "SELECT id, receipt_id FROM scopes WHERE retired_at IS NOT NULL \
+                 ORDER BY retired_at, id LIMIT 1{SKIP_LOCKED}"
             );
             let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .fetch_optional(&mut **tx)
@@ -39,7 +38,11 @@ impl ReclaimQueue for SqlCatalog {
                 return Ok(0);
             };
             let scope: i64 = row.try_get("id")?;
-            let receipt = receipts::of_scope(tx, scope).await?;
+            // The receipt whose lines the drain writes (purge, removal).
+            let receipt = row
+                .try_get::<Option<String>, _>("receipt_id")?
+                .as_deref()
+                .and_then(ReceiptId::parse);
             let limit = limit.clamp(1, i64::MAX as u64) as i64;
 
             // Jobs first, and all at once (one per variant at most): a worker still

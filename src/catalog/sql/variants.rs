@@ -197,8 +197,11 @@ impl ItemEdit {
                     && new.and_then(|n| n.blob_key.as_deref()) != Some(key)
                 {
                     queue_blob_for(tx, key, e.receipt, now).await?;
-                    if let Some(line) = receipt_line(&e.media_id, old) {
-                        lines.push(line);
+                    if e.receipt.is_some() {
+                        let status = old.status.as_str();
+                        let checksum = old.checksum.as_deref();
+                        let (id, label, size) = (&e.media_id, &old.label, old.size_bytes);
+                        lines.extend(receipts::removed_line(id, label, status, checksum, size));
                     }
                 }
             }
@@ -504,14 +507,6 @@ pub async fn refresh_upstream_url(
     Ok(())
 }
 
-/// A stored variant's line in an erasure receipt's digest: the variants
-/// whose bytes the change removes (a pending one holds none).
-fn receipt_line(media_id: &str, v: &VariantRecord) -> Option<String> {
-    let checksum = v.checksum.as_deref()?;
-    (v.status == VariantStatus::Stored)
-        .then(|| receipts::line(media_id, &v.label, checksum, v.size_bytes))
-}
-
 /// Deletes up to `limit` variant records of a retired scope, answering the
 /// blob keys they held (`None` for records without bytes), and writes the
 /// lines of its erasure receipt, if it has one. No writer touches a
@@ -539,15 +534,19 @@ pub async fn drain_retired(
         // The counting rule of `derive::totals_of`, on the columns it reads.
         let status: &str = r.try_get("status")?;
         live -= i64::from(status != VariantStatus::Removed.as_str());
+        let size: i64 = r.try_get("size_bytes")?;
         if status == VariantStatus::Stored.as_str() {
-            let size: i64 = r.try_get("size_bytes")?;
             stored -= 1;
             bytes -= size;
-            if let Some(checksum) = r.try_get::<Option<String>, _>("checksum")? {
-                let media_id: String = r.try_get("media_id")?;
-                let label: String = r.try_get("label")?;
-                lines.push(receipts::line(&media_id, &label, &checksum, size as u64));
-            }
+        }
+        if receipt.is_some() {
+            let media_id: String = r.try_get("media_id")?;
+            let label: String = r.try_get("label")?;
+            let checksum: Option<String> = r.try_get("checksum")?;
+            let (checksum, size) = (checksum.as_deref(), size as u64);
+            lines.extend(receipts::removed_line(
+                &media_id, &label, status, checksum, size,
+            ));
         }
         keys.push(r.try_get::<Option<String>, _>("blob_key")?);
     }

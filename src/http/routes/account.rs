@@ -5,7 +5,6 @@ use axum::extract::State;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::receipts::WithReceipt;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, Auth, PathParams, QueryMap};
 use crate::model::ConnectionId;
@@ -15,6 +14,7 @@ use crate::model::views::{
     ConnectionSettingsView, DeleteConnectionResponse, OrgSettingsPatchResponse, OrgSettingsView,
 };
 use crate::model::whole::parse_whole;
+use crate::service::receipts::Receipted;
 use crate::service::{
     ConnectionSettingsPatch, MAX_CONNECTION_OFFSET, OrgSettingsPatch, VaultService,
 };
@@ -44,10 +44,8 @@ pub async fn patch_connection_settings(
     Auth(who): Auth,
     PathParams(id): PathParams<String>,
     ApiJson(body): ApiJson<ConnectionSettingsPatch>,
-) -> ApiResult<WithReceipt<ConnectionSettingsPatchResponse>> {
-    Ok(WithReceipt(
-        svc.patch_connection_settings(&who, &id, body).await?,
-    ))
+) -> ApiResult<Receipted<ConnectionSettingsPatchResponse>> {
+    Ok(svc.patch_connection_settings(&who, &id, body).await?)
 }
 
 /// The organization's Vault+ defaults.
@@ -141,6 +139,6 @@ pub async fn delete_connection(
     State(svc): State<VaultService>,
     Auth(who): Auth,
     PathParams(id): PathParams<String>,
-) -> ApiResult<WithReceipt<DeleteConnectionResponse>> {
-    Ok(WithReceipt(svc.delete_connection(&who, &id).await?))
+) -> ApiResult<Receipted<DeleteConnectionResponse>> {
+    Ok(svc.delete_connection(&who, &id).await?)
 }

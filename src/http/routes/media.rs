@@ -6,12 +6,12 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::ConnectionIdHeader;
-use super::receipts::WithReceipt;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, Auth, ConnectionHeader, PathParams, QueryMap, media_id};
 use crate::model::views::{DeleteMediaResponse, MediaItemView, MediaItems, MediaPage};
 use crate::model::{MediaId, schema};
 use crate::service::MAX_BATCH;
+use crate::service::receipts::Receipted;
 use crate::service::{MediaQueryParams, VaultService};
 
 /// Search a connection's cached media.
@@ -76,9 +76,9 @@ pub async fn delete_media(
     Auth(who): Auth,
     ConnectionHeader(conn): ConnectionHeader,
     PathParams(raw): PathParams<String>,
-) -> ApiResult<WithReceipt<DeleteMediaResponse>> {
+) -> ApiResult<Receipted<DeleteMediaResponse>> {
     let id = media_id(&raw)?;
-    Ok(WithReceipt(svc.delete_media(&who, &conn, &id).await?))
+    Ok(svc.delete_media(&who, &conn, &id).await?)
 }
 
 /// Get a media item (older SDK path).
@@ -105,7 +105,7 @@ pub async fn legacy_delete(
     auth: Auth,
     conn: ConnectionHeader,
     path: PathParams<String>,
-) -> ApiResult<WithReceipt<DeleteMediaResponse>> {
+) -> ApiResult<Receipted<DeleteMediaResponse>> {
     delete_media(state, auth, conn, path).await
 }
 

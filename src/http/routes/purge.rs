@@ -5,12 +5,12 @@
 use axum::extract::State;
 
 use super::ConnectionIdHeader;
-use super::receipts::WithReceipt;
 use crate::http::error::ApiResult;
 use crate::http::extract::{Auth, ConnectionHeader};
 use crate::http::openapi::PurgeErrorResponse;
 use crate::model::views::PurgeResponse;
 use crate::service::VaultService;
+use crate::service::receipts::Receipted;
 
 /// Remove all stored media for a connection
 ///
@@ -35,8 +35,8 @@ pub async fn purge_media(
     State(svc): State<VaultService>,
     Auth(who): Auth,
     ConnectionHeader(conn): ConnectionHeader,
-) -> ApiResult<WithReceipt<PurgeResponse>> {
-    Ok(WithReceipt(svc.purge(&who, &conn).await?))
+) -> ApiResult<Receipted<PurgeResponse>> {
+    Ok(svc.purge(&who, &conn).await?)
 }
 
 /// Remove all stored media for a connection (older SDK path)
@@ -52,6 +52,6 @@ pub async fn legacy_purge(
     state: State<VaultService>,
     auth: Auth,
     conn: ConnectionHeader,
-) -> ApiResult<WithReceipt<PurgeResponse>> {
+) -> ApiResult<Receipted<PurgeResponse>> {
     purge_media(state, auth, conn).await
 }

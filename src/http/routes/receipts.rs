@@ -16,13 +16,12 @@ use crate::service::{PageParams, VaultService};
 /// its answer; the body stays exactly as it was.
 pub const RECEIPT_HEADER: &str = "x-vaultplus-receipt";
 
-/// An answer with its receipt's header.
-pub struct WithReceipt<T>(pub Receipted<T>);
-
-impl<T: serde::Serialize> IntoResponse for WithReceipt<T> {
+/// An answer with its receipt's header (the service's value, rendered
+/// here: the service knows no HTTP).
+impl<T: serde::Serialize> IntoResponse for Receipted<T> {
     fn into_response(self) -> Response {
-        let mut response = Json(self.0.body).into_response();
-        if let Some(id) = self.0.receipt {
+        let mut response = Json(self.body).into_response();
+        if let Some(id) = self.receipt {
             let value = HeaderValue::try_from(id.to_string()).expect("a receipt ID is ASCII");
             response.headers_mut().insert(RECEIPT_HEADER, value);
         }
